@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# System packages the tests drive for real: Java + Maven (the Kafka broker),
+# Debian's Chromium (Playwright's browser) and a PostgreSQL server.
+# Installs only what is missing, and only when it can (root with apt-get).
+set -euo pipefail
+need=()
+command -v java >/dev/null || need+=(default-jre-headless)
+command -v mvn >/dev/null || need+=(maven)
+command -v chromium >/dev/null || need+=(chromium)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
+  echo "missing system packages: ${need[*]} (install them, or run as root on Debian/Ubuntu)" >&2
+  exit 1
+fi
+echo "installing system packages: ${need[*]} ..."
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+# The Debian postgresql package starts a cluster on port 5432; the tests run their own.

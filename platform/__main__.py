@@ -1,0 +1,5 @@
+"""``python -m npusuite.platform`` is the ``npusuite`` command."""
+
+from npusuite.platform.cli import main
+
+main()

@@ -1,0 +1,39 @@
+"""Session-wide fixtures: real services, started once.
+
+``kafka_bootstrap``: an existing cluster from ``KAFKA_BOOTSTRAP`` if set;
+otherwise a real Apache Kafka 4.x broker started through the same code as
+``npusuite kafka up`` on a free port, stopped when the session ends.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from npusuite.platform.kafka.broker import LocalBroker, free_port
+from npusuite.platform.settings import KafkaSettings, PathSettings
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    existing = KafkaSettings().bootstrap
+    if existing:
+        yield existing
+        return
+    port = free_port()
+    while port > 65000:
+        port = free_port()
+    broker = LocalBroker(tmp_path_factory.mktemp("kafka"), port=port, cache_dir=PathSettings().cache_dir())
+    status = broker.up(timeout_s=120)
+    try:
+        yield status.bootstrap
+    finally:
+        broker.down()
+
+
+@pytest.fixture
+def topic_name() -> str:
+    """A fresh topic name per test, so tests never read each other's records."""
+    return f"t-{uuid.uuid4().hex[:10]}"
