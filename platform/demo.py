@@ -6,7 +6,7 @@ default):
 1. a real Kafka 4.x broker (``npusuite kafka up``), unless ``KAFKA_BOOTSTRAP``
    points at an existing cluster;
 2. every further component that is built, each as its own ``npusuite ...``
-   process, in the order of :data:`STEPS`.
+   process, in the order of :data:`STEP_MODULES`.
 
 Each step is a function ``step(ctx)`` that may run one-off preparation
 (``ctx.prepare``: generate data, train a model, only when its output is
@@ -17,6 +17,8 @@ demo started it.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import logging
 import os
 import secrets
@@ -54,6 +56,13 @@ class DemoContext:
     admin_token: str
     services: list[Service] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: Values one step publishes for later ones, e.g. ``review_url``, ``review_ingest_token``.
+    shared: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def model_root(self) -> Path:
+        """The one model repository every demo component serves from."""
+        return self.workdir / "models"
 
     def cli(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "npusuite.platform", *args]
@@ -97,8 +106,27 @@ class DemoContext:
                 svc.proc.kill()
 
 
-#: Component steps, in start order.  Each later issue adds its own.
-STEPS: list[Callable[[DemoContext], None]] = []
+#: Modules that contribute a demo step, in start order.  Each exposes
+#: ``step(ctx: DemoContext) -> None``; a module that is not built yet is skipped.
+STEP_MODULES = [
+    "npusuite.platform.serving.demo",
+    "npusuite.review.demo",
+    "npusuite.fraud.demo",
+    "npusuite.inspection.demo",
+    "npusuite.edge.demo",
+]
+
+
+def steps() -> list[Callable[[DemoContext], None]]:
+    found = []
+    for name in STEP_MODULES:
+        try:
+            spec = importlib.util.find_spec(name)
+        except ModuleNotFoundError:
+            spec = None
+        if spec is not None:
+            found.append(importlib.import_module(name).step)
+    return found
 
 
 def _kafka(workdir: Path, port: int) -> tuple[str, LocalBroker | None]:
@@ -134,7 +162,7 @@ def app(
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
     try:
-        for step in STEPS:
+        for step in steps():
             step(ctx)
         typer.echo("\nnpusuite demo is running:")
         for line in ctx.notes:

@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 
 def resource(name: str) -> Path:
-    return Path(str(resources.files("npusuite.platform.kafka") / "resources" / name))
+    return Path(str(resources.files("npusuite.platform.kafka.resources") / name))
 
 
 def kafka_version() -> str:

@@ -1,0 +1,1 @@
+"""npusuite.fraud: streaming fraud scoring for banks."""

@@ -1,0 +1,1 @@
+"""npusuite.inspection: visual defect inspection for factory lines."""

@@ -1,0 +1,1 @@
+"""npusuite.edge: the edge agent, signed updates and fleet rollouts."""
