@@ -1,0 +1,304 @@
+"""The edge box's durable result outbox: SQLite in WAL mode.
+
+Rules:
+
+* A result is **recorded before anything acts on it**: :meth:`Outbox.put`
+  commits the record (and, in the same transaction, the source cursor that
+  produced it) and only then returns; the agent fires reject signals and
+  uploads after that.
+* Every record carries an **idempotency id**.  Putting an id that is already
+  in the outbox (or was already delivered) is a no-op, and the upstream
+  receives the same id on every retry, so it can drop repeats.  Delivered ids
+  are remembered (``delivered`` table, ids only) until pruned.
+* Delivery is at least once from here (claim -> send -> ack); with the
+  upstream's idempotent ingest that makes each result land **exactly once**,
+  across lost links and SIGKILL.  A record leaves the outbox only when the
+  upstream acknowledged it, or when the upstream permanently rejected it, in
+  which case it moves to ``dead_letters`` with the reason (never silently).
+* **Bounded disk**: pending payload bytes are kept under ``max_bytes``.  When
+  a new record does not fit, the oldest pending *OK* results are dropped
+  first; if that is not enough, a new OK result is itself dropped.  An *NG*
+  (defective) result is **never** dropped: it is stored even over budget and
+  counted in ``ng_over_budget``.  Every drop is counted (persisted in the
+  database, and exported as Prometheus metrics).
+* ``fsync`` policy (SQLite ``synchronous``): ``full`` syncs the WAL on every
+  commit (survives power loss); ``normal`` syncs at checkpoints (survives a
+  process crash or SIGKILL, may lose the last commits on power loss); ``off``
+  leaves it to the OS (survives SIGKILL, not power loss).
+
+The outbox is thread-safe (one connection behind a lock).
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+logger = logging.getLogger(__name__)
+
+FsyncPolicy = Literal["full", "normal", "off"]
+FSYNC_POLICIES: tuple[FsyncPolicy, ...] = ("full", "normal", "off")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS results(
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    defective INTEGER NOT NULL,
+    payload TEXT NOT NULL,
+    size_bytes INTEGER NOT NULL,
+    created_at_s REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at_s REAL NOT NULL DEFAULT 0,
+    last_error TEXT
+);
+CREATE INDEX IF NOT EXISTS results_ok_seq ON results(defective, seq);
+CREATE TABLE IF NOT EXISTS delivered(id TEXT PRIMARY KEY, delivered_at_s REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS dead_letters(
+    id TEXT PRIMARY KEY, payload TEXT NOT NULL, reason TEXT NOT NULL, at_s REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS cursors(name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+
+class PutOutcome(enum.Enum):
+    STORED = "stored"
+    DUPLICATE = "duplicate"  # id already recorded (or delivered): nothing changed
+    DROPPED = "dropped"  # an OK result that did not fit in the disk budget
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxConfig:
+    path: Path
+    max_bytes: int = 256 * 1024 * 1024
+    fsync: FsyncPolicy = "full"
+    busy_timeout_ms: int = 30_000
+
+    def __post_init__(self) -> None:
+        if self.fsync not in FSYNC_POLICIES:
+            raise ValueError(f"fsync must be one of {FSYNC_POLICIES}, got {self.fsync!r}")
+        if self.max_bytes <= 0:
+            raise ValueError("max_bytes must be > 0")
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRecord:
+    id: str
+    defective: bool
+    payload: dict[str, Any]
+    attempts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxStats:
+    pending: int
+    pending_ng: int
+    pending_bytes: int
+    delivered: int
+    dropped_ok: int
+    ng_over_budget: int
+    dead_letters: int
+
+    def to_json(self) -> dict[str, int]:
+        return {k: getattr(self, k) for k in self.__slots__}
+
+
+class Outbox:
+    """SQLite-WAL outbox; see the module docstring for its guarantees."""
+
+    def __init__(self, config: OutboxConfig, registry: CollectorRegistry | None = None) -> None:
+        self.config = config
+        config.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(config.path, timeout=config.busy_timeout_ms / 1000, isolation_level=None,
+                                   check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(f"PRAGMA synchronous={config.fsync.upper()}")
+        self._db.executescript(_SCHEMA)
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self._m_pending = Gauge("npusuite_edge_outbox_pending", "Results waiting for upload", ["kind"],
+                                registry=self.registry)
+        self._m_bytes = Gauge("npusuite_edge_outbox_pending_bytes", "Payload bytes waiting for upload",
+                              registry=self.registry)
+        self._m_dropped = Counter("npusuite_edge_outbox_dropped", "Results dropped by the full-disk policy "
+                                  "(only OK results are ever dropped)", ["kind"], registry=self.registry)
+        self._m_over = Counter("npusuite_edge_outbox_ng_over_budget", "NG results kept although over the disk "
+                               "budget (NG is never dropped)", registry=self.registry)
+        self._m_delivered = Counter("npusuite_edge_outbox_delivered", "Results acknowledged by the upstream",
+                                    registry=self.registry)
+        self._m_dead = Counter("npusuite_edge_outbox_dead_letters", "Results the upstream rejected permanently",
+                               registry=self.registry)
+        self._refresh_gauges()
+
+    # -- writing -----------------------------------------------------------
+    def put(self, record_id: str, defective: bool, payload: dict[str, Any],
+            cursor: tuple[str, int] | None = None) -> PutOutcome:
+        """Durably record one result (and the source ``cursor`` that produced it) in one transaction.
+
+        Returns whether it was stored, was a duplicate id, or (OK results only) was dropped for
+        lack of disk budget.  Raises ``sqlite3.Error`` if the disk itself fails.
+        """
+        body = json.dumps(payload, separators=(",", ":"))
+        size = len(body.encode())
+        with self._lock, self._tx() as db:
+            if cursor is not None:
+                db.execute("INSERT INTO cursors(name, value) VALUES(?, ?) ON CONFLICT(name) DO UPDATE "
+                           "SET value = max(value, excluded.value)", cursor)
+            if db.execute("SELECT 1 FROM results WHERE id = ? UNION ALL SELECT 1 FROM delivered WHERE id = ?",
+                          (record_id, record_id)).fetchone():
+                return PutOutcome.DUPLICATE
+            if not self._make_room(db, size, defective):
+                self._bump(db, "dropped_ok")
+                self._m_dropped.labels(kind="ok").inc()
+                logger.warning("outbox full: dropped new OK result %s (%d bytes)", record_id, size)
+                return PutOutcome.DROPPED
+            db.execute("INSERT INTO results(id, defective, payload, size_bytes, created_at_s) VALUES(?,?,?,?,?)",
+                       (record_id, int(defective), body, size, time.time()))
+        self._m_pending.labels(kind="ng" if defective else "ok").inc()
+        self._m_bytes.inc(size)
+        return PutOutcome.STORED
+
+    def _make_room(self, db: sqlite3.Connection, size: int, defective: bool) -> bool:
+        used = db.execute("SELECT coalesce(sum(size_bytes), 0) FROM results").fetchone()[0]
+        budget = self.config.max_bytes
+        if used + size <= budget:
+            return True
+        # Oldest OK results go first; NG rows are never selected.
+        dropped = 0
+        for seq, row_size in db.execute("SELECT seq, size_bytes FROM results WHERE defective = 0 ORDER BY seq"
+                                        ).fetchall():
+            if used + size <= budget:
+                break
+            db.execute("DELETE FROM results WHERE seq = ?", (seq,))
+            used -= row_size
+            dropped += 1
+        if dropped:
+            self._bump(db, "dropped_ok", dropped)
+            self._m_dropped.labels(kind="ok").inc(dropped)
+            logger.warning("outbox full: dropped %d oldest OK results to make room", dropped)
+            self._refresh_gauges_locked(db)
+        if used + size <= budget:
+            return True
+        if defective:
+            self._bump(db, "ng_over_budget")
+            self._m_over.inc()
+            logger.warning("outbox over budget with NG results only; keeping the new NG result anyway")
+            return True
+        return False
+
+    # -- delivery ----------------------------------------------------------
+    def claim(self, limit: int, now_s: float | None = None) -> list[OutboxRecord]:
+        """The oldest pending records whose retry time has come (NG before OK), at most ``limit``."""
+        now_s = time.time() if now_s is None else now_s
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, defective, payload, attempts FROM results WHERE next_attempt_at_s <= ? "
+                "ORDER BY defective DESC, seq LIMIT ?", (now_s, limit)).fetchall()
+        return [OutboxRecord(r[0], bool(r[1]), json.loads(r[2]), r[3]) for r in rows]
+
+    def ack(self, ids: Iterable[str]) -> int:
+        """The upstream has these ids: remove them (remembering the ids) in one transaction."""
+        ids = list(ids)
+        if not ids:
+            return 0
+        now = time.time()
+        with self._lock, self._tx() as db:
+            n = 0
+            for rid in ids:
+                n += db.execute("DELETE FROM results WHERE id = ?", (rid,)).rowcount
+                db.execute("INSERT OR IGNORE INTO delivered(id, delivered_at_s) VALUES(?, ?)", (rid, now))
+            self._bump(db, "delivered", n)
+            self._refresh_gauges_locked(db)
+        self._m_delivered.inc(n)
+        return n
+
+    def retry_later(self, ids: Iterable[str], delay_s: float, error: str) -> None:
+        """Count a failed attempt and hold these ids back for ``delay_s``."""
+        with self._lock, self._tx() as db:
+            for rid in ids:
+                db.execute("UPDATE results SET attempts = attempts + 1, next_attempt_at_s = ?, last_error = ? "
+                           "WHERE id = ?", (time.time() + delay_s, error[:500], rid))
+
+    def dead_letter(self, record_id: str, reason: str) -> None:
+        """The upstream refused this record for good: move it aside with the reason (kept, not lost)."""
+        with self._lock, self._tx() as db:
+            row = db.execute("SELECT payload FROM results WHERE id = ?", (record_id,)).fetchone()
+            if row is None:
+                return
+            db.execute("INSERT OR REPLACE INTO dead_letters(id, payload, reason, at_s) VALUES(?,?,?,?)",
+                       (record_id, row[0], reason[:2000], time.time()))
+            db.execute("DELETE FROM results WHERE id = ?", (record_id,))
+            self._bump(db, "dead_letters")
+            self._refresh_gauges_locked(db)
+        self._m_dead.inc()
+        logger.error("upstream rejected result %s permanently: %s (kept in dead_letters)", record_id, reason)
+
+    def prune_delivered(self, older_than_s: float) -> int:
+        """Forget delivered ids older than ``older_than_s`` (they only guard against re-puts)."""
+        with self._lock, self._tx() as db:
+            return db.execute("DELETE FROM delivered WHERE delivered_at_s < ?",
+                              (time.time() - older_than_s,)).rowcount
+
+    # -- reading -----------------------------------------------------------
+    def cursor(self, name: str) -> int | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM cursors WHERE name = ?", (name,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def stats(self) -> OutboxStats:
+        with self._lock:
+            db = self._db
+            pending, ng, size = db.execute(
+                "SELECT count(*), coalesce(sum(defective), 0), coalesce(sum(size_bytes), 0) FROM results").fetchone()
+            counters = dict(db.execute("SELECT name, value FROM counters").fetchall())
+        return OutboxStats(pending=pending, pending_ng=ng, pending_bytes=size,
+                           delivered=counters.get("delivered", 0), dropped_ok=counters.get("dropped_ok", 0),
+                           ng_over_budget=counters.get("ng_over_budget", 0),
+                           dead_letters=counters.get("dead_letters", 0))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- internals ---------------------------------------------------------
+    def _tx(self) -> _Transaction:
+        return _Transaction(self._db)
+
+    @staticmethod
+    def _bump(db: sqlite3.Connection, name: str, by: int = 1) -> None:
+        db.execute("INSERT INTO counters(name, value) VALUES(?, ?) "
+                   "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value", (name, by))
+
+    def _refresh_gauges(self) -> None:
+        with self._lock:
+            self._refresh_gauges_locked(self._db)
+
+    def _refresh_gauges_locked(self, db: sqlite3.Connection) -> None:
+        pending, ng, size = db.execute(
+            "SELECT count(*), coalesce(sum(defective), 0), coalesce(sum(size_bytes), 0) FROM results").fetchone()
+        self._m_pending.labels(kind="ng").set(ng)
+        self._m_pending.labels(kind="ok").set(pending - ng)
+        self._m_bytes.set(size)
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (or ``ROLLBACK`` on error) on an autocommit connection."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        self.db.execute("ROLLBACK" if exc_type is not None else "COMMIT")
