@@ -1,0 +1,84 @@
+"""Typed configuration of the live fraud scorer (``npusuite fraud run``).
+
+One object, validated when it is built, with units in field names.  The
+command line builds it from flags; tests and the benchmark build it directly.
+Nothing here reads the environment (``platform/settings.py`` does that).
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Topics(BaseModel):
+    """Topic names.  Every output topic is written inside the scorer's Kafka transactions."""
+
+    model_config = ConfigDict(frozen=True)
+
+    transactions: str = "transactions"
+    scores: str = "fraud-scores"
+    alerts: str = "fraud-alerts"
+    dlq: str = "transactions-dlq"
+    #: Compacted changelog of account state; defaults to ``<group>-account-state``.
+    changelog: str | None = None
+
+
+class ServiceConfig(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    bootstrap: str
+    group_id: str = "npusuite-fraud"
+    #: Stable per process slot (e.g. ``scorer-0``): the transactional id is
+    #: ``<group>-<instance>``, so a restarted instance fences its crashed
+    #: predecessor at once instead of waiting for the transaction timeout.
+    instance_id: str = Field(default_factory=lambda: uuid.uuid4().hex[:12], pattern=r"^[A-Za-z0-9._-]+$")
+    topics: Topics = Topics()
+    #: Partitions to create for ``transactions`` when it does not exist yet.
+    partitions: int = Field(default=4, ge=1)
+
+    max_poll_records: int = Field(default=2000, ge=1)
+    poll_timeout_ms: int = Field(default=100, ge=1)
+    #: A crashed scorer's open transaction blocks its partitions until the
+    #: broker aborts it after this long; keep it short.
+    transaction_timeout_ms: int = Field(default=10_000, ge=1000)
+    session_timeout_ms: int = Field(default=6_000, ge=6_000)
+    heartbeat_interval_ms: int = Field(default=1_500, ge=100)
+    #: Up to this many previous transactions per account travel with alerts.
+    recent_per_account: int = Field(default=20, ge=0, le=100)
+
+    #: How often the scorer checks the model aliases for a new version.
+    alias_poll_interval_s: float = Field(default=1.0, gt=0)
+    #: Serve Prometheus metrics on this port (0 = do not serve).
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+
+    @model_validator(mode="after")
+    def _heartbeat_below_session(self) -> ServiceConfig:
+        if self.heartbeat_interval_ms * 3 > self.session_timeout_ms:
+            raise ValueError("heartbeat_interval_ms must be at most a third of session_timeout_ms")
+        return self
+
+    @property
+    def transactional_id(self) -> str:
+        return f"{self.group_id}-{self.instance_id}"
+
+    @property
+    def changelog_topic(self) -> str:
+        return self.topics.changelog or f"{self.group_id}-account-state"
+
+
+class ModelConfig(BaseModel):
+    """Which models to score with; references resolve through the platform repository."""
+
+    model_config = ConfigDict(frozen=True)
+
+    #: ``name``, ``name@version``, ``name@alias`` or a model directory.
+    model: str
+    model_root: Path | None = None
+    #: Optional LLM verdict model for the grey band (same reference forms).
+    llm_model: str | None = None
+    #: Escalated transactions wait at most this long for the LLM before the
+    #: fast score stands with reason ``llm_unavailable``.
+    llm_deadline_ms: float = Field(default=60.0, gt=0)

@@ -1,0 +1,54 @@
+"""Wire formats the scorer writes (shared CONTRACTS.md §2 and the agreed alert message).
+
+* ``fraud-scores``: key = account_id, value = the §2 score JSON.
+* ``fraud-alerts`` (decisions ``review``/``decline``): key = account_id, value =
+  the score fields plus ``transaction`` (§1 object), ``account_recent`` (up to
+  20 previous §1 objects, oldest first), ``features`` ({name: number}),
+  ``llm_rationale`` (str or null) and ``fraud_type`` (always null live).
+* ``transactions-dlq``: key and value are the original message's bytes,
+  untouched; the reason and the source position travel as headers
+  ``npusuite.dlq.reason`` and ``npusuite.dlq.source`` (``topic/partition@offset``),
+  as Kafka Connect's dead-letter queues do.
+
+All functions are pure.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+
+from npusuite.fraud.schema import Transaction
+
+DLQ_REASON_HEADER = "npusuite.dlq.reason"
+DLQ_SOURCE_HEADER = "npusuite.dlq.source"
+
+#: The §1 fields, in contract order; anything else on an incoming message (e.g. labels) is not forwarded.
+TRANSACTION_FIELDS = ("transaction_id", "timestamp", "account_id", "card_id", "amount", "currency", "merchant_id",
+                      "merchant_category", "channel", "country", "lat", "lon", "device_id", "ip")
+
+
+def score_value(score: Mapping) -> bytes:
+    """The §2 record; ``score`` holds at least the six contract fields."""
+    return json.dumps(score, separators=(",", ":")).encode()
+
+
+def contract_transaction(raw: bytes) -> dict:
+    """An already validated message's bytes as a §1 object (unknown fields dropped)."""
+    data = json.loads(raw)
+    return {name: data.get(name) for name in TRANSACTION_FIELDS}
+
+
+def alert_value(score: Mapping, transaction: Transaction, recent_raw: Iterable[bytes],
+                features: Mapping[str, float], llm_rationale: str | None) -> bytes:
+    out = dict(score)
+    out["transaction"] = transaction.to_json_dict()
+    out["account_recent"] = [contract_transaction(raw) for raw in recent_raw]
+    out["features"] = {name: float(value) for name, value in features.items()}
+    out["llm_rationale"] = llm_rationale
+    out["fraud_type"] = None
+    return json.dumps(out, separators=(",", ":")).encode()
+
+
+def dlq_headers(reason: str, topic: str, partition: int, offset: int) -> list[tuple[str, bytes]]:
+    return [(DLQ_REASON_HEADER, reason.encode()), (DLQ_SOURCE_HEADER, f"{topic}/{partition}@{offset}".encode())]

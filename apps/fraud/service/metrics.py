@@ -1,0 +1,70 @@
+"""Prometheus metrics of the live scorer.
+
+Each :class:`ServiceMetrics` owns its registry, so several scorers can run in
+one process (tests) without clashing; ``serve(port)`` exposes it over HTTP in
+the Prometheus text format.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from npusuite.fraud.service.processor import BatchOutcome
+
+logger = logging.getLogger(__name__)
+
+_LATENCY_BUCKETS_S = (0.005, 0.01, 0.02, 0.035, 0.05, 0.08, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0)
+
+
+class ServiceMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None):
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.transactions = Counter("fraud_transactions", "Transactions scored (committed).", registry=r)
+        self.decisions = Counter("fraud_decisions", "Committed decisions by type.", ["decision"], registry=r)
+        self.dead_letters = Counter("fraud_dead_letters", "Messages sent to the dead-letter topic.", ["kind"],
+                                    registry=r)
+        self.escalations = Counter("fraud_llm_escalations", "Grey-band transactions sent to the LLM.", registry=r)
+        self.llm_fallbacks = Counter("fraud_llm_fallbacks",
+                                     "Escalations answered by the fast score (llm_unavailable).", registry=r)
+        self.latency = Histogram("fraud_latency_seconds",
+                                 "Producer timestamp to scored, per transaction (before the commit).",
+                                 buckets=_LATENCY_BUCKETS_S, registry=r)
+        self.commit_seconds = Histogram("fraud_transaction_commit_seconds", "Kafka transaction commit time.",
+                                        buckets=_LATENCY_BUCKETS_S, registry=r)
+        self.lag = Gauge("fraud_consumer_lag", "Records behind the high watermark.", ["partition"], registry=r)
+        self.aborts = Counter("fraud_kafka_transaction_aborts", "Kafka transactions aborted.", registry=r)
+        self.swaps = Counter("fraud_model_swaps", "Model versions swapped in while consuming.", ["model"],
+                             registry=r)
+        self.restore_seconds = Histogram("fraud_state_restore_seconds",
+                                         "Changelog restore time when partitions are gained.", registry=r)
+
+    def observe_committed(self, outcome: BatchOutcome) -> None:
+        scored = sum(outcome.decisions.values())
+        self.transactions.inc(scored)
+        for decision, n in outcome.decisions.items():
+            self.decisions.labels(decision).inc(n)
+        for kind, n in outcome.dead_letters.items():
+            self.dead_letters.labels(kind).inc(n)
+        if outcome.escalations:
+            self.escalations.inc(outcome.escalations)
+        if outcome.llm_fallbacks:
+            self.llm_fallbacks.inc(outcome.llm_fallbacks)
+        for latency in outcome.latencies_s:
+            self.latency.observe(latency)
+
+    def set_lag(self, lag_by_partition: dict[int, int]) -> None:
+        for partition, lag in lag_by_partition.items():
+            self.lag.labels(str(partition)).set(lag)
+
+    def forget_partition(self, partition: int) -> None:
+        try:
+            self.lag.remove(str(partition))
+        except KeyError:
+            pass
+
+    def serve(self, port: int) -> None:
+        start_http_server(port, registry=self.registry)
+        logger.info("metrics at http://0.0.0.0:%d/metrics", port)

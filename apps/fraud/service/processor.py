@@ -1,0 +1,175 @@
+"""One poll batch in, everything the scorer must write for it out: the pure core.
+
+:func:`process_batch` takes the consumed records, the account store and a
+:class:`BatchScorer`, and returns a :class:`BatchOutcome`: the records to send
+(scores, alerts, dead letters, changelog updates), the next offsets to commit
+and the counts for metrics.  It does no I/O; the runner wraps it in one Kafka
+transaction.
+
+Rules, in order, for each record:
+
+1. validation: a null value, bytes that are not a §1 transaction
+   (:func:`~npusuite.fraud.schema.parse_transaction`), a key that is not the
+   account_id, or a transaction_id the account already had (within the last
+   ``ring_size`` transactions, or earlier in this batch) becomes a dead letter
+   with its reason.  Nothing else stops the batch.
+2. scoring: valid transactions are scored in *waves*: an account's first
+   transaction of the batch in wave 1, its second in wave 2, ... so each sees
+   the state its predecessor left, and each wave is one batched model call.
+3. every scored transaction yields one ``fraud-scores`` record and one
+   changelog record; ``review``/``decline`` also yield a ``fraud-alerts``
+   record.  Account state is *staged* in the store; the runner commits it
+   after the Kafka transaction commits.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from npusuite.fraud.schema import SchemaError, Transaction, parse_transaction
+from npusuite.fraud.service import messages
+from npusuite.fraud.service.account_store import AccountStore
+from npusuite.fraud.service.config import Topics
+
+
+@dataclass(frozen=True)
+class InRecord:
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int
+
+
+@dataclass(frozen=True)
+class OutRecord:
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    #: None: the producer's key partitioner chooses.
+    partition: int | None = None
+    headers: list[tuple[str, bytes]] | None = None
+
+
+@dataclass(frozen=True)
+class ScoreRequest:
+    transaction: Transaction
+    #: The account's state before this transaction (None: a new account); the scorer's own type.
+    state: object | None
+
+
+@dataclass
+class ScoreResult:
+    #: The §2 fields (transaction_id, score, decision, reasons, model, latency_ms).
+    score: dict
+    #: The account's state after this transaction (a new object; the request's is left as it was).
+    state: object
+    features: Mapping[str, float] = field(default_factory=dict)
+    llm_rationale: str | None = None
+    escalated: bool = False
+    llm_fallback: bool = False
+
+
+class BatchScorer(Protocol):
+    def score_batch(self, requests: Sequence[ScoreRequest]) -> list[ScoreResult]:
+        """Score independent requests (no two share an account); one result per request, in order."""
+        ...
+
+    def encode_state(self, state: object) -> bytes:
+        ...
+
+    def decode_state(self, raw: bytes) -> object:
+        """Raises SchemaError on bytes this scorer cannot read."""
+        ...
+
+
+@dataclass
+class BatchOutcome:
+    records: list[OutRecord] = field(default_factory=list)
+    #: partition -> offset of the next record to consume.
+    next_offsets: dict[int, int] = field(default_factory=dict)
+    decisions: Counter = field(default_factory=Counter)
+    dead_letters: Counter = field(default_factory=Counter)
+    escalations: int = 0
+    llm_fallbacks: int = 0
+    #: Per scored transaction: seconds from the producer's timestamp to scored.
+    latencies_s: list[float] = field(default_factory=list)
+    models: Counter = field(default_factory=Counter)
+
+
+def _reason_kind(reason: str) -> str:
+    return reason.split(":", 1)[0].split(" ", 1)[0] if reason else "invalid"
+
+
+def process_batch(records: Sequence[InRecord], store: AccountStore, scorer: BatchScorer, topics: Topics,
+                  changelog_topic: str, clock: Callable[[], float] = time.time) -> BatchOutcome:
+    """Raises whatever the scorer raises; the store then holds staged updates the caller must discard."""
+    out = BatchOutcome()
+    waves: list[list[tuple[InRecord, Transaction]]] = []
+    seen_in_batch: dict[tuple[int, str], int] = {}
+    seen_ids: set[tuple[int, str, str]] = set()
+
+    def dead(rec: InRecord, reason: str, kind: str) -> None:
+        out.records.append(OutRecord(topics.dlq, rec.key, rec.value, None,
+                                     messages.dlq_headers(reason, topics.transactions, rec.partition, rec.offset)))
+        out.dead_letters[kind] += 1
+
+    for rec in records:
+        out.next_offsets[rec.partition] = rec.offset + 1
+        if rec.value is None:
+            dead(rec, "empty message (null value)", "empty")
+            continue
+        try:
+            tx = parse_transaction(rec.value)
+        except SchemaError as exc:
+            dead(rec, str(exc), "schema")
+            continue
+        if rec.key is None or rec.key != tx.account_id.encode():
+            dead(rec, f"message key {rec.key!r} is not the account_id {tx.account_id!r}", "key")
+            continue
+        pkey = (rec.partition, tx.account_id)
+        committed = store.partitions[rec.partition].get(tx.account_id)
+        if (rec.partition, tx.account_id, tx.transaction_id) in seen_ids or (
+                committed is not None and any(tid == tx.transaction_id for tid, _ in committed.recent)):
+            dead(rec, f"duplicate transaction_id {tx.transaction_id!r}: already scored", "duplicate")
+            continue
+        seen_ids.add((rec.partition, tx.account_id, tx.transaction_id))
+        wave = seen_in_batch.get(pkey, 0)
+        seen_in_batch[pkey] = wave + 1
+        if wave == len(waves):
+            waves.append([])
+        waves[wave].append((rec, tx))
+
+    def state_of(rec: InRecord, tx: Transaction) -> object | None:
+        state = store.current(rec.partition, tx.account_id).state
+        return scorer.decode_state(state) if isinstance(state, bytes) else state
+
+    for wave in waves:
+        requests = [ScoreRequest(tx, state_of(rec, tx)) for rec, tx in wave]
+        results = scorer.score_batch(requests)
+        if len(results) != len(requests):
+            raise RuntimeError(f"scorer returned {len(results)} results for {len(requests)} requests")
+        now = clock()
+        for (rec, tx), result in zip(wave, results, strict=True):
+            before = store.current(rec.partition, tx.account_id)
+            ckey, cvalue = store.stage(rec.partition, tx.account_id, tx.transaction_id, result.state,
+                                       scorer.encode_state(result.state), rec.value)
+            latency_s = max(0.0, now - rec.timestamp_ms / 1000.0)
+            score = result.score
+            out.records.append(OutRecord(topics.scores, rec.key, messages.score_value(score)))
+            out.records.append(OutRecord(changelog_topic, ckey, cvalue, rec.partition))
+            decision = score["decision"]
+            if decision != "approve":
+                recent = [raw for _, raw in before.recent]
+                out.records.append(OutRecord(topics.alerts, rec.key, messages.alert_value(
+                    score, tx, recent, result.features, result.llm_rationale)))
+            out.decisions[decision] += 1
+            out.models[score["model"]] += 1
+            out.escalations += result.escalated
+            out.llm_fallbacks += result.llm_fallback
+            out.latencies_s.append(latency_s)
+    return out

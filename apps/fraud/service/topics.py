@@ -1,0 +1,70 @@
+"""Create the scorer's topics when they are missing.
+
+``transactions`` gets ``partitions`` partitions when the scorer creates it;
+the changelog always gets exactly as many partitions as ``transactions`` has
+(partition ``p`` of one holds the accounts of partition ``p`` of the other)
+and ``cleanup.policy=compact``.  An existing changelog with a different
+partition count is refused: its state would be read by the wrong owner.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from kafka import KafkaAdminClient, KafkaConsumer
+from kafka.errors import TopicAlreadyExistsError
+
+from npusuite.fraud.service.config import ServiceConfig
+from npusuite.platform.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+
+def partition_count(bootstrap: str, topic: str, timeout_s: float = 30.0) -> int | None:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            parts = consumer.partitions_for_topic(topic)
+            if parts or time.monotonic() > deadline:
+                return len(parts) if parts else None
+            time.sleep(0.2)
+    finally:
+        consumer.close()
+
+
+def _create(admin: KafkaAdminClient, spec: dict) -> None:
+    try:
+        admin.create_topics(spec, wait_for_metadata=True)
+        logger.info("created topics %s", ", ".join(spec))
+    except TopicAlreadyExistsError:
+        pass
+
+
+def ensure_topics(config: ServiceConfig) -> int:
+    """Returns the partition count of ``transactions``.  Raises UserError on a mismatched changelog."""
+    topics = config.topics
+    admin = KafkaAdminClient(bootstrap_servers=config.bootstrap)
+    try:
+        existing = set(admin.list_topics())
+        if topics.transactions not in existing:
+            _create(admin, {topics.transactions: {"num_partitions": config.partitions, "replication_factor": 1}})
+        n = partition_count(config.bootstrap, topics.transactions)
+        if n is None:
+            raise UserError(f"topic {topics.transactions!r} has no partitions visible at {config.bootstrap}")
+        for name in (topics.scores, topics.alerts, topics.dlq):
+            if name not in existing:
+                _create(admin, {name: {"num_partitions": n, "replication_factor": 1}})
+        changelog = config.changelog_topic
+        if changelog not in existing:
+            _create(admin, {changelog: {"num_partitions": n, "replication_factor": 1,
+                                        "configs": {"cleanup.policy": "compact", "segment.ms": "600000",
+                                                    "min.compaction.lag.ms": "0"}}})
+        m = partition_count(config.bootstrap, changelog)
+        if m != n:
+            raise UserError(f"changelog topic {changelog!r} has {m} partitions but {topics.transactions!r} has {n}; "
+                            f"they must match (use another --group, or recreate the changelog)")
+        return n
+    finally:
+        admin.close()

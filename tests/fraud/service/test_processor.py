@@ -1,0 +1,141 @@
+"""The pure per-batch core and the changelog encoding, without Kafka.
+
+The scorer here is a hand-built one implementing the ``BatchScorer`` protocol
+(state = number of transactions seen), so the processor's own rules are
+checked in isolation; the Kafka tests use the real models.
+"""
+
+from __future__ import annotations
+
+import json
+
+from npusuite.fraud.service import messages
+from npusuite.fraud.service.account_store import AccountStore, decode_value, rebuild
+from npusuite.fraud.service.config import Topics
+from npusuite.fraud.service.processor import InRecord, ScoreResult, process_batch
+
+TOPICS = Topics()
+CHANGELOG = "g-account-state"
+
+
+class CountingScorer:
+    """Every 3rd transaction of an account is declined; state is the count."""
+
+    def __init__(self):
+        self.calls: list[list[str]] = []
+
+    def score_batch(self, requests):
+        self.calls.append([r.transaction.transaction_id for r in requests])
+        out = []
+        for r in requests:
+            n = (r.state or 0) + 1
+            decision = "decline" if n % 3 == 0 else "approve"
+            out.append(ScoreResult({"transaction_id": r.transaction.transaction_id, "score": 0.9 if n % 3 == 0 else 0.1,
+                                    "decision": decision, "reasons": [], "model": "count@1", "latency_ms": 0.0},
+                                   n, {"n": float(n)}))
+        return out
+
+    def encode_state(self, state):
+        return str(state).encode()
+
+    def decode_state(self, raw):
+        return int(raw)
+
+
+def tx_bytes(tid: str, account: str = "A1", **extra) -> bytes:
+    tx = {"transaction_id": tid, "timestamp": "2026-03-02T00:01:16.966969Z", "account_id": account,
+          "card_id": "C1", "amount": 12.5, "currency": "EUR", "merchant_id": "M1", "merchant_category": "5411",
+          "channel": "ecommerce", "country": "DE", "lat": None, "lon": None, "device_id": "D1", "ip": None}
+    tx.update(extra)
+    return json.dumps(tx).encode()
+
+
+def rec(offset: int, value: bytes | None, key: bytes | None = b"A1", partition: int = 0) -> InRecord:
+    return InRecord(partition, offset, key, value, 1_700_000_000_000)
+
+
+def store_with(*partitions: int) -> AccountStore:
+    store = AccountStore(ring_size=20)
+    for p in partitions:
+        store.set_partition(p, {})
+    return store
+
+
+def by_topic(outcome, topic):
+    return [r for r in outcome.records if r.topic == topic]
+
+
+def test_bad_messages_become_dead_letters_with_reason_and_original_bytes():
+    store = store_with(0)
+    bad = [rec(0, b"{not json"), rec(1, tx_bytes("T1", amount=-3)), rec(2, None), rec(3, tx_bytes("T2"), key=b"B9"),
+           rec(4, b"[1, 2]")]
+    outcome = process_batch([*bad, rec(5, tx_bytes("T3"))], store, CountingScorer(), TOPICS, CHANGELOG)
+    dlq = by_topic(outcome, TOPICS.dlq)
+    assert [r.value for r in dlq] == [b.value for b in bad]
+    reasons = [dict(r.headers)[messages.DLQ_REASON_HEADER].decode() for r in dlq]
+    assert "not valid JSON" in reasons[0]
+    assert "amount" in reasons[1]
+    assert "null value" in reasons[2]
+    assert "not the account_id" in reasons[3]
+    assert "not a JSON object" in reasons[4]
+    assert dict(dlq[0].headers)[messages.DLQ_SOURCE_HEADER] == b"transactions/0@0"
+    assert [json.loads(r.value)["transaction_id"] for r in by_topic(outcome, TOPICS.scores)] == ["T3"]
+    assert outcome.next_offsets == {0: 6}
+    assert sum(outcome.dead_letters.values()) == 5
+
+
+def test_same_account_in_one_batch_is_scored_in_waves_that_see_each_other():
+    store = store_with(0)
+    scorer = CountingScorer()
+    batch = [rec(0, tx_bytes("T1")), rec(1, tx_bytes("U1", "B1"), key=b"B1"), rec(2, tx_bytes("T2")),
+             rec(3, tx_bytes("T3"))]
+    outcome = process_batch(batch, store, scorer, TOPICS, CHANGELOG)
+    assert scorer.calls == [["T1", "U1"], ["T2"], ["T3"]]
+    alerts = by_topic(outcome, TOPICS.alerts)
+    assert [json.loads(a.value)["transaction_id"] for a in alerts] == ["T3"]
+    alert = json.loads(alerts[0].value)
+    assert [t["transaction_id"] for t in alert["account_recent"]] == ["T1", "T2"]
+    assert alert["transaction"]["transaction_id"] == "T3" and alert["fraud_type"] is None
+    assert alert["features"] == {"n": 3.0} and alert["llm_rationale"] is None
+    # Nothing is committed until the runner says the Kafka transaction committed.
+    assert store.partitions[0] == {}
+    store.commit()
+    assert store.partitions[0]["A1"].seq == 3 and store.partitions[0]["A1"].state == 3
+
+
+def test_discard_forgets_a_batch_whose_transaction_aborted():
+    store = store_with(0)
+    process_batch([rec(0, tx_bytes("T1"))], store, CountingScorer(), TOPICS, CHANGELOG)
+    store.discard()
+    assert store.partitions[0] == {}
+
+
+def test_a_repeated_transaction_id_is_not_scored_twice():
+    store = store_with(0)
+    process_batch([rec(0, tx_bytes("T1"))], store, CountingScorer(), TOPICS, CHANGELOG)
+    store.commit()
+    outcome = process_batch([rec(1, tx_bytes("T1")), rec(2, tx_bytes("T2")), rec(3, tx_bytes("T2"))], store,
+                            CountingScorer(), TOPICS, CHANGELOG)
+    assert [json.loads(r.value)["transaction_id"] for r in by_topic(outcome, TOPICS.scores)] == ["T2"]
+    assert outcome.dead_letters["duplicate"] == 2
+
+
+def test_changelog_records_rebuild_state_and_recent_history():
+    store = AccountStore(ring_size=4)
+    store.set_partition(2, {})
+    records = []
+    for i in range(1, 11):
+        outcome = process_batch([rec(i, tx_bytes(f"T{i}"), partition=2)], store, CountingScorer(), TOPICS,
+                                CHANGELOG)
+        store.commit()
+        records += [(r.key, r.value) for r in by_topic(outcome, CHANGELOG)]
+        assert all(r.partition == 2 for r in by_topic(outcome, CHANGELOG))
+    # What compaction keeps (the last value per key) rebuilds the same as the full log.
+    compacted = list({k: (k, v) for k, v in records}.values())
+    for log in (records, compacted):
+        entry = rebuild(log, ring_size=4)["A1"]
+        assert entry.seq == 10 and int(entry.state) == 10
+        assert [tid for tid, _ in entry.recent] == ["T7", "T8", "T9", "T10"]
+    assert len(compacted) == 4
+    seq, tid, state, raw = decode_value(records[-1][1])
+    assert (seq, tid, state) == (10, "T10", b"10") and json.loads(raw)["transaction_id"] == "T10"
