@@ -1,0 +1,215 @@
+"""Causal-LM runtime: load a local Hugging Face checkpoint and run batched prefill/decode steps.
+
+This is the model room for LLMs; the iteration-level scheduler
+(``npusuite.platform.engine.llm_scheduler``) drives it one step at a time.
+
+Rules:
+- Loading is ``AutoModelForCausalLM.from_pretrained(local_dir)`` (Qwen2 and
+  DeepSeek architectures, any other HF causal LM too), never a hub download
+  (``local_files_only``).  Precision ``fp32``/``bf16``/``fp16`` sets the
+  weight dtype; ``int8`` is torchao weight-only int8 (``quantize_`` with
+  ``Int8WeightOnlyConfig``) on top of the device's float dtype.
+- A running batch is a :class:`BatchState`: the KV cache of every layer,
+  left-padded to a common length, with an attention mask marking the real
+  positions and each row's next position id.  Rows can be added
+  (:meth:`CausalLM.merge`) and removed (:meth:`CausalLM.select`) between
+  decode steps, which is what lets a new request join a running batch.
+- Everything runs under ``torch.inference_mode``; the runtime holds no locks:
+  one scheduler thread owns a model.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from npusuite.platform.errors import UserError
+from npusuite.platform.repository.manifest import CorruptModelError
+from npusuite.platform.runtime.devices import Device, get_device
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class BatchState:
+    """The KV cache of a running batch; row i belongs to the i-th running request."""
+
+    #: per layer (keys, values), each [rows, heads, length, head_dim], left-padded.
+    kv: list[tuple[torch.Tensor, torch.Tensor]]
+    #: [rows, length] 1 where a cached position is real, 0 where it is padding.
+    attention_mask: torch.Tensor
+    #: [rows] position id the next token of each row gets (= its real length so far).
+    next_position: torch.Tensor
+
+    @property
+    def rows(self) -> int:
+        return int(self.attention_mask.shape[0])
+
+
+def tensor_bytes(t: torch.Tensor) -> int:
+    """Bytes held by a tensor, looking inside tensor subclasses (torchao int8 weights)."""
+    if hasattr(t, "__tensor_flatten__") and type(t) is not torch.Tensor and type(t) is not torch.nn.Parameter:
+        names, _ = t.__tensor_flatten__()
+        return sum(tensor_bytes(getattr(t, n)) for n in names)
+    return t.numel() * t.element_size()
+
+
+def module_bytes(module: torch.nn.Module) -> int:
+    seen, total = set(), 0
+    for t in list(module.parameters()) + list(module.buffers()):
+        if id(t) not in seen:
+            seen.add(id(t))
+            total += tensor_bytes(t.data if isinstance(t, torch.nn.Parameter) else t)
+    return total
+
+
+def quantize_int8_weight_only(model: torch.nn.Module) -> torch.nn.Module:
+    """torchao weight-only int8 for every ``nn.Linear`` (in place)."""
+    from torchao.quantization import Int8WeightOnlyConfig, quantize_
+
+    quantize_(model, Int8WeightOnlyConfig())
+    return model
+
+
+class CausalLM:
+    """A loaded causal LM plus its tokenizer on one device."""
+
+    def __init__(self, model, tokenizer, device: Device, precision: str, ref: str = "local"):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.device = device
+        self.precision = precision
+        self.ref = ref
+        self.eos_token_id = tokenizer.eos_token_id
+        self.memory_bytes = module_bytes(model)
+
+    @classmethod
+    def load(cls, folder: Path | str, device: str | Device = "cpu", precision: str = "fp32",
+             ref: str = "local") -> CausalLM:
+        """Load from a local folder.  Raises CorruptModelError on unreadable files, UserError on bad precision."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        dev = get_device(device)
+        dtype = dev.dtype_for(precision)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+            model = AutoModelForCausalLM.from_pretrained(str(folder), local_files_only=True, dtype=dtype)
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise CorruptModelError(f"{folder}: cannot load causal LM: {str(exc).splitlines()[0]}") from None
+        tokenizer.padding_side = "left"
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        model = model.to(dev.torch_device()).eval()
+        if precision == "int8":
+            quantize_int8_weight_only(model)
+        logger.info("loaded causal LM %s (%s, %s on %s)", ref, type(model).__name__, precision, dev.name)
+        return cls(model, tokenizer, dev, precision, ref)
+
+    # ---- text <-> ids --------------------------------------------------------------------
+    def encode(self, text: str) -> list[int]:
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        if not ids:
+            raise UserError("the prompt is empty after tokenisation")
+        return ids
+
+    def chat_prompt(self, messages: list[dict]) -> str:
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def decode_ids(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+    # ---- batched steps -------------------------------------------------------------------
+    @torch.inference_mode()
+    def prefill(self, prompts: list[list[int]]) -> tuple[torch.Tensor, BatchState]:
+        """Run the prompts (left-padded together); returns last-position logits [n, vocab] and their state."""
+        from transformers import DynamicCache
+
+        dev = self.device.torch_device()
+        length = max(len(p) for p in prompts)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.full((len(prompts), length), pad, dtype=torch.long)
+        mask = torch.zeros((len(prompts), length), dtype=torch.long)
+        for i, p in enumerate(prompts):
+            ids[i, length - len(p):] = torch.tensor(p)
+            mask[i, length - len(p):] = 1
+        ids, mask = ids.to(dev), mask.to(dev)
+        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=position_ids,
+                         past_key_values=DynamicCache(), use_cache=True)
+        kv = [(k, v) for k, v in out.past_key_values.to_legacy_cache()]
+        state = BatchState(kv, mask, mask.sum(-1))
+        return out.logits[:, -1, :].float(), state
+
+    @torch.inference_mode()
+    def decode(self, state: BatchState, tokens: torch.Tensor) -> tuple[torch.Tensor, BatchState]:
+        """One decode step for every row: feed ``tokens`` [rows]; returns logits [rows, vocab] and the new state."""
+        from transformers import DynamicCache
+
+        dev = self.device.torch_device()
+        mask = torch.cat([state.attention_mask, torch.ones((state.rows, 1), dtype=torch.long, device=dev)], dim=1)
+        cache = DynamicCache.from_legacy_cache(tuple(state.kv))
+        out = self.model(input_ids=tokens.view(-1, 1).to(dev), attention_mask=mask,
+                         position_ids=state.next_position.view(-1, 1), past_key_values=cache, use_cache=True)
+        kv = [(k, v) for k, v in out.past_key_values.to_legacy_cache()]
+        return out.logits[:, -1, :].float(), BatchState(kv, mask, state.next_position + 1)
+
+    @staticmethod
+    def merge(a: BatchState | None, b: BatchState) -> BatchState:
+        """Rows of ``a`` then rows of ``b``, left-padding the shorter cache."""
+        if a is None or a.rows == 0:
+            return b
+        la, lb = a.attention_mask.shape[1], b.attention_mask.shape[1]
+        length = max(la, lb)
+
+        def pad(t: torch.Tensor, by: int, dim: int) -> torch.Tensor:
+            if by == 0:
+                return t
+            shape = list(t.shape)
+            shape[dim] = by
+            return torch.cat([t.new_zeros(shape), t], dim=dim)
+
+        kv = [(torch.cat([pad(ka, length - la, 2), pad(kb, length - lb, 2)]),
+               torch.cat([pad(va, length - la, 2), pad(vb, length - lb, 2)]))
+              for (ka, va), (kb, vb) in zip(a.kv, b.kv, strict=True)]
+        mask = torch.cat([pad(a.attention_mask, length - la, 1), pad(b.attention_mask, length - lb, 1)])
+        return BatchState(kv, mask, torch.cat([a.next_position, b.next_position]))
+
+    @staticmethod
+    def select(state: BatchState, keep: list[int]) -> BatchState | None:
+        """Keep only rows ``keep`` (in that order) and drop columns that are padding for all of them."""
+        if not keep:
+            return None
+        idx = torch.tensor(keep, dtype=torch.long, device=state.attention_mask.device)
+        mask = state.attention_mask.index_select(0, idx)
+        real = mask.any(dim=0).nonzero()
+        start = int(real[0]) if len(real) else 0
+        kv = [(k.index_select(0, idx)[:, :, start:], v.index_select(0, idx)[:, :, start:]) for k, v in state.kv]
+        return BatchState(kv, mask[:, start:], state.next_position.index_select(0, idx))
+
+    # ---- classifier use ------------------------------------------------------------------
+    @torch.inference_mode()
+    def label_probabilities(self, prompts: list[str], labels: list[str]) -> torch.Tensor:
+        """P(label | prompt) over ``labels`` for each prompt, in ONE batched forward pass (no generation).
+
+        Each label is scored by its first token; labels must start with distinct
+        tokens (raises UserError otherwise).  Returns [len(prompts), len(labels)],
+        rows summing to 1 (softmax restricted to the label tokens).
+        """
+        first = [self.encode(label)[0] for label in labels]
+        if len(set(first)) != len(first):
+            raise UserError(f"labels {labels} do not start with distinct tokens")
+        logits, _ = self.prefill([self.encode(p) for p in prompts])
+        return torch.softmax(logits[:, first], dim=-1).cpu()
+
+    # ---- baselines (plain transformers, used by the benchmarks) --------------------------
+    @torch.inference_mode()
+    def generate_offline(self, prompts: list[str], max_new_tokens: int) -> list[list[int]]:
+        """One ``model.generate`` call over all prompts (greedy); returns the new token ids per prompt."""
+        enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = {k: v.to(self.device.torch_device()) for k, v in enc.items()}
+        out = self.model.generate(**enc, max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens,
+                                  do_sample=False, pad_token_id=self.tokenizer.pad_token_id)
+        return [row[enc["input_ids"].shape[1]:].tolist() for row in out]

@@ -1,0 +1,47 @@
+"""Small reference architectures the platform ships for its tests, benchmarks and demo.
+
+- ``platform-scale``: ``y = x * factor`` (one parameter), so two versions give
+  visibly different answers; used to prove hot swap switches versions.
+- ``platform-noop``: returns its input; used to measure HTTP overhead alone.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from npusuite.platform.runtime.modules import register_architecture, save_module
+
+SPEC_IN = [{"name": "x", "datatype": "FP32", "shape": [-1, 4]}]
+SPEC_OUT = [{"name": "y", "datatype": "FP32", "shape": [-1, 4]}]
+
+
+@register_architecture("platform-scale")
+class Scale(nn.Module):
+    def __init__(self, width: int = 4):
+        super().__init__()
+        self.factor = nn.Parameter(torch.ones(width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.factor
+
+
+@register_architecture("platform-noop")
+class NoOp(nn.Module):
+    def __init__(self, width: int = 4):
+        super().__init__()
+        self.width = width
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+def save_scale(out_dir, factor: float, width: int = 4):
+    module = Scale(width)
+    with torch.no_grad():
+        module.factor.fill_(factor)
+    return save_module(module, out_dir, "platform-scale", {"width": width}, inputs=SPEC_IN, outputs=SPEC_OUT)
+
+
+def save_noop(out_dir, width: int = 4):
+    return save_module(NoOp(width), out_dir, "platform-noop", {"width": width}, inputs=SPEC_IN, outputs=SPEC_OUT)

@@ -1,0 +1,107 @@
+"""What a loaded model version looks like to the engine, and how a version is loaded.
+
+Rules:
+- A tensor model is a :class:`TensorServable`: ``predict`` takes named numpy
+  arrays whose first axis is the batch, and returns named arrays with the same
+  first axis.  The batcher concatenates requests along that axis.
+- A causal LM is served by a :class:`~npusuite.platform.runtime.causal_lm.CausalLM`
+  and driven by the LLM scheduler, not by ``predict``.
+- :func:`load_version` picks the runtime from ``manifest.kind`` (a registry,
+  not a chain of ifs) and never changes anything already serving; a failure
+  raises (CorruptModelError / UserError) and leaves the caller's old version alone.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import numpy as np
+
+from npusuite.platform.errors import UserError
+from npusuite.platform.repository.store import ModelVersion
+from npusuite.platform.runtime.devices import Device, get_device
+
+logger = logging.getLogger(__name__)
+
+_DTYPES = {"FP32": np.float32, "FP64": np.float64, "FP16": np.float16, "INT64": np.int64, "INT32": np.int32,
+           "INT8": np.int8, "UINT8": np.uint8, "BOOL": np.bool_}
+
+
+class TensorServable:
+    """A torch module behind named numpy tensors (KServe v2 style)."""
+
+    def __init__(self, module, version: ModelVersion, device: Device):
+        import torch
+
+        self.module = module
+        self.version = version
+        self.device = device
+        self.inputs = version.manifest.inputs or []
+        self.outputs = version.manifest.outputs or []
+        self._torch = torch
+        from npusuite.platform.runtime.causal_lm import module_bytes
+
+        self.memory_bytes = module_bytes(module)
+
+    def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        torch = self._torch
+        names = [s.name for s in self.inputs] or sorted(inputs)
+        missing = [n for n in names if n not in inputs]
+        if missing:
+            raise UserError(f"missing input tensor(s) {missing}; {self.version.ref} takes {names}")
+        dev = self.device.torch_device()
+        with torch.inference_mode():
+            args = [torch.from_numpy(np.ascontiguousarray(inputs[n])).to(dev) for n in names]
+            out = self.module(*args)
+        if isinstance(out, torch.Tensor):
+            out = (out,)
+        if isinstance(out, dict):
+            return {k: v.detach().cpu().numpy() for k, v in out.items()}
+        out_names = [s.name for s in self.outputs] or [f"output{i}" for i in range(len(out))]
+        return {n: t.detach().float().cpu().numpy() if t.is_floating_point() else t.detach().cpu().numpy()
+                for n, t in zip(out_names, out, strict=False)}
+
+    def warmup(self) -> None:
+        """Run one example of the declared input shapes, so the first real request is not slow."""
+        if not self.inputs:
+            return
+        example = {s.name: np.zeros([1 if d < 0 else d for d in s.shape] or [1], dtype=_DTYPES.get(s.datatype,
+                                                                                                     np.float32))
+                   for s in self.inputs}
+        self.predict(example)
+
+    def close(self) -> None:
+        self.module = None
+
+
+def _load_torch_module(version: ModelVersion, device: Device):
+    from npusuite.platform.runtime.modules import load_module
+
+    dtype = device.dtype_for(version.manifest.precision) if version.manifest.precision != "int8" else None
+    module = load_module(version.path, device=device.torch_device(), dtype=dtype)
+    if version.manifest.precision == "int8":
+        from npusuite.platform.runtime.causal_lm import quantize_int8_weight_only
+
+        quantize_int8_weight_only(module)
+    return TensorServable(module, version, device)
+
+
+def _load_causal_lm(version: ModelVersion, device: Device):
+    from npusuite.platform.runtime.causal_lm import CausalLM
+
+    return CausalLM.load(version.path, device, version.manifest.precision, ref=version.ref)
+
+
+LOADERS: dict[str, Callable[[ModelVersion, Device], object]] = {
+    "torch-module": _load_torch_module,
+    "causal-lm": _load_causal_lm,
+}
+
+
+def load_version(version: ModelVersion, device: str | Device = "cpu"):
+    """Load a verified version on ``device``.  Raises UserError (incl. CorruptModelError)."""
+    loader = LOADERS.get(version.manifest.kind)
+    if loader is None:
+        raise UserError(f"{version.ref}: unknown model kind {version.manifest.kind!r} (known: {sorted(LOADERS)})")
+    return loader(version, get_device(device))
