@@ -1,0 +1,113 @@
+"""Reading transaction, label and score files (JSONL), with errors that name the line.
+
+Rules:
+- A line that breaks its schema stops the read with one :class:`SchemaError`
+  of the form ``FILE line N: field 'amount': ...``, so a CLI prints exactly one
+  line that says where and what.  Blank lines are skipped.
+- A transaction file may carry ``is_fraud`` / ``fraud_type`` inline; those
+  lines then count as labels (CONTRACTS §1).
+- Several label sources merge in order, the later winning on a conflicting
+  ``transaction_id`` (:func:`merge_labels`): re-reviewed cases overrule older
+  labels.
+- Transactions are returned sorted by timestamp (a stable sort, so equal
+  timestamps keep file order), the order every replay uses.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+from npusuite.fraud.schema import Label, Transaction, parse_label, parse_transaction
+from npusuite.platform.errors import NotFoundError, SchemaError
+
+logger = logging.getLogger(__name__)
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    if not path.is_file():
+        raise NotFoundError(f"{path}: no such file")
+    with path.open("r", encoding="utf-8", errors="strict") as fh:
+        try:
+            for number, line in enumerate(fh, start=1):
+                if line.strip():
+                    yield number, line
+        except UnicodeDecodeError as exc:
+            raise SchemaError(f"{path}: not UTF-8 text ({exc.reason})") from None
+
+
+def read_transactions(path: Path) -> tuple[list[Transaction], dict[str, Label]]:
+    """Transactions sorted by time, plus any inline labels.
+
+    Raises NotFoundError (no file), SchemaError (``FILE line N: field ...``; an empty file;
+    a duplicate transaction_id).
+    """
+    txs: list[Transaction] = []
+    inline: dict[str, Label] = {}
+    seen: set[str] = set()
+    for number, line in _lines(path):
+        try:
+            data = json.loads(line)
+            tx = parse_transaction(data)
+            if tx.transaction_id in seen:
+                raise SchemaError(f"field 'transaction_id': duplicate {tx.transaction_id!r}")
+            seen.add(tx.transaction_id)
+            if isinstance(data, dict) and "is_fraud" in data:
+                inline[tx.transaction_id] = parse_label(data)
+        except json.JSONDecodeError as exc:
+            raise SchemaError(f"{path} line {number}: not valid JSON: {exc.msg}") from None
+        except SchemaError as exc:
+            raise SchemaError(f"{path} line {number}: {exc}") from None
+        txs.append(tx)
+    if not txs:
+        raise SchemaError(f"{path}: no transactions in file")
+    txs.sort(key=lambda tx: tx.timestamp)
+    return txs, inline
+
+
+def read_labels(path: Path) -> dict[str, Label]:
+    """Raises NotFoundError, SchemaError (``FILE line N: field ...``)."""
+    labels: dict[str, Label] = {}
+    for number, line in _lines(path):
+        try:
+            label = parse_label(line)
+        except json.JSONDecodeError as exc:
+            raise SchemaError(f"{path} line {number}: not valid JSON: {exc.msg}") from None
+        except SchemaError as exc:
+            raise SchemaError(f"{path} line {number}: {exc}") from None
+        labels[label.transaction_id] = label
+    return labels
+
+
+def merge_labels(sources: list[dict[str, Label]]) -> dict[str, Label]:
+    """Later sources win on conflicts."""
+    merged: dict[str, Label] = {}
+    for i, source in enumerate(sources):
+        overruled = sum(1 for k, v in source.items() if k in merged and merged[k].is_fraud != v.is_fraud)
+        if overruled:
+            logger.info("label source %d overrules %d earlier labels", i + 1, overruled)
+        merged.update(source)
+    return merged
+
+
+def read_scores(path: Path) -> list[dict]:
+    """Score lines (CONTRACTS §2) as dicts.  Raises NotFoundError, SchemaError."""
+    from npusuite.fraud.schema import FraudScore
+
+    out = []
+    for number, line in _lines(path):
+        try:
+            data = json.loads(line)
+            FraudScore.model_validate(data)
+        except json.JSONDecodeError as exc:
+            raise SchemaError(f"{path} line {number}: not valid JSON: {exc.msg}") from None
+        except ValueError as exc:  # pydantic.ValidationError
+            err = exc.errors()[0] if hasattr(exc, "errors") else {"loc": (), "msg": str(exc)}
+            field = ".".join(str(p) for p in err["loc"]) or "record"
+            raise SchemaError(f"{path} line {number}: field '{field}': {err['msg']}") from None
+        out.append(data)
+    if not out:
+        raise SchemaError(f"{path}: no scores in file")
+    return out

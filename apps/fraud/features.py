@@ -1,0 +1,291 @@
+"""Streaming features: one pure module shared by training, offline scoring and the live service.
+
+Rules:
+- All state is per account, in :class:`AccountState`, and nothing else is
+  remembered between transactions.  ``AccountState.to_bytes()`` /
+  ``AccountState.from_bytes()`` round-trip exactly (floats survive as their
+  shortest repr), so replaying a stream whole or resuming it midway from a
+  serialised state gives bit-identical features.
+- :func:`step` is pure: ``(state, transaction) -> (features, new_state)``; the
+  input state is never changed.  :func:`advance` is the same computation
+  updating the state in place (for fast offline replay) and returns the
+  features; both share one code path.
+- Features of a transaction are computed from the state *before* it, then the
+  transaction is folded in, so a transaction never sees itself (except the
+  card-testing and distinct-merchant counts, which count it on purpose).
+- State is bounded: the time window keeps 7 days (at most
+  :data:`MAX_WINDOW` entries), the first-seen tables at most
+  :data:`MAX_SEEN` keys each (oldest dropped first).
+- Transactions for one account must come in timestamp order; an earlier
+  timestamp is treated as "no time passed" rather than rejected.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from npusuite.fraud.schema import Transaction
+from npusuite.fraud.world import haversine_km
+from npusuite.platform.errors import SchemaError
+
+STATE_VERSION = 1
+MAX_WINDOW = 1000
+MAX_SEEN = 400
+WINDOWS_S = {"1m": 60.0, "1h": 3600.0, "24h": 86400.0, "7d": 7 * 86400.0}
+CARD_TESTING_WINDOW_S = 600.0
+SMALL_ECOM_AMOUNT = 5.0
+NO_HISTORY_S = 30 * 86400.0
+CHANNELS = ("card_present", "ecommerce", "atm", "transfer")
+
+FEATURE_NAMES: tuple[str, ...] = (
+    "log_amount", "amount_z", "amount_to_max_log", "amount_to_median_log", "log_history",
+    "cnt_1m", "cnt_1h", "cnt_24h", "cnt_7d", "sum_1m", "sum_1h", "sum_24h", "sum_7d",
+    "new_merchant", "new_device", "new_country", "new_mcc", "new_ip_net",
+    "merchant_seen_log", "has_device", "device_age_log", "has_ip", "ip_net_age_log", "country_share",
+    "since_prev_log", "geo_km_log", "geo_speed_log", "small_ecom_10m", "small_ecom_merchants_10m",
+    "hour_unusual", "distinct_merchants_1h", "atm_cnt_24h", "atm_sum_24h", "transfer_cnt_1h",
+    "transfer_to_max_log", "no_device_ecommerce",
+    "ch_card_present", "ch_ecommerce", "ch_atm", "ch_transfer",
+)
+N_FEATURES = len(FEATURE_NAMES)
+
+
+@dataclass
+class AccountState:
+    """Everything the feature code remembers about one account."""
+
+    n: int = 0
+    mean_log: float = 0.0
+    m2_log: float = 0.0
+    max_amount: float = 0.0
+    max_transfer: float = 0.0
+    recent_amounts: list[float] = field(default_factory=list)        # last 50, for the median
+    window: list[list] = field(default_factory=list)                  # [t, amount, channel, merchant]
+    last_t: float | None = None
+    last_cp: list[float] | None = None                                # [t, lat, lon]
+    merchants: dict[str, list[float]] = field(default_factory=dict)   # id -> [first_t, count]
+    devices: dict[str, float] = field(default_factory=dict)           # id -> first_t
+    ip_nets: dict[str, float] = field(default_factory=dict)           # /16 -> first_t
+    countries: dict[str, int] = field(default_factory=dict)           # country -> count
+    mccs: dict[str, int] = field(default_factory=dict)                # mcc -> count
+    hours: list[float] = field(default_factory=lambda: [0.0] * 24)
+
+    def copy(self) -> AccountState:
+        return AccountState(
+            self.n, self.mean_log, self.m2_log, self.max_amount, self.max_transfer, list(self.recent_amounts),
+            [list(w) for w in self.window], self.last_t, list(self.last_cp) if self.last_cp else None,
+            {k: list(v) for k, v in self.merchants.items()}, dict(self.devices), dict(self.ip_nets),
+            dict(self.countries), dict(self.mccs), list(self.hours),
+        )
+
+    def to_bytes(self) -> bytes:
+        data = {"v": STATE_VERSION, **self.__dict__}
+        return json.dumps(data, separators=(",", ":")).encode("utf-8")
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> AccountState:
+        """Raises SchemaError when ``raw`` is not a state this version wrote."""
+        try:
+            data = json.loads(raw)
+            if data.pop("v") != STATE_VERSION:
+                raise ValueError("unsupported state version")
+            return cls(**data)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise SchemaError(f"bad account state: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Features:
+    """One transaction's feature vector, in :data:`FEATURE_NAMES` order."""
+
+    values: tuple[float, ...]
+
+    def as_dict(self) -> dict[str, float]:
+        return dict(zip(FEATURE_NAMES, self.values, strict=True))
+
+    def __getitem__(self, name: str) -> float:
+        return self.values[_INDEX[name]]
+
+
+_INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
+
+
+def ip_net(ip: str | None) -> str | None:
+    """The /16 (IPv4) or /32 (IPv6) network of an address, as a string key."""
+    if not ip:
+        return None
+    if ":" in ip:
+        return ":".join(ip.split(":")[:2])
+    return ".".join(ip.split(".")[:2])
+
+
+def _log1p(x: float) -> float:
+    return math.log1p(max(0.0, x))
+
+
+def _hour_prob(hours: list[float], h: int) -> float:
+    # Smoothed with the neighbouring hours: people are not exact to the hour.
+    near = hours[h] + 0.5 * (hours[(h - 1) % 24] + hours[(h + 1) % 24])
+    return (near + 0.2) / (2.0 * sum(hours) + 4.8)
+
+
+def _compute(s: AccountState, tx: Transaction) -> tuple[float, ...]:
+    t = tx.epoch_s
+    amount = tx.amount
+    la = math.log(amount)
+    cnt = dict.fromkeys(WINDOWS_S, 0)
+    tot = dict.fromkeys(WINDOWS_S, 0.0)
+    small_n, small_m = 0, set()
+    merchants_1h = {tx.merchant_id}
+    atm_n, atm_sum, transfer_n = 0, 0.0, 0
+    is_small_ecom = tx.channel == "ecommerce" and amount <= SMALL_ECOM_AMOUNT
+    if is_small_ecom:
+        small_n, small_m = 1, {tx.merchant_id}
+    for wt, wamount, wchannel, wmerchant in s.window:
+        age = t - wt
+        for name, span in WINDOWS_S.items():
+            if age <= span:
+                cnt[name] += 1
+                tot[name] += wamount
+        if age <= 3600.0:
+            merchants_1h.add(wmerchant)
+            transfer_n += wchannel == "transfer"
+        if age <= 86400.0 and wchannel == "atm":
+            atm_n += 1
+            atm_sum += wamount
+        if age <= CARD_TESTING_WINDOW_S and wchannel == "ecommerce" and wamount <= SMALL_ECOM_AMOUNT:
+            small_n += 1
+            small_m.add(wmerchant)
+    if s.n >= 3:
+        std = math.sqrt(s.m2_log / (s.n - 1)) if s.n > 1 else 0.0
+        z = (la - s.mean_log) / max(std, 0.25)
+    else:
+        z = 0.0
+    median = float(np.median(s.recent_amounts)) if s.recent_amounts else amount
+    seen = s.merchants.get(tx.merchant_id)
+    net = ip_net(tx.ip)
+    device_age = (t - s.devices[tx.device_id]) if tx.device_id in s.devices else 0.0
+    net_age = (t - s.ip_nets[net]) if net in s.ip_nets else 0.0
+    since_prev = (t - s.last_t) if s.last_t is not None else NO_HISTORY_S
+    geo_km = geo_speed = 0.0
+    if tx.lat is not None and tx.lon is not None and s.last_cp is not None:
+        geo_km = haversine_km(s.last_cp[1], s.last_cp[2], tx.lat, tx.lon)
+        hours = max(t - s.last_cp[0], 60.0) / 3600.0
+        geo_speed = geo_km / hours
+    if tx.channel == "transfer":
+        ref = s.max_transfer if s.max_transfer > 0 else (median if s.recent_amounts else amount)
+        transfer_to_max = math.log(amount / ref)
+    else:
+        transfer_to_max = 0.0
+    return (
+        la,
+        z,
+        math.log(amount / s.max_amount) if s.max_amount > 0 else 0.0,
+        math.log(amount / median),
+        _log1p(s.n),
+        _log1p(cnt["1m"]), _log1p(cnt["1h"]), _log1p(cnt["24h"]), _log1p(cnt["7d"]),
+        _log1p(tot["1m"]), _log1p(tot["1h"]), _log1p(tot["24h"]), _log1p(tot["7d"]),
+        float(seen is None and s.n > 0),
+        float(tx.device_id is not None and tx.device_id not in s.devices and s.n > 0),
+        float(tx.country not in s.countries and s.n > 0),
+        float(tx.merchant_category not in s.mccs and s.n > 0),
+        float(net is not None and net not in s.ip_nets and s.n > 0),
+        _log1p(seen[1]) if seen else 0.0,
+        float(tx.device_id is not None),
+        _log1p(device_age),
+        float(net is not None),
+        _log1p(net_age),
+        s.countries.get(tx.country, 0) / s.n if s.n else 1.0,
+        _log1p(since_prev),
+        _log1p(geo_km),
+        _log1p(geo_speed),
+        float(small_n),
+        float(len(small_m)),
+        -math.log(_hour_prob(s.hours, tx.timestamp.hour)) if s.n else 0.0,
+        float(len(merchants_1h)),
+        float(atm_n),
+        _log1p(atm_sum),
+        float(transfer_n),
+        transfer_to_max,
+        float(tx.channel == "ecommerce" and tx.device_id is None),
+        *(float(tx.channel == c) for c in CHANNELS),
+    )
+
+
+def _bounded_put(table: dict, key: str, value) -> None:
+    table[key] = value
+    if len(table) > MAX_SEEN:
+        del table[next(iter(table))]
+
+
+def _update(s: AccountState, tx: Transaction) -> None:
+    t = tx.epoch_s
+    la = math.log(tx.amount)
+    s.n += 1
+    delta = la - s.mean_log
+    s.mean_log += delta / s.n
+    s.m2_log += delta * (la - s.mean_log)
+    s.max_amount = max(s.max_amount, tx.amount)
+    if tx.channel == "transfer":
+        s.max_transfer = max(s.max_transfer, tx.amount)
+    s.recent_amounts.append(tx.amount)
+    if len(s.recent_amounts) > 50:
+        del s.recent_amounts[0]
+    horizon = t - WINDOWS_S["7d"]
+    s.window = [w for w in s.window if w[0] >= horizon][-(MAX_WINDOW - 1):]
+    s.window.append([t, tx.amount, tx.channel, tx.merchant_id])
+    s.last_t = t if s.last_t is None else max(s.last_t, t)
+    if tx.lat is not None and tx.lon is not None:
+        s.last_cp = [t, tx.lat, tx.lon]
+    seen = s.merchants.get(tx.merchant_id)
+    if seen:
+        seen[1] += 1
+    else:
+        _bounded_put(s.merchants, tx.merchant_id, [t, 1])
+    if tx.device_id is not None and tx.device_id not in s.devices:
+        _bounded_put(s.devices, tx.device_id, t)
+    net = ip_net(tx.ip)
+    if net is not None and net not in s.ip_nets:
+        _bounded_put(s.ip_nets, net, t)
+    s.countries[tx.country] = s.countries.get(tx.country, 0) + 1
+    s.mccs[tx.merchant_category] = s.mccs.get(tx.merchant_category, 0) + 1
+    s.hours[tx.timestamp.hour] += 1.0
+
+
+def advance(state: AccountState, tx: Transaction) -> Features:
+    """Features of ``tx`` from ``state``, then fold ``tx`` into ``state`` (in place)."""
+    features = Features(_compute(state, tx))
+    _update(state, tx)
+    return features
+
+
+def step(state: AccountState | None, tx: Transaction) -> tuple[Features, AccountState]:
+    """Pure: the features of ``tx`` and the account's state after it; ``state`` is left as it was."""
+    new_state = state.copy() if state is not None else AccountState()
+    return advance(new_state, tx), new_state
+
+
+class StreamFeaturizer:
+    """Keeps one :class:`AccountState` per account and featurises a time-ordered stream."""
+
+    def __init__(self, states: dict[str, AccountState] | None = None) -> None:
+        self.states: dict[str, AccountState] = states if states is not None else {}
+
+    def advance(self, tx: Transaction) -> Features:
+        state = self.states.get(tx.account_id)
+        if state is None:
+            state = self.states[tx.account_id] = AccountState()
+        return advance(state, tx)
+
+    def matrix(self, transactions: list[Transaction], progress: bool = False) -> np.ndarray:
+        """Featurise ``transactions`` in order; a float32 matrix, one row each."""
+        from tqdm import tqdm
+
+        out = np.empty((len(transactions), N_FEATURES), dtype=np.float32)
+        for i, tx in enumerate(tqdm(transactions, desc="features", unit="tx", disable=not progress, mininterval=1.0)):
+            out[i] = self.advance(tx).values
+        return out

@@ -1,0 +1,139 @@
+"""``fraud generate``: a deterministic, labelled stream of card and transfer transactions.
+
+Rules:
+- The output is a pure function of :class:`GeneratorConfig`: the same seed,
+  accounts, days and fraud rate give byte-identical files.
+- ``transactions.jsonl`` is sorted by timestamp (ties by account, then
+  merchant), one CONTRACTS §1 object per line; ``labels.jsonl`` has one
+  ``{"transaction_id", "is_fraud", "fraud_type"}`` line per transaction, in the
+  same order.
+- Genuine activity comes from :mod:`npusuite.fraud.personas`, fraud episodes
+  from :mod:`npusuite.fraud.typologies`.  Episodes are added until fraudulent
+  transactions make up ``fraud_rate`` of the stream, split between typologies
+  by :data:`~npusuite.fraud.typologies.TYPOLOGY_SHARE`.  An account is the
+  victim of at most one episode while unused accounts remain.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from npusuite.fraud import typologies as ty
+from npusuite.fraud.personas import DAY_S, Persona, genuine_activity, make_persona
+from npusuite.fraud.world import build_world
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_START = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    accounts: int = 1000
+    days: int = 30
+    seed: int = 0
+    fraud_rate: float = 0.003
+    start: datetime = DEFAULT_START
+
+    def __post_init__(self) -> None:
+        if self.accounts < 10:
+            raise ValueError("accounts must be at least 10")
+        if self.days < 2:
+            raise ValueError("days must be at least 2")
+        if not 0.0 <= self.fraud_rate < 0.5:
+            raise ValueError("fraud_rate must be in [0, 0.5)")
+
+
+@dataclass(frozen=True)
+class GenerateSummary:
+    transactions: int
+    frauds: int
+    by_type: dict[str, int]
+
+
+def format_timestamp(epoch_s: float) -> str:
+    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def generate(config: GeneratorConfig, progress: bool = True) -> tuple[list[dict], list[dict]]:
+    """Returns (transactions, labels) as JSON-ready dicts, time-ordered."""
+    rng = np.random.default_rng(config.seed)
+    world = build_world(rng)
+    start_epoch = config.start.timestamp()
+    end_epoch = start_epoch + config.days * DAY_S
+    personas: list[Persona] = [make_persona(rng, world, i, config.days) for i in range(config.accounts)]
+    genuine: dict[str, list[dict]] = {}
+    for p in tqdm(personas, desc="accounts", unit="acct", disable=not progress):
+        genuine[p.account_id] = genuine_activity(rng, world, p, start_epoch, config.start.weekday(), config.days)
+    n_genuine = sum(len(v) for v in genuine.values())
+    target = config.fraud_rate / (1.0 - config.fraud_rate) * n_genuine
+    fraud_events: list[dict] = []
+    extra_genuine: list[dict] = []
+    order = list(rng.permutation(len(personas)))
+    used: set[int] = set()
+
+    def victim() -> Persona:
+        free = [i for i in order if i not in used]
+        i = int(free[0]) if free else int(rng.integers(len(personas)))
+        used.add(i)
+        return personas[i]
+
+    for kind in ty.TYPOLOGIES:
+        goal = target * ty.TYPOLOGY_SHARE[kind]
+        made = 0
+        while made < goal:
+            t0 = ty.episode_start(rng, start_epoch, config.days)
+            if kind == "merchant_bust_out":
+                victims = [victim() for _ in range(int(rng.integers(4, 12)))]
+                bystanders = [personas[int(i)] for i in rng.choice(len(personas), size=int(rng.integers(8, 25)))]
+                events = ty.merchant_bust_out(rng, world, victims, bystanders, t0)
+                extra_genuine.extend(e for e in events if e["fraud_type"] is None)
+                events = [e for e in events if e["fraud_type"] is not None]
+            elif kind == "cloned_card":
+                p = victim()
+                events = ty.cloned_card(rng, world, p, ty.anchor_after_card_present(
+                    rng, genuine[p.account_id], start_epoch, config.days))
+            else:
+                p = victim()
+                events = getattr(ty, kind)(rng, world, p, t0)
+            events = [e for e in events if e["_t"] < end_epoch]
+            fraud_events.extend(events)
+            made += len(events)
+    everything = [e for evs in genuine.values() for e in evs] + extra_genuine + fraud_events
+    everything = [e for e in everything if start_epoch <= e["_t"] < end_epoch]
+    for e in everything:
+        e["_t"] = round(e["_t"], 6)
+    everything.sort(key=lambda e: (e["_t"], e["account_id"], e["merchant_id"], e["amount"]))
+    transactions, labels = [], []
+    for i, e in enumerate(everything):
+        tx_id = f"tx{config.seed:03d}-{i:08d}"
+        fraud_type = e.pop("fraud_type")
+        t = e.pop("_t")
+        transactions.append({"transaction_id": tx_id, "timestamp": format_timestamp(t), **e})
+        labels.append({"transaction_id": tx_id, "is_fraud": fraud_type is not None, "fraud_type": fraud_type})
+    return transactions, labels
+
+
+def write(out_dir: Path, config: GeneratorConfig, progress: bool = True) -> GenerateSummary:
+    """Generate and write ``transactions.jsonl`` and ``labels.jsonl`` under ``out_dir``."""
+    transactions, labels = generate(config, progress=progress)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, rows in (("transactions.jsonl", transactions), ("labels.jsonl", labels)):
+        tmp = out_dir / (name + ".tmp")
+        with tmp.open("w", encoding="utf-8") as fh:
+            for row in rows:
+                fh.write(json.dumps(row, separators=(",", ":")) + "\n")
+        tmp.replace(out_dir / name)
+    by_type = Counter(lab["fraud_type"] for lab in labels if lab["is_fraud"])
+    summary = GenerateSummary(len(transactions), sum(by_type.values()), dict(sorted(by_type.items())))
+    logger.info("wrote %d transactions (%d fraudulent, %.3f%%) to %s: %s", summary.transactions, summary.frauds,
+                100.0 * summary.frauds / max(1, summary.transactions), out_dir, summary.by_type)
+    return summary

@@ -1,0 +1,162 @@
+"""Fraud typologies for the generator, each with the shape it has in real life.
+
+Every function returns the fraudulent events of one episode (all labelled
+with the typology's ``fraud_type``), drawn from the ``rng`` it is given:
+
+- ``card_testing``: stolen card details checked with a burst of tiny online
+  payments at several merchants within minutes, from a device and network the
+  account never used; if they go through, a few larger purchases follow.
+- ``account_takeover``: a fraudster logs into online banking from a new device
+  and (often foreign) network and, within the hour, sends large transfers to
+  payees the account has never paid.
+- ``cloned_card``: a skimmed card is copied and used in person far away
+  within hours of the real card being used at home (impossible travel),
+  on electronics and jewellery at shops the account never visited.
+- ``atm_cashout``: a card with its PIN is drained through several maximum
+  withdrawals at unfamiliar ATMs, mostly at night.
+- ``merchant_bust_out``: a merchant builds a short genuine history, then in
+  one or two days keys large card-not-present charges (no device, no IP)
+  against many compromised cards and disappears.  Spans several accounts.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from npusuite.fraud.personas import DAY_S, Persona, event
+from npusuite.fraud.world import (
+    FRAUD_CITIES,
+    HOME_COUNTRY,
+    TRANSFER_MCC,
+    World,
+    pick_weighted,
+    random_device,
+    random_ip,
+)
+
+TYPOLOGIES = ("card_testing", "account_takeover", "cloned_card", "atm_cashout", "merchant_bust_out")
+#: Share of fraudulent *transactions* each typology contributes.
+TYPOLOGY_SHARE = {"card_testing": 0.25, "account_takeover": 0.18, "cloned_card": 0.2, "atm_cashout": 0.17,
+                  "merchant_bust_out": 0.2}
+
+
+def _night_or_any(rng: np.random.Generator) -> float:
+    return float(rng.uniform(0, 6)) if rng.random() < 0.5 else float(rng.uniform(0, 24))
+
+
+def card_testing(rng: np.random.Generator, world: World, p: Persona, t0: float) -> list[dict]:
+    device = random_device(rng)
+    country = pick_weighted(rng, FRAUD_CITIES)
+    ip = random_ip(rng, world, world.cities[country].country)
+    small = [m for m in world.online if m.mcc in ("5815", "5999")]
+    sites = [small[int(i)] for i in rng.choice(len(small), size=int(rng.integers(2, 6)), replace=False)]
+    out, t = [], t0
+    for _ in range(int(rng.integers(5, 18))):
+        t += float(rng.exponential(25.0)) + 3.0
+        m = sites[int(rng.integers(len(sites)))]
+        amount = float(rng.choice([0.5, 1.0, 1.0, 1.5, 2.0, 2.5, 3.0, 4.99]))
+        amount += float(rng.integers(0, 100)) / 100.0 * (rng.random() < 0.3)
+        out.append(event(p, t, m.merchant_id, m.mcc, amount, "ecommerce", HOME_COUNTRY, None, None, device, ip,
+                         "card_testing"))
+    if rng.random() < 0.6:
+        big = [m for m in world.online if m.mcc in ("5732", "5999", "5651")]
+        for _ in range(int(rng.integers(1, 4))):
+            t += float(rng.uniform(120, 2400))
+            m = big[int(rng.integers(len(big)))]
+            out.append(event(p, t, m.merchant_id, m.mcc, float(rng.uniform(80, 900)), "ecommerce", HOME_COUNTRY,
+                             None, None, device, ip, "card_testing"))
+    return out
+
+
+def account_takeover(rng: np.random.Generator, world: World, p: Persona, t0: float) -> list[dict]:
+    device = random_device(rng)
+    abroad = rng.random() < 0.6
+    cc = world.cities[pick_weighted(rng, FRAUD_CITIES)].country if abroad else HOME_COUNTRY
+    ip = random_ip(rng, world, cc)
+    out, t = [], t0
+    if rng.random() < 0.4:  # a first, smaller transfer to see whether it goes through
+        t += float(rng.uniform(60, 600))
+        out.append(event(p, t, f"P{int(rng.integers(1e9)):09d}", TRANSFER_MCC, float(rng.uniform(20, 150)), "transfer",
+                         HOME_COUNTRY, None, None, device, ip, "account_takeover"))
+    for _ in range(int(rng.integers(1, 5))):
+        t += float(rng.uniform(90, 1500))
+        amount = min(9500.0, max(400.0, p.typical_amount() * float(rng.uniform(15, 80))))
+        out.append(event(p, t, f"P{int(rng.integers(1e9)):09d}", TRANSFER_MCC, amount, "transfer", HOME_COUNTRY,
+                         None, None, device, ip, "account_takeover"))
+    if rng.random() < 0.3:  # gift cards bought online from the same session
+        m = [m for m in world.online if m.mcc == "5999"][int(rng.integers(5))]
+        t += float(rng.uniform(60, 900))
+        out.append(event(p, t, m.merchant_id, m.mcc, float(rng.uniform(100, 500)), "ecommerce", HOME_COUNTRY,
+                         None, None, device, ip, "account_takeover"))
+    return out
+
+
+def cloned_card(rng: np.random.Generator, world: World, p: Persona, t0: float) -> list[dict]:
+    city = world.cities[pick_weighted(rng, FRAUD_CITIES)]
+    if city.country == p.home.country and city.name == p.home.name:
+        city = world.cities["Bucharest"]
+    shops = [m for m in world.local[city.name] if m.mcc in ("5732", "5944", "5311", "5651", "5999", "5812")]
+    out, t = [], t0
+    for _ in range(int(rng.integers(2, 8))):
+        t += float(rng.uniform(300, 3600))
+        m = shops[int(rng.integers(len(shops)))]
+        amount = float(rng.uniform(60, 2500)) if m.mcc in ("5732", "5944") else float(rng.uniform(40, 600))
+        out.append(event(p, t, m.merchant_id, m.mcc, amount, "card_present", city.country, m.lat, m.lon, None, None,
+                         "cloned_card"))
+    return out
+
+
+def atm_cashout(rng: np.random.Generator, world: World, p: Persona, t0: float) -> list[dict]:
+    city = world.cities[pick_weighted(rng, FRAUD_CITIES)] if rng.random() < 0.6 else \
+        world.cities[["Manchester", "Birmingham", "London", "Glasgow"][int(rng.integers(4))]]
+    if city.name == p.home.name:
+        city = world.cities["Bucharest"]
+    atms = world.atms[city.name]
+    out, t = [], t0
+    for _ in range(int(rng.integers(3, 9))):
+        t += float(rng.uniform(120, 1800))
+        atm = atms[int(rng.integers(len(atms)))]
+        amount = float(rng.choice([200, 250, 300, 400, 500], p=[0.2, 0.2, 0.3, 0.15, 0.15]))
+        out.append(event(p, t, atm.merchant_id, atm.mcc, amount, "atm", city.country, atm.lat, atm.lon, None, None,
+                         "atm_cashout"))
+    return out
+
+
+def merchant_bust_out(rng: np.random.Generator, world: World, victims: list[Persona], bystanders: list[Persona],
+                      t0: float) -> list[dict]:
+    """Genuine sales to ``bystanders`` in the weeks before ``t0``, then the bust-out on ``victims``."""
+    mcc = str(rng.choice(["5999", "5732", "5944", "5311"]))
+    merchant_id = world.new_merchant_id("W")
+    out = []
+    for b in bystanders:  # the merchant's clean-looking history (genuine, labelled so)
+        t = t0 - float(rng.uniform(2, 20)) * DAY_S
+        if t > 0:
+            amount = math.exp(rng.normal(b.log_spend_mu, b.log_spend_sigma))
+            out.append(event(b, t, merchant_id, mcc, amount, "ecommerce", HOME_COUNTRY, None, None, b.devices[0],
+                             random_ip(rng, world, HOME_COUNTRY, b.home_prefixes[0])))
+    for v in victims:
+        t = t0 + float(rng.uniform(0, 1.5)) * DAY_S
+        for _ in range(int(rng.integers(1, 4))):
+            t += float(rng.uniform(60, 7200))
+            amount = float(rng.choice([249.99, 399.0, 499.99, 650.0, 899.0, 1199.0, 1499.99]))
+            out.append(event(v, t, merchant_id, mcc, amount, "ecommerce", HOME_COUNTRY, None, None, None, None,
+                             "merchant_bust_out"))
+    return out
+
+
+def episode_start(rng: np.random.Generator, start_epoch: float, days: int) -> float:
+    """A start time after the first day (so accounts have some history), often at night."""
+    day = int(rng.integers(1, max(2, days)))
+    return start_epoch + day * DAY_S + _night_or_any(rng) * 3600.0
+
+
+def anchor_after_card_present(rng: np.random.Generator, genuine: list[dict], start_epoch: float,
+                              days: int) -> float:
+    """A time 20 min–5 h after one of the account's genuine card-present payments at home."""
+    cps = [e["_t"] for e in genuine if e["channel"] == "card_present" and e["country"] == HOME_COUNTRY
+           and e["_t"] > start_epoch + DAY_S]
+    if not cps:
+        return episode_start(rng, start_epoch, days)
+    return cps[int(rng.integers(len(cps)))] + float(rng.uniform(1200, 18000))
