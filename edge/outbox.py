@@ -153,8 +153,8 @@ class Outbox:
             if cursor is not None:
                 db.execute("INSERT INTO cursors(name, value) VALUES(?, ?) ON CONFLICT(name) DO UPDATE "
                            "SET value = max(value, excluded.value)", cursor)
-            if db.execute("SELECT 1 FROM results WHERE id = ? UNION ALL SELECT 1 FROM delivered WHERE id = ?",
-                          (record_id, record_id)).fetchone():
+            if db.execute("SELECT 1 FROM results WHERE id = ? UNION ALL SELECT 1 FROM delivered WHERE id = ? "
+                          "UNION ALL SELECT 1 FROM dead_letters WHERE id = ?", (record_id,) * 3).fetchone():
                 return PutOutcome.DUPLICATE
             if not self._make_room(db, size, defective):
                 self._bump(db, "dropped_ok")
@@ -249,6 +249,19 @@ class Outbox:
                               (time.time() - older_than_s,)).rowcount
 
     # -- reading -----------------------------------------------------------
+    def known(self, record_id: str) -> bool:
+        """Is this id pending, delivered or dead-lettered (i.e. already recorded once)?"""
+        with self._lock:
+            return self._db.execute(
+                "SELECT 1 FROM results WHERE id = ? UNION ALL SELECT 1 FROM delivered WHERE id = ? "
+                "UNION ALL SELECT 1 FROM dead_letters WHERE id = ?", (record_id,) * 3).fetchone() is not None
+
+    def next_boot(self) -> int:
+        """Durably count one more start of the agent; returns the new boot number (1, 2, ...)."""
+        with self._lock, self._tx() as db:
+            self._bump(db, "boot")
+            return db.execute("SELECT value FROM counters WHERE name = 'boot'").fetchone()[0]
+
     def cursor(self, name: str) -> int | None:
         with self._lock:
             row = self._db.execute("SELECT value FROM cursors WHERE name = ?", (name,)).fetchone()

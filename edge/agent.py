@@ -1,0 +1,142 @@
+"""The edge agent: frames -> inspector -> durable outbox -> actions, with sync and updates beside it.
+
+Rules, per frame, in this order:
+
+1. compute the result id (:func:`npusuite.edge.results.result_id`); for a
+   replayable source an id the outbox already knows is skipped *before*
+   inspection (a restarted agent does not redo or re-signal old frames);
+2. inspect with the *current* inspector (an update swaps it atomically
+   between two frames, never during one);
+3. ``outbox.put`` commits the result durably;
+4. only then run the actions (reject signal, archive, ...), and nudge the
+   syncer.  A crash between 3 and 4 can lose an action, never a result.
+
+The agent's boot number (a durable counter) keeps ids of live sources unique
+across restarts.  The agent takes its collaborators through the constructor:
+the inspection pipeline, the outbox, the syncer, the update manager and the
+fleet client are all optional parts around one loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from npusuite.edge.health import Inspector
+from npusuite.edge.outbox import Outbox, PutOutcome
+from npusuite.edge.results import ingest_payload, result_id
+
+logger = logging.getLogger(__name__)
+
+
+class InspectorHolder:
+    """The inspector the line runs now; ``swap`` replaces it between frames."""
+
+    def __init__(self, inspector: Inspector | None = None) -> None:
+        self._inspector = inspector
+        self._lock = threading.Lock()
+
+    def get(self) -> Inspector | None:
+        with self._lock:
+            return self._inspector
+
+    def swap(self, inspector: Inspector) -> None:
+        with self._lock:
+            self._inspector = inspector
+        logger.info("now inspecting with %s", getattr(inspector, "model", inspector))
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    device_id: str
+    line: str = "line-1"
+    product: str | None = None
+    #: folder or video sources: ids are deterministic and a restart skips frames already recorded
+    replayable_source: bool = False
+    #: wait this long between frames (simulating a line's takt time); 0 = as fast as frames come
+    frame_interval_ms: float = 0.0
+
+
+@dataclass
+class AgentCounters:
+    frames: int = 0
+    skipped_known: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    dropped: int = 0
+    ng: int = 0
+    no_model: int = 0
+    errors: int = 0
+    last_model: str | None = None
+    started_at_s: float = field(default_factory=time.time)
+
+
+Action = Callable[[Any], None]
+
+
+class EdgeAgent:
+    def __init__(self, config: AgentConfig, outbox: Outbox, inspectors: InspectorHolder,
+                 actions: Iterable[Action] = (), on_stored: Callable[[], None] | None = None) -> None:
+        self.config = config
+        self.outbox = outbox
+        self.inspectors = inspectors
+        self.actions = list(actions)
+        self.on_stored = on_stored
+        self.boot = outbox.next_boot()
+        self.counters = AgentCounters()
+        logger.info("edge agent %s boot %d", config.device_id, self.boot)
+
+    def handle(self, frame: Any) -> PutOutcome | None:
+        """Process one frame by the module rules; returns the outbox outcome (None if skipped)."""
+        self.counters.frames += 1
+        rid = result_id(self.config.device_id, frame.source, self.config.replayable_source, self.boot,
+                        frame.seq, frame.name)
+        if self.config.replayable_source and self.outbox.known(rid):
+            self.counters.skipped_known += 1
+            return None
+        inspector = self.inspectors.get()
+        if inspector is None:
+            self.counters.no_model += 1
+            return None
+        result = inspector.inspect(frame)
+        payload = ingest_payload(result, rid, self.config.line, self.config.product)
+        outcome = self.outbox.put(rid, result.defective, payload)
+        self.counters.last_model = result.model
+        if outcome is PutOutcome.STORED:
+            self.counters.stored += 1
+            self.counters.ng += int(result.defective)
+            for action in self.actions:
+                try:
+                    action(result)
+                except Exception:  # one failing actuator must not stop the line's record keeping
+                    self.counters.errors += 1
+                    logger.exception("action %r failed for %s", action, rid)
+            if self.on_stored is not None:
+                self.on_stored()
+        elif outcome is PutOutcome.DUPLICATE:
+            self.counters.duplicates += 1
+        else:
+            self.counters.dropped += 1
+        return outcome
+
+    def run(self, frames: Iterable[Any], stop: threading.Event) -> AgentCounters:
+        """Handle frames until the source ends or ``stop`` is set."""
+        interval_s = self.config.frame_interval_ms / 1000
+        for frame in frames:
+            if stop.is_set():
+                break
+            self.handle(frame)
+            if interval_s:
+                stop.wait(interval_s)
+        return self.counters
+
+    def status(self) -> dict[str, Any]:
+        c = self.counters
+        return {"device_id": self.config.device_id, "boot": self.boot, "frames": c.frames, "stored": c.stored,
+                "ng": c.ng, "skipped_known": c.skipped_known, "duplicates": c.duplicates, "dropped": c.dropped,
+                "no_model": c.no_model, "action_errors": c.errors, "model": c.last_model,
+                "outbox": self.outbox.stats().to_json()}
