@@ -14,6 +14,8 @@ Variables (all optional):
 ``NPUSUITE_ADMIN_TOKEN``       bearer token for management endpoints
 ``NPUSUITE_LOG_LEVEL``         DEBUG, INFO (default), WARNING, ...
 ``NPUSUITE_LOG_FORMAT``        ``text`` (default) or ``json``
+``NPUSUITE_REVIEW_DB``          review app database URL (default: SQLite file)
+``NPUSUITE_REVIEW_INGEST_TOKEN``  extra bearer token accepted by review ingest
 =============================  ==============================================
 """
 
@@ -64,3 +66,11 @@ class AdminSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="NPUSUITE_", extra="ignore")
     admin_token: str | None = Field(default=None, repr=False)
+
+
+class ReviewSettings(BaseSettings):
+    """The review app's database and its environment-provided ingest token.  The token is never logged."""
+
+    model_config = SettingsConfigDict(env_prefix="NPUSUITE_REVIEW_", extra="ignore")
+    db: str | None = None
+    ingest_token: str | None = Field(default=None, repr=False)

@@ -1,0 +1,144 @@
+"""Users, web sessions and service tokens: the database side of auth.
+
+Rules:
+
+- Usernames are 1-64 characters of letters, digits, ``._-``; passwords at
+  least 8 characters.  Roles are analyst < supervisor < admin (each role can do
+  what the ones before it can).
+- :func:`authenticate` takes the same time whether or not the user exists (a
+  dummy hash is verified), so a login answer does not reveal user names.
+- A web session is a random id in an HttpOnly cookie; the database keeps its
+  SHA-256 digest, its CSRF token and its expiry.  Expired sessions resolve to
+  None and are deleted.
+- Service tokens are printed once when created and kept only as digests.
+  :func:`check_service_token` also accepts the environment's token, if set.
+
+Raises :class:`~npusuite.platform.errors.UserError` for bad names, roles and
+passwords, and for duplicates.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from npusuite.platform.errors import UserError
+from npusuite.review import security
+from npusuite.review.models import ROLES, ServiceToken, User, WebSession, utcnow
+
+logger = logging.getLogger(__name__)
+
+_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_DUMMY_HASH = security.hash_password("not-a-real-password-0")
+
+
+def role_at_least(role: str, needed: str) -> bool:
+    return ROLES.index(role) >= ROLES.index(needed)
+
+
+def _check_name(name: str, what: str) -> None:
+    if not _NAME.match(name):
+        raise UserError(f"bad {what} {name!r}: use 1-64 letters, digits, '.', '_' or '-'")
+
+
+def create_user(db: Session, username: str, password: str, role: str, *, update: bool = False) -> User:
+    """Create USERNAME, or with update=True set the password and role of an existing one."""
+    _check_name(username, "user name")
+    if role not in ROLES:
+        raise UserError(f"bad role {role!r}: choose one of {', '.join(ROLES)}")
+    if len(password) < security.MIN_PASSWORD_CHARS:
+        raise UserError(f"password too short: at least {security.MIN_PASSWORD_CHARS} characters")
+    user = db.scalar(select(User).where(User.username == username))
+    if user is not None and not update:
+        raise UserError(f"user {username!r} already exists (pass --update to change the password or role)")
+    if user is None:
+        user = User(username=username, role=role, password_hash=security.hash_password(password), active=True)
+        db.add(user)
+    else:
+        user.role = role
+        user.password_hash = security.hash_password(password)
+        db.execute(delete(WebSession).where(WebSession.user_id == user.id))
+    try:
+        db.commit()
+    except IntegrityError:
+        db.rollback()
+        raise UserError(f"user {username!r} already exists") from None
+    logger.info("user %s saved with role %s", username, role)
+    return user
+
+
+def authenticate(db: Session, username: str, password: str) -> User | None:
+    user = db.scalar(select(User).where(User.username == username))
+    if user is None or not user.active:
+        security.verify_password(_DUMMY_HASH, password)
+        return None
+    return user if security.verify_password(user.password_hash, password) else None
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    user_id: int
+    username: str
+    role: str
+    csrf_token: str
+
+
+def open_session(db: Session, user: User, ttl_s: float) -> tuple[str, SessionInfo]:
+    """Returns (cookie value, session).  Only the digest of the cookie value is stored."""
+    sid = security.new_secret()
+    row = WebSession(id_sha256=security.digest(sid), user_id=user.id, csrf_token=security.new_secret(),
+                     created_at=utcnow(), expires_at=utcnow() + timedelta(seconds=ttl_s))
+    db.add(row)
+    db.commit()
+    return sid, SessionInfo(user.id, user.username, user.role, row.csrf_token)
+
+
+def resolve_session(db: Session, sid: str | None) -> SessionInfo | None:
+    if not sid:
+        return None
+    row = db.get(WebSession, security.digest(sid))
+    if row is None:
+        return None
+    if row.expires_at <= utcnow() or not row.user.active:
+        db.delete(row)
+        db.commit()
+        return None
+    return SessionInfo(row.user.id, row.user.username, row.user.role, row.csrf_token)
+
+
+def close_session(db: Session, sid: str | None) -> None:
+    if sid:
+        db.execute(delete(WebSession).where(WebSession.id_sha256 == security.digest(sid)))
+        db.commit()
+
+
+def add_service_token(db: Session, name: str) -> str:
+    """Create a token called NAME and return it; it is never shown again."""
+    _check_name(name, "token name")
+    token = security.new_secret()
+    db.add(ServiceToken(name=name, token_sha256=security.digest(token), created_at=utcnow(), revoked=False))
+    try:
+        db.commit()
+    except IntegrityError:
+        db.rollback()
+        raise UserError(f"a service token named {name!r} already exists") from None
+    logger.info("service token %s created", name)
+    return token
+
+
+def check_service_token(db: Session, token: str | None, env_token: str | None) -> str | None:
+    """The caller's name (``token:NAME`` or ``token:env``) for a valid token, else None."""
+    if not token:
+        return None
+    if security.same(token, env_token):
+        return "token:env"
+    row = db.scalar(select(ServiceToken).where(ServiceToken.token_sha256 == security.digest(token)))
+    if row is None or row.revoked:
+        return None
+    return f"token:{row.name}"

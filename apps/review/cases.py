@@ -1,0 +1,294 @@
+"""The case workflow: the queue, taking and locking cases, decisions, and the journal.
+
+Rules:
+
+- Only one person holds a case at a time.  Taking is a compare-and-set
+  ``UPDATE ... WHERE assignee_id IS NULL AND status IN (...)``: on SQLite the
+  write lock serialises it, on PostgreSQL the row lock makes the loser re-check
+  the WHERE clause and update nothing.  On PostgreSQL the candidate is also
+  picked with ``FOR UPDATE SKIP LOCKED`` so concurrent takers do not queue up
+  on the same row.  :func:`next_case` retries with the next candidate when it
+  loses a race.
+- "Next case" takes the highest priority first, then the oldest.  Analysts
+  take ``open`` cases; supervisors and admins also take ``escalated`` ones,
+  before any open case.
+- Only the holder decides.  Every decision that closes a case, and every
+  escalation, needs a comment.  Escalation hands the case back, unassigned,
+  to the supervisors.
+- Every change writes journal rows (field, old value -> new value, actor,
+  time, comment) in the same transaction as the change; nothing ever updates
+  or deletes a journal row (the database refuses it, see the migration).
+
+Raises :class:`NotFoundError` (no such case), :class:`CaseStateError` (the case
+is not in a state that allows it: held by someone else, already closed) and
+:class:`PermissionDenied` (the role may not do it); other bad input is a
+:class:`UserError`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import Select, case, exists, select, update
+from sqlalchemy.orm import Session
+
+from npusuite.platform.errors import NotFoundError, UserError
+from npusuite.review.accounts import SessionInfo, role_at_least
+from npusuite.review.models import Case, CaseReason, JournalEntry, User, utcnow
+
+logger = logging.getLogger(__name__)
+
+#: action -> (case kind, outcome or None for escalation, new status)
+ACTIONS: dict[str, tuple[str, str | None, str]] = {
+    "confirm_fraud": ("fraud", "confirmed_fraud", "closed"),
+    "legitimate": ("fraud", "legitimate", "closed"),
+    "escalate": ("fraud", None, "escalated"),
+    "confirm_defect": ("inspection", "confirmed_defect", "closed"),
+    "false_reject": ("inspection", "false_reject", "closed"),
+}
+SORTS = {"risk": "highest score first", "age": "oldest first", "sla": "nearest SLA deadline first"}
+MAX_COMMENT_CHARS = 4000
+_MAX_TAKE_TRIES = 50
+
+
+class CaseStateError(UserError):
+    """The case's state does not allow the action (HTTP 409)."""
+
+
+class PermissionDenied(UserError):
+    """The user's role or holding does not allow the action (HTTP 403)."""
+
+
+@dataclass(frozen=True)
+class QueueFilter:
+    kind: str | None = None
+    status: str | None = None
+    decision: str | None = None
+    outcome: str | None = None
+    reason: str | None = None
+    typology: str | None = None
+    model: str | None = None
+    #: a user name, ``me`` or ``none`` (unassigned)
+    assignee: str | None = None
+    sort: str = "risk"
+
+
+def _journal(db: Session, case_obj: Case, actor: str, field: str, old: object, new: object,
+             comment: str | None = None) -> None:
+    db.add(JournalEntry(case_id=case_obj.id, at=utcnow(), actor=actor, field=field,
+                        old_value=None if old is None else str(old), new_value=None if new is None else str(new),
+                        comment=comment))
+
+
+def get_case(db: Session, case_id: int) -> Case:
+    found = db.get(Case, case_id)
+    if found is None:
+        raise NotFoundError(f"no case {case_id}")
+    return found
+
+
+def queue_query(flt: QueueFilter, me: SessionInfo) -> Select:
+    """The SELECT for the queue page and ``GET /api/cases``.  Raises UserError on an unknown sort."""
+    if flt.sort not in SORTS:
+        raise UserError(f"unknown sort {flt.sort!r}: use one of {', '.join(SORTS)}")
+    q = select(Case)
+    if flt.kind:
+        q = q.where(Case.kind == flt.kind)
+    if flt.status == "active":
+        q = q.where(Case.status != "closed")
+    elif flt.status:
+        q = q.where(Case.status == flt.status)
+    if flt.decision:
+        q = q.where(Case.model_decision == flt.decision)
+    if flt.outcome:
+        q = q.where(Case.outcome == flt.outcome)
+    if flt.reason:
+        q = q.where(exists().where(CaseReason.case_id == Case.id, CaseReason.reason == flt.reason))
+    if flt.typology:
+        q = q.where(Case.typology == flt.typology)
+    if flt.model:
+        q = q.where(Case.model == flt.model)
+    if flt.assignee == "none":
+        q = q.where(Case.assignee_id.is_(None))
+    elif flt.assignee == "me":
+        q = q.where(Case.assignee_id == me.user_id)
+    elif flt.assignee:
+        q = q.where(Case.assignee.has(User.username == flt.assignee))
+    order = {"risk": [Case.score.desc(), Case.created_at], "age": [Case.created_at, Case.id],
+             "sla": [Case.due_at, Case.priority.desc()]}[flt.sort]
+    return q.order_by(*order, Case.id)
+
+
+def list_cases(db: Session, flt: QueueFilter, me: SessionInfo, limit: int = 100, offset: int = 0) -> list[Case]:
+    return list(db.scalars(queue_query(flt, me).limit(limit).offset(offset)).unique())
+
+
+def _takeable_statuses(me: SessionInfo) -> list[str]:
+    return ["open", "escalated"] if role_at_least(me.role, "supervisor") else ["open"]
+
+
+def _claim(db: Session, case_id: int, me: SessionInfo, statuses: list[str]) -> str | None:
+    """Compare-and-set the holder; returns the status the case had, or None when someone else won."""
+    old_status = db.scalar(select(Case.status).where(Case.id == case_id))
+    if old_status not in statuses:
+        return None
+    res = db.execute(
+        update(Case)
+        .where(Case.id == case_id, Case.assignee_id.is_(None), Case.status == old_status)
+        .values(assignee_id=me.user_id, status="in_review", assigned_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return old_status if res.rowcount == 1 else None
+
+
+def _after_claim(db: Session, case_id: int, me: SessionInfo, old_status: str) -> Case:
+    found = get_case(db, case_id)
+    _journal(db, found, me.username, "assignee", None, me.username)
+    _journal(db, found, me.username, "status", old_status, "in_review")
+    db.commit()
+    db.refresh(found)
+    logger.info("case %d taken by %s", case_id, me.username)
+    return found
+
+
+def next_case(db: Session, me: SessionInfo, kind: str | None = None) -> Case | None:
+    """Take and lock the highest-priority unassigned case (of KIND, if given); None when the queue is empty."""
+    statuses = _takeable_statuses(me)
+    for _ in range(_MAX_TAKE_TRIES):
+        q = select(Case.id).where(Case.assignee_id.is_(None), Case.status.in_(statuses))
+        if kind:
+            q = q.where(Case.kind == kind)
+        q = q.order_by(case((Case.status == "escalated", 0), else_=1), Case.priority.desc(), Case.created_at, Case.id)
+        candidate = db.scalar(q.limit(1).with_for_update(skip_locked=True))
+        if candidate is None:
+            db.rollback()
+            return None
+        old_status = _claim(db, candidate, me, statuses)
+        if old_status is not None:
+            return _after_claim(db, candidate, me, old_status)
+        db.rollback()
+    raise CaseStateError("the queue is too busy right now; try again")
+
+
+def take_case(db: Session, case_id: int, me: SessionInfo) -> Case:
+    """Take one case by id.  Raises NotFoundError, CaseStateError (held by someone, closed) or PermissionDenied."""
+    found = get_case(db, case_id)
+    if found.assignee_id == me.user_id:
+        return found
+    if found.status == "escalated" and not role_at_least(me.role, "supervisor"):
+        raise PermissionDenied("escalated cases are for supervisors")
+    old_status = _claim(db, case_id, me, _takeable_statuses(me))
+    if old_status is None:
+        db.rollback()
+        db.expire_all()
+        now = get_case(db, case_id)
+        who = now.assignee.username if now.assignee else None
+        raise CaseStateError(f"case {case_id} is {now.status}" + (f", held by {who}" if who else ""))
+    return _after_claim(db, case_id, me, old_status)
+
+
+def _status_before_take(db: Session, case_id: int) -> str:
+    last = db.scalar(select(JournalEntry.old_value)
+                     .where(JournalEntry.case_id == case_id, JournalEntry.field == "status",
+                            JournalEntry.new_value == "in_review")
+                     .order_by(JournalEntry.id.desc()).limit(1))
+    return "escalated" if last == "escalated" else "open"
+
+
+def release_case(db: Session, case_id: int, me: SessionInfo) -> Case:
+    """Give a held case back to the queue (to ``escalated`` if it came from there)."""
+    found = get_case(db, case_id)
+    if found.status != "in_review" or found.assignee_id is None:
+        raise CaseStateError(f"case {case_id} is not held by anyone")
+    if found.assignee_id != me.user_id and not role_at_least(me.role, "supervisor"):
+        raise PermissionDenied("only the holder or a supervisor can release a case")
+    back_to = _status_before_take(db, case_id)
+    holder_id, holder = found.assignee_id, found.assignee.username
+    res = db.execute(update(Case).where(Case.id == case_id, Case.status == "in_review", Case.assignee_id == holder_id)
+                     .values(assignee_id=None, status=back_to, assigned_at=None)
+                     .execution_options(synchronize_session=False))
+    if res.rowcount != 1:
+        db.rollback()
+        raise CaseStateError(f"case {case_id} changed meanwhile; reload it")
+    _journal(db, found, me.username, "assignee", holder, None)
+    _journal(db, found, me.username, "status", "in_review", back_to)
+    db.commit()
+    db.expire(found)
+    db.refresh(found)
+    return found
+
+
+def decide(db: Session, case_id: int, me: SessionInfo, action: str, comment: str | None,
+           label_type: str | None = None) -> Case:
+    """Apply ACTION to a case the caller holds.
+
+    LABEL_TYPE is the defect type (required for ``confirm_defect``) or the fraud
+    typology (optional for ``confirm_fraud``).
+    Raises NotFoundError, CaseStateError, PermissionDenied, or UserError for a missing comment or type.
+    """
+    if action not in ACTIONS:
+        raise UserError(f"unknown action {action!r}: use one of {', '.join(ACTIONS)}")
+    kind, outcome, new_status = ACTIONS[action]
+    comment = (comment or "").strip()
+    label_type = (label_type or "").strip() or None
+    if not comment:
+        raise UserError("a comment is required to close or escalate a case")
+    if len(comment) > MAX_COMMENT_CHARS:
+        raise UserError(f"comment too long: at most {MAX_COMMENT_CHARS} characters")
+    if action == "confirm_defect" and not label_type:
+        raise UserError("choose the defect type to confirm a defect")
+    if label_type is not None and len(label_type) > 64:
+        raise UserError("type too long: at most 64 characters")
+    found = get_case(db, case_id)
+    if found.kind != kind:
+        raise UserError(f"action {action!r} is for {kind} cases; case {case_id} is a {found.kind} case")
+    if found.status == "closed":
+        raise CaseStateError(f"case {case_id} is already closed ({found.outcome})")
+    if found.assignee_id != me.user_id:
+        raise PermissionDenied(f"take case {case_id} before deciding it")
+    old_status, old_outcome, old_typology = found.status, found.outcome, found.typology
+    values: dict[str, object] = {"status": new_status}
+    if outcome is not None:
+        values.update(outcome=outcome, closed_at=utcnow())
+        if label_type is not None:
+            values["typology"] = label_type
+    else:
+        values.update(assignee_id=None, assigned_at=None)
+    # Compare-and-set, so a double submit or a concurrent release cannot apply a decision twice.
+    res = db.execute(update(Case).where(Case.id == case_id, Case.status == old_status, Case.assignee_id == me.user_id)
+                     .values(**values).execution_options(synchronize_session=False))
+    if res.rowcount != 1:
+        db.rollback()
+        raise CaseStateError(f"case {case_id} changed meanwhile; reload it")
+    if outcome is not None:
+        _journal(db, found, me.username, "outcome", old_outcome, outcome, comment)
+        if label_type is not None and label_type != old_typology:
+            _journal(db, found, me.username, "typology", old_typology, label_type)
+    else:
+        _journal(db, found, me.username, "assignee", me.username, None)
+    _journal(db, found, me.username, "status", old_status, new_status, comment)
+    db.commit()
+    db.expire(found)
+    db.refresh(found)
+    logger.info("case %d: %s by %s", case_id, action, me.username)
+    return found
+
+
+def journal_for(db: Session, case_id: int) -> list[JournalEntry]:
+    return list(db.scalars(select(JournalEntry).where(JournalEntry.case_id == case_id).order_by(JournalEntry.id)))
+
+
+def recent_journal(db: Session, limit: int = 200) -> list[JournalEntry]:
+    return list(db.scalars(select(JournalEntry).order_by(JournalEntry.id.desc()).limit(limit)))
+
+
+def facets(db: Session) -> dict[str, list[str]]:
+    """Distinct values for the queue's filter menus."""
+    def distinct(col) -> list[str]:
+        return [v for v in db.scalars(select(col).distinct().order_by(col)) if v]
+
+    return {
+        "model": distinct(Case.model), "reason": distinct(CaseReason.reason), "typology": distinct(Case.typology),
+        "decision": distinct(Case.model_decision), "assignee": distinct(User.username),
+    }

@@ -1,0 +1,149 @@
+"""JSON endpoints: ingest (service tokens), cases (session + CSRF header), and case images.
+
+Ingest (interfaces 3 and 4 of the team contract):
+
+- ``POST /api/ingest/fraud-alerts``: a ``fraud-alerts`` message body.
+- ``POST /api/ingest/inspections``: an inspection NG record.
+- Both need ``Authorization: Bearer <token>`` (401 otherwise) and answer 201
+  ``{"case_id", "created": true}`` the first time, 200 with ``"created":
+  false`` for a repeated id; 400 for a body that is not a JSON object, 413 when
+  it is too large, 422 naming the bad field.
+
+Everything else here needs a session: 401 JSON without one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from npusuite.platform.errors import SchemaError
+from npusuite.review import accounts, cases, ingest
+from npusuite.review.models import CaseImage
+from npusuite.review.web.deps import ApiUser, ApiWriter, Db
+from npusuite.review.web.views import case_json
+
+logger = logging.getLogger(__name__)
+router = APIRouter()
+
+
+async def _json_body(request: Request) -> dict:
+    limit = request.app.state.cfg.max_ingest_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"body larger than {limit} bytes")
+    body = await request.body()
+    if len(body) > limit:
+        raise HTTPException(413, f"body larger than {limit} bytes")
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise HTTPException(400, f"body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise HTTPException(400, "body must be a JSON object")
+    return data
+
+
+def _caller(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    token = header[7:].strip() if header[:7].lower() == "bearer " else None
+    with request.app.state.sessions() as db:
+        who = accounts.check_service_token(db, token, request.app.state.cfg.env_ingest_token)
+    if who is None:
+        raise HTTPException(401, "a valid service token is required: Authorization: Bearer <token>")
+    return who
+
+
+async def _ingest(request: Request, parse, store) -> JSONResponse:
+    who = await run_in_threadpool(_caller, request)
+    data = await _json_body(request)
+    try:
+        record = parse(data)
+    except SchemaError as exc:
+        raise HTTPException(422, str(exc)) from None
+
+    def work() -> ingest.IngestResult:
+        with request.app.state.sessions() as db:
+            return store(db, record, who, request.app.state.cfg)
+
+    result = await run_in_threadpool(work)
+    return JSONResponse({"case_id": result.case_id, "created": result.created},
+                        status_code=201 if result.created else 200)
+
+
+@router.post("/api/ingest/fraud-alerts")
+async def ingest_fraud_alert(request: Request) -> JSONResponse:
+    return await _ingest(request, ingest.parse_fraud_alert, ingest.ingest_fraud_alert)
+
+
+@router.post("/api/ingest/inspections")
+async def ingest_inspection(request: Request) -> JSONResponse:
+    return await _ingest(request, ingest.parse_inspection, ingest.ingest_inspection)
+
+
+@router.get("/api/me")
+def me(user: ApiUser) -> dict:
+    return {"username": user.username, "role": user.role, "csrf_token": user.csrf_token}
+
+
+@router.get("/api/cases")
+def list_cases(user: ApiUser, db: Db, kind: str | None = None, status: str | None = None,
+               decision: str | None = None, outcome: str | None = None, reason: str | None = None,
+               typology: str | None = None, model: str | None = None, assignee: str | None = None,
+               sort: str = "risk", limit: Annotated[int, Query(ge=1, le=500)] = 100,
+               offset: Annotated[int, Query(ge=0)] = 0) -> dict:
+    flt = cases.QueueFilter(kind, status, decision, outcome, reason, typology, model, assignee, sort)
+    return {"cases": [case_json(c) for c in cases.list_cases(db, flt, user, limit, offset)]}
+
+
+@router.get("/api/cases/{case_id}")
+def get_case(case_id: int, user: ApiUser, db: Db) -> dict:
+    return case_json(cases.get_case(db, case_id), cases.journal_for(db, case_id))
+
+
+class NextBody(BaseModel):
+    kind: str | None = None
+
+
+@router.post("/api/cases/next")
+def next_case(user: ApiWriter, db: Db, body: NextBody | None = None) -> dict:
+    taken = cases.next_case(db, user, body.kind if body else None)
+    return {"case": None if taken is None else case_json(taken)}
+
+
+@router.post("/api/cases/{case_id}/take")
+def take(case_id: int, user: ApiWriter, db: Db) -> dict:
+    return case_json(cases.take_case(db, case_id, user))
+
+
+@router.post("/api/cases/{case_id}/release")
+def release(case_id: int, user: ApiWriter, db: Db) -> dict:
+    return case_json(cases.release_case(db, case_id, user))
+
+
+class DecideBody(BaseModel):
+    action: str
+    comment: str | None = None
+    type: str | None = None
+
+
+@router.post("/api/cases/{case_id}/decide")
+def decide(case_id: int, body: DecideBody, user: ApiWriter, db: Db) -> dict:
+    found = cases.decide(db, case_id, user, body.action, body.comment, body.type)
+    return case_json(found, cases.journal_for(db, case_id))
+
+
+@router.get("/cases/{case_id}/{name}.png")
+def case_image(case_id: int, name: str, user: ApiUser, db: Db) -> Response:
+    if name not in ("image", "heatmap"):
+        raise HTTPException(404, f"no image {name!r}")
+    row = db.get(CaseImage, (case_id, name))
+    if row is None:
+        raise HTTPException(404, f"case {case_id} has no {name}")
+    return Response(row.png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})

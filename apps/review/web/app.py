@@ -1,0 +1,128 @@
+"""The FastAPI application: wiring, error shapes and security headers.
+
+Rules:
+
+- :func:`create_app` takes everything it needs (config, database session
+  factory, optional alert consumer); it opens nothing itself except starting
+  and stopping the consumer with the app's lifespan.
+- Errors: under ``/api/`` and for images, JSON ``{"error": "..."}`` with the
+  status; for pages, an HTML error page with the same status.  A missing
+  session on a page is a 303 to ``/login?next=...``.
+- Every response carries a strict Content-Security-Policy (same-origin only:
+  no CDN, no inline scripts), ``X-Frame-Options: DENY``, ``nosniff`` and
+  ``Referrer-Policy: same-origin``; pages are ``Cache-Control: no-store``.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from pathlib import Path
+from urllib.parse import urlencode
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy.orm import Session, sessionmaker
+
+from npusuite.platform.errors import NotFoundError, UserError
+from npusuite.review import cases
+from npusuite.review.config import ReviewConfig
+from npusuite.review.consumer import AlertConsumer
+from npusuite.review.security import LoginRateLimiter
+from npusuite.review.web import api, auth_routes, pages
+from npusuite.review.web.deps import LoginRequired, templates
+
+logger = logging.getLogger(__name__)
+
+_STATIC = Path(__file__).resolve().parent.parent / "static"
+_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+
+
+def _wants_json(request: Request) -> bool:
+    path = request.url.path
+    return path.startswith("/api/") or path.endswith(".png") or path.endswith(".svg")
+
+
+def _error(request: Request, status: int, message: str) -> Response:
+    if _wants_json(request):
+        return JSONResponse({"error": message}, status_code=status)
+    user = getattr(request.state, "user", None)
+    return templates.TemplateResponse(request, "error.html", {"user": user, "status": status, "message": message},
+                                      status_code=status)
+
+
+def create_app(cfg: ReviewConfig, sessions: sessionmaker[Session], consumer: AlertConsumer | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        if consumer is not None:
+            consumer.start()
+        try:
+            yield
+        finally:
+            if consumer is not None:
+                consumer.stop()
+
+    app = FastAPI(title="npusuite review", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.cfg = cfg
+    app.state.sessions = sessions
+    app.state.consumer = consumer
+    app.state.login_limiter = LoginRateLimiter(cfg.login_max_failures, cfg.login_window_s)
+
+    @app.exception_handler(LoginRequired)
+    async def _login_required(request: Request, exc: LoginRequired) -> Response:
+        return RedirectResponse("/login?" + urlencode({"next": exc.next_path}), status_code=303)
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> Response:
+        resp = _error(request, exc.status_code, str(exc.detail))
+        if exc.headers:
+            resp.headers.update(exc.headers)
+        return resp
+
+    @app.exception_handler(404)
+    async def _not_found(request: Request, exc: Exception) -> Response:
+        return _error(request, 404, getattr(exc, "detail", None) or "not found")
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"] if p != "body") or "body"
+        return _error(request, 422, f"field '{field}': {err['msg']}")
+
+    @app.exception_handler(UserError)
+    async def _user_error(request: Request, exc: UserError) -> Response:
+        status = 400
+        if isinstance(exc, NotFoundError):
+            status = 404
+        elif isinstance(exc, cases.PermissionDenied):
+            status = 403
+        elif isinstance(exc, cases.CaseStateError):
+            status = 409
+        return _error(request, status, str(exc))
+
+    @app.middleware("http")
+    async def _headers(request: Request, call_next):
+        response = await call_next(request)
+        response.headers.setdefault("Content-Security-Policy", _CSP)
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "same-origin"
+        if response.headers.get("content-type", "").startswith("text/html"):
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @app.get("/healthz")
+    def healthz() -> dict:
+        out: dict = {"status": "ok"}
+        if consumer is not None:
+            out["consumer"] = {"alive": consumer.alive, **vars(consumer.stats)}
+        return out
+
+    app.include_router(auth_routes.router)
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=str(_STATIC)), name="static")
+    return app
