@@ -3,9 +3,12 @@
 - ``platform-scale``: ``y = x * factor`` (one parameter), so two versions give
   visibly different answers; used to prove hot swap switches versions.
 - ``platform-noop``: returns its input; used to measure HTTP overhead alone.
+- ``platform-sleep``: returns its input after ``delay_ms``; a slow model to fill queues.
 """
 
 from __future__ import annotations
+
+import time
 
 import torch
 from torch import nn
@@ -34,6 +37,22 @@ class NoOp(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x
+
+
+@register_architecture("platform-sleep")
+class Sleep(nn.Module):
+    def __init__(self, width: int = 4, delay_ms: float = 200.0):
+        super().__init__()
+        self.delay_ms = delay_ms
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        time.sleep(self.delay_ms / 1000)
+        return x
+
+
+def save_sleep(out_dir, delay_ms: float, width: int = 4):
+    return save_module(Sleep(width, delay_ms), out_dir, "platform-sleep", {"width": width, "delay_ms": delay_ms},
+                       inputs=SPEC_IN, outputs=SPEC_OUT)
 
 
 def save_scale(out_dir, factor: float, width: int = 4):

@@ -52,7 +52,7 @@ class TensorServable:
             raise UserError(f"missing input tensor(s) {missing}; {self.version.ref} takes {names}")
         dev = self.device.torch_device()
         with torch.inference_mode():
-            args = [torch.from_numpy(np.ascontiguousarray(inputs[n])).to(dev) for n in names]
+            args = [torch.from_numpy(np.require(inputs[n], requirements=["C", "W"])).to(dev) for n in names]
             out = self.module(*args)
         if isinstance(out, torch.Tensor):
             out = (out,)
