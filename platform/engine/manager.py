@@ -36,6 +36,9 @@ class ModelManager:
         self.follow_aliases = follow_aliases
         self._engines: dict[str, ModelEngine] = {}
         self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._failed: set[tuple[str, str]] = set()
+        self._watcher: threading.Thread | None = None
 
     def _engine(self, name: str) -> ModelEngine:
         with self._lock:
@@ -45,13 +48,32 @@ class ModelManager:
                 self._engines[name] = engine
             return engine
 
-    def start(self) -> None:
+    def start(self, watch_interval_s: float = 2.0) -> None:
+        """Load every model with a production alias; with ``follow_aliases``, keep watching for new ones."""
+        self._load_new()
+        if self.follow_aliases and self._watcher is None:
+            def watch() -> None:
+                while not self._stop.wait(watch_interval_s):
+                    self._load_new()
+
+            self._watcher = threading.Thread(target=watch, daemon=True, name="repository-watch")
+            self._watcher.start()
+
+    def _load_new(self) -> None:
         for name in self.repository.models():
-            if "production" not in self.repository.aliases(name):
+            if name in self._engines:
+                continue
+            try:
+                target = self.repository.aliases(name).get("production")
+            except (NotFoundError, ValueError):
+                continue
+            if target is None or (name, target) in self._failed:
                 continue
             try:
                 self.load(name)
             except SwapError as exc:
+                self._failed.add((name, target))
+                self._engines.pop(name, None)
                 logger.error("not serving %s: %s", name, exc)
 
     def load(self, name: str, version: str | None = None) -> ModelVersion:
@@ -93,5 +115,6 @@ class ModelManager:
         return out
 
     def close(self) -> None:
+        self._stop.set()
         for engine in list(self._engines.values()):
             engine.close()
