@@ -3,7 +3,7 @@
 Rules, in order (the first failure is the verdict):
 
 1. **load**: the inspector factory loads the model from the slot's bundle
-   (any exception fails the check);
+   (``BUNDLE/model/``; any exception fails the check);
 2. **score**: every sample frame is inspected; each verdict must have a
    finite score and threshold (NaN/inf mean a broken model);
 3. **latency**: the p95 of the per-frame wall time, after ``warmup_frames``,
@@ -36,6 +36,7 @@ class Inspector(Protocol):
     def inspect(self, frame: Any) -> Any: ...
 
 
+#: Loads an inspector from a model folder (a bundle's ``model/``, or any model directory).
 InspectorFactory = Callable[[Path], Inspector]
 
 
@@ -76,7 +77,7 @@ class HealthCheck:
     def run(self, bundle_dir: Path) -> tuple[HealthReport, Inspector | None]:
         """Returns the report and, when it passed, the loaded inspector (ready to serve)."""
         try:
-            inspector = self.factory(Path(bundle_dir))
+            inspector = self.factory(Path(bundle_dir) / "model")
         except Exception as exc:
             logger.warning("health check: model failed to load from %s: %s", bundle_dir, exc)
             return HealthReport(False, f"load failed: {type(exc).__name__}: {exc}"), None

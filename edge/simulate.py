@@ -1,7 +1,7 @@
 """Simulated line hardware for fleet tests, benchmarks and the demo: *not* a production model.
 
 ``SimInspector`` is a deliberately tiny but real inspector: its "model" is a
-``model/sim-model.json`` in the bundle (``threshold``, ``mode``), it scores a
+``sim-model.json`` in the model folder (``threshold``, ``mode``), it scores a
 frame by the fraction of very dark pixels (a synthetic "scratch"), and it
 returns the inspection pipeline's own ``Inspection`` record.  ``mode`` lets a
 release build a *broken* model on purpose, to exercise health checks and
@@ -36,8 +36,11 @@ def write_sim_model(model_dir: Path, name: str, version: str, mode: str = "ok", 
 
 
 class SimInspector:
-    def __init__(self, bundle_dir: Path) -> None:
-        cfg = json.loads((Path(bundle_dir) / "model" / SIM_MODEL_FILE).read_text())
+    def __init__(self, model_dir: Path) -> None:
+        path = Path(model_dir) / SIM_MODEL_FILE
+        if not path.is_file():
+            raise FileNotFoundError(f"{model_dir} holds no {SIM_MODEL_FILE} (not a simulated model)")
+        cfg = json.loads(path.read_text())
         if cfg["mode"] == "crash":
             raise RuntimeError("simulated model refuses to load")
         self.cfg = cfg
@@ -59,8 +62,8 @@ class SimInspector:
                           latency_ms=(time.perf_counter() - t0) * 1000, model=self.model)
 
 
-def sim_factory(bundle_dir: Path) -> SimInspector:
-    return SimInspector(bundle_dir)
+def sim_factory(model_dir: Path) -> SimInspector:
+    return SimInspector(model_dir)
 
 
 def sample_frames(n: int, seed: int = 0, size: int = 64, defect_every: int = 4) -> tuple[list[Frame], list[bool]]:

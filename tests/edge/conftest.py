@@ -6,6 +6,7 @@ servers stop when the test ends.
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -14,6 +15,8 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from fastapi import FastAPI, Header, Request
+from fastapi.responses import JSONResponse
 from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
@@ -77,3 +80,66 @@ def static_repo_app(repository_dir: Path) -> Starlette:
 def serve_static(serve) -> Callable[[Path], ServerThread]:
     """Serve a folder (e.g. a TUF ``repository/``) over real HTTP on loopback."""
     return lambda folder: serve(static_repo_app(folder))
+
+
+class IngestDouble:
+    """The review app's inspection ingest (interface 4), reduced to its contract, on SQLite that outlives restarts.
+
+    Used where the test must take the upstream down and up again on the same port; a separate test
+    runs the agent against the real review app.  Records every POST (``posts``) and every stored
+    case once per id (``cases``), so a test can see retries and prove nothing was stored twice.
+    """
+
+    def __init__(self, db_path: Path, token: str) -> None:
+        import sqlite3
+
+        self.db_path = db_path
+        self.token = token
+        db = sqlite3.connect(db_path)
+        db.executescript("CREATE TABLE IF NOT EXISTS posts(id TEXT, at REAL);"
+                         "CREATE TABLE IF NOT EXISTS cases(id TEXT PRIMARY KEY, defective INTEGER, body TEXT);")
+        db.close()
+        app = FastAPI()
+
+        @app.post("/api/ingest/inspections")
+        async def ingest(request: Request, authorization: str | None = Header(None)):
+            if authorization != f"Bearer {token}":
+                return JSONResponse({"error": "bad token"}, status_code=401)
+            body = await request.json()
+            if not isinstance(body.get("id"), str) or "image_png_b64" not in body:
+                return JSONResponse({"error": "bad body"}, status_code=422)
+            con = sqlite3.connect(db_path, isolation_level=None)
+            try:
+                con.execute("INSERT INTO posts VALUES(?, ?)", (body["id"], time.time()))
+                cur = con.execute("INSERT OR IGNORE INTO cases VALUES(?, ?, ?)",
+                                  (body["id"], int(body["defective"]), json.dumps(body)[:2000]))
+                created = cur.rowcount == 1
+            finally:
+                con.close()
+            return JSONResponse({"case_id": body["id"], "created": created}, status_code=201 if created else 200)
+
+        self.app = app
+
+    def counts(self) -> tuple[int, int]:
+        import sqlite3
+
+        con = sqlite3.connect(self.db_path)
+        try:
+            return (con.execute("SELECT count(*) FROM posts").fetchone()[0],
+                    con.execute("SELECT count(*) FROM cases").fetchone()[0])
+        finally:
+            con.close()
+
+    def case_ids(self) -> list[str]:
+        import sqlite3
+
+        con = sqlite3.connect(self.db_path)
+        try:
+            return [r[0] for r in con.execute("SELECT id FROM cases")]
+        finally:
+            con.close()
+
+
+@pytest.fixture
+def ingest_double(tmp_path) -> Callable[[str], IngestDouble]:
+    return lambda token: IngestDouble(tmp_path / "upstream.db", token)

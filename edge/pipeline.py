@@ -1,0 +1,70 @@
+"""Which inspection pipeline the agent runs, and the sample frames its health checks use.
+
+``inspection`` (the default) is the suite's inspection engine
+(``npusuite.inspection``); ``sim`` is :mod:`npusuite.edge.simulate`'s tiny
+simulated model, for fleet simulations and benchmarks.  Both are loaded from a
+model folder by an :data:`~npusuite.edge.health.InspectorFactory`.
+
+Health-check samples come from a folder of images; if it has ``good/`` and
+``ng/`` sub-folders their names are the expected verdicts, so the check can
+also require agreement with known parts.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from npusuite.edge.health import InspectorFactory
+from npusuite.platform.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+PIPELINES = ("inspection", "sim")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+
+
+def inspection_factory(model_dir: Path) -> Any:
+    """Load the inspection engine on ``model_dir``; raises UserError when the engine is not installed."""
+    try:
+        from npusuite.inspection.engine import Inspector  # the inspection team's engine (interface 5)
+    except ImportError as exc:
+        raise UserError("the inspection engine (npusuite.inspection.engine) is not available in this build; "
+                        "use --pipeline sim for a simulated line") from exc
+    return Inspector.load(model_dir)
+
+
+def factory_for(pipeline: str) -> InspectorFactory:
+    if pipeline == "sim":
+        from npusuite.edge.simulate import sim_factory
+
+        return sim_factory
+    if pipeline == "inspection":
+        return inspection_factory
+    raise UserError(f"--pipeline must be one of {', '.join(PIPELINES)}")
+
+
+def load_samples(folder: Path, limit: int = 16) -> tuple[list[Any], list[bool] | None]:
+    """Frames from ``folder`` (``good/`` + ``ng/`` give expected verdicts).  Raises UserError if none."""
+    import cv2
+
+    from npusuite.inspection.records import Frame
+
+    folder = Path(folder)
+    labelled = (folder / "good").is_dir() and (folder / "ng").is_dir()
+    groups = [(folder / "good", False), (folder / "ng", True)] if labelled else [(folder, None)]
+    frames, expected = [], []
+    for sub, ng in groups:
+        paths = sorted(p for p in sub.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
+        for i, path in enumerate(paths):
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image is None:
+                continue
+            frames.append(Frame(image=image, timestamp=time.time(), source=str(folder), seq=i,
+                                name=str(path.relative_to(folder))))
+            expected.append(bool(ng))
+    if not frames:
+        raise UserError(f"no sample images ({', '.join(IMAGE_SUFFIXES)}) under {folder}")
+    return frames, expected if labelled else None
