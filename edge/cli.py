@@ -41,6 +41,8 @@ def agent(
                                           "POST /api/ingest/inspections."),
     ingest_token: str | None = typer.Option(None, "--ingest-token", help="Service token for the review ingest "
                                             "(default: NPUSUITE_REVIEW_INGEST_TOKEN)."),
+    send_ok: bool = typer.Option(False, "--send-ok/--ng-only", help="Also send OK results to the review app "
+                                 "(each becomes a case there); default: NG only. Kafka always gets all."),
     kafka_bootstrap: str | None = typer.Option(None, "--kafka-bootstrap", help="Or produce results to Kafka."),
     kafka_topic: str = typer.Option("inspection-results", "--kafka-topic"),
     fleet_url: str | None = typer.Option(None, "--fleet-url", help="Fleet server: heartbeats and assigned updates."),
@@ -89,7 +91,8 @@ def agent(
     config = RuntimeConfig(
         box_dir=box, device_id=device_id, source=source, line=line, product=product, model_dir=model,
         review_url=review_url, ingest_token=ingest_token or settings.ingest_token,
-        kafka_bootstrap=kafka_bootstrap, kafka_topic=kafka_topic, fleet_url=fleet_url, enroll_token=enroll_token,
+        kafka_bootstrap=kafka_bootstrap, kafka_topic=kafka_topic, review_send_ok=send_ok, fleet_url=fleet_url,
+        enroll_token=enroll_token,
         tuf_url=tuf_url, trusted_root=trusted_root, heartbeat_interval_s=heartbeat_s, status_port=status_port,
         status_token=status_token, outbox_fsync=fsync, outbox_max_bytes=int(max_outbox_mb * 1024 * 1024),
         frame_interval_ms=frame_interval_ms, max_p95_latency_ms=max_p95_latency_ms,

@@ -47,6 +47,8 @@ class RuntimeConfig:
     ingest_token: str | None = None
     kafka_bootstrap: str | None = None
     kafka_topic: str = "inspection-results"
+    #: also send OK results to the review app (each becomes a case there); Kafka always gets all
+    review_send_ok: bool = False
     fleet_url: str | None = None
     enroll_token: str | None = None
     tuf_url: str | None = None  # default: FLEET_URL/tuf
@@ -104,7 +106,7 @@ class AgentRuntime:
         if c.review_url:
             if not c.ingest_token:
                 raise UserError("--review-url needs an ingest token (--ingest-token or NPUSUITE_REVIEW_INGEST_TOKEN)")
-            return HttpIngestSink(c.review_url, c.ingest_token)
+            return HttpIngestSink(c.review_url, c.ingest_token, send_ok=c.review_send_ok)
         return KafkaSink(c.kafka_bootstrap, c.kafka_topic)
 
     def load_initial_model(self) -> None:

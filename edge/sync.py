@@ -57,17 +57,28 @@ _RETRYABLE_4XX = {401, 403, 408, 409, 425, 429}
 
 
 class HttpIngestSink:
-    """POST each record to ``{review_url}/api/ingest/inspections`` with a bearer service token."""
+    """POST each record to ``{review_url}/api/ingest/inspections`` with a bearer service token.
+
+    The review app turns every record into a case for QC engineers, so by default only NG results
+    are sent there (``send_ok=False``): OK results count as delivered without a request
+    (``skipped_ok``).  Kafka gets everything.
+    """
 
     def __init__(self, review_url: str, token: str, timeout_s: float = 10.0,
-                 client: httpx.Client | None = None) -> None:
+                 client: httpx.Client | None = None, send_ok: bool = False) -> None:
         self.url = review_url.rstrip("/") + INGEST_PATH
+        self.send_ok = send_ok
+        self.skipped_ok = 0
         self._headers = {"Authorization": f"Bearer {token}"}
         self._client = client or httpx.Client(timeout=timeout_s)
 
     def send(self, records: list[OutboxRecord]) -> list[Delivery]:
         out: list[Delivery] = []
         for i, rec in enumerate(records):
+            if not rec.defective and not self.send_ok:
+                self.skipped_ok += 1
+                out.append(Delivery(rec.id, ok=True))
+                continue
             try:
                 resp = self._client.post(self.url, json=rec.payload, headers=self._headers)
             except httpx.HTTPError as exc:

@@ -36,7 +36,7 @@ def outbox_rows(box: Path) -> int:
 def start_agent(tmp: Path, box: Path, url: str, log) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "npusuite.platform", "edge", "agent", "--box", str(box), "--device-id", "box-1",
            "--source", str(tmp / "frames"), "--pipeline", "sim", "--model", str(tmp / "model"),
-           "--review-url", url, "--ingest-token", TOKEN, "--frame-interval-ms", "40", "--fsync", "full"]
+           "--review-url", url, "--ingest-token", TOKEN, "--send-ok", "--frame-interval-ms", "40", "--fsync", "full"]
     env = {**os.environ, "NPUSUITE_LOG_LEVEL": "INFO"}
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
 

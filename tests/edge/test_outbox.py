@@ -72,14 +72,14 @@ def test_bad_records_are_dead_lettered_and_link_errors_retried(tmp_path, serve, 
     box = Outbox(OutboxConfig(tmp_path / "o.db"))
     box.put("good", True, {"id": "good", "image_png_b64": "", "defective": True})
     box.put("bad", False, {"no": "id"})  # the upstream answers 422: never going to work
-    syncer = Syncer(box, HttpIngestSink(srv.url, "tok"), SyncConfig(backoff_initial_s=0.01))
+    syncer = Syncer(box, HttpIngestSink(srv.url, "tok", send_ok=True), SyncConfig(backoff_initial_s=0.01))
     assert syncer.sync_once() == 1
     s = box.stats()
     assert s.pending == 0 and s.dead_letters == 1 and s.delivered == 1
     # wrong token: a retryable problem (an operator fixes the token), nothing is dead-lettered
     box.put("later", False, {"id": "later", "image_png_b64": "", "defective": False})
-    wrong = Syncer(box, HttpIngestSink(srv.url, "wrong"), SyncConfig(backoff_initial_s=0.01))
+    wrong = Syncer(box, HttpIngestSink(srv.url, "wrong", send_ok=True), SyncConfig(backoff_initial_s=0.01))
     assert wrong.sync_once() == 0 and box.stats().pending == 1 and wrong.status.link_up is False
     # link down
-    down = Syncer(box, HttpIngestSink("http://127.0.0.1:9", "tok", client=httpx.Client(timeout=2)))
+    down = Syncer(box, HttpIngestSink("http://127.0.0.1:9", "tok", client=httpx.Client(timeout=2), send_ok=True))
     assert down.sync_once() == 0 and box.claim(10, now_s=1e12)[0].attempts == 2
