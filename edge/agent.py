@@ -39,6 +39,9 @@ class InspectorHolder:
     def __init__(self, inspector: Inspector | None = None) -> None:
         self._inspector = inspector
         self._lock = threading.Lock()
+        self.ready = threading.Event()
+        if inspector is not None:
+            self.ready.set()
 
     def get(self) -> Inspector | None:
         with self._lock:
@@ -47,6 +50,7 @@ class InspectorHolder:
     def swap(self, inspector: Inspector) -> None:
         with self._lock:
             self._inspector = inspector
+        self.ready.set()
         logger.info("now inspecting with %s", getattr(inspector, "model", inspector))
 
 
@@ -127,6 +131,10 @@ class EdgeAgent:
         """Handle frames until the source ends or ``stop`` is set."""
         interval_s = self.config.frame_interval_ms / 1000
         for frame in frames:
+            if not self.inspectors.ready.is_set():
+                logger.warning("no model yet: the line waits for the first update to commit")
+                while not self.inspectors.ready.wait(0.5) and not stop.is_set():
+                    pass
             if stop.is_set():
                 break
             self.handle(frame)

@@ -5,7 +5,8 @@ Start-up order (each step's failure is a one-line UserError):
 1. open the outbox (SQLite WAL) and the A/B slots; a slot left on trial by a
    crash is rolled back *before* anything loads;
 2. choose the model: ``model_dir`` if given (fixed, no updates), else the
-   committed slot's ``model/``; with neither the line waits for a first update;
+   committed slot's ``model/``; with neither the line waits (taking no frames)
+   until a first update commits;
 3. start the syncer (review ingest or Kafka), the fleet client (enrol,
    heartbeat, assigned updates) and the status endpoint;
 4. run the line until the source ends or SIGTERM/SIGINT; then stop taking
