@@ -1,0 +1,84 @@
+"""``npusuite fraud run``: the live scorer as a command.
+
+Importing this module is cheap (typer only); Kafka, torch and the models are
+imported when the command runs.  SIGTERM and Ctrl-C stop it gracefully: the
+batch in flight commits, the consumer leaves its group, the process exits 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from pathlib import Path
+
+import typer
+
+logger = logging.getLogger(__name__)
+
+
+def run(
+    bootstrap: str | None = typer.Option(
+        None, "--bootstrap", metavar="HOST:PORT",
+        help="Kafka bootstrap servers (default: KAFKA_BOOTSTRAP, else 127.0.0.1:9092)."),
+    group: str = typer.Option("npusuite-fraud", "--group", help=(
+        "Consumer group.  Start N processes with the same group for active-active scoring; each partition's "
+        "account state follows it to whichever process owns it.")),
+    model: str = typer.Option(..., "--model", help=(
+        "Fast model: NAME (= NAME@production), NAME@VERSION, NAME@ALIAS or a model folder.  With an alias "
+        "the scorer hot-swaps when the alias moves (npusuite models promote ...).")),
+    model_root: Path | None = typer.Option(None, "--model-root", help="Model repository holding --model."),
+    llm_model: str | None = typer.Option(None, "--llm-model", help=(
+        "Optional LLM verdict model for the grey band (same reference forms).  Without it, or when it is "
+        "saturated or down, grey-band transactions keep the fast score with reason llm_unavailable.")),
+    llm_deadline_ms: float = typer.Option(60.0, "--llm-deadline-ms", help="Longest wait for LLM verdicts per batch."),
+    instance_id: str | None = typer.Option(None, "--instance-id", help=(
+        "Stable name of this process slot (e.g. scorer-0).  A restarted instance with the same id fences "
+        "its crashed predecessor at once; default: a random id.")),
+    partitions: int = typer.Option(4, "--partitions", help="Partitions for 'transactions' if the scorer creates it."),
+    max_poll_records: int = typer.Option(2000, "--max-poll-records", help="Largest batch per Kafka transaction."),
+    metrics_port: int = typer.Option(0, "--metrics-port", help="Serve Prometheus /metrics on this port (0: off)."),
+    transactions_topic: str = typer.Option("transactions", "--transactions-topic"),
+    scores_topic: str = typer.Option("fraud-scores", "--scores-topic"),
+    alerts_topic: str = typer.Option("fraud-alerts", "--alerts-topic"),
+    dlq_topic: str = typer.Option("transactions-dlq", "--dlq-topic"),
+) -> None:
+    """Score the transactions topic live: exactly one committed score per transaction.
+
+    Reads `transactions` (keyed by account_id) in a consumer group, writes
+    `fraud-scores`, `fraud-alerts` (review/decline) and `transactions-dlq`
+    (bad messages, with the reason) in Kafka transactions together with the
+    consumed offsets and the account-state changelog.  Read the outputs with
+    isolation_level=read_committed.
+
+    Example: npusuite fraud run --bootstrap 127.0.0.1:9092 --model fraud-fast --model-root models
+    """
+    from npusuite.fraud.service.config import ModelConfig, ServiceConfig, Topics
+    from npusuite.fraud.service.metrics import ServiceMetrics
+    from npusuite.fraud.service.runner import FraudService
+    from npusuite.fraud.service.scoring import build_live_scorer
+    from npusuite.platform.settings import KafkaSettings
+
+    bootstrap = bootstrap or KafkaSettings().bootstrap or "127.0.0.1:9092"
+    topics = Topics(transactions=transactions_topic, scores=scores_topic, alerts=alerts_topic, dlq=dlq_topic)
+    extra = {"instance_id": instance_id} if instance_id else {}
+    config = ServiceConfig(bootstrap=bootstrap, group_id=group, topics=topics, partitions=partitions,
+                           max_poll_records=max_poll_records, metrics_port=metrics_port, **extra)
+    metrics = ServiceMetrics()
+    scorer = build_live_scorer(ModelConfig(model=model, model_root=model_root, llm_model=llm_model,
+                                           llm_deadline_ms=llm_deadline_ms), metrics)
+    service = FraudService(config, scorer, metrics)
+    if metrics_port:
+        metrics.serve(metrics_port)
+
+    def _graceful(signum, _frame):
+        logger.info("signal %d: finishing the current batch, then stopping", signum)
+        service.stop()
+
+    signal.signal(signal.SIGTERM, _graceful)
+    signal.signal(signal.SIGINT, _graceful)
+    try:
+        service.run()
+    finally:
+        close = getattr(scorer, "close", None)
+        if close is not None:
+            close()
