@@ -91,12 +91,14 @@ def chart_svg(board: Dashboard, width_px: int = 720, height_px: int = 260) -> st
     pad_l, pad_b, pad_t = 40, 46, 28
     panel_w = (width_px - pad_l) / len(board.kinds)
     plot_h = height_px - pad_b - pad_t
-    top = max([sum(b) for k in board.kinds for b in k.buckets] + [1])
+    highest = max([sum(b) for k in board.kinds for b in k.buckets] + [1])
+    step = -(-highest // 4)  # whole-number gridlines: four steps of ceil(highest / 4)
+    top = step * 4
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {width_px} {height_px}" '
              f'width="100%" class="chart" aria-label="Open cases by age and SLA state">',
              '<style>text{font:11px system-ui,sans-serif;fill:#475569}.t{font-weight:600;fill:#0f172a}</style>']
     for tick in range(0, 5):
-        value = top * tick / 4
+        value = step * tick
         y = pad_t + plot_h - plot_h * tick / 4
         parts.append(f'<line x1="{pad_l}" x2="{width_px}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e2e8f0"/>')
         parts.append(f'<text x="{pad_l - 6}" y="{y + 4:.1f}" text-anchor="end">{value:.0f}</text>')

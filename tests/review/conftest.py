@@ -42,10 +42,19 @@ PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
 # ---------------------------------------------------------------- builders
 
-def png_bytes(width: int = 32, height: int = 24, seed: int = 0) -> bytes:
-    """A real, decodable RGB PNG (zlib + CRCs written by hand; no imaging library needed)."""
-    rows = b"".join(b"\x00" + bytes(((x * 7 + y * 3 + seed) % 256 for x in range(width) for _ in range(3)))
-                    for y in range(height))
+def png_bytes(width: int = 32, height: int = 24, seed: int = 0, heat: bool = False) -> bytes:
+    """A real, decodable RGB PNG (zlib + CRCs written by hand; no imaging library needed).
+
+    heat=True draws a red blob on black around the first box of :func:`inspection_record`, like a heatmap."""
+    def pixel(x: int, y: int) -> tuple[int, int, int]:
+        if heat:
+            d2 = ((x - 18) / 10) ** 2 + ((y - 12) / 6) ** 2
+            v = max(0, int(255 * (1 - d2)))
+            return (v, v // 4, 0)
+        g = (x * 3 + y * 2 + seed) % 64 + 120
+        return (g, g, g + 10)
+
+    rows = b"".join(b"\x00" + bytes(c for x in range(width) for c in pixel(x, y)) for y in range(height))
 
     def chunk(tag: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
@@ -76,7 +85,7 @@ def inspection_record(rec_id: str | None = None, score: float = 0.8, threshold: 
                       heatmap: bool = True) -> dict:
     return {"id": rec_id or f"insp-{uuid.uuid4().hex[:12]}", "timestamp": "2026-03-02T12:00:00Z", "line": "line-1",
             "product": "bottle", "image_png_b64": base64.b64encode(png_bytes(64, 48)).decode(),
-            "heatmap_png_b64": base64.b64encode(png_bytes(64, 48, seed=99)).decode() if heatmap else None,
+            "heatmap_png_b64": base64.b64encode(png_bytes(64, 48, heat=True)).decode() if heatmap else None,
             "score": score, "threshold": threshold, "defective": True, "boxes": [[8, 6, 20, 12]],
             "model": "inspect-student@2"}
 

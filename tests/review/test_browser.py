@@ -1,0 +1,98 @@
+"""The analyst's path in a real browser: Debian's Chromium driven by Playwright.
+
+Log in, open the queue, take the next case, confirm fraud with a comment, and
+see the decision in the journal.  Screenshots go to ``test-artifacts/review/``
+(git-ignored) for people to look at.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "review"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not found (.ci/run installs Debian's chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield b
+        b.close()
+
+
+def test_analyst_confirms_fraud_and_sees_it_in_the_journal(browser, live, mk):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    top = mk.alert("tx-browser-1", score=0.97, decision="decline", reasons=["amount_spike", "new_device", "geo_jump"],
+                   rationale="Three card-not-present charges within four minutes from a device never seen on "
+                             "this account, the last one 20x the account's median amount.")
+    mk.ingest(live, "/api/ingest/fraud-alerts", top)
+    for i in range(4):
+        mk.ingest(live, "/api/ingest/fraud-alerts", mk.alert(score=0.55 + i / 20, decision="review",
+                                                               reasons=["velocity"], model="fraud-mlp@4"))
+    mk.ingest(live, "/api/ingest/inspections", mk.inspection("line1-0042"))
+
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(f"{live.url}/queue")
+    assert "/login" in page.url  # no session: the queue sends us to the login page
+    page.fill("input[name=username]", "alice")
+    page.fill("input[name=password]", live.passwords["alice"])
+    page.click("button[type=submit]")
+    page.wait_for_url("**/queue")
+    assert page.locator("table.queue tbody tr").count() == 6
+    page.screenshot(path=str(ARTIFACTS / "queue.png"), full_page=True)
+
+    page.select_option(".next-form select[name=kind]", "fraud")
+    page.click("#next-case")
+    page.wait_for_url("**/cases/*")
+    assert "tx-browser-1" in page.inner_text("main")  # the highest-priority case
+    assert "Three card-not-present charges" in page.inner_text(".rationale")
+    page.fill("textarea[name=comment]", "Customer confirmed by phone they did not make these purchases.")
+    page.select_option("select[name=label_type]", "account_takeover")
+    page.click("button[value=confirm_fraud]")
+    page.wait_for_load_state("networkidle")
+
+    journal = page.inner_text("table.journal")
+    assert "confirmed_fraud" in journal and "alice" in journal
+    assert "Customer confirmed by phone" in journal
+    assert "closed" in page.inner_text(".headstats")
+    page.screenshot(path=str(ARTIFACTS / "fraud-case-decided.png"), full_page=True)
+
+    page.goto(f"{live.url}/journal")
+    assert "confirmed_fraud" in page.inner_text("table.journal")
+    page.screenshot(path=str(ARTIFACTS / "journal.png"), full_page=True)
+    page.close()
+
+
+def test_inspection_case_and_dashboard_render(browser, live, mk):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    case_id = mk.ingest(live, "/api/ingest/inspections", mk.inspection("line1-0007")).json()["case_id"]
+    mk.ingest(live, "/api/ingest/fraud-alerts", mk.alert())
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(f"{live.url}/login")
+    page.fill("input[name=username]", "sue")
+    page.fill("input[name=password]", live.passwords["sue"])
+    page.click("button[type=submit]")
+    page.wait_for_url("**/queue")
+    page.goto(f"{live.url}/cases/{case_id}")
+    page.click("text=Take case")
+    page.wait_for_selector("#decide-form")
+    images = page.locator(".viewer img")
+    assert images.count() == 2
+    assert all(images.nth(i).evaluate("img => img.complete && img.naturalWidth > 0") for i in range(2))
+    assert page.locator(".viewer .box").count() == 1
+    page.screenshot(path=str(ARTIFACTS / "inspection-case.png"), full_page=True)
+    page.goto(f"{live.url}/dashboard")
+    assert page.locator("svg.chart rect").count() > 0
+    page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+    page.close()
