@@ -137,7 +137,7 @@ class Outbox:
                                     registry=self.registry)
         self._m_dead = Counter("npusuite_edge_outbox_dead_letters", "Results the upstream rejected permanently",
                                registry=self.registry)
-        self._refresh_gauges()
+        self._recount()
 
     # -- writing -----------------------------------------------------------
     def put(self, record_id: str, defective: bool, payload: dict[str, Any],
@@ -163,24 +163,30 @@ class Outbox:
                 return PutOutcome.DROPPED
             db.execute("INSERT INTO results(id, defective, payload, size_bytes, created_at_s) VALUES(?,?,?,?,?)",
                        (record_id, int(defective), body, size, time.time()))
+            self._adjust(db, 1, int(defective), size)
         self._m_pending.labels(kind="ng" if defective else "ok").inc()
         self._m_bytes.inc(size)
         return PutOutcome.STORED
 
     def _make_room(self, db: sqlite3.Connection, size: int, defective: bool) -> bool:
-        used = db.execute("SELECT coalesce(sum(size_bytes), 0) FROM results").fetchone()[0]
+        used = self._counter(db, "pending_bytes")
         budget = self.config.max_bytes
         if used + size <= budget:
             return True
         # Oldest OK results go first; NG rows are never selected.
         dropped = 0
-        for seq, row_size in db.execute("SELECT seq, size_bytes FROM results WHERE defective = 0 ORDER BY seq"
-                                        ).fetchall():
-            if used + size <= budget:
+        while used + size > budget:
+            rows = db.execute("SELECT seq, size_bytes FROM results WHERE defective = 0 ORDER BY seq LIMIT 64"
+                              ).fetchall()
+            if not rows:
                 break
-            db.execute("DELETE FROM results WHERE seq = ?", (seq,))
-            used -= row_size
-            dropped += 1
+            for seq, row_size in rows:
+                if used + size <= budget:
+                    break
+                db.execute("DELETE FROM results WHERE seq = ?", (seq,))
+                self._adjust(db, -1, 0, -row_size)
+                used -= row_size
+                dropped += 1
         if dropped:
             self._bump(db, "dropped_ok", dropped)
             self._m_dropped.labels(kind="ok").inc(dropped)
@@ -214,7 +220,10 @@ class Outbox:
         with self._lock, self._tx() as db:
             n = 0
             for rid in ids:
-                n += db.execute("DELETE FROM results WHERE id = ?", (rid,)).rowcount
+                for ng, size in db.execute("DELETE FROM results WHERE id = ? RETURNING defective, size_bytes",
+                                           (rid,)).fetchall():
+                    self._adjust(db, -1, -ng, -size)
+                    n += 1
                 db.execute("INSERT OR IGNORE INTO delivered(id, delivered_at_s) VALUES(?, ?)", (rid, now))
             self._bump(db, "delivered", n)
             self._refresh_gauges_locked(db)
@@ -231,12 +240,14 @@ class Outbox:
     def dead_letter(self, record_id: str, reason: str) -> None:
         """The upstream refused this record for good: move it aside with the reason (kept, not lost)."""
         with self._lock, self._tx() as db:
-            row = db.execute("SELECT payload FROM results WHERE id = ?", (record_id,)).fetchone()
+            row = db.execute("SELECT payload, defective, size_bytes FROM results WHERE id = ?",
+                             (record_id,)).fetchone()
             if row is None:
                 return
             db.execute("INSERT OR REPLACE INTO dead_letters(id, payload, reason, at_s) VALUES(?,?,?,?)",
                        (record_id, row[0], reason[:2000], time.time()))
             db.execute("DELETE FROM results WHERE id = ?", (record_id,))
+            self._adjust(db, -1, -row[1], -row[2])
             self._bump(db, "dead_letters")
             self._refresh_gauges_locked(db)
         self._m_dead.inc()
@@ -269,11 +280,9 @@ class Outbox:
 
     def stats(self) -> OutboxStats:
         with self._lock:
-            db = self._db
-            pending, ng, size = db.execute(
-                "SELECT count(*), coalesce(sum(defective), 0), coalesce(sum(size_bytes), 0) FROM results").fetchone()
-            counters = dict(db.execute("SELECT name, value FROM counters").fetchall())
-        return OutboxStats(pending=pending, pending_ng=ng, pending_bytes=size,
+            counters = dict(self._db.execute("SELECT name, value FROM counters").fetchall())
+        return OutboxStats(pending=counters.get("pending", 0), pending_ng=counters.get("pending_ng", 0),
+                           pending_bytes=counters.get("pending_bytes", 0),
                            delivered=counters.get("delivered", 0), dropped_ok=counters.get("dropped_ok", 0),
                            ng_over_budget=counters.get("ng_over_budget", 0),
                            dead_letters=counters.get("dead_letters", 0))
@@ -291,13 +300,29 @@ class Outbox:
         db.execute("INSERT INTO counters(name, value) VALUES(?, ?) "
                    "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value", (name, by))
 
-    def _refresh_gauges(self) -> None:
-        with self._lock:
-            self._refresh_gauges_locked(self._db)
+    @staticmethod
+    def _counter(db: sqlite3.Connection, name: str) -> int:
+        row = db.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else 0
+
+    def _adjust(self, db: sqlite3.Connection, count: int, ng: int, size: int) -> None:
+        """Keep the pending totals in step with ``results`` inside the same transaction."""
+        for name, by in (("pending", count), ("pending_ng", ng), ("pending_bytes", size)):
+            if by:
+                self._bump(db, name, by)
+
+    def _recount(self) -> None:
+        """At open: rebuild the pending totals from the table (one scan), so they can never drift."""
+        with self._lock, self._tx() as db:
+            pending, ng, size = db.execute("SELECT count(*), coalesce(sum(defective), 0), "
+                                           "coalesce(sum(size_bytes), 0) FROM results").fetchone()
+            for name, value in (("pending", pending), ("pending_ng", ng), ("pending_bytes", size)):
+                db.execute("INSERT INTO counters(name, value) VALUES(?, ?) ON CONFLICT(name) DO UPDATE "
+                           "SET value = excluded.value", (name, value))
+            self._refresh_gauges_locked(db)
 
     def _refresh_gauges_locked(self, db: sqlite3.Connection) -> None:
-        pending, ng, size = db.execute(
-            "SELECT count(*), coalesce(sum(defective), 0), coalesce(sum(size_bytes), 0) FROM results").fetchone()
+        pending, ng, size = (self._counter(db, n) for n in ("pending", "pending_ng", "pending_bytes"))
         self._m_pending.labels(kind="ng").set(ng)
         self._m_pending.labels(kind="ok").set(pending - ng)
         self._m_bytes.set(size)
