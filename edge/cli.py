@@ -41,6 +41,8 @@ def agent(
                                           "POST /api/ingest/inspections."),
     ingest_token: str | None = typer.Option(None, "--ingest-token", help="Service token for the review ingest "
                                             "(default: NPUSUITE_REVIEW_INGEST_TOKEN)."),
+    ingest_token_file: Path | None = typer.Option(None, "--ingest-token-file", help="Read the ingest token from "
+                                                  "this file (keeps it out of the process list)."),
     send_ok: bool = typer.Option(False, "--send-ok/--ng-only", help="Also send OK results to the review app "
                                  "(each becomes a case there); default: NG only. Kafka always gets all."),
     kafka_bootstrap: str | None = typer.Option(None, "--kafka-bootstrap", help="Or produce results to Kafka."),
@@ -87,6 +89,10 @@ def agent(
         frames, expected = [], None
     if not frames and (fleet_url or tuf_url):
         raise UserError("updates need health-check samples: pass --health-samples DIR")
+    if ingest_token_file is not None:
+        if not ingest_token_file.is_file():
+            raise UserError(f"no such token file: {ingest_token_file}")
+        ingest_token = ingest_token_file.read_text().strip()
     settings = ReviewSettings()  # the same NPUSUITE_REVIEW_INGEST_TOKEN the review app accepts
     config = RuntimeConfig(
         box_dir=box, device_id=device_id, source=source, line=line, product=product, model_dir=model,
