@@ -1,0 +1,130 @@
+"""The inspection segmentation networks, registered with the platform's torch-module registry.
+
+Rules:
+
+* Both nets take a float32 batch ``N x 3 x H x W`` of BGR pixels in [0, 1]
+  (H and W divisible by ``2 ** (len(widths) - 1)``), normalise it with the
+  per-channel ``mean``/``std`` of the product's good images (part of the
+  config, so a saved model carries its own normalisation), and return one
+  anomaly *logit* per pixel, ``N x 1 x H x W``.  ``sigmoid`` of it is the
+  heatmap.
+* ``inspection-teacher``: a U-Net with two 3x3 conv-BN-ReLU per level, trained
+  from scratch on synthesised anomalies (no pretrained weights anywhere).
+* ``inspection-student``: a U-Net with one conv-BN-ReLU per level and a few
+  channels, distilled from the teacher's logits.  It is built only from
+  Conv2d/BatchNorm2d/ReLU/pooling/upsampling/concat, so it quantises to int8
+  with PyTorch's FX static quantisation (:func:`quantize_int8`).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from npusuite.platform.runtime.modules import register_architecture
+
+logger = logging.getLogger(__name__)
+
+
+def _cbr(c_in: int, c_out: int) -> list[nn.Module]:
+    return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+
+
+class _UNet(nn.Module):
+    convs_per_level = 1
+
+    def __init__(self, widths: list[int], mean: list[float] | None = None, std: list[float] | None = None):
+        super().__init__()
+        self.widths = list(widths)
+        self.register_buffer("mean", torch.tensor(mean or [0.5, 0.5, 0.5]).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std or [0.25, 0.25, 0.25]).view(1, 3, 1, 1))
+        k = self.convs_per_level
+        self.down = nn.ModuleList()
+        c_prev = 3
+        for w in self.widths:
+            layers = _cbr(c_prev, w)
+            for _ in range(k - 1):
+                layers += _cbr(w, w)
+            self.down.append(nn.Sequential(*layers))
+            c_prev = w
+        self.up = nn.ModuleList()
+        for w_skip in reversed(self.widths[:-1]):
+            layers = _cbr(c_prev + w_skip, w_skip)
+            for _ in range(k - 1):
+                layers += _cbr(w_skip, w_skip)
+            self.up.append(nn.Sequential(*layers))
+            c_prev = w_skip
+        self.head = nn.Conv2d(c_prev, 1, 1)
+
+    @property
+    def multiple_px(self) -> int:
+        return 2 ** (len(self.widths) - 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = (x - self.mean) / self.std
+        skips = []
+        for i, block in enumerate(self.down):
+            if i:
+                x = F.max_pool2d(x, 2)
+            x = block(x)
+            skips.append(x)
+        for block, skip in zip(self.up, reversed(skips[:-1]), strict=True):
+            x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+            x = block(torch.cat([x, skip], dim=1))
+        return self.head(x)
+
+
+@register_architecture("inspection-teacher")
+class TeacherNet(_UNet):
+    convs_per_level = 2
+
+    def __init__(self, widths: list[int] = (24, 48, 96), mean: list[float] | None = None,
+                 std: list[float] | None = None):
+        super().__init__(list(widths), mean, std)
+
+
+@register_architecture("inspection-student")
+class StudentNet(_UNet):
+    convs_per_level = 1
+
+    def __init__(self, widths: list[int] = (8, 16, 32), mean: list[float] | None = None,
+                 std: list[float] | None = None):
+        super().__init__(list(widths), mean, std)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def quantize_int8(module: nn.Module, calibration: torch.Tensor) -> nn.Module:
+    """Static int8 (x86/fbgemm) copy of a float net, calibrated on ``calibration`` (N x 3 x H x W good images).
+
+    Weights and activations are int8; the input normalisation and the final
+    logit stay float at the edges.  Raises RuntimeError when this PyTorch build
+    has no quantised CPU engine.
+    """
+    import copy
+    import warnings
+
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+
+    engines = torch.backends.quantized.supported_engines
+    engine = "x86" if "x86" in engines else "fbgemm" if "fbgemm" in engines else None
+    if engine is None:
+        raise RuntimeError(f"no x86/fbgemm quantised engine in this torch build (have {engines})")
+    torch.backends.quantized.engine = engine
+    float_model = copy.deepcopy(module).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao.quantization announces its move to torchao
+        prepared = prepare_fx(float_model, get_default_qconfig_mapping(engine), example_inputs=(calibration[:1],))
+        with torch.inference_mode():
+            for i in range(0, len(calibration), 8):
+                prepared(calibration[i:i + 8])
+        quantized = convert_fx(prepared)
+    logger.info("quantised %s to int8 (%s engine, %d calibration images)", type(module).__name__, engine,
+                len(calibration))
+    return quantized.eval()

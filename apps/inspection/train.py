@@ -1,0 +1,219 @@
+"""Training from good images only: teacher, distilled student, calibrated thresholds.
+
+Order (each step uses only what the previous ones produced):
+
+1. Read the good images; hold back ``holdout_fraction`` of them (at least
+   ``min_holdout``) for calibration; they are never trained on.
+2. Train the teacher (:class:`~npusuite.inspection.nets.TeacherNet`) from
+   scratch to segment DRAEM-style synthetic anomalies
+   (:func:`~npusuite.inspection.synth.synthesize`) pasted on the training
+   images: focal-weighted BCE plus soft Dice against the synthetic mask.
+3. Distil the student (:class:`~npusuite.inspection.nets.StudentNet`) from the
+   frozen teacher's outputs on fresh synthetic batches: BCE against the
+   teacher's per-pixel probabilities (the soft target), plus
+   ``gt_weight`` x the same loss against the synthetic mask (0 = pure
+   distillation).
+4. Calibrate each net's threshold on the held-back good images to
+   ``target_frr`` (:func:`~npusuite.inspection.scoring.calibrate_threshold`).
+
+Both nets are written with the platform's ``save_module`` plus an
+``inspection.json`` (threshold, smoothing, image size, calibration scores);
+see :mod:`npusuite.inspection.modelcard`.  Raises :class:`UserError` for a
+missing folder, too few images, or images of mixed sizes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from npusuite.inspection import modelcard
+from npusuite.inspection.nets import StudentNet, TeacherNet, count_parameters
+from npusuite.inspection.scoring import calibrate_threshold, heatmaps, image_scores
+from npusuite.inspection.source import list_images
+from npusuite.inspection.synth import synthesize
+from npusuite.platform.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    target_frr: float = 0.01
+    teacher_steps: int = 400
+    student_steps: int = 400
+    batch_size: int = 12
+    teacher_lr: float = 2e-3
+    student_lr: float = 3e-3
+    teacher_widths: tuple[int, ...] = (24, 48, 96)
+    student_widths: tuple[int, ...] = (8, 16, 32)
+    gt_weight: float = 0.25
+    holdout_fraction: float = 0.15
+    min_holdout: int = 10
+    smooth_px: int = 3
+    p_anomaly: float = 0.6
+    seed: int = 0
+    #: torch intra-op threads; 1 is fastest on a busy shared CPU (no OpenMP spin contention).
+    threads: int | None = 1
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.target_frr < 1.0:
+            raise UserError("--target-frr must be in [0, 1), e.g. 0.01 for 1% false rejects")
+        if self.teacher_steps < 1 or self.student_steps < 1 or self.batch_size < 1:
+            raise UserError("steps and batch size must be >= 1")
+
+
+def good_folder(path: Path) -> Path:
+    """``PRODUCT/`` (uses ``PRODUCT/train/good``) or any folder of good images."""
+    if not path.is_dir():
+        raise UserError(f"--good {path}: no such folder")
+    nested = path / "train" / "good"
+    return nested if nested.is_dir() else path
+
+
+def load_images(paths: list[Path]) -> np.ndarray:
+    """``N x H x W x 3`` float32 BGR in [0, 1]; raises UserError on unreadable or mixed-size images."""
+    import cv2
+
+    out = []
+    for p in paths:
+        img = cv2.imread(str(p), cv2.IMREAD_COLOR)
+        if img is None:
+            raise UserError(f"cannot read image {p}")
+        if out and img.shape != out[0].shape:
+            raise UserError(f"images differ in size: {paths[0]} is {out[0].shape[:2]}, {p} is {img.shape[:2]}")
+        out.append(img)
+    return np.stack(out).astype(np.float32) / 255.0
+
+
+def _augment(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Extra nuisance on a good image: lighting gain, a 1-2 px shift, sensor noise."""
+    out = img * rng.uniform(0.9, 1.1)
+    shift = rng.integers(-2, 3, 2)
+    out = np.roll(out, tuple(int(s) for s in shift), axis=(0, 1))
+    out = out + rng.normal(0, 0.01, out.shape)
+    return np.clip(out, 0, 1).astype(np.float32)
+
+
+def _batch(images: np.ndarray, rng: np.random.Generator, size: int, p_anomaly: float) -> tuple[torch.Tensor, ...]:
+    idx = rng.integers(0, len(images), size)
+    xs, ms = zip(*(synthesize(_augment(images[i], rng), rng, p_anomaly) for i in idx), strict=True)
+    x = torch.from_numpy(np.stack(xs)).permute(0, 3, 1, 2).contiguous()
+    m = torch.from_numpy(np.stack(ms))[:, None]
+    return x, m
+
+
+def _seg_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Focal-weighted BCE + soft Dice; ``target`` may be soft (teacher probabilities)."""
+    bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    p = torch.sigmoid(logits)
+    p_t = p * target + (1 - p) * (1 - target)
+    focal = ((1 - p_t) ** 2 * bce).mean()
+    inter = (p * target).sum(dim=(1, 2, 3))
+    dice = 1 - (2 * inter + 1) / (p.sum(dim=(1, 2, 3)) + target.sum(dim=(1, 2, 3)) + 1)
+    return 5.0 * focal + dice.mean()
+
+
+def _to_tensor(images: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+
+
+@torch.inference_mode()
+def score_batch(net: torch.nn.Module, images: np.ndarray, smooth_px: int, batch: int = 64) -> np.ndarray:
+    net.eval()
+    out = [image_scores(heatmaps(net(_to_tensor(images[i:i + batch])), smooth_px))
+           for i in range(0, len(images), batch)]
+    return torch.cat(out).numpy()
+
+
+def _fit(net: torch.nn.Module, steps: int, lr: float, desc: str, make_target, images: np.ndarray,
+         rng: np.random.Generator, cfg: TrainConfig) -> list[float]:
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+    losses = []
+    net.train()
+    with tqdm(range(steps), desc=desc, unit="step", disable=not cfg.progress, leave=False) as bar:
+        for step in bar:
+            x, m = _batch(images, rng, cfg.batch_size, cfg.p_anomaly)
+            loss = _seg_loss(net(x), make_target(x, m))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(loss.item())
+            if step % 20 == 0:
+                bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+    net.eval()
+    return losses
+
+
+def train(good: Path, out: Path, cfg: TrainConfig = TrainConfig(), product: str | None = None) -> dict:
+    """Train teacher and student from the good images under ``good``; write the student to ``out``
+    and the teacher to ``out/teacher``.  Returns a summary dict (also in the model card)."""
+    folder = good_folder(good)
+    paths = list_images(folder)
+    if len(paths) < cfg.min_holdout + 8:
+        raise UserError(f"{folder} holds {len(paths)} images; need at least {cfg.min_holdout + 8} good images")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    images = load_images(paths)
+    size = images.shape[1:3]
+    multiple = 2 ** (max(len(cfg.teacher_widths), len(cfg.student_widths)) - 1)
+    if size[0] % multiple or size[1] % multiple:
+        raise UserError(f"image size {size[1]}x{size[0]} must be divisible by {multiple}")
+    order = rng.permutation(len(images))
+    n_hold = max(cfg.min_holdout, int(round(cfg.holdout_fraction * len(images))))
+    hold, fit = images[order[:n_hold]], images[order[n_hold:]]
+    mean = fit.reshape(-1, 3).mean(axis=0).tolist()
+    std = (fit.reshape(-1, 3).std(axis=0) + 1e-3).tolist()
+    product = product or (folder.parent.parent.name if folder.name == "good" else folder.name)
+    logger.info("training %s: %d good images (%dx%d), %d held back for calibration", product, len(images),
+                size[1], size[0], n_hold)
+
+    t0 = time.perf_counter()
+    teacher = TeacherNet(list(cfg.teacher_widths), mean, std)
+    t_losses = _fit(teacher, cfg.teacher_steps, cfg.teacher_lr, f"teacher {product}", lambda x, m: m, fit, rng, cfg)
+    t_teacher = time.perf_counter() - t0
+
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+
+    def distil_target(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            soft = torch.sigmoid(teacher(x))
+        return (soft + cfg.gt_weight * m) / (1 + cfg.gt_weight)
+
+    t0 = time.perf_counter()
+    student = StudentNet(list(cfg.student_widths), mean, std)
+    s_losses = _fit(student, cfg.student_steps, cfg.student_lr, f"student {product}", distil_target, fit, rng, cfg)
+    t_student = time.perf_counter() - t0
+
+    summary = {"product": product, "images": len(images), "holdout": n_hold, "size_px": [int(size[1]), int(size[0])],
+               "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()}}
+    for role, net, losses, secs, arch in (("teacher", teacher, t_losses, t_teacher, "inspection-teacher"),
+                                          ("student", student, s_losses, t_student, "inspection-student")):
+        good_scores = score_batch(net, hold, cfg.smooth_px)
+        threshold = calibrate_threshold(good_scores, cfg.target_frr)
+        card = modelcard.ModelCard(
+            role=role, product=product, threshold=threshold, smooth_px=cfg.smooth_px, size_px=summary["size_px"],
+            target_frr=cfg.target_frr, holdout_scores=[round(float(s), 6) for s in good_scores],
+            train_seconds=round(secs, 1), final_loss=round(float(np.mean(losses[-20:])), 4),
+            parameters=count_parameters(net), steps=len(losses))
+        target = out if role == "student" else out / "teacher"
+        modelcard.save(net, target, arch, {"widths": list(net.widths), "mean": mean, "std": std}, card,
+                       calibration=hold[: min(32, len(hold))])
+        summary[role] = {"threshold": threshold, "train_seconds": round(secs, 1), "parameters": card.parameters,
+                         "final_loss": card.final_loss}
+        logger.info("%s %s: %d params, %.0f s, loss %.3f, threshold %.4f (held-back good max %.4f)", product, role,
+                    card.parameters, secs, card.final_loss, threshold, float(good_scores.max()))
+    return summary
