@@ -1,7 +1,7 @@
 """Which inspection pipeline the agent runs, and the sample frames its health checks use.
 
 ``inspection`` (the default) is the suite's inspection engine
-(``npusuite.inspection``); ``sim`` is :mod:`npusuite.edge.simulate`'s tiny
+(``npusuite.inspection.inspector``); ``sim`` is :mod:`npusuite.edge.simulate`'s tiny
 simulated model, for fleet simulations and benchmarks.  Both are loaded from a
 model folder by an :data:`~npusuite.edge.health.InspectorFactory`.
 
@@ -29,9 +29,9 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 def inspection_factory(model_dir: Path) -> Any:
     """Load the inspection engine on ``model_dir``; raises UserError when the engine is not installed."""
     try:
-        from npusuite.inspection.engine import Inspector  # the inspection team's engine (interface 5)
+        from npusuite.inspection.inspector import Inspector  # the inspection engine (interface 5)
     except ImportError as exc:
-        raise UserError("the inspection engine (npusuite.inspection.engine) is not available in this build; "
+        raise UserError("the inspection engine (npusuite.inspection.inspector) is not available in this build; "
                         "use --pipeline sim for a simulated line") from exc
     return Inspector.load(model_dir)
 
