@@ -13,6 +13,7 @@ outbox and upload to the review app (when the review step published
 from __future__ import annotations
 
 import logging
+import socket
 import time
 
 import httpx
@@ -32,6 +33,19 @@ def _up(url: str) -> bool:
         return httpx.get(url, timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def _port(preferred: int) -> int:
+    """``preferred`` when it is free, else any free loopback port (a second demo, a busy laptop)."""
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", preferred))
+            return preferred
+        except OSError:
+            pass
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def step(ctx: DemoContext) -> None:
@@ -59,8 +73,8 @@ def step(ctx: DemoContext) -> None:
 
     store = FleetStore(work / "fleet.db")
     enroll = None if (work / "box" / "device-token").exists() else store.create_enrollment_token("demo", 1)
-    fleet_port = int(ctx.shared.get("edge_fleet_port", FLEET_PORT))
-    status_port = int(ctx.shared.get("edge_status_port", STATUS_PORT))
+    fleet_port = int(ctx.shared.get("edge_fleet_port") or _port(FLEET_PORT))
+    status_port = int(ctx.shared.get("edge_status_port") or _port(STATUS_PORT))
     fleet_url = f"http://127.0.0.1:{fleet_port}"
     ctx.start("edge-fleet", "edge", "fleet", "serve", "--db", str(work / "fleet.db"), "--port", str(fleet_port),
               "--release-dir", str(release_dir), url=fleet_url, ready=lambda: _up(f"{fleet_url}/healthz"))
