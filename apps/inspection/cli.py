@@ -1,0 +1,238 @@
+"""``npusuite inspection``: generate data, train, score offline, run a live line.
+
+Heavy libraries (torch, cv2) are imported inside the commands so ``npusuite
+--help`` stays fast.  Bad input raises :class:`UserError` (one line, exit 2).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import typer
+
+from npusuite.platform.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+app = typer.Typer(
+    help=(
+        "Visual defect inspection trained from good images only.\n\n"
+        "Typical use:\n\n"
+        "  npusuite inspection generate --out data\n\n"
+        "  npusuite inspection train --good data/washer --out models/washer\n\n"
+        "  npusuite inspection score --model models/washer --images data/washer/test --out results.jsonl\n\n"
+        "  npusuite inspection run --source clip.avi --model models/washer --modbus 127.0.0.1:5020"
+    ),
+    no_args_is_help=True,
+)
+
+
+def _threads(threads: int | None) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+@app.command()
+def generate(
+    out: Path = typer.Option(..., "--out", help="Output folder (MVTec AD layout: PRODUCT/train/good, test/<defect>, "
+                                                "ground_truth/<defect>/<name>_mask.png)."),
+    seed: int = typer.Option(0, "--seed", help="Same seed, same images."),
+    size_px: int = typer.Option(64, "--size", help="Image width and height in pixels (a multiple of 8)."),
+    train_good: int = typer.Option(200, "--train-good", help="Good training images per product."),
+    test_good: int = typer.Option(100, "--test-good", help="Good test images per product."),
+    per_defect: int = typer.Option(15, "--per-defect", help="Test images per defect kind."),
+    products: str = typer.Option("fabric,tile,washer", "--products", help="Comma-separated subset of products."),
+    video: Path | None = typer.Option(None, "--video", help="Also write a line-camera clip (MJPG AVI) of one product "
+                                                            "with some defective parts, for `inspection run`."),
+) -> None:
+    """Synthesise products (a textured fabric, a patterned tile, a discrete washer) with defects and masks."""
+    from npusuite.inspection.generate import DEFECTS, GenerateConfig
+    from npusuite.inspection.generate import generate as run
+
+    chosen = tuple(p.strip() for p in products.split(",") if p.strip())
+    unknown = [p for p in chosen if p not in DEFECTS]
+    if unknown:
+        raise UserError(f"unknown product(s) {unknown}; choose from {', '.join(DEFECTS)}")
+    if size_px < 16 or size_px % 8:
+        raise UserError("--size must be a multiple of 8, at least 16")
+    counts = run(out, GenerateConfig(size_px=size_px, train_good=train_good, test_good=test_good,
+                                     test_per_defect=per_defect, seed=seed), chosen)
+    for product, folders in counts.items():
+        typer.echo(f"{product}: " + ", ".join(f"{k} {v}" for k, v in folders.items()))
+    if video is not None:
+        from npusuite.inspection.video import write_line_video
+
+        n = write_line_video(video, chosen[-1], seed=seed, size_px=size_px)
+        typer.echo(f"video: {video} ({n} frames of {chosen[-1]})")
+
+
+@app.command()
+def train(
+    good: Path = typer.Option(..., "--good", help="PRODUCT folder (uses PRODUCT/train/good) or a folder of good "
+                                                  "images."),
+    out: Path = typer.Option(..., "--out", help="Model folder to write (student; the teacher goes to OUT/teacher)."),
+    target_frr: float = typer.Option(0.01, "--target-frr", help="False-reject rate the threshold is calibrated to, on "
+                                                                "good images held back from training."),
+    teacher_steps: int = typer.Option(400, "--teacher-steps", help="Teacher training steps."),
+    student_steps: int = typer.Option(400, "--student-steps", help="Student distillation steps."),
+    batch_size: int = typer.Option(12, "--batch-size"),
+    seed: int = typer.Option(0, "--seed"),
+    threads: int = typer.Option(1, "--threads", help="torch threads (1 is fastest on a busy shared CPU)."),
+) -> None:
+    """Train a teacher on synthetic anomalies, distil a small student, calibrate both thresholds."""
+    from npusuite.inspection.train import TrainConfig
+    from npusuite.inspection.train import train as run
+
+    cfg = TrainConfig(target_frr=target_frr, teacher_steps=teacher_steps, student_steps=student_steps,
+                      batch_size=batch_size, seed=seed, threads=threads)
+    summary = run(good, out, cfg)
+    for role in ("teacher", "student"):
+        s = summary[role]
+        typer.echo(f"{role}: {s['parameters']} parameters, {s['train_seconds']} s, threshold {s['threshold']:.4f}")
+    typer.echo(f"model: {out} (teacher: {out / 'teacher'})")
+
+
+@app.command()
+def score(
+    model: str = typer.Option(..., "--model", help="Model folder, or NAME[@VERSION|@ALIAS] with --model-root."),
+    images: Path = typer.Option(..., "--images", help="Folder scored recursively."),
+    out: Path = typer.Option(..., "--out", help="JSONL, one line per image: image, score, defective, boxes, model."),
+    model_root: Path | None = typer.Option(None, "--model-root", help="Platform model repository."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32 or int8 (static int8, CPU)."),
+    batch: int = typer.Option(32, "--batch", help="Images per forward pass."),
+    threads: int = typer.Option(1, "--threads"),
+) -> None:
+    """Score every image under --images (CONTRACTS §4 lines)."""
+    from npusuite.inspection.inspector import Inspector
+    from npusuite.inspection.source import FrameSource, SourceConfig
+
+    _threads(threads)
+    if not images.is_dir():
+        raise UserError(f"--images {images}: no such folder")
+    inspector = Inspector.load(model, model_root, precision=precision)
+    n = ng = 0
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with FrameSource(SourceConfig(str(images), queue_size=max(8, batch))) as src, out.open("w") as fh:
+        pending = []
+        for frame in src:
+            pending.append(frame)
+            if len(pending) >= batch:
+                for r in inspector.inspect_batch(pending):
+                    fh.write(json.dumps(r.to_json()) + "\n")
+                    n, ng = n + 1, ng + r.defective
+                pending = []
+        for r in inspector.inspect_batch(pending):
+            fh.write(json.dumps(r.to_json()) + "\n")
+            n, ng = n + 1, ng + r.defective
+    typer.echo(f"scored {n} images with {inspector.ref}: {ng} NG, {n - ng} OK -> {out}")
+
+
+def _hostport(value: str, default_port: int, what: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    if not host:
+        return value, default_port
+    if not port.isdigit():
+        raise UserError(f"{what} {value!r}: expected HOST[:PORT]")
+    return host, int(port)
+
+
+@app.command()
+def run(
+    source: str = typer.Option(..., "--source", help="Camera index (0), rtsp:// or http:// URL, video file or image "
+                                                     "folder."),
+    model: str = typer.Option(..., "--model", help="NAME[@VERSION|@ALIAS] in --model-root (hot-swaps when the alias "
+                                                   "moves) or a model folder."),
+    model_root: Path | None = typer.Option(None, "--model-root", help="Platform model repository."),
+    line: str = typer.Option("line-1", "--line", help="Line name (reject topic, archive and review records)."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32 or int8."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda[:N] or npu[:N] (int8: cpu only)."),
+    queue_size: int = typer.Option(8, "--queue-size", help="Frames buffered; when full the oldest is dropped."),
+    max_batch: int = typer.Option(1, "--max-batch", help="Frames per forward pass when several are queued."),
+    realtime: bool = typer.Option(True, "--realtime/--as-fast-as-possible", help="Pace a video file at its frame "
+                                                                                 "rate, like a camera."),
+    loop: bool = typer.Option(False, "--loop", help="Restart a video file at its end."),
+    modbus: str | None = typer.Option(None, "--modbus", help="PLC HOST[:PORT] (default port 502) for the reject coil."),
+    coil: int = typer.Option(0, "--coil", help="Reject coil address."),
+    pulse_ms: float = typer.Option(100.0, "--pulse-ms", help="Coil high time; 0 = latch (the PLC clears it)."),
+    mqtt: str | None = typer.Option(None, "--mqtt", help="MQTT broker HOST[:PORT] (default 1883) for reject messages."),
+    mqtt_topic: str = typer.Option("npusuite/inspection/reject", "--mqtt-topic"),
+    window_ms: float = typer.Option(500.0, "--window-ms", help="A part's verdict is due within this time of capture."),
+    fail_safe: bool = typer.Option(False, "--fail-safe", help="Reject parts with no verdict in their window (and "
+                                                              "frames dropped unseen)."),
+    archive: Path | None = typer.Option(None, "--archive", help="NG archive folder (image, heatmap, JSON per NG)."),
+    archive_max: int = typer.Option(1000, "--archive-max-records", help="Keep at most this many NG records."),
+    archive_max_mb: int = typer.Option(500, "--archive-max-mb", help="Keep at most this many MB of NG records."),
+    review_url: str | None = typer.Option(None, "--review-url", help="Post NG results to this review app."),
+    review_token_file: Path | None = typer.Option(None, "--review-token-file", help="File with the review app's "
+                                                  "service token (default: NPUSUITE_REVIEW_INGEST_TOKEN)."),
+    results: Path | None = typer.Option(None, "--results", help="Append every result as a JSON line here "
+                                                                "(default: stdout)."),
+    max_frames: int | None = typer.Option(None, "--max-frames", help="Stop after this many frames."),
+    threads: int = typer.Option(1, "--threads"),
+) -> None:
+    """Run a live line: capture, inspect, signal rejects, archive NG, post NG for review; Ctrl-C stops."""
+    from npusuite.inspection.archive import ArchiveConfig, NgArchive
+    from npusuite.inspection.line import EngineInspectors, InspectionLine, LineConfig
+    from npusuite.inspection.reject import RejectConfig, RejectSignaller
+    from npusuite.inspection.review import ReviewConfig, ReviewPoster
+    from npusuite.inspection.source import FrameSource, SourceConfig
+
+    _threads(threads)
+    reject_cfg = RejectConfig(line=line, window_ms=window_ms, fail_safe=fail_safe, modbus_coil=coil, pulse_ms=pulse_ms,
+                              mqtt_topic=mqtt_topic)
+    if modbus:
+        host, port = _hostport(modbus, 502, "--modbus")
+        reject_cfg = RejectConfig(**{**reject_cfg.__dict__, "modbus_host": host, "modbus_port": port})
+    if mqtt:
+        host, port = _hostport(mqtt, 1883, "--mqtt")
+        reject_cfg = RejectConfig(**{**reject_cfg.__dict__, "mqtt_host": host, "mqtt_port": port})
+    poster = None
+    if review_url:
+        from npusuite.platform.settings import ReviewSettings
+
+        token = review_token_file.read_text().strip() if review_token_file else ReviewSettings().ingest_token
+        if not token:
+            raise UserError("--review-url needs a service token: --review-token-file or NPUSUITE_REVIEW_INGEST_TOKEN")
+        poster = ReviewPoster(ReviewConfig(url=review_url, token=token, line=line))
+    src = FrameSource(SourceConfig(source, queue_size=queue_size, realtime=realtime, loop=loop))
+    inspectors = EngineInspectors.open(model, model_root, device=device, precision=precision)
+    signaller = RejectSignaller(reject_cfg)
+    ng_archive = NgArchive(ArchiveConfig(archive, archive_max, archive_max_mb * 1024 * 1024, line)) if archive else None
+    out = results.open("a") if results else sys.stdout
+
+    def sink(r) -> None:
+        out.write(json.dumps(r.to_json(line=line, verdict=r.verdict)) + "\n")
+        out.flush()
+
+    the_line = InspectionLine(src, inspectors, LineConfig(line=line, max_batch=max_batch), signaller, ng_archive,
+                              poster, sink)
+    signal.signal(signal.SIGTERM, lambda *_: the_line.stop())
+    logger.info("line %s: %s -> %s (reject: modbus %s, mqtt %s, window %.0f ms, fail-safe %s)", line, source,
+                inspectors.ref, modbus, mqtt, window_ms, fail_safe)
+    try:
+        with src:
+            the_line.run(max_frames=max_frames)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signaller.close()
+        if poster is not None:
+            poster.close()
+        inspectors.close()
+        if results:
+            out.close()
+    summary = the_line.stats.summary()
+    summary.update(source=src.stats().__dict__, reject={k: v for k, v in signaller.stats().__dict__.items()
+                                                        if k != "sent"})
+    if poster is not None:
+        summary["review"] = poster.stats().__dict__
+    if ng_archive is not None:
+        summary["archive"] = {"records": len(ng_archive.records()), "deleted": ng_archive.deleted}
+    logger.info("line %s stopped: %s", line, json.dumps(summary))
+    print(json.dumps({"summary": summary}), file=sys.stderr)

@@ -1,0 +1,224 @@
+"""The live inspection line: source -> engine -> reject signal, NG archive, review app, results.
+
+Rules:
+
+* Models are served by the platform's :class:`~npusuite.platform.engine.ModelEngine`
+  (a repository reference such as ``washer`` = ``washer@production``, or a
+  folder).  Following an alias, the engine loads and warms a new version
+  beside the old one and switches atomically; each batch of frames runs under
+  one engine *lease*, so it finishes on the version it started with and no
+  frame is lost or inspected twice because of a swap.  Each result names the
+  ``name@version`` that produced it.
+* Frames are taken from the source's bounded queue (up to ``max_batch`` at a
+  time, one forward pass).  A gap in ``seq`` means frames the source dropped;
+  they are reported to the reject signaller (which rejects them under
+  fail-safe) and counted.
+* Per frame, in order: the part is opened with the reject signaller (its
+  window starts at the capture time), inspected, its verdict signalled, then,
+  for NG only, archived and queued for the review app; finally the result
+  goes to the sink (e.g. a JSONL writer).  An exception while inspecting is
+  logged and counted, and the frames get no verdict (fail-safe rejects them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from npusuite.inspection.archive import NgArchive
+from npusuite.inspection.inspector import Inspector
+from npusuite.inspection.modelcard import LoadedModel, read_card
+from npusuite.inspection.records import Frame, Inspection
+from npusuite.inspection.reject import RejectSignaller
+from npusuite.inspection.review import ReviewPoster
+from npusuite.inspection.source import FrameSource
+from npusuite.platform.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+
+class EngineInspectors:
+    """Inspectors over whatever version the platform engine serves right now.
+
+    ``precision="int8"`` quantises each version once, on first use, with the
+    calibration images stored in it.
+    """
+
+    def __init__(self, engine, precision: str = "fp32", min_box_area_px: int = 1) -> None:
+        if precision not in ("fp32", "int8"):
+            raise UserError(f"precision {precision!r}: inspection runs fp32 or int8")
+        self.engine = engine
+        self.precision = precision
+        self.min_box_area_px = min_box_area_px
+        self._cache: dict[str, Inspector] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, ref: str | Path, root: Path | None = None, device: str = "cpu", precision: str = "fp32",
+             follow_alias: bool = True) -> EngineInspectors:
+        """Open ``ref`` through the platform engine.  Raises UserError (unknown model, bad files, no card)."""
+        from npusuite.platform.engine import BatcherConfig, ModelEngine
+
+        engine = ModelEngine.open(ref, root=root, follow_alias=follow_alias, device=device,
+                                  batcher=BatcherConfig(max_batch_size=8, max_queue_delay_ms=1.0))
+        read_card(engine.version.path)  # refuse a non-inspection model now, not at the first frame
+        return cls(engine, precision)
+
+    def _inspector(self, slot) -> Inspector:
+        version = slot.version
+        key = f"{version.path}|{version.ref}"
+        with self._lock:
+            found = self._cache.get(key)
+            if found is None:
+                card = read_card(version.path)
+                net = slot.runtime.module
+                if self.precision == "int8":
+                    from safetensors.torch import load_file
+
+                    from npusuite.inspection.modelcard import CALIBRATION
+                    from npusuite.inspection.nets import quantize_int8
+
+                    net = quantize_int8(net, load_file(str(version.path / CALIBRATION))["images"])
+                ref = version.ref if version.version != "local" else f"{card.product or version.name}-{card.role}@local"
+                found = Inspector(LoadedModel(net, card, ref, version.path, self.precision), self.min_box_area_px)
+                self._cache = {key: found, **{k: v for k, v in self._cache.items() if k != key}}
+                if len(self._cache) > 2:  # keep the current and the previous version only
+                    self._cache.pop(next(reversed(self._cache)))
+            return found
+
+    @contextlib.contextmanager
+    def lease(self) -> Iterator[Inspector]:
+        """The current version's inspector, held for the duration of the ``with`` block."""
+        with self.engine.lease() as slot:
+            yield self._inspector(slot)
+
+    @property
+    def ref(self) -> str | None:
+        return self.engine.ref
+
+    def close(self) -> None:
+        self.engine.close()
+
+
+@dataclass(frozen=True)
+class LineConfig:
+    line: str = "line-1"
+    max_batch: int = 1
+    log_every_s: float = 10.0
+
+
+@dataclass
+class LineStats:
+    frames: int = 0
+    ng: int = 0
+    errors: int = 0
+    dropped_seen: int = 0
+    models: Counter = field(default_factory=Counter)
+    latencies_ms: list[float] = field(default_factory=list, repr=False)
+
+    def summary(self) -> dict:
+        lat = np.asarray(self.latencies_ms[-10000:] or [0.0])
+        return {"frames": self.frames, "ng": self.ng, "ok": self.frames - self.ng, "errors": self.errors,
+                "dropped_before_inspection": self.dropped_seen, "models": dict(self.models),
+                "latency_ms_p50": round(float(np.percentile(lat, 50)), 2),
+                "latency_ms_p99": round(float(np.percentile(lat, 99)), 2)}
+
+
+class InspectionLine:
+    """Runs one line until the source ends or :meth:`stop` is called."""
+
+    def __init__(self, source: FrameSource, inspectors: EngineInspectors, cfg: LineConfig = LineConfig(),
+                 reject: RejectSignaller | None = None, archive: NgArchive | None = None,
+                 review: ReviewPoster | None = None, sink: Callable[[Inspection], None] | None = None) -> None:
+        self.source = source
+        self.inspectors = inspectors
+        self.cfg = cfg
+        self.reject = reject
+        self.archive = archive
+        self.review = review
+        self.sink = sink
+        self.stats = LineStats()
+        self._stop = threading.Event()
+        self._last_seq: int | None = None
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _take(self) -> list[Frame]:
+        first = self.source.get(timeout_s=0.5)
+        if first is None:
+            return []
+        frames = [first]
+        while len(frames) < self.cfg.max_batch:
+            nxt = self.source.get(timeout_s=0)
+            if nxt is None:
+                break
+            frames.append(nxt)
+        return frames
+
+    def _note_gaps(self, frames: list[Frame]) -> None:
+        for f in frames:
+            if self._last_seq is not None and f.seq > self._last_seq + 1:
+                missing = list(range(self._last_seq + 1, f.seq))
+                self.stats.dropped_seen += len(missing)
+                if self.reject is not None:
+                    self.reject.dropped(missing, f.timestamp)
+            self._last_seq = f.seq
+
+    def process(self, frames: list[Frame]) -> list[Inspection]:
+        """Inspect and act on one batch (see the module rules)."""
+        self._note_gaps(frames)
+        if self.reject is not None:
+            for f in frames:
+                self.reject.open_part(f.seq, f.timestamp)
+        try:
+            with self.inspectors.lease() as inspector:
+                results = inspector.inspect_batch(frames)
+        except Exception:
+            self.stats.errors += len(frames)
+            logger.exception("inspecting frames %s failed; no verdict for them", [f.seq for f in frames])
+            return []
+        for r in results:
+            if self.reject is not None:
+                self.reject.verdict(r)
+            self.stats.frames += 1
+            self.stats.models[r.model] += 1
+            self.stats.latencies_ms.append(r.latency_ms)
+            if r.defective:
+                self.stats.ng += 1
+                if self.archive is not None:
+                    try:
+                        self.archive.save(r)
+                    except OSError as exc:
+                        logger.error("archiving NG part %d failed: %s", r.frame.seq, exc)
+                if self.review is not None:
+                    self.review.submit(r)
+            if self.sink is not None:
+                self.sink(r)
+        del self.stats.latencies_ms[:-10000]
+        return results
+
+    def run(self, max_frames: int | None = None) -> LineStats:
+        """Inspect until the source finishes, ``max_frames`` are done, or :meth:`stop`."""
+        last_log = time.monotonic()
+        while not self._stop.is_set():
+            frames = self._take()
+            if not frames:
+                if self.source.stats().finished:
+                    break
+                continue
+            self.process(frames)
+            if time.monotonic() - last_log >= self.cfg.log_every_s:
+                last_log = time.monotonic()
+                logger.info("line %s: %s; source %s", self.cfg.line, self.stats.summary(), self.source.stats())
+            if max_frames is not None and self.stats.frames >= max_frames:
+                break
+        return self.stats
