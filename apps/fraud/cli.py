@@ -1,0 +1,161 @@
+"""``npusuite fraud``: generate data, train, score offline and evaluate fraud models.
+
+Bad input (a missing file, a line that breaks the schema, an unknown model, a
+value out of range) raises :class:`UserError`, which the root CLI prints as
+one line and exits with status 2.  Heavy libraries are imported inside the
+commands so ``npusuite --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import typer
+
+from npusuite.platform.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+app = typer.Typer(no_args_is_help=True, help=(
+    "Fraud models: a labelled data generator, a fast torch model plus an LLM verdict model, "
+    "offline scoring with reason codes, and evaluation within alert budgets.\n\n"
+    "A first run:\n\n"
+    "  npusuite fraud generate --out data --accounts 1000 --days 30\n\n"
+    "  npusuite fraud train --data data/transactions.jsonl --labels data/labels.jsonl --out model\n\n"
+    "  npusuite fraud score --model model --input data/transactions.jsonl --out scores.jsonl\n\n"
+    "  npusuite fraud evaluate --scores scores.jsonl --labels data/labels.jsonl --plot pr.png"
+))
+
+
+def _positive(name: str, value: float) -> None:
+    if value <= 0:
+        raise UserError(f"--{name} must be positive (got {value})")
+
+
+@app.command()
+def generate(
+    out: Path = typer.Option(..., "--out", help="Folder for transactions.jsonl and labels.jsonl."),
+    accounts: int = typer.Option(1000, "--accounts", help="Number of accounts (personas)."),
+    days: int = typer.Option(30, "--days", help="Days of activity, starting Monday 2026-03-02 UTC."),
+    seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives identical files."),
+    fraud_rate: float = typer.Option(0.003, "--fraud-rate", help="Share of transactions that are fraudulent."),
+) -> None:
+    """Write a deterministic, labelled, time-ordered transaction stream.
+
+    Accounts have personas (spend, hours, home city, merchants, devices, travel); genuine
+    oddities (trips, large purchases, new phones) sit beside five fraud typologies: card
+    testing, account takeover, cloned card (impossible travel), ATM cash-out, merchant bust-out.
+    """
+    from npusuite.fraud.generator import GeneratorConfig, write
+
+    try:
+        config = GeneratorConfig(accounts=accounts, days=days, seed=seed, fraud_rate=fraud_rate)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} exists and is not a folder")
+    summary = write(out, config)
+    typer.echo(f"wrote {summary.transactions} transactions ({summary.frauds} fraudulent: {summary.by_type}) to {out}")
+
+
+@app.command()
+def train(
+    data: Path = typer.Option(..., "--data", help="Transactions JSONL (may carry is_fraud/fraud_type inline)."),
+    labels: list[Path] = typer.Option([], "--labels", help="Labels JSONL; repeat it, later files win conflicts."),
+    out: Path = typer.Option(..., "--out", help="MODEL_DIR to write (fast/, llm/, card.json)."),
+    model_root: Path | None = typer.Option(None, "--model-root", help="Also add both models to this repository."),
+    name: str = typer.Option("fraud", "--name", help="Repository names: NAME-fast and NAME-llm."),
+    promote: bool = typer.Option(False, "--promote", help="Point 'production' at the new versions."),
+    no_llm: bool = typer.Option(False, "--no-llm", help="Train the fast model only."),
+    llm_base: Path | None = typer.Option(None, "--llm-base", help=(
+        "Fine-tune this local Hugging Face folder (e.g. DeepSeek-R1-Distill-Qwen-1.5B) instead of "
+        "building a tiny Qwen2 with a locally trained tokenizer. Use with --llm-lora and --device cuda|npu.")),
+    llm_lora: bool = typer.Option(False, "--llm-lora", help="Train LoRA adapters (peft) and merge them."),
+    llm_arch: str = typer.Option("qwen2", "--llm-arch", help="Locally built LLM: qwen2 or deepseek_v3."),
+    llm_steps: int = typer.Option(200, "--llm-steps", help="LLM fine-tuning steps."),
+    device: str = typer.Option("cpu", "--device", help="Where the LLM trains: cpu, cuda[:N], npu[:N]."),
+    epochs: int = typer.Option(12, "--epochs", help="Fast-model epochs."),
+    alert_budget: float = typer.Option(0.01, "--alert-budget", help="Share of transactions analysts can review."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Replay the labelled stream through the streaming features and train both models.
+
+    The fast model (torch MLP, class-weighted, Platt-calibrated) and the LLM verdict model
+    (a causal LM answering ' fraud' / ' legit', served int8) are saved with model cards.
+    """
+    from npusuite.fraud.fast_model import FastTrainConfig
+    from npusuite.fraud.llm_verdict import LlmTrainConfig
+    from npusuite.fraud.training import TrainConfig, load_dataset
+    from npusuite.fraud.training import train as run_training
+
+    for flag, value in (("epochs", epochs), ("llm-steps", llm_steps), ("alert-budget", alert_budget)):
+        _positive(flag, value)
+    if alert_budget >= 0.5:
+        raise UserError("--alert-budget is a share of transactions, e.g. 0.01")
+    if llm_arch not in ("qwen2", "deepseek_v3"):
+        raise UserError(f"--llm-arch {llm_arch!r}: choose qwen2 or deepseek_v3")
+    if llm_base is not None and not (llm_base / "config.json").is_file():
+        raise UserError(f"--llm-base {llm_base}: not a Hugging Face model folder (no config.json)")
+    config = TrainConfig(
+        fast=FastTrainConfig(epochs=epochs, seed=seed),
+        llm=LlmTrainConfig(arch=llm_arch, steps=llm_steps, lora=llm_lora, device=device, seed=seed),
+        with_llm=not no_llm, llm_base=llm_base, alert_budget=alert_budget, name=name)
+    if device != "cpu":
+        from npusuite.platform.runtime.devices import get_device
+
+        get_device(device)  # fail fast, before the replay
+    ds = load_dataset(data, labels)
+    card = run_training(ds, out, config, model_root=model_root, promote=promote)
+    typer.echo(json.dumps({"model_dir": str(out), "fast": card["ref"], "llm": card["llm"],
+                           "repository": card.get("repository"), "thresholds": card["thresholds"],
+                           "calibration_slice": card["metrics_calibration_slice"]}, indent=2))
+
+
+@app.command()
+def score(
+    model: str = typer.Option(..., "--model", help="MODEL_DIR, a fast-model folder, or NAME[@VERSION|@ALIAS]."),
+    input: Path = typer.Option(..., "--input", help="Transactions JSONL to score."),
+    out: Path = typer.Option(..., "--out", help="Scores JSONL to write (CONTRACTS §2)."),
+    warmup: Path | None = typer.Option(None, "--warmup", help="Earlier transactions: build state, don't score."),
+    model_root: Path | None = typer.Option(None, "--model-root", help="Repository for NAME@VERSION references."),
+    no_llm: bool = typer.Option(False, "--no-llm", help="Fast model only (grey band falls back)."),
+    batch_size: int = typer.Option(256, "--batch-size", help="Transactions per scorer batch."),
+) -> None:
+    """Replay a file in timestamp order through the same scorer as the live service."""
+    from npusuite.fraud.bundle import load_scorer
+    from npusuite.fraud.datasets import read_transactions
+    from npusuite.fraud.replay import score_file
+
+    _positive("batch-size", batch_size)
+    txs, _ = read_transactions(input)
+    warm = read_transactions(warmup)[0] if warmup is not None else None
+    if not Path(model).exists() and model_root is None:
+        raise UserError(f"--model {model}: no such folder (for NAME@VERSION pass --model-root)")
+    scorer = load_scorer(model, model_root, with_llm=not no_llm)
+    summary = score_file(scorer, txs, out, warmup=warm, batch_size=batch_size)
+    typer.echo(f"scored {summary.scored} transactions -> {out}: {summary.decisions} "
+               f"({summary.escalated} to the LLM, {summary.llm_fallbacks} fell back)")
+
+
+@app.command()
+def evaluate(
+    scores: Path = typer.Option(..., "--scores", help="Scores JSONL from `fraud score`."),
+    labels: list[Path] = typer.Option(..., "--labels", help="Labels JSONL; repeat it, later files win conflicts."),
+    plot: Path | None = typer.Option(None, "--plot", help="Write a precision-recall curve PNG here."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the report as JSON here."),
+) -> None:
+    """AP, ROC-AUC, recall/precision at 0.5% and 1% alert budgets, daily card precision@100,
+    recall by fraud type."""
+    from npusuite.fraud.datasets import merge_labels, read_labels, read_scores
+    from npusuite.fraud.evaluation import evaluate as run_evaluation
+
+    rows = read_scores(scores)
+    merged = merge_labels([read_labels(p) for p in labels])
+    report = run_evaluation(rows, merged, plot=plot)
+    text = json.dumps(report, indent=2)
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(text + "\n")
+    typer.echo(text)

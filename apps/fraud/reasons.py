@@ -1,0 +1,113 @@
+"""Reason codes: the few features that drove a score, said in words an analyst reads.
+
+Rules:
+- :func:`explain` takes the per-group logit contributions from
+  :meth:`FastModel.contributions` and the transaction's own feature values,
+  and returns at most ``max_reasons`` phrases for the groups that pushed the
+  score up by at least ``min_logit``, strongest first.
+- Phrases quote the actual numbers ("amount 14x account median",
+  "new device and new IP network"), never a raw feature name.
+- When nothing pushed the score up, the single reason is
+  :data:`NO_RISK_REASON`.
+- Pure: no I/O, no model calls.
+"""
+
+from __future__ import annotations
+
+import math
+
+from npusuite.fraud.features import Features
+from npusuite.fraud.schema import Transaction
+
+NO_RISK_REASON = "no risk indicators"
+LLM_UNAVAILABLE = "llm_unavailable"
+IMPOSSIBLE_SPEED_KMH = 900.0
+
+
+def _count(log1p_value: float) -> int:
+    return int(round(math.expm1(log1p_value)))
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.0f} days"
+
+
+def phrase(group: str, tx: Transaction, f: Features) -> str:
+    """The words for one reason group, with this transaction's numbers."""
+    if group == "amount":
+        ratio = math.exp(f["amount_to_median_log"])
+        if f["log_history"] == 0:
+            return f"amount {tx.amount:,.2f} {tx.currency} on an account with no history"
+        if ratio >= 1.5:
+            return f"amount {ratio:.0f}x account median ({tx.amount:,.2f} {tx.currency})"
+        if ratio <= 0.2:
+            return f"amount unusually small for account ({tx.amount:,.2f} {tx.currency})"
+        return f"amount {tx.amount:,.2f} {tx.currency} unusual for account (z={f['amount_z']:.1f})"
+    if group == "velocity":
+        n1h, n24 = _count(f["cnt_1h"]), _count(f["cnt_24h"])
+        since = math.expm1(f["since_prev_log"])
+        if n1h >= 2:
+            return f"{n1h} transactions in the previous hour ({n24} in 24 h)"
+        return f"{_duration(since)} since previous transaction ({n24} in 24 h)"
+    if group == "new_merchant":
+        what = "first payment to this payee" if tx.channel == "transfer" else "first time at this merchant"
+        if f["new_mcc"]:
+            what += f" and first in category {tx.merchant_category}"
+        return what
+    if group == "device_ip":
+        if f["no_device_ecommerce"]:
+            return "card-not-present charge with no device or IP (keyed by the merchant)"
+        parts = []
+        if f["new_device"]:
+            parts.append("new device")
+        elif f["has_device"] and f["device_age_log"] < math.log1p(86400):
+            parts.append(f"device first seen {_duration(math.expm1(f['device_age_log']))} ago")
+        if f["new_ip_net"]:
+            parts.append("new IP network")
+        elif f["has_ip"] and f["ip_net_age_log"] < math.log1p(86400):
+            parts.append(f"IP network first seen {_duration(math.expm1(f['ip_net_age_log']))} ago")
+        return " and ".join(parts) if parts else "device and network pattern unusual for account"
+    if group == "country":
+        if f["new_country"]:
+            return f"first transaction in country {tx.country}"
+        return f"country {tx.country} rarely used by account ({100 * f['country_share']:.0f}% of history)"
+    if group == "geo":
+        km, speed = math.expm1(f["geo_km_log"]), math.expm1(f["geo_speed_log"])
+        tag = " (impossible travel)" if speed >= IMPOSSIBLE_SPEED_KMH else ""
+        return f"{km:,.0f} km from previous card-present payment at {speed:,.0f} km/h{tag}"
+    if group == "card_testing":
+        n, m = int(f["small_ecom_10m"]), int(f["small_ecom_merchants_10m"])
+        if n <= 1:
+            return f"small online payment of {tx.amount:,.2f} {tx.currency} (card testing amount)"
+        return f"{n} small online payments at {m} merchant{'s' if m > 1 else ''} within 10 min (card testing)"
+    if group == "hour":
+        return f"unusual hour for account ({tx.timestamp.hour:02d}:00 UTC)"
+    if group == "merchants_1h":
+        return f"{int(f['distinct_merchants_1h'])} different merchants within the hour"
+    if group == "atm":
+        n = int(f["atm_cnt_24h"])
+        if n:
+            total = math.expm1(f["atm_sum_24h"]) + tx.amount
+            return f"{n + 1} ATM withdrawals within 24 h ({total:,.0f} {tx.currency})"
+        return f"ATM withdrawal of {tx.amount:,.0f} {tx.currency}"
+    if group == "transfer":
+        n = int(f["transfer_cnt_1h"])
+        ratio = math.exp(f["transfer_to_max_log"])
+        if n:
+            return f"{n + 1} transfers within the hour"
+        return f"transfer {ratio:.0f}x the account's largest previous transfer"
+    return group.replace("_", " ")
+
+
+def explain(tx: Transaction, features: Features, contributions: dict[str, float], max_reasons: int = 3,
+            min_logit: float = 0.25) -> list[str]:
+    """Phrases for the groups that raised the score most (at least ``min_logit`` each)."""
+    ranked = sorted(((v, g) for g, v in contributions.items() if v >= min_logit), reverse=True)
+    out = [phrase(g, tx, features) for _, g in ranked[:max_reasons]]
+    return out or [NO_RISK_REASON]

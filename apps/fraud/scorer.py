@@ -1,0 +1,174 @@
+"""The pure tiered scorer, shared by offline ``fraud score`` and the live Kafka service.
+
+Given a loaded fast model (and optionally an LLM verdict model), it turns a
+batch of (transaction, account state) into scores with a decision, reason
+codes and the model's ``name@version``.
+
+Rules:
+- Pure: no I/O.  Input states are never changed; every result carries the
+  account's *new* state.  If one account appears more than once in a batch,
+  its later transactions see the state left by its earlier ones (batch order
+  = time order).
+- One batched forward pass of the fast model per batch (plus its occlusion
+  passes for reasons, in the same call).
+- Tiers: ``p >= decline`` declines; ``p`` in the grey band
+  ``[grey_low, grey_high)`` goes to the LLM in one batched call, whose
+  verdict decides review vs approve, and whose probability re-orders scores
+  *within* the band only (the band's bounds are kept, so the ranking against
+  transactions outside the band never changes); otherwise ``p >= review``
+  reviews and the rest approve.
+- If the band is non-empty but no LLM is loaded, or the LLM call raises, the
+  fast model's decision stands and the reason ``llm_unavailable`` is added.
+- ``model`` is the fast model's ``name@version``; when the LLM decided, its
+  reference is added after a ``+`` (``fraud-fast@3+fraud-llm@2``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from npusuite.fraud import reasons as rs
+from npusuite.fraud.features import AccountState, Features, advance
+from npusuite.fraud.schema import FraudScore, Transaction
+
+logger = logging.getLogger(__name__)
+
+
+class VerdictModel(Protocol):
+    """What the scorer needs from the LLM tier (see :mod:`npusuite.fraud.llm_verdict`)."""
+
+    ref: str
+
+    def fraud_probabilities(self, items: Sequence[tuple[Transaction, Features]]) -> list[float]:
+        """P(fraud) per item, in one batched call.  May raise; the scorer then falls back."""
+        ...
+
+
+class FastScorer(Protocol):
+    ref: str
+    card: dict
+
+    def contributions(self, x: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]: ...
+
+
+@dataclass(frozen=True)
+class ScorerConfig:
+    """Decision thresholds on the fast model's calibrated probability."""
+
+    review: float
+    decline: float
+    grey_low: float
+    grey_high: float
+    max_reasons: int = 3
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.grey_low <= self.grey_high <= 1.0:
+            raise ValueError("need 0 <= grey_low <= grey_high <= 1")
+        if not 0.0 < self.review <= self.decline <= 1.0:
+            raise ValueError("need 0 < review <= decline <= 1")
+
+    @classmethod
+    def from_card(cls, card: dict, **overrides: float) -> ScorerConfig:
+        """Thresholds from a fast model's card, with optional overrides (None = keep)."""
+        t = dict(card.get("thresholds") or {})
+        t.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return cls(review=float(t["review"]), decline=float(t["decline"]), grey_low=float(t["grey_low"]),
+                       grey_high=float(t["grey_high"]))
+        except KeyError as exc:
+            raise ValueError(f"model card has no threshold {exc}") from None
+
+
+@dataclass
+class ScoredTransaction:
+    score: FraudScore
+    state: AccountState
+    features: Features
+    llm_rationale: str | None = None
+    escalated: bool = False
+    llm_fallback: bool = False
+    fast_probability: float = 0.0
+    extras: dict = field(default_factory=dict)
+
+
+class TieredScorer:
+    """Fast model for everything, the LLM for the grey band."""
+
+    def __init__(self, fast: FastScorer, llm: VerdictModel | None = None, config: ScorerConfig | None = None,
+                 clock: Callable[[], float] = time.perf_counter):
+        self.fast = fast
+        self.llm = llm
+        self.config = config or ScorerConfig.from_card(fast.card)
+        self.clock = clock
+
+    @property
+    def ref(self) -> str:
+        return self.fast.ref
+
+    def featurise(self, items: Sequence[tuple[Transaction, AccountState | None]]
+                  ) -> tuple[list[Features], list[AccountState]]:
+        """Features and new states, chaining states for repeated accounts."""
+        latest: dict[str, AccountState] = {}
+        feats, states = [], []
+        for tx, state in items:
+            prior = latest.get(tx.account_id, state)
+            new_state = prior.copy() if prior is not None else AccountState()
+            feats.append(advance(new_state, tx))
+            latest[tx.account_id] = new_state
+            states.append(new_state)
+        return feats, states
+
+    def score_batch(self, items: Sequence[tuple[Transaction, AccountState | None]]) -> list[ScoredTransaction]:
+        """Score a batch in order.  Never raises on an LLM failure (falls back)."""
+        if not items:
+            return []
+        started = self.clock()
+        feats, states = self.featurise(items)
+        x = np.array([f.values for f in feats], dtype=np.float32)
+        probs, contrib = self.fast.contributions(x)
+        cfg = self.config
+        grey = [i for i, p in enumerate(probs) if cfg.grey_low <= p < cfg.grey_high and p < cfg.decline]
+        llm_p: dict[int, float] = {}
+        fallback = False
+        if grey:
+            if self.llm is None:
+                fallback = True
+            else:
+                try:
+                    values = self.llm.fraud_probabilities([(items[i][0], feats[i]) for i in grey])
+                    llm_p = {i: float(v) for i, v in zip(grey, values, strict=True)}
+                except Exception as exc:  # the LLM tier must never stop scoring
+                    logger.warning("LLM verdict model failed on %d transactions, using the fast model: %s",
+                                   len(grey), exc)
+                    fallback = True
+        latency_ms = (self.clock() - started) * 1000.0
+        out = []
+        for i, (tx, _state) in enumerate(items):
+            p = float(probs[i])
+            why = rs.explain(tx, feats[i], {g: float(v[i]) for g, v in contrib.items()}, cfg.max_reasons)
+            model, rationale, score = self.fast.ref, None, p
+            if i in llm_p:
+                q = llm_p[i]
+                width = cfg.grey_high - cfg.grey_low
+                pos = (p - cfg.grey_low) / width if width > 0 else 0.5
+                score = cfg.grey_low + width * min(0.999999, 0.5 * pos + 0.5 * q)
+                decision = "review" if q >= 0.5 else "approve"
+                verdict = "fraud" if q >= 0.5 else "legitimate"
+                rationale = f"LLM verdict {verdict} (p_fraud={q:.2f}) on a grey-band fast score {p:.3f}"
+                why = [*why, f"LLM verdict: {verdict} ({q:.0%})"]
+                model = f"{self.fast.ref}+{self.llm.ref}"
+            else:
+                decision = "decline" if p >= cfg.decline else "review" if p >= cfg.review else "approve"
+                if fallback and i in grey:
+                    why = [*why, rs.LLM_UNAVAILABLE]
+            fs = FraudScore(transaction_id=tx.transaction_id, score=min(1.0, max(0.0, score)), decision=decision,
+                            reasons=why, model=model, latency_ms=round(latency_ms, 3))
+            out.append(ScoredTransaction(fs, states[i], feats[i], rationale, escalated=i in grey,
+                                         llm_fallback=fallback and i in grey, fast_probability=p))
+        return out
