@@ -23,6 +23,7 @@ import json
 import logging
 import random
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -107,12 +108,12 @@ class KafkaSink:
 
         self.topic = topic
         self.timeout_s = timeout_s
-        self._producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", retries=5,
-                                       key_serializer=str.encode,
-                                       value_serializer=lambda v: json.dumps(v).encode())
+        self._producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", retries=5)
 
     def send(self, records: list[OutboxRecord]) -> list[Delivery]:
-        futures = [(r.id, self._producer.send(self.topic, key=r.id, value=r.payload)) for r in records]
+        futures = [(r.id, self._producer.send(self.topic, key=r.id.encode(),
+                                              value=json.dumps(r.payload, separators=(",", ":")).encode()))
+                   for r in records]
         self._producer.flush(timeout=self.timeout_s)
         out = []
         for rid, fut in futures:
@@ -133,6 +134,9 @@ class SyncConfig:
     idle_poll_s: float = 0.2
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
+    #: delivered ids are remembered this long (they stop a restarted agent re-recording old frames)
+    delivered_retention_s: float = 7 * 24 * 3600.0
+    prune_every_s: float = 600.0
 
 
 @dataclass
@@ -211,7 +215,14 @@ class Syncer:
         return len(ok)
 
     def _run(self) -> None:
+        next_prune = 0.0
         while not self._stop.is_set():
+            if time.monotonic() >= next_prune:
+                pruned = self.outbox.prune_delivered(self.config.delivered_retention_s)
+                if pruned:
+                    logger.info("forgot %d delivered ids older than %.0f s", pruned,
+                                self.config.delivered_retention_s)
+                next_prune = time.monotonic() + self.config.prune_every_s
             try:
                 n = self.sync_once()
             except Exception:  # the thread must outlive any one bad batch

@@ -83,3 +83,33 @@ def test_bad_records_are_dead_lettered_and_link_errors_retried(tmp_path, serve, 
     # link down
     down = Syncer(box, HttpIngestSink("http://127.0.0.1:9", "tok", client=httpx.Client(timeout=2), send_ok=True))
     assert down.sync_once() == 0 and box.claim(10, now_s=1e12)[0].attempts == 2
+
+
+def test_delivered_ids_are_pruned_after_retention(tmp_path):
+    box = Outbox(OutboxConfig(tmp_path / "o.db"))
+    box.put("old", False, payload(1))
+    box.ack(["old"])
+    assert box.prune_delivered(older_than_s=3600) == 0 and box.known("old")
+    assert box.prune_delivered(older_than_s=-1) == 1 and not box.known("old")
+
+
+@pytest.mark.kafka
+def test_kafka_sink_delivers_every_record(tmp_path, kafka_bootstrap, topic_name):
+    import json
+
+    from kafka import KafkaConsumer
+
+    from npusuite.edge.sync import KafkaSink
+
+    box = Outbox(OutboxConfig(tmp_path / "o.db"))
+    for i in range(20):
+        box.put(f"k{i}", i % 3 == 0, {"id": f"k{i}", "n": i})
+    syncer = Syncer(box, KafkaSink(kafka_bootstrap, topic_name))
+    while box.stats().pending:
+        assert syncer.sync_once() > 0
+    syncer.sink.close()
+    consumer = KafkaConsumer(topic_name, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest",
+                             consumer_timeout_ms=10_000, group_id=None)
+    got = {m.key.decode(): json.loads(m.value) for m in consumer}
+    consumer.close()
+    assert set(got) == {f"k{i}" for i in range(20)} and got["k3"] == {"id": "k3", "n": 3}
