@@ -231,7 +231,7 @@ class LLMScheduler:
         r.last_token_s = now
         self.observer.tokens(self.name, 1)
         finish = None
-        if token == self.lm.eos_token_id:
+        if token == self.lm.eos_token_id and not s.params.ignore_eos:
             finish = "stop"
         else:
             s.completion_ids.append(token)

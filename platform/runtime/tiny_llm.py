@@ -9,8 +9,9 @@ same ``AutoModelForCausalLM.from_pretrained(local_dir)`` path as a real
 checkpoint.  :func:`make_tiny_llm` combines both; the fraud LLM verdict model
 and ``npusuite platform make-tiny-llm`` both use it.
 
-Sizes (``SIZES``): ``tiny`` (~1M params, for tests and the demo) and ``bench``
-(~30M params, where batching and int8 effects are measurable).
+Sizes (``SIZES``): ``tiny`` (~0.2M params, for tests and the demo), ``bench``
+(~30M params, where batching and int8 effects are measurable on a CPU) and
+``large`` (~0.3B params, for GPU/NPU benchmarks).
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ SIZES = {
              "num_key_value_heads": 2, "vocab_size": 1024},
     "bench": {"hidden_size": 512, "intermediate_size": 1408, "num_hidden_layers": 8, "num_attention_heads": 8,
               "num_key_value_heads": 4, "vocab_size": 4096},
+    # for accelerators (~0.3B params)
+    "large": {"hidden_size": 1024, "intermediate_size": 2816, "num_hidden_layers": 16, "num_attention_heads": 16,
+              "num_key_value_heads": 8, "vocab_size": 8192},
 }
 
 

@@ -27,7 +27,7 @@ app = typer.Typer(no_args_is_help=True, help=(
 def make_tiny_llm_cmd(
     out_dir: Path = typer.Argument(..., help="Folder to write (Hugging Face layout: config, safetensors, tokenizer)."),
     arch: str = typer.Option("qwen2", "--arch", help="qwen2 or deepseek_v3."),
-    size: str = typer.Option("tiny", "--size", help="tiny (~0.2M params, tests/demo) or bench (~30M params)."),
+    size: str = typer.Option("tiny", "--size", help="tiny (~0.2M params, tests/demo), bench (~30M) or large (~0.3B, GPU)."),
     seed: int = typer.Option(0, "--seed", help="Seed for the corpus, tokenizer and random weights."),
     corpus: Path | None = typer.Option(None, "--corpus", help="Text file to train the BPE tokenizer on "
                                                               "(default: a small built-in synthetic corpus)."),
@@ -63,8 +63,9 @@ def serve(
         "Bearer token for management endpoints (/v2/repository/...); default NPUSUITE_ADMIN_TOKEN. "
         "Without one, management endpoints are refused.")),
     max_batch_size: int = typer.Option(32, "--max-batch-size", help="Rows per batch for tensor models."),
-    max_queue_delay_ms: float = typer.Option(2.0, "--max-queue-delay-ms", help=(
-        "How long the first request of a batch waits for company (see docs/platform.md for why 2 ms).")),
+    max_queue_delay_ms: float = typer.Option(0.0, "--max-queue-delay-ms", help=(
+        "How long the first request of a batch waits for company; 0 = merge whatever queued while the "
+        "previous batch ran (measured best; see docs/platform.md).")),
     max_queue_size: int = typer.Option(512, "--max-queue-size", help="Waiting requests per model; beyond: 503."),
     max_running: int = typer.Option(64, "--max-running", help="LLM requests decoded together per step."),
     follow_aliases: bool = typer.Option(True, "--follow-aliases/--no-follow-aliases", help=(
