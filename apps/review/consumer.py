@@ -6,17 +6,16 @@ Rules:
   only after the batch's cases are committed to the database, and a repeated
   alert (same transaction_id) is recognised by ingest and changes nothing.
 - A message that is not a valid alert is not retried: it goes to the
-  dead-letter topic (``<topic>-dlq`` by default) as JSON
-  ``{"reason", "topic", "partition", "offset", "key", "value"}`` (value as
-  text, or base64 when it is not UTF-8), and consumption goes on.  A database
-  error is retried (the batch is not committed) after a pause.
+  dead-letter topic (``<topic>-dlq`` by default) with its key and value bytes
+  untouched and the reason and source position as headers
+  ``npusuite.dlq.reason`` and ``npusuite.dlq.source`` (``topic/partition@offset``),
+  the same convention as the fraud scorer's ``transactions-dlq``; consumption
+  goes on.  A database error is retried (the batch is not committed) after a pause.
 - :meth:`AlertConsumer.stop` finishes the batch in hand and closes cleanly.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import threading
 import time
@@ -31,6 +30,9 @@ from npusuite.review.ingest import ingest_fraud_alert, parse_fraud_alert
 
 logger = logging.getLogger(__name__)
 
+DLQ_REASON_HEADER = "npusuite.dlq.reason"
+DLQ_SOURCE_HEADER = "npusuite.dlq.source"
+
 
 @dataclass
 class ConsumerStats:
@@ -38,15 +40,6 @@ class ConsumerStats:
     duplicates: int = 0
     dead_letters: int = 0
     db_errors: int = 0
-
-
-def _text(raw: bytes | None) -> str | None:
-    if raw is None:
-        return None
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return "base64:" + base64.b64encode(raw).decode()
 
 
 class AlertConsumer:
@@ -143,9 +136,9 @@ class AlertConsumer:
         if self._producer is None:
             self._producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all",
                                            client_id="npusuite-review-dlq")
-        body = {"reason": reason, "topic": rec.topic, "partition": rec.partition, "offset": rec.offset,
-                "key": _text(rec.key), "value": _text(rec.value)}
-        self._producer.send(self.dlq_topic, key=rec.key, value=json.dumps(body).encode()).get(timeout=30)
+        headers = [(DLQ_REASON_HEADER, reason.encode()),
+                   (DLQ_SOURCE_HEADER, f"{rec.topic}/{rec.partition}@{rec.offset}".encode())]
+        self._producer.send(self.dlq_topic, key=rec.key, value=rec.value, headers=headers).get(timeout=30)
         self.stats.dead_letters += 1
         logger.warning("alert at %s[%d]@%d dead-lettered to %s: %s", rec.topic, rec.partition, rec.offset,
                        self.dlq_topic, reason)

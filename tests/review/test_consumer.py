@@ -50,12 +50,13 @@ def test_alerts_become_cases_once_and_bad_ones_are_dead_lettered(kafka_bootstrap
 
     dlq = KafkaConsumer(f"{topic_name}-dlq", bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest",
                         consumer_timeout_ms=20000)
-    dead = [json.loads(r.value) for r, _ in zip(dlq, range(2), strict=False)]
+    dead = [r for r, _ in zip(dlq, range(2), strict=False)]
     dlq.close()
-    by_value = {d["value"]: d["reason"] for d in dead}  # partitions: no order across them
-    assert set(by_value) == {"{not json", messages[-1][1].decode()}
-    assert "not valid JSON" in by_value["{not json"]
-    assert "transaction_id" in by_value[messages[-1][1].decode()]
+    by_value = {r.value: dict(r.headers) for r in dead}  # partitions: no order across them
+    assert set(by_value) == {b"{not json", messages[-1][1]}  # the original bytes, untouched
+    assert b"not valid JSON" in by_value[b"{not json"]["npusuite.dlq.reason"]
+    assert b"transaction_id" in by_value[messages[-1][1]]["npusuite.dlq.reason"]
+    assert by_value[b"{not json"]["npusuite.dlq.source"].startswith(f"{topic_name}/".encode())
 
     # A restarted consumer in the same group resumes after the committed offsets: nothing is applied twice.
     _send(kafka_bootstrap, topic_name, [(b"acct-1", json.dumps(mk.alert("tx-after-restart")).encode())])
