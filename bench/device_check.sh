@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Platform checks on a CUDA machine (about 6 minutes on an H200).
+#
+#   OUT=/some/folder bench/device_check.sh            # PYTHON defaults to .venv/bin/python, else python3
+#
+# 1. the platform tests selected for CUDA (pytest -k cuda: torch module + causal LM fp32/bf16/int8 on cuda);
+# 2. (a) LLM batching: a ~0.3B random Qwen2 ("large"), bf16, 64 tokens per request at 1/4/16/64 concurrent,
+#    against sequential and offline batched `generate`, in the same run;
+# 3. (b) fp32 vs int8 weight-only memory and tokens/s on cuda;
+# 4. (d) hot swap under load with the server on cuda (quick set of models);
+# 5. the batching-delay study on cuda.
+# Every step writes into $OUT (JSON, PNG, logs); a failing step does not stop the others; the exit status is
+# non-zero if any step failed.  Model weights are random and built locally (no download).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-bench/out/device}
+PY=${PYTHON:-.venv/bin/python}
+[ -x "$PY" ] || PY=python3
+mkdir -p "$OUT"
+status=0
+step() {  # step NAME TIMEOUT_S CMD...
+  local name=$1 limit=$2; shift 2
+  echo "== $name (limit ${limit}s)" | tee -a "$OUT/device_check.log"
+  local t0=$SECONDS
+  timeout "$limit" "$@" >"$OUT/$name.log" 2>&1
+  local rc=$?
+  echo "   rc=$rc in $((SECONDS - t0))s" | tee -a "$OUT/device_check.log"
+  tail -n 12 "$OUT/$name.log"
+  [ "$rc" -eq 0 ] || status=1
+}
+{ nvidia-smi || true; "$PY" -c "import torch; print(torch.__version__, torch.cuda.is_available())"; } \
+  >"$OUT/environment.txt" 2>&1
+step pytest-cuda 120 "$PY" -m pytest tests/platform -k cuda -p no:cacheprovider -q -rs --timeout 110
+step llm-batching 150 "$PY" bench/platform_llm_batching.py --device cuda --size large --max-tokens 64 \
+  --levels 1,4,16,64 --max-sequential 8 --out "$OUT"
+step int8 60 "$PY" bench/platform_int8.py --device cuda --size large --max-tokens 64 --out "$OUT"
+step swap 60 "$PY" bench/platform_swap.py --device cuda --quick --out "$OUT"
+step batch-delay 40 "$PY" bench/platform_batch_delay.py --device cuda --quick --out "$OUT"
+echo "device_check status=$status" | tee -a "$OUT/device_check.log"
+exit $status
