@@ -193,8 +193,10 @@ class LLMScheduler:
     def _step(self, joining: list[GenerationStream]) -> None:
         lm = self.lm
         joining = [s for s in joining if not self._finish_if_cancelled(s)]
+        t0 = time.monotonic()
         if joining:
             logits, state = lm.prefill([s.prompt_ids for s in joining])
+            self.observer.batch(self.name, len(joining), [t0 - s.created_s for s in joining], time.monotonic() - t0)
             rows = [_Running(s, make_generator(s.params)) for s in joining]
             tokens = sample(logits, [s.params for s in joining], [r.generator for r in rows])
             self._state = lm.merge(self._state, state)
@@ -207,7 +209,7 @@ class LLMScheduler:
             fed = torch.tensor([r.pending for r in self._running], dtype=torch.long)
             logits, self._state = lm.decode(self._state, fed)
             tokens = sample(logits, [r.stream.params for r in self._running], [r.generator for r in self._running])
-            self.observer.batch(self.name, len(self._running), [], 0.0)
+            self.observer.batch(self.name, len(self._running), [], time.monotonic() - t0)
             for r, tok in zip(self._running, tokens, strict=True):
                 self._accept(r, tok)
         keep = [i for i, r in enumerate(self._running) if not r.done and not self._finish_if_cancelled(r.stream)]

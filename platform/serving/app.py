@@ -56,6 +56,8 @@ def create_app(manager: ModelManager, metrics: PlatformMetrics | None = None,
     def prometheus() -> Response:
         for engine in manager.loaded():
             app.state.metrics.queue_depth(engine.name, engine.queue_depth)
+            for alias, version in manager.repository.aliases(engine.name).items():
+                app.state.metrics.version(engine.name, alias, version)
         return Response(app.state.metrics.render(), media_type="text/plain; version=0.0.4")
 
     @app.middleware("http")

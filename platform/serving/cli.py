@@ -27,7 +27,7 @@ app = typer.Typer(no_args_is_help=True, help=(
 def make_tiny_llm_cmd(
     out_dir: Path = typer.Argument(..., help="Folder to write (Hugging Face layout: config, safetensors, tokenizer)."),
     arch: str = typer.Option("qwen2", "--arch", help="qwen2 or deepseek_v3."),
-    size: str = typer.Option("tiny", "--size", help="tiny (~0.2M params, tests/demo), bench (~30M) or large (~0.3B, GPU)."),
+    size: str = typer.Option("tiny", "--size", help="tiny (~0.2M params; tests, demo), bench (~30M), large (~0.3B)."),
     seed: int = typer.Option(0, "--seed", help="Seed for the corpus, tokenizer and random weights."),
     corpus: Path | None = typer.Option(None, "--corpus", help="Text file to train the BPE tokenizer on "
                                                               "(default: a small built-in synthetic corpus)."),

@@ -83,7 +83,7 @@ def test_causal_lm_precisions_generate(tiny_llm_dir: Path, device: str, precisio
     texts = [sched.submit(lm.encode(p), SamplingParams(max_tokens=8)).result(120) for p in ("the card", "a part")]
     sched.close()
     assert all(reason in ("length", "stop") for _, reason in texts)
-    if precision == "fp32":  # continuous batching reproduces plain generate exactly
+    if precision == "fp32" and device == "cpu":  # continuous batching reproduces plain generate exactly
         assert texts[0][0] == lm.decode_ids(lm.generate_offline(["the card"], 8)[0])
 
 
