@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import httpx
 import pytest
@@ -171,3 +172,31 @@ def test_two_users_racing_for_next_case_over_http(live, mk, n_cases):
         t.join(120)
     all_ids = got["alice"] + got["bob"]
     assert len(all_ids) == n_cases and len(set(all_ids)) == n_cases
+
+
+def test_logout_ends_the_session_on_the_server(live, mk):
+    alice = mk.login(live, "alice")
+    stolen = alice.cookies.get("npr_session")
+    csrf = alice.headers["X-CSRF-Token"]
+    assert alice.post("/logout", data={"csrf_token": csrf}).status_code == 303
+    replay = httpx.get(f"{live.url}/api/cases", cookies={"npr_session": stolen}, timeout=30)
+    assert replay.status_code == 401
+
+
+def test_expired_session_is_refused(sqlite_db, mk):
+    short = sqlite_db.__class__(sqlite_db.url, sqlite_db.engine, sqlite_db.sessions,
+                                sqlite_db.cfg.model_copy(update={"session_ttl_s": 1.0}))
+    server, info = mk.start_live(short)
+    with server:
+        alice = mk.login(info, "alice")
+        assert alice.get("/api/cases").status_code == 200
+        time.sleep(1.5)
+        assert alice.get("/api/cases").status_code == 401
+
+
+def test_unknown_routes_and_methods_answer_json_errors(live, mk):
+    alice = mk.login(live, "alice")
+    assert alice.get("/api/nope").json() == {"error": "Not Found"}
+    wrong_method = alice.get("/api/ingest/inspections")
+    assert wrong_method.status_code == 405 and "error" in wrong_method.json()
+    assert alice.get("/api/cases", params={"sort": "sideways"}).status_code == 400

@@ -20,11 +20,12 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import urlencode
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.exceptions import HTTPException
 
 from npusuite.platform.errors import NotFoundError, UserError
 from npusuite.review import cases
@@ -81,10 +82,6 @@ def create_app(cfg: ReviewConfig, sessions: sessionmaker[Session], consumer: Ale
         if exc.headers:
             resp.headers.update(exc.headers)
         return resp
-
-    @app.exception_handler(404)
-    async def _not_found(request: Request, exc: Exception) -> Response:
-        return _error(request, 404, getattr(exc, "detail", None) or "not found")
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
