@@ -175,6 +175,9 @@ class ModelEngine:
         with self.lease() as slot:
             if slot.is_llm:
                 raise UserError(f"{slot.version.ref} is a causal LM; use generate()")
+            validate = getattr(slot.runtime, "validate", None)
+            if validate is not None:
+                inputs = validate(inputs)
             outputs = slot.worker.submit(inputs, deadline_ms).result(timeout_s)
             return InferResult(outputs, slot.version.ref)
 

@@ -28,6 +28,12 @@ _DTYPES = {"FP32": np.float32, "FP64": np.float64, "FP16": np.float16, "INT64": 
            "INT8": np.int8, "UINT8": np.uint8, "BOOL": np.bool_}
 
 
+def _castable(src: np.dtype, dst: np.dtype) -> bool:
+    """Same kind (int->int, float->float) or integer -> float; never bool <-> number."""
+    kinds = {"i": "iu", "u": "iu", "f": "iuf", "b": "b"}
+    return src.kind in kinds.get(dst.kind, dst.kind)
+
+
 class TensorServable:
     """A torch module behind named numpy tensors (KServe v2 style)."""
 
@@ -43,6 +49,34 @@ class TensorServable:
         from npusuite.platform.runtime.causal_lm import module_bytes
 
         self.memory_bytes = module_bytes(module)
+
+    def validate(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Check names, datatypes and fixed dimensions against the manifest before queueing.
+
+        Returns the inputs cast to the declared dtype where that is lossless (e.g. INT32 -> FP32 data
+        from a JSON client).  Raises UserError naming the first bad tensor.
+        """
+        if not self.inputs:
+            return inputs
+        out = {}
+        for spec in self.inputs:
+            arr = inputs.get(spec.name)
+            if arr is None:
+                raise UserError(f"missing input tensor {spec.name!r}; {self.version.ref} takes "
+                                f"{[s.name for s in self.inputs]}")
+            want = _DTYPES.get(spec.datatype)
+            if want is not None and arr.dtype != want:
+                if not _castable(arr.dtype, np.dtype(want)):
+                    raise UserError(f"input {spec.name!r}: datatype {arr.dtype} where {spec.datatype} is expected")
+                arr = arr.astype(want)
+            dims = list(spec.shape)
+            if len(dims) != arr.ndim or any(d >= 0 and d != a for d, a in zip(dims[1:], arr.shape[1:], strict=False)):
+                raise UserError(f"input {spec.name!r}: shape {list(arr.shape)} does not match {dims} (-1 = any)")
+            out[spec.name] = arr
+        unknown = sorted(set(inputs) - set(out))
+        if unknown:
+            raise UserError(f"unknown input tensor(s) {unknown}; {self.version.ref} takes {sorted(out)}")
+        return out
 
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         torch = self._torch

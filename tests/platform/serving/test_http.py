@@ -162,6 +162,12 @@ def test_full_queue_answers_503_with_retry_after(serve, admin_headers, tmp_path:
     (b'{"inputs": []}', "non-empty 'inputs'"),
     (b'{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 4], "data": [1, 2]}]}', "do not fill shape"),
     (b'{"inputs": [{"name": "x", "datatype": "FP99", "shape": [1], "data": [1]}]}', "unknown datatype"),
+    (b'{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 5], "data": [1, 2, 3, 4, 5]}]}',
+     "does not match [-1, 4]"),
+    (b'{"inputs": [{"name": "z", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, 3, 4]}]}',
+     "missing input tensor 'x'"),
+    (b'{"inputs": [{"name": "x", "datatype": "BOOL", "shape": [1, 4], "data": [true, true, true, true]}]}',
+     "datatype bool"),
 ])
 def test_malformed_infer_body_is_400_json(serve, admin_headers, scale_repo, body: bytes, fragment: str):
     with serve(_manager(scale_repo)) as url:
