@@ -36,22 +36,25 @@ logger = logging.getLogger(__name__)
 class InspectorHolder:
     """The inspector the line runs now; ``swap`` replaces it between frames."""
 
-    def __init__(self, inspector: Inspector | None = None) -> None:
+    def __init__(self, inspector: Inspector | None = None, label: str | None = None) -> None:
         self._inspector = inspector
+        self.label = label
         self._lock = threading.Lock()
         self.ready = threading.Event()
         if inspector is not None:
             self.ready.set()
 
-    def get(self) -> Inspector | None:
+    def get(self) -> tuple[Inspector | None, str | None]:
         with self._lock:
-            return self._inspector
+            return self._inspector, self.label
 
-    def swap(self, inspector: Inspector) -> None:
+    def swap(self, inspector: Inspector, label: str | None = None) -> None:
+        """``label``: the ``name@version`` results report (e.g. the signed bundle's), else the inspector's own."""
         with self._lock:
             self._inspector = inspector
+            self.label = label
         self.ready.set()
-        logger.info("now inspecting with %s", getattr(inspector, "model", inspector))
+        logger.info("now inspecting with %s", label or getattr(inspector, "ref", None) or inspector)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,14 +105,14 @@ class EdgeAgent:
         if self.config.replayable_source and self.outbox.known(rid):
             self.counters.skipped_known += 1
             return None
-        inspector = self.inspectors.get()
+        inspector, label = self.inspectors.get()
         if inspector is None:
             self.counters.no_model += 1
             return None
         result = inspector.inspect(frame)
-        payload = ingest_payload(result, rid, self.config.line, self.config.product)
+        payload = ingest_payload(result, rid, self.config.line, self.config.product, model=label)
         outcome = self.outbox.put(rid, result.defective, payload)
-        self.counters.last_model = result.model
+        self.counters.last_model = payload["model"]
         if outcome is PutOutcome.STORED:
             self.counters.stored += 1
             self.counters.ng += int(result.defective)

@@ -51,8 +51,9 @@ def heatmap_png_b64(heatmap: np.ndarray) -> str:
     return png_b64(cv2.applyColorMap((scaled * 255).astype(np.uint8), cv2.COLORMAP_JET))
 
 
-def ingest_payload(inspection: Any, record_id: str, line: str, product: str | None) -> dict[str, Any]:
-    """The interface-4 body for an ``npusuite.inspection.records.Inspection``."""
+def ingest_payload(inspection: Any, record_id: str, line: str, product: str | None,
+                   model: str | None = None) -> dict[str, Any]:
+    """The interface-4 body for an ``npusuite.inspection.records.Inspection`` (``model`` overrides its own)."""
     defective = bool(inspection.defective)
     return {
         "id": record_id,
@@ -65,5 +66,5 @@ def ingest_payload(inspection: Any, record_id: str, line: str, product: str | No
         "threshold": float(inspection.threshold),
         "defective": defective,
         "boxes": [[int(v) for v in b] for b in inspection.boxes],
-        "model": inspection.model,
+        "model": model or inspection.model,
     }

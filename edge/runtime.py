@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from npusuite.edge.agent import AgentConfig, EdgeAgent, InspectorHolder
+from npusuite.edge.bundles import read_bundle_meta
 from npusuite.edge.fleet_client import FleetClient
 from npusuite.edge.health import HealthCheck, HealthConfig, InspectorFactory
 from npusuite.edge.outbox import FsyncPolicy, Outbox, OutboxConfig
@@ -68,6 +69,15 @@ class RuntimeConfig:
     replayable_source: bool = False
 
 
+def _bundle_label(bundle_dir: Path) -> str | None:
+    """``name@version`` of a signed bundle, which results report (a bundle's model folder alone says ``@local``)."""
+    try:
+        meta = read_bundle_meta(bundle_dir)
+        return f"{meta['name']}@{meta['version']}"
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 class AgentRuntime:
     def __init__(self, config: RuntimeConfig, factory: InspectorFactory, health_frames: list[Any],
                  health_expected_ng: list[bool] | None = None) -> None:
@@ -90,7 +100,7 @@ class AgentRuntime:
                                  expected_ng=health_expected_ng)
             source = UpdateSource.from_base(c.tuf_url or f"{c.fleet_url.rstrip('/')}/tuf")
             self.updates = UpdateManager(self.slots, source, health,
-                                         on_commit=lambda insp, _d: self.inspectors.swap(insp))
+                                         on_commit=lambda insp, d: self.inspectors.swap(insp, _bundle_label(d)))
             if c.trusted_root is not None:
                 self.updates.trust_root(c.trusted_root)
         self.agent = EdgeAgent(AgentConfig(c.device_id, c.line, c.product, replayable_source=c.replayable_source,
@@ -112,14 +122,15 @@ class AgentRuntime:
 
     def load_initial_model(self) -> None:
         c = self.config
-        model_dir = c.model_dir
+        model_dir, label = c.model_dir, None
         if model_dir is None and self.slots.committed() is not None:
-            model_dir = self.slots.bundle_dir(self.slots.state.committed) / "model"
+            bundle = self.slots.bundle_dir(self.slots.state.committed)
+            model_dir, label = bundle / "model", _bundle_label(bundle)
         if model_dir is None:
             logger.warning("no model yet: frames are not inspected until the first update commits")
             return
         try:
-            self.inspectors.swap(self.factory(model_dir))
+            self.inspectors.swap(self.factory(model_dir), label)
         except Exception as exc:
             raise UserError(f"cannot load model from {model_dir}: {type(exc).__name__}: {exc}") from exc
 
