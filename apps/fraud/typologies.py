@@ -10,7 +10,8 @@ with the typology's ``fraud_type``), drawn from the ``rng`` it is given:
   and (often foreign) network and, within the hour, sends large transfers to
   payees the account has never paid.
 - ``cloned_card``: a skimmed card is copied and used in person far away
-  within hours of the real card being used at home (impossible travel),
+  within two hours of the real card being used at home, at least 2,000 km
+  away (impossible travel),
   on electronics and jewellery at shops the account never visited.
 - ``atm_cashout``: a card with its PIN is drained through several maximum
   withdrawals at unfamiliar ATMs, mostly at night.
@@ -31,11 +32,14 @@ from npusuite.fraud.world import (
     HOME_COUNTRY,
     TRANSFER_MCC,
     World,
+    haversine_km,
     pick_weighted,
     random_device,
     random_ip,
 )
 
+#: A cloned card turns up at least this far from home: out of reach within the 2 h window.
+CLONE_MIN_KM = 2000.0
 TYPOLOGIES = ("card_testing", "account_takeover", "cloned_card", "atm_cashout", "merchant_bust_out")
 #: Share of fraudulent *transactions* each typology contributes.
 TYPOLOGY_SHARE = {"card_testing": 0.25, "account_takeover": 0.18, "cloned_card": 0.2, "atm_cashout": 0.17,
@@ -94,13 +98,14 @@ def account_takeover(rng: np.random.Generator, world: World, p: Persona, t0: flo
 
 
 def cloned_card(rng: np.random.Generator, world: World, p: Persona, t0: float) -> list[dict]:
-    city = world.cities[pick_weighted(rng, FRAUD_CITIES)]
-    if city.country == p.home.country and city.name == p.home.name:
-        city = world.cities["Bucharest"]
+    far = {name: w for name, w in FRAUD_CITIES.items()
+           if haversine_km(p.home.lat, p.home.lon, world.cities[name].lat, world.cities[name].lon) >= CLONE_MIN_KM}
+    city = world.cities[pick_weighted(rng, far)]
     shops = [m for m in world.local[city.name] if m.mcc in ("5732", "5944", "5311", "5651", "5999", "5812")]
     out, t = [], t0
-    for _ in range(int(rng.integers(2, 8))):
-        t += float(rng.uniform(300, 3600))
+    for k in range(int(rng.integers(2, 8))):
+        if k:
+            t += float(rng.uniform(300, 3600))
         m = shops[int(rng.integers(len(shops)))]
         amount = float(rng.uniform(60, 2500)) if m.mcc in ("5732", "5944") else float(rng.uniform(40, 600))
         out.append(event(p, t, m.merchant_id, m.mcc, amount, "card_present", city.country, m.lat, m.lon, None, None,
@@ -154,9 +159,9 @@ def episode_start(rng: np.random.Generator, start_epoch: float, days: int) -> fl
 
 def anchor_after_card_present(rng: np.random.Generator, genuine: list[dict], start_epoch: float,
                               days: int) -> float:
-    """A time 20 min–5 h after one of the account's genuine card-present payments at home."""
+    """A time 15 min–2 h after one of the account's genuine card-present payments at home."""
     cps = [e["_t"] for e in genuine if e["channel"] == "card_present" and e["country"] == HOME_COUNTRY
            and e["_t"] > start_epoch + DAY_S]
     if not cps:
         return episode_start(rng, start_epoch, days)
-    return cps[int(rng.integers(len(cps)))] + float(rng.uniform(1200, 18000))
+    return cps[int(rng.integers(len(cps)))] + float(rng.uniform(900, 7200))
