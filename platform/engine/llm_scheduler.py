@@ -4,10 +4,11 @@ Rules:
 - ``submit`` never blocks: more than ``max_queue_size`` waiting requests
   raises :class:`EngineBusyError` (HTTP 503 + Retry-After).
 - One worker thread owns the model.  Each iteration it (1) admits waiting
-  requests up to ``max_running`` -- their prompts are prefilled together and
-  their KV rows merged into the running batch -- then (2) runs ONE decode
-  step for every running request.  So a new request joins the running batch
-  at the next step, never after the batch finishes.
+  requests up to ``max_running`` and prefills their prompts together (their
+  first token), (2) runs ONE decode step for every request that was already
+  running, and (3) merges the new KV rows into the running batch.  So a new
+  request joins the running batch at the next step, never after the batch
+  finishes, and joiners never stall the requests already running.
 - A request finishes at EOS, at a stop sequence (text cut before it), at
   ``max_tokens``, or when cancelled; its rows leave the batch before the next
   step.  A model error fails only the requests in that step.
@@ -191,27 +192,32 @@ class LLMScheduler:
                 self._running, self._state = [], None
 
     def _step(self, joining: list[GenerationStream]) -> None:
+        """One iteration: prefill the joiners, decode one token for every row already running, merge."""
+        import torch
+
         lm = self.lm
         joining = [s for s in joining if not self._finish_if_cancelled(s)]
-        t0 = time.monotonic()
+        new_rows, new_state = [], None
         if joining:
-            logits, state = lm.prefill([s.prompt_ids for s in joining])
+            t0 = time.monotonic()
+            logits, new_state = lm.prefill([s.prompt_ids for s in joining])
+            new_rows = [_Running(s, make_generator(s.params)) for s in joining]
+            tokens = sample(logits, [s.params for s in joining], [r.generator for r in new_rows])
             self.observer.batch(self.name, len(joining), [t0 - s.created_s for s in joining], time.monotonic() - t0)
-            rows = [_Running(s, make_generator(s.params)) for s in joining]
-            tokens = sample(logits, [s.params for s in joining], [r.generator for r in rows])
-            self._state = lm.merge(self._state, state)
-            self._running.extend(rows)
-            for r, tok in zip(rows, tokens, strict=True):
+            for r, tok in zip(new_rows, tokens, strict=True):
                 self._accept(r, tok)
-        elif self._running:
-            import torch
-
+        if self._running:
+            # rows already running advance in the same iteration, so a stream of joiners never stalls them
+            t0 = time.monotonic()
             fed = torch.tensor([r.pending for r in self._running], dtype=torch.long)
             logits, self._state = lm.decode(self._state, fed)
             tokens = sample(logits, [r.stream.params for r in self._running], [r.generator for r in self._running])
             self.observer.batch(self.name, len(self._running), [], time.monotonic() - t0)
             for r, tok in zip(self._running, tokens, strict=True):
                 self._accept(r, tok)
+        if new_rows:
+            self._state = lm.merge(self._state, new_state)
+            self._running.extend(new_rows)
         keep = [i for i, r in enumerate(self._running) if not r.done and not self._finish_if_cancelled(r.stream)]
         if len(keep) != len(self._running):
             self._state = lm.select(self._state, keep) if self._state is not None else None
