@@ -87,12 +87,20 @@ Action = Callable[[Any], None]
 
 class EdgeAgent:
     def __init__(self, config: AgentConfig, outbox: Outbox, inspectors: InspectorHolder,
-                 actions: Iterable[Action] = (), on_stored: Callable[[], None] | None = None) -> None:
+                 actions: Iterable[Action] = (), on_stored: Callable[[], None] | None = None,
+                 on_frame: Callable[[Any], None] | None = None,
+                 on_dropped: Callable[[list[int], float], None] | None = None) -> None:
+        """``on_frame(frame)`` runs when a frame is taken for inspection (a reject window opens);
+        ``actions(inspection)`` run after the result is stored; ``on_dropped(seqs, ts)`` hears of frames
+        the source dropped (gaps in ``seq``)."""
         self.config = config
         self.outbox = outbox
         self.inspectors = inspectors
         self.actions = list(actions)
         self.on_stored = on_stored
+        self.on_frame = on_frame
+        self.on_dropped = on_dropped
+        self._last_seq: int | None = None
         self.boot = outbox.next_boot()
         self.counters = AgentCounters()
         logger.info("edge agent %s boot %d", config.device_id, self.boot)
@@ -100,6 +108,9 @@ class EdgeAgent:
     def handle(self, frame: Any) -> PutOutcome | None:
         """Process one frame by the module rules; returns the outbox outcome (None if skipped)."""
         self.counters.frames += 1
+        if self._last_seq is not None and frame.seq > self._last_seq + 1 and self.on_dropped is not None:
+            self.on_dropped(list(range(self._last_seq + 1, frame.seq)), frame.timestamp)
+        self._last_seq = frame.seq
         rid = result_id(self.config.device_id, frame.source, self.config.replayable_source, self.boot,
                         frame.seq, frame.name)
         if self.config.replayable_source and self.outbox.known(rid):
@@ -109,6 +120,8 @@ class EdgeAgent:
         if inspector is None:
             self.counters.no_model += 1
             return None
+        if self.on_frame is not None:
+            self.on_frame(frame)
         result = inspector.inspect(frame)
         payload = ingest_payload(result, rid, self.config.line, self.config.product, model=label)
         outcome = self.outbox.put(rid, result.defective, payload)

@@ -63,6 +63,14 @@ def agent(
     max_outbox_mb: float = typer.Option(256.0, "--max-outbox-mb", help="Disk budget; when full, oldest OK "
                                         "results are dropped first, NG never."),
     frame_interval_ms: float = typer.Option(0.0, "--frame-interval-ms", help="Pause between frames (takt time)."),
+    modbus: str | None = typer.Option(None, "--modbus", help="PLC HOST[:PORT] whose reject coil is set for NG "
+                                      "parts (after the result is stored)."),
+    coil: int = typer.Option(0, "--coil", help="Reject coil address."),
+    mqtt: str | None = typer.Option(None, "--mqtt", help="MQTT broker HOST[:PORT] for reject messages."),
+    mqtt_topic: str = typer.Option("npusuite/inspection/reject", "--mqtt-topic"),
+    reject_window_ms: float = typer.Option(500.0, "--reject-window-ms", help="A verdict must come within this "
+                                           "time of capture to signal."),
+    fail_safe: bool = typer.Option(False, "--fail-safe", help="Reject parts with no verdict in their window."),
     keep_running: bool = typer.Option(False, "--keep-running", help="Stay up (heartbeats, updates, uploads) "
                                       "after a folder/video source ends, until SIGTERM."),
 ) -> None:
@@ -93,6 +101,17 @@ def agent(
         if not ingest_token_file.is_file():
             raise UserError(f"no such token file: {ingest_token_file}")
         ingest_token = ingest_token_file.read_text().strip()
+    reject = None
+    if modbus or mqtt:
+        from npusuite.inspection.reject import RejectConfig
+
+        fields: dict = {"line": line, "window_ms": reject_window_ms, "fail_safe": fail_safe, "modbus_coil": coil,
+                        "mqtt_topic": mqtt_topic}
+        if modbus:
+            fields["modbus_host"], fields["modbus_port"] = _hostport(modbus, 502, "--modbus")
+        if mqtt:
+            fields["mqtt_host"], fields["mqtt_port"] = _hostport(mqtt, 1883, "--mqtt")
+        reject = RejectConfig(**fields)
     settings = ReviewSettings()  # the same NPUSUITE_REVIEW_INGEST_TOKEN the review app accepts
     config = RuntimeConfig(
         box_dir=box, device_id=device_id, source=source, line=line, product=product, model_dir=model,
@@ -102,12 +121,19 @@ def agent(
         tuf_url=tuf_url, trusted_root=trusted_root, heartbeat_interval_s=heartbeat_s, status_port=status_port,
         status_token=status_token, outbox_fsync=fsync, outbox_max_bytes=int(max_outbox_mb * 1024 * 1024),
         frame_interval_ms=frame_interval_ms, max_p95_latency_ms=max_p95_latency_ms,
-        exit_when_source_ends=not keep_running, replayable_source=kind in ("folder", "video"))
+        exit_when_source_ends=not keep_running, replayable_source=kind in ("folder", "video"), reject=reject)
     runtime = AgentRuntime(config, factory, frames or [None], expected)
     with FrameSource(SourceConfig(source, realtime=kind != "video")) as frame_source:
         final = runtime.run(frame_source)
     typer.echo(json.dumps({k: final[k] for k in ("device_id", "frames", "stored", "ng", "skipped_known",
                                                  "outbox")}, indent=2))
+
+
+def _hostport(value: str, default_port: int, flag: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":") if ":" in value else (value, "", str(default_port))
+    if not host or not port.isdigit():
+        raise UserError(f"{flag} must be HOST or HOST:PORT, got {value!r}")
+    return host, int(port)
 
 
 # -- release -----------------------------------------------------------------

@@ -65,6 +65,8 @@ class RuntimeConfig:
     max_p95_latency_ms: float = 2000.0
     drain_timeout_s: float = 30.0
     exit_when_source_ends: bool = True
+    #: reject signalling (Modbus coil / MQTT) through the inspection line's RejectSignaller; None = off
+    reject: Any = None
     #: an image folder or video file: result ids are deterministic and a restart skips recorded frames
     replayable_source: bool = False
 
@@ -103,9 +105,17 @@ class AgentRuntime:
                                          on_commit=lambda insp, d: self.inspectors.swap(insp, _bundle_label(d)))
             if c.trusted_root is not None:
                 self.updates.trust_root(c.trusted_root)
+        self.signaller = None
+        hooks: dict[str, Any] = {}
+        if c.reject is not None:
+            from npusuite.inspection.reject import RejectSignaller
+
+            self.signaller = sig = RejectSignaller(c.reject)
+            hooks = {"on_frame": lambda f: sig.open_part(f.seq, f.timestamp), "actions": [sig.verdict],
+                     "on_dropped": sig.dropped}
         self.agent = EdgeAgent(AgentConfig(c.device_id, c.line, c.product, replayable_source=c.replayable_source,
                                            frame_interval_ms=c.frame_interval_ms), self.outbox, self.inspectors,
-                               on_stored=self.syncer.wake if self.syncer else None)
+                               on_stored=self.syncer.wake if self.syncer else None, **hooks)
         self.fleet = (FleetClient(c.fleet_url, c.device_id, c.box_dir, self.updates, self._health,
                                   enrollment_token=c.enroll_token, interval_s=c.heartbeat_interval_s)
                       if c.fleet_url else None)
@@ -145,6 +155,8 @@ class AgentRuntime:
         out["slots"] = self.slots.state.to_json()
         out["update"] = self.updates.status.to_json() if self.updates else None
         out["sync"] = vars(self.syncer.status) if self.syncer else None
+        out["reject"] = ({k: v for k, v in vars(self.signaller.stats()).items() if k != "sent"}
+                         if self.signaller else None)
         out["fleet"] = ({"url": self.fleet.url, "last_error": self.fleet.last_error,
                          "outcomes": self.fleet.outcomes} if self.fleet else None)
         return out
@@ -169,6 +181,8 @@ class AgentRuntime:
                 self.stop_event.wait()
             self._drain()
         finally:
+            if self.signaller is not None:
+                self.signaller.close()
             if self.fleet:
                 self.fleet.stop()
             if self.syncer:
