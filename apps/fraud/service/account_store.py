@@ -11,23 +11,33 @@ Why a changelog topic (as Kafka Streams does) rather than a local database:
   topic: nothing has to be copied between machines.
 
 Record layout (one record per scored transaction, keyed so that compaction
-keeps each account's newest state plus its last ``R`` transactions):
+keeps each account's last ``R`` transactions):
 
 * key   ``<account_id>#<seq mod R>`` (a ring of ``R`` slots per account);
-* value ``>QHI`` (seq, len(transaction_id), len(state)) + transaction_id +
-  state bytes + the transaction's original JSON bytes.
+* value ``>QHI`` (seq, len(transaction_id), len(snapshot)) + transaction_id +
+  snapshot + the transaction's original JSON bytes.
 
-``seq`` counts the account's transactions, so on restore the slot with the
-highest ``seq`` carries the current state, and the slots sorted by ``seq`` are
-the account's recent transactions, oldest first.
+``seq`` counts the account's transactions.  Serialising a state costs more
+than computing its features, so the state *snapshot* (the scorer's bytes for
+the state after this transaction) is written only every ``R/2``-th
+transaction of an account (``seq % (R/2) == 0``); other records carry an empty
+snapshot.  The ring always holds the latest snapshot and every transaction
+after it, so on restore an account's state is the latest snapshot with the
+later transactions replayed through the same feature code
+(:class:`PendingState`, resolved lazily by the scorer on first use), and its
+recent transactions are the ring sorted by ``seq``.
 
 Rules:
 
-* :meth:`AccountStore.stage` never touches the committed view; staged
-  updates are applied by :meth:`commit` only after the Kafka transaction
-  committed, and dropped by :meth:`discard` after an abort.
-* :func:`restore_partition` must be called only when no open transaction
-  can still write to that changelog partition (it waits for that itself).
+* The scorer may update state objects in place.  So if a Kafka transaction
+  aborts, the runner drops the in-memory partitions it touched and restores
+  them from the changelog (the committed truth) before going on.
+* :meth:`AccountStore.stage` records the batch's new seq/recent history;
+  :meth:`commit` makes it the committed view after the Kafka commit;
+  :meth:`discard` forgets it.
+* :meth:`ChangelogReader.restore` must be called only when no open
+  transaction can still write to that changelog partition (it waits for that
+  itself: last stable offset == high watermark).
 """
 
 from __future__ import annotations
@@ -46,12 +56,20 @@ logger = logging.getLogger(__name__)
 _HEADER = struct.Struct(">QHI")
 
 
+@dataclass(frozen=True)
+class PendingState:
+    """A restored state not yet rebuilt: the latest snapshot (None: from empty) and the transactions after it."""
+
+    snapshot: bytes | None
+    transactions: tuple[bytes, ...]
+
+
 @dataclass
 class AccountEntry:
     """What the scorer knows about one account."""
 
     seq: int = 0
-    #: The scorer's state object, or its bytes until first used (restores decode lazily).
+    #: The scorer's state object, or a :class:`PendingState` until first used.
     state: object | None = None
     #: (transaction_id, original bytes), oldest first.
     recent: deque = field(default_factory=deque)
@@ -78,7 +96,9 @@ class AccountStore:
     """Committed account state of the partitions this process owns, plus one staged batch."""
 
     def __init__(self, ring_size: int = 20):
-        self.ring_size = max(1, ring_size)
+        self.ring_size = max(2, ring_size)
+        #: Every this many transactions of an account, its record carries a state snapshot.
+        self.snapshot_every = self.ring_size // 2
         self.partitions: dict[int, dict[str, AccountEntry]] = {}
         self._staged: dict[tuple[int, str], AccountEntry] = {}
 
@@ -98,16 +118,21 @@ class AccountStore:
             return staged
         return self.partitions[partition].get(account_id) or AccountEntry()
 
-    def stage(self, partition: int, account_id: str, transaction_id: str, state: object, state_bytes: bytes,
+    def next_needs_snapshot(self, partition: int, account_id: str) -> bool:
+        return (self.current(partition, account_id).seq + 1) % self.snapshot_every == 0
+
+    def stage(self, partition: int, account_id: str, transaction_id: str, state: object, snapshot: bytes | None,
               raw: bytes) -> tuple[bytes, bytes]:
-        """Record one scored transaction; returns the changelog (key, value)."""
+        """Record one scored transaction; returns the changelog (key, value).
+
+        ``snapshot`` must be given exactly when :meth:`next_needs_snapshot` said so."""
         prev = self.current(partition, account_id)
         seq = prev.seq + 1
         recent = deque(prev.recent, maxlen=self.ring_size)
         recent.append((transaction_id, raw))
         self._staged[(partition, account_id)] = AccountEntry(seq, state, recent)
         key = f"{account_id}#{seq % self.ring_size}".encode()
-        return key, encode_value(seq, transaction_id, state_bytes, raw)
+        return key, encode_value(seq, transaction_id, snapshot or b"", raw)
 
     def commit(self) -> None:
         for (partition, account_id), entry in self._staged.items():
@@ -138,9 +163,16 @@ def rebuild(records: Iterable[tuple[bytes, bytes | None]], ring_size: int) -> di
     accounts = {}
     for account_id, items in slots.items():
         items.sort(key=lambda item: item[0])
-        seq, _, state, _ = items[-1]
+        last_snapshot = max((i for i, item in enumerate(items) if item[2]), default=None)
+        if last_snapshot is None:
+            if items[0][0] != 1:
+                logger.warning("account %s: changelog lacks a snapshot and its first transactions; "
+                               "its state restarts from seq %d", account_id, items[0][0])
+            pending = PendingState(None, tuple(raw for *_, raw in items))
+        else:
+            pending = PendingState(items[last_snapshot][2], tuple(raw for *_, raw in items[last_snapshot + 1:]))
         recent = deque(((tid, raw) for _, tid, _, raw in items[-ring_size:]), maxlen=ring_size)
-        accounts[account_id] = AccountEntry(seq, state, recent)
+        accounts[account_id] = AccountEntry(items[-1][0], pending, recent)
     return accounts
 
 

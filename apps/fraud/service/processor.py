@@ -18,8 +18,9 @@ Rules, in order, for each record:
    the state its predecessor left, and each wave is one batched model call.
 3. every scored transaction yields one ``fraud-scores`` record and one
    changelog record; ``review``/``decline`` also yield a ``fraud-alerts``
-   record.  Account state is *staged* in the store; the runner commits it
-   after the Kafka transaction commits.
+   record.  Account history is *staged* in the store; the runner commits it
+   after the Kafka transaction commits (state objects may be updated in place
+   by the scorer, see :mod:`.account_store` for what an abort does).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from typing import Protocol
 
 from npusuite.fraud.schema import SchemaError, Transaction, parse_transaction
 from npusuite.fraud.service import messages
-from npusuite.fraud.service.account_store import AccountStore
+from npusuite.fraud.service.account_store import AccountStore, PendingState
 from npusuite.fraud.service.config import Topics
 
 
@@ -66,7 +67,7 @@ class ScoreRequest:
 class ScoreResult:
     #: The §2 fields (transaction_id, score, decision, reasons, model, latency_ms).
     score: dict
-    #: The account's state after this transaction (a new object; the request's is left as it was).
+    #: The account's state after this transaction (the request's object may have been updated in place).
     state: object
     features: Mapping[str, float] = field(default_factory=dict)
     llm_rationale: str | None = None
@@ -82,8 +83,10 @@ class BatchScorer(Protocol):
     def encode_state(self, state: object) -> bytes:
         ...
 
-    def decode_state(self, raw: bytes) -> object:
-        """Raises SchemaError on bytes this scorer cannot read."""
+    def restore_state(self, snapshot: bytes | None, transactions: Sequence[bytes]) -> object:
+        """The state a snapshot (None: a new account) reaches after these transactions (original bytes).
+
+        Raises SchemaError on a snapshot this scorer cannot read."""
         ...
 
 
@@ -146,7 +149,7 @@ def process_batch(records: Sequence[InRecord], store: AccountStore, scorer: Batc
 
     def state_of(rec: InRecord, tx: Transaction) -> object | None:
         state = store.current(rec.partition, tx.account_id).state
-        return scorer.decode_state(state) if isinstance(state, bytes) else state
+        return scorer.restore_state(state.snapshot, state.transactions) if isinstance(state, PendingState) else state
 
     for wave in waves:
         requests = [ScoreRequest(tx, state_of(rec, tx)) for rec, tx in wave]
@@ -156,8 +159,10 @@ def process_batch(records: Sequence[InRecord], store: AccountStore, scorer: Batc
         now = clock()
         for (rec, tx), result in zip(wave, results, strict=True):
             before = store.current(rec.partition, tx.account_id)
-            ckey, cvalue = store.stage(rec.partition, tx.account_id, tx.transaction_id, result.state,
-                                       scorer.encode_state(result.state), rec.value)
+            snapshot = (scorer.encode_state(result.state)
+                        if store.next_needs_snapshot(rec.partition, tx.account_id) else None)
+            ckey, cvalue = store.stage(rec.partition, tx.account_id, tx.transaction_id, result.state, snapshot,
+                                       rec.value)
             latency_s = max(0.0, now - rec.timestamp_ms / 1000.0)
             score = result.score
             out.records.append(OutRecord(topics.scores, rec.key, messages.score_value(score)))

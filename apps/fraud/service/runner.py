@@ -10,11 +10,12 @@ One loop, one Kafka transaction per poll batch (never per message):
    letters and changelog records; ``send_offsets_to_transaction`` with the
    consumer's group metadata (KIP-447: a fenced, stale member cannot commit);
    ``commit_transaction``;
-4. only then make the staged account state the committed state.
+4. only then make the staged account history the committed one.
 
-If anything in 3 fails, the transaction is aborted, the staged state dropped
-and the consumer rewound to the batch's first offsets, so the batch is
-retried; nothing becomes visible twice to ``read_committed`` readers.  A
+If anything in 3 fails, the transaction is aborted, the touched partitions'
+account state is reloaded from the changelog (the scorer may have updated
+it in place) and the consumer rewound to the batch's first offsets, so the
+batch is retried; nothing becomes visible twice to ``read_committed`` readers.  A
 fatal producer error (fenced by a newer instance with the same
 transactional id) stops the service with an error.
 
@@ -70,6 +71,7 @@ class FraudService:
         self._generation = -1
         self._tracker = _AssignmentTracker()
         self._last_lag_s = 0.0
+        self._reader: ChangelogReader | None = None
         self.committed_batches = 0
 
     def stop(self) -> None:
@@ -99,7 +101,9 @@ class FraudService:
     # -- assignment -------------------------------------------------------
     def _sync_assignment(self, consumer: KafkaConsumer, reader: ChangelogReader) -> None:
         self._tracker.changed = False
-        assigned = self._tracker.assigned or set()
+        if self._tracker.assigned is None:
+            return
+        assigned = self._tracker.assigned
         generation = consumer.group_metadata().generation_id
         consecutive = generation == self._generation + 1
         self._generation = generation
@@ -133,8 +137,8 @@ class FraudService:
         c = self.config
         ensure_topics(c)
         producer = self._producer()
-        reader = ChangelogReader(c.bootstrap, c.changelog_topic, c.recent_per_account,
-                                 open_tx_timeout_s=c.transaction_timeout_ms / 1000 * 3 + 30)
+        reader = self._reader = ChangelogReader(c.bootstrap, c.changelog_topic, c.recent_per_account,
+                                                open_tx_timeout_s=c.transaction_timeout_ms / 1000 * 3 + 30)
         consumer = self._consumer()
         logger.info("fraud scorer %s consuming %s in group %s", c.transactional_id, c.topics.transactions,
                     c.group_id)
@@ -185,9 +189,16 @@ class FraudService:
             self.metrics.aborts.inc()
             logger.warning("aborting the batch of %d records and retrying it: %s", len(records), exc)
             producer.abort_transaction()
+            # The scorer may have updated state objects in place: reload the committed truth.
+            touched = sorted(first)
+            for p in touched:
+                self.store.drop_partition(p)
+            owned = {tp.partition for tp in consumer.assignment()}
+            for p, accounts in self._reader.restore([p for p in touched if p in owned]).items():
+                self.store.set_partition(p, accounts)
             for p, off in first.items():
                 tp = TopicPartition(c.topics.transactions, p)
-                if tp in consumer.assignment():
+                if p in owned:
                     consumer.seek(tp, off)
             return
         self.store.commit()

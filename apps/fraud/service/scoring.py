@@ -10,8 +10,9 @@ Rules:
 * the engine follows the model's alias: a promoted version is loaded and
   warmed beside the serving one in the engine's own thread, then switched
   atomically; the scorer never waits for a load and never drains;
-* account state objects are :class:`~npusuite.fraud.features.AccountState`;
-  their bytes are the feature module's own ``to_bytes`` format.
+* account state objects are :class:`~npusuite.fraud.features.AccountState`,
+  updated in place (copying them would cost as much as the features); their
+  snapshots are the feature module's own ``to_bytes`` format.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from npusuite.fraud.features import AccountState, step
+from npusuite.fraud.features import AccountState, advance
+from npusuite.fraud.schema import parse_transaction
 from npusuite.fraud.service.config import ModelConfig
 from npusuite.fraud.service.metrics import ServiceMetrics
 from npusuite.fraud.service.processor import ScoreRequest, ScoreResult
@@ -43,8 +45,11 @@ class LiveScorer:
     def encode_state(self, state: AccountState) -> bytes:
         return state.to_bytes()
 
-    def decode_state(self, raw: bytes) -> AccountState:
-        return AccountState.from_bytes(raw)
+    def restore_state(self, snapshot: bytes | None, transactions: Sequence[bytes]) -> AccountState:
+        state = AccountState.from_bytes(snapshot) if snapshot else AccountState()
+        for raw in transactions:
+            advance(state, parse_transaction(raw))
+        return state
 
     def score_batch(self, requests: Sequence[ScoreRequest]) -> list[ScoreResult]:
         from npusuite.fraud.fast_model import FastModel
@@ -52,9 +57,9 @@ class LiveScorer:
         started = time.perf_counter()
         features, states = [], []
         for r in requests:
-            f, s = step(r.state, r.transaction)
-            features.append(f)
-            states.append(s)
+            state = r.state if r.state is not None else AccountState()
+            features.append(advance(state, r.transaction))  # in place: see account_store's rules
+            states.append(state)
         x = np.asarray([f.values for f in features], dtype=np.float32)
         with self.fast.lease() as slot:
             ref = slot.version.ref

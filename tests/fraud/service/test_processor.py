@@ -38,8 +38,8 @@ class CountingScorer:
     def encode_state(self, state):
         return str(state).encode()
 
-    def decode_state(self, raw):
-        return int(raw)
+    def restore_state(self, snapshot, transactions):
+        return (int(snapshot) if snapshot else 0) + len(transactions)
 
 
 def tx_bytes(tid: str, account: str = "A1", **extra) -> bytes:
@@ -103,6 +103,22 @@ def test_same_account_in_one_batch_is_scored_in_waves_that_see_each_other():
     assert store.partitions[0]["A1"].seq == 3 and store.partitions[0]["A1"].state == 3
 
 
+def test_an_account_restored_from_the_changelog_is_rebuilt_on_first_use():
+    store = store_with(0)
+    scorer = CountingScorer()
+    records = []
+    for i in range(1, 6):
+        outcome = process_batch([rec(i, tx_bytes(f"T{i}"))], store, scorer, TOPICS, CHANGELOG)
+        store.commit()
+        records += [(r.key, r.value) for r in by_topic(outcome, CHANGELOG)]
+    fresh = store_with()
+    fresh.set_partition(0, rebuild(records, ring_size=20))
+    outcome = process_batch([rec(6, tx_bytes("T6"))], fresh, scorer, TOPICS, CHANGELOG)
+    fresh.commit()
+    assert fresh.partitions[0]["A1"].state == 6 and fresh.partitions[0]["A1"].seq == 6
+    assert json.loads(by_topic(outcome, TOPICS.scores)[0].value)["decision"] == "decline"  # 6 % 3 == 0
+
+
 def test_discard_forgets_a_batch_whose_transaction_aborted():
     store = store_with(0)
     process_batch([rec(0, tx_bytes("T1"))], store, CountingScorer(), TOPICS, CHANGELOG)
@@ -132,10 +148,18 @@ def test_changelog_records_rebuild_state_and_recent_history():
         assert all(r.partition == 2 for r in by_topic(outcome, CHANGELOG))
     # What compaction keeps (the last value per key) rebuilds the same as the full log.
     compacted = list({k: (k, v) for k, v in records}.values())
+    scorer = CountingScorer()
     for log in (records, compacted):
         entry = rebuild(log, ring_size=4)["A1"]
-        assert entry.seq == 10 and int(entry.state) == 10
+        # Snapshots are written every ring_size/2 = 2 transactions: T10's record carries one.
+        assert entry.seq == 10 and entry.state.snapshot == b"10" and entry.state.transactions == ()
+        assert scorer.restore_state(entry.state.snapshot, entry.state.transactions) == 10
         assert [tid for tid, _ in entry.recent] == ["T7", "T8", "T9", "T10"]
+    # Without the last record, the state is T8's snapshot plus T9 replayed.
+    entry = rebuild(records[:-1], ring_size=4)["A1"]
+    assert entry.seq == 9 and entry.state.snapshot == b"8" and [json.loads(t)["transaction_id"]
+                                                                 for t in entry.state.transactions] == ["T9"]
     assert len(compacted) == 4
     seq, tid, state, raw = decode_value(records[-1][1])
     assert (seq, tid, state) == (10, "T10", b"10") and json.loads(raw)["transaction_id"] == "T10"
+    assert decode_value(records[-2][1])[2] == b""

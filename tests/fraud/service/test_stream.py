@@ -14,9 +14,10 @@ from collections import Counter
 
 import pytest
 
-from npusuite.fraud.features import AccountState, StreamFeaturizer
+from npusuite.fraud.features import StreamFeaturizer
 from npusuite.fraud.schema import parse_transaction
 from npusuite.fraud.service.account_store import rebuild
+from npusuite.fraud.service.scoring import LiveScorer
 
 pytestmark = pytest.mark.kafka
 
@@ -78,7 +79,7 @@ def assert_state_matches_offline_replay(h, transactions: list[dict]) -> dict[str
     live, partition_of = {}, {}
     for p, recs in by_partition.items():
         for account, entry in rebuild(recs, ring_size=20).items():
-            live[account] = AccountState.from_bytes(entry.state)
+            live[account] = LiveScorer(None).restore_state(entry.state.snapshot, entry.state.transactions)
             partition_of[account] = p
     offline = StreamFeaturizer()
     for tx in transactions:
