@@ -71,6 +71,7 @@ class FraudService:
         self._generation = -1
         self._tracker = _AssignmentTracker()
         self._last_lag_s = 0.0
+        self._progress = {"since_s": time.monotonic(), "scored": 0, "dead": 0, "batches": 0}
         self._reader: ChangelogReader | None = None
         self.committed_batches = 0
 
@@ -130,6 +131,13 @@ class FraudService:
             if high is not None:
                 lag[tp.partition] = max(0, high - consumer.position(tp, timeout_ms=1000))
         self.metrics.set_lag(lag)
+        prog = self._progress
+        if now - prog["since_s"] >= 10.0 and prog["batches"]:
+            logger.info("scored %d transactions in %d batches over %.0f s (%.0f tx/s), %d dead letters; lag %s",
+                        prog["scored"], prog["batches"], now - prog["since_s"],
+                        prog["scored"] / (now - prog["since_s"]), prog["dead"], lag,
+                        extra={"scored": prog["scored"], "lag": lag})
+            self._progress = {"since_s": now, "scored": 0, "dead": 0, "batches": 0}
 
     # -- the loop ---------------------------------------------------------
     def run(self) -> None:
@@ -203,6 +211,9 @@ class FraudService:
             return
         self.store.commit()
         self.metrics.observe_committed(outcome)
+        self._progress["scored"] += sum(outcome.decisions.values())
+        self._progress["dead"] += sum(outcome.dead_letters.values())
+        self._progress["batches"] += 1
         self.committed_batches += 1
         if self.on_batch is not None:
             self.on_batch(len(records))
