@@ -212,6 +212,7 @@ class ModelEngine:
             t0 = time.monotonic()
             try:
                 version = self.repository.resolve(self.name, version_or_alias)
+                logger.debug("%s: resolved and verified %s in %.2f s", self.name, version.ref, time.monotonic() - t0)
             except UserError as exc:
                 self.observer.swap(self.name, False, time.monotonic() - t0)
                 raise SwapError(f"cannot load {self.name}@{version_or_alias}: {exc}; "
@@ -224,7 +225,9 @@ class ModelEngine:
     def _switch(self, version: ModelVersion, t0: float | None = None) -> None:
         t0 = time.monotonic() if t0 is None else t0
         try:
+            t_load = time.monotonic()
             runtime = load_version(version, self.device)
+            t_warm = time.monotonic()
             if hasattr(runtime, "predict"):
                 runtime.warmup()
                 worker = DynamicBatcher(runtime.predict, self.batcher_config, self.name, self.observer)
@@ -242,8 +245,9 @@ class ModelEngine:
         seconds = time.monotonic() - t0
         self.observer.swap(self.name, True, seconds)
         self.observer.memory(self.name, getattr(runtime, "memory_bytes", 0))
-        logger.info("%s: now serving %s (was %s; %.2f s to load, warm and switch)", self.name, version.ref,
-                    old.version.ref if old else "nothing", seconds)
+        logger.info("%s: now serving %s (was %s; %.2f s: verify %.2f, load %.2f, warm %.2f)", self.name,
+                    version.ref, old.version.ref if old else "nothing", seconds, t_load - t0, t_warm - t_load,
+                    time.monotonic() - t_warm)
         if old is not None:
             self._retire(old)
 
