@@ -1,0 +1,193 @@
+"""Fraud quality benchmark: our models vs gradient boosting on simple features, on a time split.
+
+    .venv/bin/python bench/fraud_quality.py            # 2000 accounts x 45 days (~230k transactions)
+    .venv/bin/python bench/fraud_quality.py --quick    # 800 accounts x 30 days
+
+What it does, in one run:
+1. generates a labelled stream from ``--seed`` (``npusuite fraud generate``'s code);
+2. splits it by time: the first two thirds of the period train, the last third tests;
+3. trains our models with ``fraud train``'s code on the first part (fast MLP + LLM verdict model),
+   then replays the test part through the same tiered scorer as ``fraud score`` / the live service,
+   with account state warmed up on the training part;
+4. trains the baseline, scikit-learn's HistGradientBoostingClassifier on simple per-transaction
+   features (amount, channel, MCC, country, time since the account's last transaction, count of the
+   account's transactions so far), on the same split;
+5. evaluates both with ``fraud evaluate``'s code and writes ``bench/out/fraud_quality.json`` and
+   ``bench/out/fraud_quality.png`` (PR curves and recall by budget).
+
+Goals (issue 4): AP >= baseline AP + 0.10, and recall at the 1% alert budget >= 0.95.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+
+from npusuite.fraud.bundle import load_scorer
+from npusuite.fraud.evaluation import evaluate
+from npusuite.fraud.fast_model import FastTrainConfig
+from npusuite.fraud.features import StreamFeaturizer
+from npusuite.fraud.generator import GeneratorConfig, generate
+from npusuite.fraud.llm_verdict import LlmTrainConfig
+from npusuite.fraud.replay import replay, warm_up
+from npusuite.fraud.schema import Label, parse_transaction
+from npusuite.fraud.training import Dataset, TrainConfig, train
+
+logger = logging.getLogger("bench.fraud_quality")
+OUT = Path(__file__).resolve().parent / "out"
+
+
+def baseline_features(transactions) -> np.ndarray:
+    """amount, channel, MCC, country (categorical codes), seconds since last tx, count so far."""
+    last: dict[str, float] = {}
+    count: dict[str, int] = {}
+    codes: dict[str, dict[str, int]] = {"channel": {}, "mcc": {}, "country": {}}
+    rows = np.zeros((len(transactions), 6))
+    for i, tx in enumerate(transactions):
+        t = tx.epoch_s
+        rows[i] = [tx.amount,
+                   codes["channel"].setdefault(tx.channel, len(codes["channel"])),
+                   codes["mcc"].setdefault(tx.merchant_category, len(codes["mcc"])),
+                   codes["country"].setdefault(tx.country, len(codes["country"])),
+                   t - last[tx.account_id] if tx.account_id in last else np.nan,
+                   count.get(tx.account_id, 0)]
+        last[tx.account_id] = t
+        count[tx.account_id] = count.get(tx.account_id, 0) + 1
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="800 accounts x 30 days")
+    ap.add_argument("--accounts", type=int, default=None)
+    ap.add_argument("--days", type=int, default=None)
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--llm-steps", type=int, default=200)
+    ap.add_argument("--out", type=Path, default=OUT)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    accounts = args.accounts or (800 if args.quick else 2000)
+    days = args.days or (30 if args.quick else 45)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    gen_cfg = GeneratorConfig(accounts=accounts, days=days, seed=args.seed)
+    rows, label_rows = generate(gen_cfg, progress=False)
+    txs = [parse_transaction(r) for r in rows]
+    labels = {lab["transaction_id"]: Label.model_validate(lab) for lab in label_rows}
+    timings["generate_s"] = time.perf_counter() - t0
+    split_at = gen_cfg.start + timedelta(days=days * 2 / 3)
+    cut = next(i for i, tx in enumerate(txs) if tx.timestamp >= split_at)
+    train_txs, test_txs = txs[:cut], txs[cut:]
+    y = np.array([labels[tx.transaction_id].is_fraud for tx in txs])
+    logger.info("%d transactions (%d fraud); train %d (%d fraud) before %s, test %d (%d fraud)", len(txs),
+                y.sum(), cut, y[:cut].sum(), split_at.date(), len(txs) - cut, y[cut:].sum())
+
+    # ---- ours: fraud train's code on the first two thirds, fraud score's scorer on the rest ----
+    t = time.perf_counter()
+    x_train = StreamFeaturizer().matrix(train_txs)
+    ds = Dataset(train_txs, y[:cut], [labels[tx.transaction_id].fraud_type for tx in train_txs], x_train,
+                 [f"generated seed={args.seed} accounts={accounts} days={days}"])
+    model_dir = args.out / "fraud_quality_model"
+    import shutil
+
+    shutil.rmtree(model_dir, ignore_errors=True)
+    card = train(ds, model_dir, TrainConfig(fast=FastTrainConfig(seed=args.seed),
+                                            llm=LlmTrainConfig(steps=args.llm_steps, seed=args.seed)),
+                 progress=False)
+    timings["train_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    scorer = load_scorer(model_dir)
+    states: dict = {}
+    warm_up(states, train_txs)
+    results = replay(scorer, test_txs, states, batch_size=512)
+    timings["score_test_s"] = time.perf_counter() - t
+    timings["score_test_tx_per_s"] = len(test_txs) / timings["score_test_s"]
+    ours_rows = [{**r.score.model_dump(), "card_id": tx.card_id, "timestamp": tx.to_json_dict()["timestamp"]}
+                 for tx, r in zip(test_txs, results, strict=True)]
+    fast_rows = [{**row, "score": r.fast_probability} for row, r in zip(ours_rows, results, strict=True)]
+
+    # ---- baseline: HistGradientBoosting on simple per-transaction features -------------------
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    t = time.perf_counter()
+    xb = baseline_features(txs)
+    hgb = HistGradientBoostingClassifier(categorical_features=[1, 2, 3], random_state=args.seed)
+    hgb.fit(xb[:cut], y[:cut])
+    p_base = hgb.predict_proba(xb[cut:])[:, 1]
+    timings["baseline_train_score_s"] = time.perf_counter() - t
+    base_rows = [{**row, "score": float(p), "decision": "approve"} for row, p in zip(ours_rows, p_base, strict=True)]
+
+    report_ours = evaluate(ours_rows, labels)
+    report_fast = evaluate(fast_rows, labels)
+    report_base = evaluate(base_rows, labels)
+    ap_gain = report_ours["average_precision"] - report_base["average_precision"]
+    recall_1 = report_ours["budgets"]["1.0%"]["recall"]
+    result = {
+        "benchmark": "fraud_quality",
+        "config": {"accounts": accounts, "days": days, "seed": args.seed, "quick": args.quick,
+                   "fraud_rate": gen_cfg.fraud_rate, "split": f"time: train before {split_at.isoformat()}",
+                   "train_transactions": cut, "test_transactions": len(test_txs),
+                   "train_fraud": int(y[:cut].sum()), "test_fraud": int(y[cut:].sum())},
+        "ours_tiered": report_ours,
+        "ours_fast_only": report_fast,
+        "baseline_hgb_simple_features": report_base,
+        "ratios": {"ap_ours_over_baseline": round(report_ours["average_precision"]
+                                                  / max(1e-9, report_base["average_precision"]), 3),
+                   "recall_at_1pct_ours_over_baseline": round(recall_1 / max(1e-9, report_base["budgets"]["1.0%"]
+                                                                              ["recall"]), 3)},
+        "goals": {"ap_gain_over_baseline": round(ap_gain, 4), "ap_gain_goal": 0.10, "ap_goal_met": ap_gain >= 0.10,
+                  "recall_at_1pct": recall_1, "recall_goal": 0.95, "recall_goal_met": recall_1 >= 0.95},
+        "model_card": {k: card[k] for k in ("ref", "llm", "thresholds", "metrics_calibration_slice")},
+        "llm_holdout": card.get("llm_card", {}).get("holdout"),
+        "timings": {k: round(v, 2) for k, v in timings.items()},
+        "machine": {"python": sys.version.split()[0], "platform": platform.platform()},
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "fraud_quality.json").write_text(json.dumps(result, indent=2) + "\n")
+    _plot(args.out / "fraud_quality.png", y[cut:], results, p_base, report_ours, report_fast, report_base)
+    print(json.dumps({"ours_tiered_ap": report_ours["average_precision"],
+                      "ours_fast_only_ap": report_fast["average_precision"],
+                      "baseline_ap": report_base["average_precision"], **result["goals"]}, indent=2))
+    return 0 if result["goals"]["ap_goal_met"] and result["goals"]["recall_goal_met"] else 1
+
+
+def _plot(path: Path, y, results, p_base, ours, fast, base) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import precision_recall_curve
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.5))
+    for name, p, rep in (("ours: fast + LLM tier", [r.score.score for r in results], ours),
+                         ("ours: fast model only", [r.fast_probability for r in results], fast),
+                         ("baseline: HGB, simple features", p_base, base)):
+        prec, rec, _ = precision_recall_curve(y, p)
+        ax1.plot(rec, prec, label=f"{name} (AP {rep['average_precision']:.3f})")
+    ax1.set(xlabel="recall", ylabel="precision", title="Precision-recall, test third", xlim=(0, 1), ylim=(0, 1.02))
+    ax1.grid(alpha=0.3)
+    ax1.legend(loc="lower left", fontsize=8)
+    budgets = list(ours["budgets"])
+    w = 0.27
+    for k, (name, rep) in enumerate((("ours (tiered)", ours), ("ours (fast)", fast), ("baseline", base))):
+        ax2.bar(np.arange(len(budgets)) + (k - 1) * w, [rep["budgets"][b]["recall"] for b in budgets], w, label=name)
+    ax2.axhline(0.95, color="k", ls="--", lw=1, label="goal 0.95 at 1%")
+    ax2.set_xticks(range(len(budgets)), [f"alert budget {b}" for b in budgets])
+    ax2.set(ylabel="recall", ylim=(0, 1.05), title="Recall within the alert budget")
+    ax2.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
