@@ -32,8 +32,8 @@ step() {  # step NAME TIMEOUT_S CMD...
   >"$OUT/environment.txt" 2>&1
 step pytest-cuda 120 "$PY" -m pytest tests/platform -k cuda -p no:cacheprovider -q -rs --timeout 110
 step llm-batching 150 "$PY" bench/platform_llm_batching.py --device cuda --size large --max-tokens 64 \
-  --levels 1,4,16,64 --max-sequential 8 --out "$OUT"
-step int8 60 "$PY" bench/platform_int8.py --device cuda --size large --max-tokens 64 --out "$OUT"
+  --levels 1,4,16,64 --max-sequential 8 --rounds 1 --out "$OUT"
+step int8 60 "$PY" bench/platform_int8.py --device cuda --size large --max-tokens 64 --rounds 2 --out "$OUT"
 step swap 60 "$PY" bench/platform_swap.py --device cuda --quick --out "$OUT"
 step batch-delay 40 "$PY" bench/platform_batch_delay.py --device cuda --quick --out "$OUT"
 echo "device_check status=$status" | tee -a "$OUT/device_check.log"
