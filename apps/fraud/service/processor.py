@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -69,7 +69,8 @@ class ScoreResult:
     score: dict
     #: The account's state after this transaction (the request's object may have been updated in place).
     state: object
-    features: Mapping[str, float] = field(default_factory=dict)
+    #: {name: number}, or an object with ``as_dict()`` (converted only for alerts).
+    features: object = field(default_factory=dict)
     llm_rationale: str | None = None
     escalated: bool = False
     llm_fallback: bool = False
@@ -170,8 +171,10 @@ def process_batch(records: Sequence[InRecord], store: AccountStore, scorer: Batc
             decision = score["decision"]
             if decision != "approve":
                 recent = [raw for _, raw in before.recent]
+                feats = result.features
+                feats = feats.as_dict() if hasattr(feats, "as_dict") else feats
                 out.records.append(OutRecord(topics.alerts, rec.key, messages.alert_value(
-                    score, tx, recent, result.features, result.llm_rationale)))
+                    score, tx, recent, feats, result.llm_rationale)))
             out.decisions[decision] += 1
             out.models[score["model"]] += 1
             out.escalations += result.escalated

@@ -1,45 +1,115 @@
-"""The live scorer's models: the fast tier on every transaction, hot-swapped through the platform.
+"""The live scorer's models: the fraud app's tiered scorer on platform engines that hot-swap.
 
-:class:`LiveScorer` implements the processor's ``BatchScorer`` protocol on top
-of the fraud app's pure feature code (:func:`npusuite.fraud.features.step`)
-and the platform engine (:class:`~npusuite.platform.engine.ModelEngine`).
+:class:`LiveScorer` implements the processor's ``BatchScorer`` protocol with
+the fraud app's pure :class:`~npusuite.fraud.scorer.TieredScorer` (the same
+code offline ``fraud score`` runs) on top of two platform
+:class:`~npusuite.platform.engine.ModelEngine` s that follow their aliases.
 Rules:
 
-* one wave = one forward pass of the fast model, under one engine lease, so
-  every score of the wave names the version that produced it;
-* the engine follows the model's alias: a promoted version is loaded and
-  warmed beside the serving one in the engine's own thread, then switched
-  atomically; the scorer never waits for a load and never drains;
-* account state objects are :class:`~npusuite.fraud.features.AccountState`,
-  updated in place (copying them would cost as much as the features); their
-  snapshots are the feature module's own ``to_bytes`` format.
+* a wave is scored under one engine lease of the fast model: one forward
+  pass (plus its reason-code passes), and every score of the wave names the
+  version that produced it;
+* hot swap is the engine's: a promoted version is loaded and warmed beside
+  the serving one in the engine's own thread and switched atomically; the
+  scorer never waits for a load or a drain.  Thresholds come from the card of
+  the version in use;
+* the grey band goes to the LLM verdict model through the platform's
+  :class:`~npusuite.platform.engine.batcher.DynamicBatcher` (bounded queue,
+  deadlines) and the scorer waits at most ``llm_deadline_ms``; a full queue,
+  a missed deadline, an LLM error or no LLM at all leaves the fast decision
+  with the reason ``llm_unavailable`` (the tiered scorer's fallback), so the
+  stream never stalls on the LLM;
+* account states are :class:`~npusuite.fraud.features.AccountState` objects
+  updated in place (copying one costs about as much as its features; see
+  :mod:`.account_store` for how an abort restores them); snapshots are the
+  feature module's own ``to_bytes`` format.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import json
 import logging
-import time
 from collections.abc import Sequence
 
 import numpy as np
 
-from npusuite.fraud.features import AccountState, advance
-from npusuite.fraud.schema import parse_transaction
+from npusuite.fraud.features import AccountState, Features, advance
+from npusuite.fraud.schema import Transaction, parse_transaction
+from npusuite.fraud.scorer import ScorerConfig, TieredScorer
 from npusuite.fraud.service.config import ModelConfig
 from npusuite.fraud.service.metrics import ServiceMetrics
 from npusuite.fraud.service.processor import ScoreRequest, ScoreResult
+from npusuite.platform.errors import UserError
 
 logger = logging.getLogger(__name__)
 
-#: Used when the model card names no thresholds.
-DEFAULT_REVIEW_AT = 0.5
-DEFAULT_DECLINE_AT = 0.9
+
+class _InPlaceTieredScorer(TieredScorer):
+    """The tiered scorer, with features advancing the given state objects in place."""
+
+    def featurise(self, items):
+        feats, states = [], []
+        for tx, state in items:
+            feats.append(advance(state, tx))
+            states.append(state)
+        return feats, states
+
+
+class BatchedVerdict:
+    """The tiered scorer's ``VerdictModel``: the LLM engine behind a bounded, deadline-aware batcher.
+
+    ``fraud_probabilities`` raises (EngineBusyError, TimeoutError, DeadlineExceededError, the model's
+    error) instead of waiting longer than ``deadline_ms``; the tiered scorer then falls back."""
+
+    def __init__(self, engine, deadline_ms: float, max_queue: int = 64, max_batch_size: int = 64):
+        from npusuite.platform.engine import BatcherConfig
+        from npusuite.platform.engine.batcher import DynamicBatcher
+
+        self.engine = engine
+        self.deadline_ms = deadline_ms
+        self.ref = engine.ref
+        self.batcher = DynamicBatcher(self._predict, BatcherConfig(
+            max_batch_size=max_batch_size, max_queue_delay_ms=1.0, max_queue_size=max_queue,
+            default_deadline_ms=deadline_ms), name="fraud-llm-verdict")
+
+    def _predict(self, tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from npusuite.fraud.llm_verdict import LABELS
+
+        with self.engine.lease() as slot:
+            probs = slot.runtime.label_probabilities(list(tensors["prompt"]), list(LABELS))[:, 0]
+            self.ref = slot.version.ref
+        return {"p_fraud": probs.double().numpy()}
+
+    def fraud_probabilities(self, items: Sequence[tuple[Transaction, Features]]) -> list[float]:
+        from npusuite.fraud.llm_verdict import prompt_for
+
+        prompts = np.array([prompt_for(tx, f) for tx, f in items], dtype=object)
+        future = self.batcher.submit({"prompt": prompts}, deadline_ms=self.deadline_ms)
+        try:
+            return future.result(timeout=self.deadline_ms / 1000.0)["p_fraud"].tolist()
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise TimeoutError(f"LLM verdicts not back within {self.deadline_ms:.0f} ms") from None
+
+    def close(self) -> None:
+        self.batcher.close(drain=False, timeout_s=5)
+        self.engine.close()
+
+
+def _card_of(version) -> dict:
+    path = version.path / "card.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    return dict((version.manifest.metadata or {}).get("model_card") or {})
 
 
 class LiveScorer:
-    def __init__(self, fast_engine, metrics: ServiceMetrics | None = None):
+    def __init__(self, fast_engine, llm: BatchedVerdict | None = None, metrics: ServiceMetrics | None = None):
         self.fast = fast_engine
+        self.llm = llm
         self.metrics = metrics
+        self._cards: dict[str, tuple[dict, ScorerConfig]] = {}
         self._last_ref: str | None = None
 
     def encode_state(self, state: AccountState) -> bytes:
@@ -51,47 +121,62 @@ class LiveScorer:
             advance(state, parse_transaction(raw))
         return state
 
+    def _config(self, version) -> tuple[dict, ScorerConfig]:
+        cached = self._cards.get(version.ref)
+        if cached is None:
+            card = _card_of(version)
+            try:
+                cached = self._cards[version.ref] = (card, ScorerConfig.from_card(card))
+            except ValueError as exc:
+                raise UserError(f"{version.ref}: {exc} (train it with `npusuite fraud train`)") from None
+        return cached
+
     def score_batch(self, requests: Sequence[ScoreRequest]) -> list[ScoreResult]:
         from npusuite.fraud.fast_model import FastModel
 
-        started = time.perf_counter()
-        features, states = [], []
-        for r in requests:
-            state = r.state if r.state is not None else AccountState()
-            features.append(advance(state, r.transaction))  # in place: see account_store's rules
-            states.append(state)
-        x = np.asarray([f.values for f in features], dtype=np.float32)
+        items = [(r.transaction, r.state if r.state is not None else AccountState()) for r in requests]
         with self.fast.lease() as slot:
-            ref = slot.version.ref
-            model = FastModel(slot.runtime.module, ref, slot.version.manifest.metadata or {})
-            probs = model.predict(x)
+            card, config = self._config(slot.version)
+            tiered = _InPlaceTieredScorer(FastModel(slot.runtime.module, slot.version.ref, card), self.llm, config)
+            scored = tiered.score_batch(items)
+        ref = slot.version.ref
         if ref != self._last_ref:
             if self._last_ref is not None and self.metrics is not None:
                 self.metrics.swaps.labels(ref).inc()
-            logger.info("scoring with %s", ref)
+            logger.info("scoring with %s (thresholds %s)", ref, config)
             self._last_ref = ref
-        card = model.card
-        review_at = float(card.get("review_threshold", DEFAULT_REVIEW_AT))
-        decline_at = float(card.get("decline_threshold", DEFAULT_DECLINE_AT))
-        latency_ms = (time.perf_counter() - started) * 1000.0
-        out = []
-        for r, f, s, p in zip(requests, features, states, probs, strict=True):
-            p = float(p)
-            decision = "decline" if p >= decline_at else "review" if p >= review_at else "approve"
-            score = {"transaction_id": r.transaction.transaction_id, "score": round(p, 6), "decision": decision,
-                     "reasons": [] if decision == "approve" else ["fast_model"], "model": ref,
-                     "latency_ms": round(latency_ms, 3)}
-            out.append(ScoreResult(score, s, f.as_dict() if decision != "approve" else {}))
-        return out
+        return [ScoreResult(s.score.model_dump(), s.state, s.features, s.llm_rationale, s.escalated, s.llm_fallback)
+                for s in scored]
 
     def close(self) -> None:
         self.fast.close()
+        if self.llm is not None:
+            self.llm.close()
+
+
+def _llm_reference(fast_engine, config: ModelConfig) -> str | None:
+    """--llm-model, else the LLM the fast model's card names, followed through its production alias."""
+    if config.llm_model:
+        return config.llm_model
+    named = _card_of(fast_engine.version).get("llm")
+    return named.split("@")[0] if named and config.model_root is not None else None
 
 
 def build_live_scorer(config: ModelConfig, metrics: ServiceMetrics | None = None) -> LiveScorer:
-    """Open the models (raises UserError on an unknown or corrupt model)."""
+    """Open the models.  Raises UserError on an unknown or corrupt fast model; an LLM that cannot be
+    opened is logged and the grey band then falls back with ``llm_unavailable``."""
     from npusuite.platform.engine import ModelEngine
 
-    engine = ModelEngine.open(config.model, root=config.model_root, follow_alias=True, device="cpu")
-    logger.info("fast model %s loaded", engine.ref)
-    return LiveScorer(engine, metrics)
+    fast = ModelEngine.open(config.model, root=config.model_root, follow_alias=True, device="cpu")
+    llm = None
+    llm_ref = _llm_reference(fast, config)
+    if llm_ref:
+        try:
+            llm = BatchedVerdict(ModelEngine.open(llm_ref, root=config.model_root, follow_alias=True, device="cpu"),
+                                 config.llm_deadline_ms)
+        except Exception as exc:  # the fast tier must run without it
+            logger.error("LLM verdict model %s unavailable, grey band falls back to the fast score: %s", llm_ref, exc)
+    logger.info("fast model %s, LLM %s", fast.ref, llm.ref if llm else None)
+    scorer = LiveScorer(fast, llm, metrics)
+    scorer._config(fast.version)  # refuse a model without thresholds now, not at the first batch
+    return scorer

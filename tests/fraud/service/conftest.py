@@ -29,28 +29,25 @@ def stream_transactions() -> list[dict]:
     return transactions
 
 
+def npusuite(*args: str, cwd: Path | None = None) -> None:
+    """Run an ``npusuite`` command the way a user does; fail the test with its output on error."""
+    proc = subprocess.run([sys.executable, "-m", "npusuite.platform", *args], capture_output=True, text=True, cwd=cwd)
+    assert proc.returncode == 0, f"npusuite {' '.join(args)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+
+
 @pytest.fixture(scope="session")
 def fast_model_repo(tmp_path_factory) -> Path:
-    """A model repository with ``fraud-fast`` versions 1 (production) and 2, trained on generated data."""
-    import numpy as np
-
-    from npusuite.fraud.datasets import read_transactions  # noqa: F401  (the app's own reader is used by train)
-    from npusuite.fraud.fast_model import FastTrainConfig, save_fast_model, train_fast_model
-    from npusuite.fraud.features import StreamFeaturizer
-    from npusuite.fraud.generator import GeneratorConfig, generate
-    from npusuite.fraud.schema import parse_transaction
-    from npusuite.platform.repository import ModelRepository
-
-    rows, labels = generate(GeneratorConfig(accounts=400, days=20, seed=3, fraud_rate=0.02), progress=False)
-    txs = [parse_transaction(r) for r in rows]
-    x = StreamFeaturizer().matrix(txs)
-    y = np.array([lab["is_fraud"] for lab in labels], dtype=np.float32)
-    root = tmp_path_factory.mktemp("models")
-    repo = ModelRepository(root)
-    for seed in (0, 1):
-        module, _ = train_fast_model(x, y, FastTrainConfig(epochs=3, seed=seed), progress=False)
-        src = save_fast_model(module, root.parent / f"fast-src-{seed}", {"trained_on": "tests", "seed": seed})
-        repo.add("fraud-fast", src)
+    """A repository with ``fraud-fast`` versions 1 (production) and 2 (not promoted), made by
+    ``npusuite fraud generate`` and ``npusuite fraud train --no-llm`` (small data, few epochs);
+    version 2 is the same training with another seed."""
+    work = tmp_path_factory.mktemp("fraud-models")
+    root = work / "models"
+    npusuite("fraud", "generate", "--out", str(work / "data"), "--accounts", "400", "--days", "20", "--seed", "3",
+             "--fraud-rate", "0.02")
+    for seed in ("0", "1"):
+        npusuite("fraud", "train", "--data", str(work / "data" / "transactions.jsonl"), "--labels",
+                 str(work / "data" / "labels.jsonl"), "--out", str(work / f"model-{seed}"), "--model-root", str(root),
+                 "--no-llm", "--epochs", "3", "--seed", seed)
     return root
 
 
