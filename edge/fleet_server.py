@@ -71,6 +71,7 @@ class CampaignBody(BaseModel):
     version: str = Field(min_length=1)
     stages_pct: list[float] = Field(default_factory=lambda: [5.0, 25.0, 100.0])
     failure_threshold: float = 0.2
+    device_timeout_s: float = 1800.0
 
 
 def _bearer(authorization: str | None) -> str:
@@ -151,7 +152,7 @@ def create_app(store: FleetStore, admin_token: str | None = None, release_dir: P
     @app.post("/api/campaigns", status_code=201)
     def start_campaign(body: CampaignBody, actor: Operator) -> dict[str, Any]:
         try:
-            plan = RolloutPlan(tuple(body.stages_pct), body.failure_threshold)
+            plan = RolloutPlan(tuple(body.stages_pct), body.failure_threshold, body.device_timeout_s)
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from exc
         try:

@@ -42,7 +42,7 @@ CREATE TABLE IF NOT EXISTS operators(name TEXT PRIMARY KEY, token_hash TEXT NOT 
 CREATE TABLE IF NOT EXISTS campaigns(id TEXT PRIMARY KEY, target TEXT NOT NULL, version TEXT NOT NULL,
     stages_pct TEXT NOT NULL, failure_threshold REAL NOT NULL, devices TEXT NOT NULL, stage INTEGER NOT NULL,
     status TEXT NOT NULL, reason TEXT, created_by TEXT NOT NULL, created_at_s REAL NOT NULL,
-    finished_at_s REAL);
+    finished_at_s REAL, device_timeout_s REAL NOT NULL DEFAULT 1800, stage_started_at_s REAL);
 CREATE TABLE IF NOT EXISTS outcomes(campaign_id TEXT NOT NULL, device_id TEXT NOT NULL, state TEXT NOT NULL,
     detail TEXT, at_s REAL NOT NULL, PRIMARY KEY(campaign_id, device_id));
 CREATE TABLE IF NOT EXISTS audit(seq INTEGER PRIMARY KEY AUTOINCREMENT, at_s REAL NOT NULL, actor TEXT NOT NULL,
@@ -69,11 +69,13 @@ class Campaign:
     created_by: str
     created_at_s: float
     finished_at_s: float | None
+    stage_started_at_s: float | None
 
     def to_json(self, outcomes: dict[str, str] | None = None) -> dict[str, Any]:
         out = {"id": self.id, "target": self.target, "version": self.version,
                "stages_pct": list(self.plan.stages_pct), "failure_threshold": self.plan.failure_threshold,
-               "devices": len(self.devices), "stage": self.stage + 1, "status": self.status, "reason": self.reason,
+               "device_timeout_s": self.plan.device_timeout_s, "devices": len(self.devices),
+               "stage": self.stage + 1, "status": self.status, "reason": self.reason,
                "created_by": self.created_by, "created_at_s": self.created_at_s,
                "finished_at_s": self.finished_at_s}
         if outcomes is not None:
@@ -90,6 +92,10 @@ class FleetStore:
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
+        cols = {r[1] for r in self._db.execute("PRAGMA table_info(campaigns)")}
+        for col, decl in (("device_timeout_s", "REAL NOT NULL DEFAULT 1800"), ("stage_started_at_s", "REAL")):
+            if col not in cols:  # a fleet.db from before these columns existed
+                self._db.execute(f"ALTER TABLE campaigns ADD COLUMN {col} {decl}")
         self._lock = threading.RLock()
 
     def _tx(self):
@@ -185,12 +191,14 @@ class FleetStore:
             devices = [r[0] for r in db.execute("SELECT id FROM devices ORDER BY id")]
             if not devices:
                 raise UserError("no enrolled devices to roll out to")
-            db.execute("INSERT INTO campaigns VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
+            now = time.time()
+            db.execute("INSERT INTO campaigns VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                        (cid, target, version, json.dumps(list(plan.stages_pct)), plan.failure_threshold,
-                        json.dumps(devices), 0, "running", None, actor, time.time(), None))
+                        json.dumps(devices), 0, "running", None, actor, now, None, plan.device_timeout_s, now))
             self._audit(actor, "start_campaign", {"campaign_id": cid, "target": target, "version": version,
                                                   "stages_pct": list(plan.stages_pct),
                                                   "failure_threshold": plan.failure_threshold,
+                                                  "device_timeout_s": plan.device_timeout_s,
                                                   "devices": len(devices)})
             return self._evaluate(db, self._campaign(db, cid))
 
@@ -238,8 +246,8 @@ class FleetStore:
 
     @staticmethod
     def _row(r: tuple) -> Campaign:
-        return Campaign(r[0], r[1], r[2], RolloutPlan(tuple(json.loads(r[3])), r[4]), tuple(json.loads(r[5])),
-                        r[6], r[7], r[8], r[9], r[10], r[11])
+        return Campaign(r[0], r[1], r[2], RolloutPlan(tuple(json.loads(r[3])), r[4], r[12]),
+                        tuple(json.loads(r[5])), r[6], r[7], r[8], r[9], r[10], r[11], r[13])
 
     @staticmethod
     def _outcomes(db: sqlite3.Connection, cid: str) -> dict[str, str]:
@@ -252,12 +260,20 @@ class FleetStore:
         """Apply the rollout policy to a running campaign and persist the change (audited as ``fleet``)."""
         if camp.status != "running":
             return camp
-        d = evaluate(camp.plan, camp.id, camp.devices, camp.stage, self._outcomes(db, camp.id))
+        now = time.time()
+        age = now - (camp.stage_started_at_s or camp.created_at_s)
+        d = evaluate(camp.plan, camp.id, camp.devices, camp.stage, self._outcomes(db, camp.id), stage_age_s=age)
+        for device_id in d.timed_out:
+            db.execute("INSERT INTO outcomes VALUES(?,?,?,?,?) ON CONFLICT(campaign_id, device_id) DO UPDATE "
+                       "SET state = excluded.state, detail = excluded.detail, at_s = excluded.at_s",
+                       (camp.id, device_id, "failed", f"no report within {camp.plan.device_timeout_s:.0f} s", now))
+            self._audit("fleet", "device_timed_out", {"campaign_id": camp.id, "device_id": device_id})
         status = {"halt": "halted", "complete": "completed"}.get(d.action, "running")
         if d.stage != camp.stage or status != camp.status:
-            finished = time.time() if status in ("halted", "completed") else None
-            db.execute("UPDATE campaigns SET stage = ?, status = ?, reason = ?, finished_at_s = ? WHERE id = ?",
-                       (d.stage, status, d.reason, finished, camp.id))
+            finished = now if status in ("halted", "completed") else None
+            started = now if d.stage != camp.stage else camp.stage_started_at_s
+            db.execute("UPDATE campaigns SET stage = ?, status = ?, reason = ?, finished_at_s = ?, "
+                       "stage_started_at_s = ? WHERE id = ?", (d.stage, status, d.reason, finished, started, camp.id))
             if d.stage != camp.stage:
                 self._audit("fleet", "advance_stage", {"campaign_id": camp.id, "stage": d.stage + 1})
             if status != "running":

@@ -15,6 +15,9 @@ Rules:
 * When every device of the stage reported success or failure and the rate is
   within the threshold, the campaign **advances** to the next stage, or
   **completes** after the last one.
+* A device that has not reported a final outcome ``device_timeout_s`` after
+  its stage started counts as **failed** (``timed_out`` in the decision), so a
+  dead box cannot stall a rollout forever.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ FINAL_STATES = ("succeeded", "failed")
 class RolloutPlan:
     stages_pct: tuple[float, ...] = (5.0, 25.0, 100.0)
     failure_threshold: float = 0.2
+    device_timeout_s: float = 1800.0
 
     def __post_init__(self) -> None:
         if not self.stages_pct:
@@ -41,6 +45,8 @@ class RolloutPlan:
             raise ValueError("the last stage must be 100%")
         if not 0 <= self.failure_threshold < 1:
             raise ValueError("failure_threshold must be in [0, 1)")
+        if self.device_timeout_s <= 0:
+            raise ValueError("device_timeout_s must be > 0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +56,7 @@ class RolloutDecision:
     assigned: tuple[str, ...]  # devices that may install now (empty when halted)
     failure_rate: float
     reason: str
+    timed_out: tuple[str, ...] = ()  # devices of the evaluated stage now counted as failed
 
 
 def order_devices(campaign_id: str, device_ids: Sequence[str]) -> list[str]:
@@ -66,23 +73,29 @@ def stage_sizes(n_devices: int, stages_pct: Sequence[float]) -> list[int]:
 
 
 def evaluate(plan: RolloutPlan, campaign_id: str, device_ids: Sequence[str], stage: int,
-             outcomes: Mapping[str, str]) -> RolloutDecision:
-    """Decide what a running campaign does now, given each device's reported state."""
+             outcomes: Mapping[str, str], stage_age_s: float = 0.0) -> RolloutDecision:
+    """Decide what a running campaign does now, given each device's reported state and how long ago
+    the current stage started."""
     ordered = order_devices(campaign_id, device_ids)
     sizes = stage_sizes(len(ordered), plan.stages_pct)
+    timed_out: tuple[str, ...] = ()
+    if stage_age_s > plan.device_timeout_s:
+        timed_out = tuple(d for d in ordered[:sizes[stage]] if outcomes.get(d) not in FINAL_STATES)
+        outcomes = {**outcomes, **{d: "failed" for d in timed_out}}
     while True:
         members = ordered[:sizes[stage]]
         failed = sum(outcomes.get(d) == "failed" for d in members)
         done = sum(outcomes.get(d) in FINAL_STATES for d in members)
         rate = failed / len(members) if members else 0.0
         if rate > plan.failure_threshold:
+            late = f", {len(timed_out)} timed out" if timed_out else ""
             return RolloutDecision("halt", stage, (), rate,
-                                   f"stage {stage + 1}: {failed}/{len(members)} devices failed "
-                                   f"({rate:.0%} > {plan.failure_threshold:.0%})")
+                                   f"stage {stage + 1}: {failed}/{len(members)} devices failed{late} "
+                                   f"({rate:.0%} > {plan.failure_threshold:.0%})", timed_out)
         if done < len(members):
             return RolloutDecision("wait", stage, tuple(members), rate,
-                                   f"stage {stage + 1}: {done}/{len(members)} devices reported")
+                                   f"stage {stage + 1}: {done}/{len(members)} devices reported", timed_out)
         if stage + 1 >= len(sizes):
             return RolloutDecision("complete", stage, tuple(members), rate,
-                                   f"all {len(members)} devices reported, {failed} failed")
+                                   f"all {len(members)} devices reported, {failed} failed", timed_out)
         stage += 1  # advance, and evaluate the new stage at once (it may already be done)

@@ -147,3 +147,28 @@ def test_management_needs_auth_and_bad_input_is_a_json_error(fleet):
     assert resp.status_code == 422 and "error" in resp.json()
     assert fleet.admin.get("/api/campaigns/nope").status_code == 404
     assert fleet.admin.post("/api/campaigns", json={"version": "1"}).status_code == 422
+
+
+def test_silent_devices_time_out_as_failures():
+    plan = RolloutPlan((50, 100), 0.5, device_timeout_s=60)
+    devs = ["a", "b", "c", "d"]
+    first = evaluate(plan, "c9", devs, 0, {}).assigned
+    ok_one = {first[0]: "succeeded"}
+    d = evaluate(plan, "c9", devs, 0, ok_one, stage_age_s=30)
+    assert d.action == "wait" and d.timed_out == ()
+    d = evaluate(plan, "c9", devs, 0, ok_one, stage_age_s=61)  # the other stage-1 box never answered
+    assert d.timed_out == (first[1],) and d.stage == 1 and d.action == "wait"  # 1/2 failed = 50%, not above
+    d = evaluate(plan, "c9", devs, 0, {}, stage_age_s=61)
+    assert d.action == "halt" and set(d.timed_out) == set(first) and "timed out" in d.reason
+
+
+def test_store_records_timeouts_and_halts(tmp_path):
+    store = FleetStore(tmp_path / "f.db")
+    tok = store.create_enrollment_token("admin", 3)
+    for i in range(3):
+        store.enroll(tok, f"d{i}")
+    camp = store.create_campaign("admin", "t", "1.0", RolloutPlan((100,), 0.2, device_timeout_s=0.5))
+    time.sleep(0.6)
+    result = store.campaign(camp.id)
+    assert result["status"] == "halted" and result["outcomes"]["failed"] == 3
+    assert sum(a["action"] == "device_timed_out" for a in store.audit()) == 3
