@@ -42,6 +42,17 @@ def _sessions(db: str | None):
     return engine, session_factory(engine)
 
 
+def _check_port_free(host: str, port: int) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise UserError(f"cannot listen on {host}:{port}: {exc.strerror}; choose another --port") from None
+
+
 @app.command()
 def serve(
     db: str | None = typer.Option(None, "--db", help=DB_HELP),
@@ -69,6 +80,7 @@ def serve(
     from npusuite.review.consumer import AlertConsumer
     from npusuite.review.web.app import create_app
 
+    _check_port_free(host, port)
     engine, sessions = _sessions(db)
     cfg = ReviewConfig(db_url=engine.url.render_as_string(), env_ingest_token=ReviewSettings().ingest_token,
                        sla_fraud_decline_min=sla_decline_min, sla_fraud_review_min=sla_review_min,

@@ -43,3 +43,15 @@ def test_export_labels_command_and_bad_input(tmp_path):
     missing_dir = _run("export-labels", "--out", str(tmp_path / "x"), "--db", str(tmp_path / "no/such/r.db"))
     assert missing_dir.returncode == 2 and "database folder does not exist" in missing_dir.stderr
     assert "Traceback" not in missing_dir.stderr
+
+
+def test_serve_on_a_busy_port_is_a_one_line_error(tmp_path):
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        busy = _run("serve", "--db", str(tmp_path / "r.db"), "--port", str(port))
+    assert busy.returncode == 2 and "choose another --port" in busy.stderr
+    assert "Traceback" not in busy.stderr

@@ -200,3 +200,14 @@ def test_unknown_routes_and_methods_answer_json_errors(live, mk):
     wrong_method = alice.get("/api/ingest/inspections")
     assert wrong_method.status_code == 405 and "error" in wrong_method.json()
     assert alice.get("/api/cases", params={"sort": "sideways"}).status_code == 400
+
+
+def test_evidence_is_escaped_in_pages(live, mk):
+    evil = "<script>alert(1)</script>"
+    made = mk.ingest(live, "/api/ingest/fraud-alerts", mk.alert(rationale=evil, reasons=["<b>x</b>"])).json()
+    alice = mk.login(live, "alice")
+    page = alice.get(f"/cases/{made['case_id']}").text
+    assert evil not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<b>x</b>" not in alice.get("/queue").text
+    login_page = httpx.get(f"{live.url}/login", params={"next": '/queue"><script>x</script>'}, timeout=30).text
+    assert "<script>x</script>" not in login_page
