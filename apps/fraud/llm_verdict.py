@@ -109,6 +109,25 @@ def _label_ids(tokenizer) -> list[int]:
     return ids
 
 
+def _with_lora(model, rank: int):
+    """Wrap ``model`` with peft LoRA adapters on the attention projections.
+
+    peft 0.21 asks, for every target layer, whether it is a torchao-quantised
+    tensor, and that check raises outright when the installed torchao is older
+    than 0.16 (we pin 0.14.1, which the platform's int8 path uses).  Training
+    always starts from float weights here (int8 comes after the merge), so the
+    answer is "no" and the check is skipped for the duration of the wrap only.
+    """
+    from unittest import mock
+
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, task_type="CAUSAL_LM",
+                        target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
+    with mock.patch("peft.tuners.lora.torchao.is_torchao_available", return_value=False):
+        return get_peft_model(model, config)
+
+
 def _build_base(prompts: list[str], work: Path, config: LlmTrainConfig) -> Path:
     from npusuite.platform.runtime.tiny_llm import make_tiny_llm
 
@@ -153,11 +172,7 @@ def fine_tune(prompts: list[str], labels: np.ndarray, out_dir: Path, config: Llm
         model = AutoModelForCausalLM.from_pretrained(str(source), local_files_only=True, dtype=dtype)
         model.to(device.torch_device())
         if config.lora:
-            from peft import LoraConfig, get_peft_model
-
-            model = get_peft_model(model, LoraConfig(r=config.lora_rank, lora_alpha=2 * config.lora_rank,
-                                                     lora_dropout=0.0, task_type="CAUSAL_LM",
-                                                     target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]))
+            model = _with_lora(model, config.lora_rank)
         label_ids = torch.tensor(_label_ids(tokenizer), device=device.torch_device())
         opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr,
                                 weight_decay=0.0)
