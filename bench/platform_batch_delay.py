@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 
-from platform_common import environment, parser, summary_ms, write
+from platform_common import configure, environment, parser, summary_ms, write
 
 NAME = "platform_batch_delay"
 
@@ -107,6 +107,7 @@ def plot(result: dict, path) -> None:
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
     args = p.parse_args()
+    configure(args)
     seconds = 1.5 if args.quick else 4.0
     delays = [0.0, 1.0, 2.0, 5.0, 50.0] if args.quick else [0.0, 0.5, 1.0, 2.0, 5.0, 10.0, 50.0]
     clients = [1, 8, 32]

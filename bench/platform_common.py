@@ -25,7 +25,39 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="smaller sizes (minutes on a busy 2-core CPU)")
     p.add_argument("--device", default="cpu", help="cpu, cuda[:N] or npu[:N]")
     p.add_argument("--out", type=Path, default=OUT, help="folder for <name>.json and <name>.png")
+    p.add_argument("--threads", type=int, default=1, help=(
+        "torch intra-op threads on the CPU (default 1: on a shared, oversubscribed machine OpenMP threads "
+        "spin-wait for each other and slow the main thread several-fold; baselines and platform get the same)"))
     return p
+
+
+def configure(args) -> None:
+    """Apply ``--threads`` (CPU only) before any model runs."""
+    import torch
+
+    if args.device.startswith("cpu"):
+        torch.set_num_threads(args.threads)
+
+
+def in_thread(fn, *args, **kwargs):
+    """Run ``fn`` in a fresh thread and return its result: baselines run under the same threading
+    conditions as the platform's worker threads."""
+    import threading
+
+    box: dict = {}
+
+    def run() -> None:
+        try:
+            box["value"] = fn(*args, **kwargs)
+        except BaseException as exc:  # re-raised in the caller
+            box["error"] = exc
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 def environment(device: str) -> dict:

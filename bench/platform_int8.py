@@ -14,7 +14,7 @@ import gc
 import statistics
 import time
 
-from platform_common import environment, llm_dir, parser, prompts, write
+from platform_common import configure, environment, llm_dir, parser, prompts, write
 
 NAME = "platform_int8"
 
@@ -79,6 +79,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=None, help="alternating fp32/int8 rounds (median reported)")
     args = p.parse_args()
     args.rounds = args.rounds or (2 if args.quick else 3)
+    configure(args)
     gpu = not args.device.startswith("cpu")
     size = args.size or ("large" if gpu else "bench")
     max_tokens = args.max_tokens or (16 if args.quick else 32)

@@ -18,7 +18,7 @@ import statistics
 import threading
 import time
 
-from platform_common import environment, llm_dir, parser, prompts, summary_ms, write
+from platform_common import configure, environment, in_thread, llm_dir, parser, prompts, summary_ms, write
 
 NAME = "platform_llm_batching"
 
@@ -118,6 +118,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=None, help="interleaved rounds per level (median reported)")
     args = p.parse_args()
     args.rounds = args.rounds or (1 if args.quick else 3)
+    configure(args)
     import torch
 
     from npusuite.platform.runtime.causal_lm import CausalLM
@@ -141,8 +142,8 @@ def main() -> None:
         rounds = []
         for _ in range(args.rounds):
             rounds.append({"platform": run_platform(lm, texts, max_tokens, max_running=max(64, c)),
-                           "sequential": run_sequential(lm, texts[:max_seq], max_tokens),
-                           "offline": run_offline(lm, texts, max_tokens)})
+                           "sequential": in_thread(run_sequential, lm, texts[:max_seq], max_tokens),
+                           "offline": in_thread(run_offline, lm, texts, max_tokens)})
         rounds.sort(key=lambda r: r["platform"]["tokens_per_s"])
         row = {"concurrency": c, **rounds[len(rounds) // 2],
                "rounds_tokens_per_s": [{k: r[k]["tokens_per_s"] for k in ("platform", "sequential", "offline")}
