@@ -28,7 +28,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from npusuite.platform.errors import UserError
+from npusuite.platform.errors import NotFoundError, UserError
 from npusuite.review import security
 from npusuite.review.models import ROLES, ServiceToken, User, WebSession, utcnow
 
@@ -142,3 +142,33 @@ def check_service_token(db: Session, token: str | None, env_token: str | None) -
     if row is None or row.revoked:
         return None
     return f"token:{row.name}"
+
+
+def revoke_service_token(db: Session, name: str) -> None:
+    """Raises NotFoundError when no token is called NAME."""
+    row = db.scalar(select(ServiceToken).where(ServiceToken.name == name))
+    if row is None:
+        raise NotFoundError(f"no service token named {name!r}")
+    row.revoked = True
+    db.commit()
+    logger.info("service token %s revoked", name)
+
+
+def set_user_active(db: Session, username: str, active: bool) -> None:
+    """Deactivating also ends the user's sessions.  Raises NotFoundError for an unknown user."""
+    user = db.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise NotFoundError(f"no user {username!r}")
+    user.active = active
+    if not active:
+        db.execute(delete(WebSession).where(WebSession.user_id == user.id))
+    db.commit()
+    logger.info("user %s %s", username, "activated" if active else "deactivated")
+
+
+def list_users(db: Session) -> list[User]:
+    return list(db.scalars(select(User).order_by(User.username)))
+
+
+def list_tokens(db: Session) -> list[ServiceToken]:
+    return list(db.scalars(select(ServiceToken).order_by(ServiceToken.name)))

@@ -144,6 +144,20 @@ def add_token(
     typer.echo(token)
 
 
+@app.command("revoke-token")
+def revoke_token(
+    name: str = typer.Argument(..., help="The token's name, as given to add-token."),
+    db: str | None = typer.Option(None, "--db", help=DB_HELP),
+) -> None:
+    """Revoke a service token: ingest calls with it are refused (401) from now on."""
+    from npusuite.review.accounts import revoke_service_token
+
+    _engine, sessions = _sessions(db)
+    with sessions() as session:
+        revoke_service_token(session, name)
+    typer.echo(f"service token {name} revoked")
+
+
 @app.command("export-labels")
 def export_labels(
     out: Path = typer.Option(..., "--out", help="Folder to write labels and images to (created)."),

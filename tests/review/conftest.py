@@ -200,11 +200,12 @@ class _Server:
 def start_live(made: Db, consumer=None) -> tuple[_Server, LiveApp]:
     from npusuite.review.web.app import create_app
 
-    passwords = {"alice": "alice-pass-1", "bob": "bob-pass-22", "sue": "sue-pass-333"}
+    passwords = {"alice": "alice-pass-1", "bob": "bob-pass-22", "sue": "sue-pass-333", "ada": "ada-pass-4444"}
     with made.sessions() as s:
         create_user(s, "alice", passwords["alice"], "analyst")
         create_user(s, "bob", passwords["bob"], "analyst")
         create_user(s, "sue", passwords["sue"], "supervisor")
+        create_user(s, "ada", passwords["ada"], "admin")
         token = add_service_token(s, "tests")
     port = free_port()
     server = _Server(create_app(made.cfg, made.sessions, consumer), port)

@@ -26,13 +26,16 @@ def test_add_user_reads_password_from_stdin_and_stores_a_hash(tmp_path):
     assert short.returncode == 2 and "too short" in short.stderr
     token = _run("add-token", "line-1", "--db", db)
     assert token.returncode == 0 and len(token.stdout.strip()) >= 40
+    assert _run("revoke-token", "line-1", "--db", db).returncode == 0
+    unknown = _run("revoke-token", "nope", "--db", db)
+    assert unknown.returncode == 2 and "no service token named 'nope'" in unknown.stderr
     engine = create_engine(f"sqlite:///{db}")
     with engine.connect() as conn:
         stored = conn.execute(text("SELECT password_hash FROM users WHERE username='carol'")).scalar()
-        token_rows = conn.execute(text("SELECT token_sha256 FROM service_tokens")).scalars().all()
+        token_rows = conn.execute(text("SELECT token_sha256, revoked FROM service_tokens")).all()
     engine.dispose()
     assert stored.startswith("$argon2id$") and "carol-secret-9" not in stored
-    assert token.stdout.strip() not in token_rows
+    assert [r[1] for r in token_rows] == [1] and token.stdout.strip() not in str(token_rows)
 
 
 def test_export_labels_command_and_bad_input(tmp_path):

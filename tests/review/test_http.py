@@ -211,3 +211,22 @@ def test_evidence_is_escaped_in_pages(live, mk):
     assert "<b>x</b>" not in alice.get("/queue").text
     login_page = httpx.get(f"{live.url}/login", params={"next": '/queue"><script>x</script>'}, timeout=30).text
     assert "<script>x</script>" not in login_page
+
+
+def test_admin_revokes_tokens_and_deactivates_users(live, mk):
+    assert mk.ingest(live, "/api/ingest/inspections", mk.inspection()).status_code == 201
+    bob = mk.login(live, "bob")
+    assert bob.get("/admin").status_code == 403
+    sue = mk.login(live, "sue")
+    assert sue.get("/admin").status_code == 403
+    ada = mk.login(live, "ada")
+    csrf = ada.headers["X-CSRF-Token"]
+    page = ada.get("/admin")
+    assert page.status_code == 200 and "tests" in page.text and "bob" in page.text
+    assert ada.post("/admin/tokens/tests/revoke", data={}).status_code == 403  # no CSRF token
+    assert ada.post("/admin/tokens/tests/revoke", data={"csrf_token": csrf}).status_code == 303
+    assert mk.ingest(live, "/api/ingest/inspections", mk.inspection()).status_code == 401
+    assert ada.post("/admin/users/bob/active", data={"csrf_token": csrf, "active": "0"}).status_code == 303
+    assert bob.get("/api/cases").status_code == 401
+    assert ada.post("/admin/users/ada/active", data={"csrf_token": csrf, "active": "0"}).status_code == 400
+    assert ada.post("/admin/tokens/nope/revoke", data={"csrf_token": csrf}).status_code == 404

@@ -32,7 +32,7 @@ from npusuite.review import cases
 from npusuite.review.config import ReviewConfig
 from npusuite.review.consumer import AlertConsumer
 from npusuite.review.security import LoginRateLimiter
-from npusuite.review.web import api, auth_routes, pages
+from npusuite.review.web import admin, api, auth_routes, pages
 from npusuite.review.web.deps import LoginRequired, templates
 
 logger = logging.getLogger(__name__)
@@ -121,5 +121,6 @@ def create_app(cfg: ReviewConfig, sessions: sessionmaker[Session], consumer: Ale
     app.include_router(auth_routes.router)
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(admin.router)
     app.mount("/static", StaticFiles(directory=str(_STATIC)), name="static")
     return app
