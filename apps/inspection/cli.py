@@ -236,3 +236,15 @@ def run(
         summary["archive"] = {"records": len(ng_archive.records()), "deleted": ng_archive.deleted}
     logger.info("line %s stopped: %s", line, json.dumps(summary))
     print(json.dumps({"summary": summary}), file=sys.stderr)
+
+
+@app.command("plc-sim")
+def plc_sim(
+    port: int = typer.Option(5020, "--port", help="Modbus/TCP port to listen on."),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    log: Path | None = typer.Option(None, "--log", help="Append every coil write here as a JSON line."),
+) -> None:
+    """A stand-in PLC for trying `run --modbus` without a line: a real pymodbus server logging coil writes."""
+    from npusuite.inspection.plc_sim import main
+
+    main(["--host", host, "--port", str(port)] + (["--log", str(log)] if log else []))

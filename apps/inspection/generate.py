@@ -174,11 +174,11 @@ def _apply_defect(clean: np.ndarray, kind: str, product: str,
             m = _polyline(rng, size, size * rng.uniform(0.25, 0.45), 0.7, region, 1)
             color = np.zeros(3, np.float32) + 0.08
         elif kind == "thread":
-            m = _polyline(rng, size, size * rng.uniform(0.3, 0.5), 0.25, region, 1)
+            m = _polyline(rng, size, size * rng.uniform(0.3, 0.5), 0.25, region, int(rng.integers(1, 3)))
             color = np.array(rng.choice([(0.9, 0.9, 0.9), (0.2, 0.2, 0.7)]), np.float32)
         else:
-            m = _polyline(rng, size, size * rng.uniform(0.25, 0.45), 0.08, region, 1)
-            color = np.array((0.95, 0.95, 0.95), np.float32) if product == "washer" else np.zeros(3) + 0.15
+            m = _polyline(rng, size, size * rng.uniform(0.25, 0.45), 0.08, region, int(rng.integers(1, 3)))
+            color = np.zeros(3, np.float32) + (0.3 if product == "washer" else 0.15)  # a dark groove
         alpha = rng.uniform(0.7, 0.95)
         img = img * (1 - alpha * m[..., None]) + color[None, None, :] * alpha * m[..., None]
     elif kind in ("hole", "missing", "chip"):
@@ -189,7 +189,7 @@ def _apply_defect(clean: np.ndarray, kind: str, product: str,
             c, r = size / 2, size * 0.36
             m = np.zeros((size, size), np.float32)
             centre = (int(c + r * np.cos(a)), int(c + r * np.sin(a)))
-            cv2.circle(m, centre, int(rng.uniform(0.07, 0.11) * size), 1.0, -1)
+            cv2.circle(m, centre, int(rng.uniform(0.09, 0.13) * size), 1.0, -1)
             m *= ring
             color = np.zeros(3, np.float32) + 0.12
         elif kind == "hole":

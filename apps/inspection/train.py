@@ -206,7 +206,7 @@ def train(good: Path, out: Path, cfg: TrainConfig = TrainConfig(), product: str 
         threshold = calibrate_threshold(good_scores, cfg.target_frr)
         card = modelcard.ModelCard(
             role=role, product=product, threshold=threshold, smooth_px=cfg.smooth_px, size_px=summary["size_px"],
-            target_frr=cfg.target_frr, holdout_scores=[round(float(s), 6) for s in good_scores],
+            target_frr=cfg.target_frr, holdout_scores=[float(s) for s in good_scores],
             train_seconds=round(secs, 1), final_loss=round(float(np.mean(losses[-20:])), 4),
             parameters=count_parameters(net), steps=len(losses))
         target = out if role == "student" else out / "teacher"

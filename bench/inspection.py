@@ -1,0 +1,260 @@
+"""Inspection benchmark: detection quality and speed of teacher, student and int8 student vs a baseline.
+
+1. Generates the dataset (``npusuite inspection generate``: fabric, tile,
+   washer; 64x64) unless ``--data`` already holds it, and trains teacher +
+   student per product unless ``--models`` already holds them.
+2. Per product and per defect kind, for teacher, student, int8 student and
+   the **baseline measured in the same run** (per-pixel mean/std of the same
+   good training images, :mod:`npusuite.inspection.baseline`): image AUROC,
+   pixel AUROC, recall at a 1% false-reject rate on the test set (threshold
+   set on the test good images so that at most 1% of them are rejected), and
+   recall / false-reject rate at each model's own threshold (calibrated at
+   training time on held-back good images).
+3. Speed, one frame at a time as on a line (1 torch thread): median latency
+   and frames/s of teacher, student, int8 student and baseline, with ratios.
+
+Writes ``bench/out/inspection.json``, ``bench/out/inspection.png`` (AUROC and
+frames/s bars) and ``bench/out/inspection_examples.png`` (a grid of test
+images with ground truth, student and teacher heatmaps and boxes).
+``--quick``: fewer training steps and timing iterations (numbers are then
+indicative only; the issue's goals are judged on a full run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.metrics import roc_auc_score
+from tqdm import tqdm
+
+from npusuite.inspection.baseline import PixelStatsBaseline
+from npusuite.inspection.generate import PRODUCTS, GenerateConfig, generate
+from npusuite.inspection.inspector import Inspector, heatmap_overlay
+from npusuite.inspection.records import Frame
+from npusuite.inspection.scoring import calibrate_threshold, heatmaps
+from npusuite.inspection.source import list_images
+from npusuite.inspection.train import TrainConfig, load_images, train
+
+logger = logging.getLogger("bench.inspection")
+OUT = Path(__file__).parent / "out"
+
+
+def _masks(root: Path, kind: str, paths: list[Path]) -> np.ndarray:
+    import cv2
+
+    return np.stack([cv2.imread(str(root / "ground_truth" / kind / f"{p.stem}_mask.png"), cv2.IMREAD_GRAYSCALE) > 0
+                     for p in paths])
+
+
+def _nets_heat(net, images: np.ndarray, smooth_px: int) -> np.ndarray:
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(images), 64):
+            x = torch.from_numpy(images[i:i + 64]).permute(0, 3, 1, 2).contiguous()
+            out.append(heatmaps(net(x), smooth_px).numpy())
+    return np.concatenate(out)
+
+
+def _recall_at_frr(good: np.ndarray, bad: np.ndarray, frr: float = 0.01) -> float:
+    return float((bad >= calibrate_threshold(good, frr)).mean())
+
+
+def _auroc(good: np.ndarray, bad: np.ndarray) -> float:
+    return float(roc_auc_score(np.r_[np.zeros(len(good)), np.ones(len(bad))], np.r_[good, bad]))
+
+
+def evaluate(product_root: Path, scorers: dict) -> dict:
+    """scorers: name -> (heatmap function, own threshold or None)."""
+    test = product_root / "test"
+    good_paths = list_images(test / "good")
+    good = load_images(good_paths)
+    kinds = sorted(d.name for d in test.iterdir() if d.is_dir() and d.name != "good")
+    data = {k: (load_images(list_images(test / k)), _masks(product_root, k, list_images(test / k))) for k in kinds}
+    result = {}
+    for name, (heat_fn, own_threshold) in scorers.items():
+        g_heat = heat_fn(good)
+        g_scores = g_heat.reshape(len(good), -1).max(axis=1)
+        per_kind, all_bad, pix_scores, pix_labels = {}, [], [g_heat.ravel()], [np.zeros(g_heat.size, bool)]
+        for k, (imgs, masks) in data.items():
+            h = heat_fn(imgs)
+            s = h.reshape(len(imgs), -1).max(axis=1)
+            all_bad.append(s)
+            pix_scores.append(h.ravel())
+            pix_labels.append(masks.ravel())
+            per_kind[k] = {"image_auroc": round(_auroc(g_scores, s), 4),
+                           "pixel_auroc": round(float(roc_auc_score(np.r_[np.zeros(g_heat.size), masks.ravel()],
+                                                                    np.r_[g_heat.ravel(), h.ravel()])), 4),
+                           "recall_at_1pct_frr": round(_recall_at_frr(g_scores, s), 4)}
+        bad = np.concatenate(all_bad)
+        entry = {"image_auroc": round(_auroc(g_scores, bad), 4),
+                 "pixel_auroc": round(float(roc_auc_score(np.concatenate(pix_labels), np.concatenate(pix_scores))), 4),
+                 "recall_at_1pct_frr": round(_recall_at_frr(g_scores, bad), 4),
+                 "frr_at_1pct_threshold": round(float((g_scores >= calibrate_threshold(g_scores, 0.01)).mean()), 4),
+                 "per_defect": per_kind}
+        if own_threshold is not None:
+            entry["own_threshold"] = {"threshold": round(own_threshold, 5),
+                                      "recall": round(float((bad >= own_threshold).mean()), 4),
+                                      "false_reject_rate": round(float((g_scores >= own_threshold).mean()), 4)}
+        result[name] = entry
+    result["test_images"] = {"good": len(good), "defective": int(sum(len(v[0]) for v in data.values()))}
+    return result
+
+
+def time_frames(fn, frames: list, iters: int) -> dict:
+    for f in frames[:5]:
+        fn(f)
+    lat = []
+    for i in range(iters):
+        t0 = time.perf_counter()
+        fn(frames[i % len(frames)])
+        lat.append((time.perf_counter() - t0) * 1000)
+    med = statistics.median(lat)
+    return {"latency_ms_p50": round(med, 3), "latency_ms_p90": round(float(np.percentile(lat, 90)), 3),
+            "fps": round(1000.0 / med, 1), "iterations": iters}
+
+
+def grid_png(path: Path, rows: list[tuple[str, Frame, np.ndarray, object, object]]) -> None:
+    """rows: (label, frame, gt mask, student Inspection, teacher Inspection)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(rows), 4, figsize=(8, 2 * len(rows)))
+    for r, (label, frame, mask, s_ins, t_ins) in enumerate(rows):
+        panels = [(frame.image[:, :, ::-1], label), (mask, "ground truth"),
+                  (heatmap_overlay(s_ins)[:, :, ::-1], f"student {s_ins.score:.2f} {s_ins.verdict}"),
+                  (heatmap_overlay(t_ins)[:, :, ::-1], f"teacher {t_ins.score:.2f} {t_ins.verdict}")]
+        for c, (img, title) in enumerate(panels):
+            ax = axes[r, c]
+            ax.imshow(img, cmap="gray" if img.ndim == 2 else None, interpolation="nearest")
+            ax.set_title(title, fontsize=7)
+            ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def bars_png(path: Path, report: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = ["baseline", "teacher", "student", "student_int8"]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
+    width = 0.2
+    for i, n in enumerate(names):
+        vals = [report["quality"][p][n]["image_auroc"] for p in report["products"]]
+        a1.bar(np.arange(len(report["products"])) + i * width, vals, width, label=n)
+    a1.set_xticks(np.arange(len(report["products"])) + 1.5 * width, report["products"])
+    a1.set_ylim(0.5, 1.0)
+    a1.set_ylabel("image AUROC (test set)")
+    a1.legend(fontsize=8)
+    fps = [report["speed"][n]["fps"] for n in names]
+    a2.bar(names, fps, color=["grey", "C1", "C2", "C3"])
+    a2.set_ylabel("frames/s, one frame at a time, 1 thread")
+    a2.set_title(f"student/teacher fps = {report['speed']['student_over_teacher_fps']:.1f}x")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--data", type=Path, default=OUT / "inspection-data")
+    ap.add_argument("--models", type=Path, default=OUT / "inspection-models")
+    ap.add_argument("--teacher-steps", type=int, default=None)
+    ap.add_argument("--student-steps", type=int, default=None)
+    ap.add_argument("--products", default=",".join(PRODUCTS))
+    ap.add_argument("--batch-size", type=int, default=10)
+    ap.add_argument("--timing-iters", type=int, default=None)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    torch.set_num_threads(1)
+    OUT.mkdir(parents=True, exist_ok=True)
+    products = [p for p in args.products.split(",") if p]
+    if not all((args.data / p / "test" / "good").is_dir() for p in products):
+        generate(args.data, GenerateConfig(), tuple(products))
+    t_steps = args.teacher_steps or (100 if args.quick else 350)
+    s_steps = args.student_steps or (100 if args.quick else 300)
+    report: dict = {"products": products, "quick": args.quick, "quality": {}, "training": {}}
+    examples = []
+    timing_frames = []
+    for product in tqdm(products, desc="products"):
+        model_dir = args.models / product
+        if not (model_dir / "inspection.json").is_file():
+            summary = train(args.data / product, model_dir, TrainConfig(teacher_steps=t_steps, student_steps=s_steps,
+                                                                        batch_size=args.batch_size))
+            report["training"][product] = {k: summary[k] for k in ("teacher", "student", "holdout", "images")}
+        student = Inspector.load(model_dir)
+        teacher = Inspector.load(model_dir / "teacher")
+        int8 = Inspector.load(model_dir, precision="int8")
+        base = PixelStatsBaseline.fit(load_images(list_images(args.data / product / "train" / "good")),
+                                      student.model.card.smooth_px)
+        scorers = {
+            "baseline": (base.heatmaps, None),
+            "teacher": (lambda x, m=teacher: _nets_heat(m.model.net, x, m.model.card.smooth_px), teacher.threshold),
+            "student": (lambda x, m=student: _nets_heat(m.model.net, x, m.model.card.smooth_px), student.threshold),
+            "student_int8": (lambda x, m=int8: _nets_heat(m.model.net, x, m.model.card.smooth_px), int8.threshold),
+        }
+        report["quality"][product] = evaluate(args.data / product, scorers)
+        (OUT / "inspection.partial.json").write_text(json.dumps(report, indent=2) + "\n")  # survives an abort
+        logger.info("%s: %s", product, {n: {k: report["quality"][product][n][k] for k in ("image_auroc",
+                    "recall_at_1pct_frr")} for n in scorers})
+        test = args.data / product / "test"
+        for kind in sorted(d.name for d in test.iterdir() if d.is_dir())[:3]:
+            path = list_images(test / kind)[0]
+            frame = Frame(load_images([path])[0].__mul__(255).round().astype(np.uint8), time.time(), str(path), 0)
+            mask_path = args.data / product / "ground_truth" / kind / f"{path.stem}_mask.png"
+            mask = load_images([mask_path])[0][:, :, 0] if mask_path.is_file() else np.zeros(frame.image.shape[:2])
+            examples.append((f"{product}/{kind}", frame, mask, student.inspect(frame), teacher.inspect(frame)))
+            timing_frames.append(frame)
+        timing = {"student": student, "teacher": teacher, "student_int8": int8, "baseline": base}
+    iters = args.timing_iters or (60 if args.quick else 300)
+    speed = {}
+    for name in ("teacher", "student", "student_int8"):
+        speed[name] = time_frames(timing[name].inspect, timing_frames, iters)
+    speed["baseline"] = time_frames(lambda f: base.scores(f.image[None].astype(np.float32) / 255.0), timing_frames,
+                                    iters)
+    speed["student_over_teacher_fps"] = round(speed["student"]["fps"] / speed["teacher"]["fps"], 2)
+    speed["int8_over_student_fps"] = round(speed["student_int8"]["fps"] / speed["student"]["fps"], 2)
+    speed["parameters"] = {"teacher": sum(p.numel() for p in timing["teacher"].model.net.parameters()),
+                           "student": sum(p.numel() for p in timing["student"].model.net.parameters())}
+    speed["note"] = "whole Inspector.inspect per frame (resize, forward, heatmap, boxes), 1 torch thread, shared CPU"
+    report["speed"] = speed
+    q = report["quality"]
+    mean = {n: round(float(np.mean([q[p][n]["recall_at_1pct_frr"] for p in products])), 4)
+            for n in ("baseline", "teacher", "student", "student_int8")}
+    auroc = {n: round(float(np.mean([q[p][n]["image_auroc"] for p in products])), 4)
+             for n in ("baseline", "teacher", "student", "student_int8")}
+    report["goals"] = {
+        "student_recall_at_1pct_frr_mean": mean["student"],
+        "recall_at_1pct_frr_mean": mean,
+        "image_auroc_mean": auroc,
+        "goal_student_recall_ge_0_99": mean["student"] >= 0.99,
+        "goal_student_beats_baseline_every_product": all(
+            q[p]["student"]["image_auroc"] > q[p]["baseline"]["image_auroc"] for p in products),
+        "goal_student_fps_ge_4x_teacher": speed["student_over_teacher_fps"] >= 4.0,
+        "student_minus_teacher_auroc_points": round(100 * (auroc["student"] - auroc["teacher"]), 2),
+        "goal_student_auroc_within_1_point": abs(auroc["student"] - auroc["teacher"]) <= 0.01,
+    }
+    (OUT / "inspection.json").write_text(json.dumps(report, indent=2) + "\n")
+    bars_png(OUT / "inspection.png", report)
+    grid_png(OUT / "inspection_examples.png", examples)
+    json.dump({"goals": report["goals"], "speed": {k: v for k, v in speed.items() if k != "parameters"}},
+              sys.stdout, indent=2)
+    print()
+
+
+if __name__ == "__main__":
+    main()

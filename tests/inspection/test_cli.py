@@ -1,0 +1,103 @@
+"""The inspection CLI: generate layout, train/score contract, and one-line errors on bad input."""
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from npusuite.inspection.generate import DEFECTS, GenerateConfig, generate
+from npusuite.inspection.modelcard import read_card
+from npusuite.platform.repository import ModelRepository
+
+
+class _Result:
+    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+@pytest.fixture
+def cli(capsys):
+    """``npusuite inspection ARGS`` in this process (the real entry point, without a fresh interpreter each time)."""
+    from npusuite.platform.cli import main
+
+    def run(*args: str) -> _Result:
+        capsys.readouterr()
+        try:
+            main(["inspection", *args])
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        out = capsys.readouterr()
+        return _Result(code, out.out, out.err)
+
+    return run
+
+
+def test_generate_writes_the_mvtec_layout_with_a_mask_per_defect_image(tmp_path: Path):
+    cfg = GenerateConfig(train_good=4, test_good=3, test_per_defect=2, seed=5)
+    generate(tmp_path / "a", cfg)
+    generate(tmp_path / "b", cfg)
+    for product, kinds in DEFECTS.items():
+        root = tmp_path / "a" / product
+        assert len(list((root / "train" / "good").glob("*.png"))) == 4
+        assert len(list((root / "test" / "good").glob("*.png"))) == 3
+        assert len(kinds) >= 3
+        for kind in kinds:
+            for img in (root / "test" / kind).glob("*.png"):
+                assert (root / "ground_truth" / kind / f"{img.stem}_mask.png").is_file()
+    digest = {d: hashlib.sha256(b"".join(p.read_bytes() for p in sorted((tmp_path / d).rglob("*.png")))).hexdigest()
+              for d in ("a", "b")}
+    assert digest["a"] == digest["b"]  # same seed, same images
+
+
+def test_trained_model_card_is_calibrated_on_held_back_good_images(tiny_model: Path):
+    for folder in (tiny_model, tiny_model / "teacher"):
+        card = read_card(folder)
+        scores = card.holdout_scores
+        assert len(scores) >= 10
+        assert sum(s >= card.threshold for s in scores) <= card.target_frr * len(scores)
+    assert read_card(tiny_model).role == "student" and read_card(tiny_model / "teacher").role == "teacher"
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_score_writes_one_contract_line_per_image(tiny_model: Path, small_data: Path, tmp_path: Path, precision: str,
+                                                  cli):
+    images = small_data / "washer" / "test"
+    out = tmp_path / "scores.jsonl"
+    proc = cli("score", "--model", str(tiny_model), "--images", str(images), "--out", str(out), "--precision",
+               precision)
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    expected = sorted(str(p.relative_to(images)) for p in images.rglob("*.png"))
+    assert sorted(x["image"] for x in lines) == expected
+    for x in lines:
+        assert set(x) >= {"image", "score", "defective", "boxes", "model"}
+        assert 0.0 <= x["score"] <= 1.0 and x["model"] == "washer-student@local"
+        assert x["defective"] == (x["score"] >= x["threshold"]) and x["defective"] == bool(x["boxes"])
+
+
+def test_score_resolves_a_repository_reference(tiny_model: Path, small_data: Path, tmp_path: Path, cli):
+    root = tmp_path / "models"
+    ModelRepository(root).add("washer", tiny_model)
+    out = tmp_path / "s.jsonl"
+    proc = cli("score", "--model", "washer@production", "--model-root", str(root), "--images",
+               str(small_data / "washer" / "test" / "good"), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    assert {json.loads(x)["model"] for x in out.read_text().splitlines()} == {"washer@1"}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--good", "/no/such/dir", "--out", "/tmp/x"], "no such folder"),
+    (["train", "--good", ".", "--out", "/tmp/x", "--target-frr", "1.5"], "--target-frr"),
+    (["score", "--model", "/no/such/model", "--images", ".", "--out", "/tmp/x.jsonl"], "error"),
+    (["score", "--model", ".", "--images", ".", "--out", "/tmp/x.jsonl"], "error"),
+    (["run", "--source", "/no/such.avi", "--model", "/no/such/model"], "not a camera index"),
+    (["generate", "--out", "/tmp/x", "--products", "socks"], "unknown product"),
+])
+def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str, cli):
+    proc = cli(*args)
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    err = [x for x in proc.stderr.strip().splitlines() if x.startswith("npusuite: error:")]
+    assert len(err) == 1 and message in err[0], proc.stderr
+    assert "Traceback" not in proc.stderr
