@@ -10,8 +10,9 @@ Rules (hot swap):
   finish on it; after the switch the old version drains (waits for its leases
   to end) in the background and is then freed.  So no request fails because
   of a swap.
-- :meth:`follow` polls an alias file and swaps when the alias moves; a version
-  that failed to load is not retried until the alias moves again.
+- :meth:`follow` polls an alias file and swaps when the alias moves (an
+  explicit ``load`` of another version stays until the alias moves again); a
+  version that failed to load is not retried until the alias moves again.
 """
 
 from __future__ import annotations
@@ -275,21 +276,26 @@ class ModelEngine:
             return
         self._stop_follow.clear()
 
+        def current_target() -> str | None:
+            try:
+                return self.repository.alias_target(self.name, alias)
+            except UserError:
+                return None
+
         def run() -> None:
-            failed: str | None = None
+            # Act only when the alias MOVES: an explicit load() of another version is not undone.
+            seen = current_target()
             while not self._stop_follow.wait(poll_interval_s):
-                try:
-                    target = self.repository.alias_target(self.name, alias)
-                except UserError:
+                target = current_target()
+                if target is None or target == seen:
                     continue
-                if target == failed or (self.version and self.version.version == target):
+                seen = target
+                if self.version and self.version.version == target:
                     continue
                 try:
                     self.load(target)
-                    failed = None
                     self.observer.version(self.name, alias, target)
-                except SwapError as exc:
-                    failed = target
+                except SwapError as exc:  # not retried until the alias moves again
                     logger.error("%s", exc)
 
         self._follower = threading.Thread(target=run, daemon=True, name=f"follow-{self.name}@{alias}")

@@ -87,6 +87,8 @@ def _sse(chunks: Iterator[dict], stream: GenerationStream) -> Iterator[bytes]:
         for chunk in chunks:
             yield b"data: " + json.dumps(chunk).encode() + b"\n\n"
         yield b"data: [DONE]\n\n"
+    except RuntimeError as exc:  # a model error after the 200 header went out: say so in the stream
+        yield b"data: " + json.dumps({"error": {"message": str(exc), "type": "server_error"}}).encode() + b"\n\n"
     finally:
         stream.cancel()  # no-op when finished; frees the batch row when the client went away
 

@@ -73,6 +73,9 @@ def test_engine_follows_the_production_alias(scale_repo):
     while engine.ref != "scale@1" and time.monotonic() < deadline + 30:
         time.sleep(0.1)
     assert engine.infer(X).outputs["y"][0, 0] == 1.0
+    engine.load("2")  # an explicit load is not undone by the follower while the alias stays put
+    time.sleep(2.5)
+    assert engine.ref == "scale@2"
     engine.close()
 
 
