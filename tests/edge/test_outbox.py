@@ -110,6 +110,10 @@ def test_kafka_sink_delivers_every_record(tmp_path, kafka_bootstrap, topic_name)
     syncer.sink.close()
     consumer = KafkaConsumer(topic_name, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest",
                              consumer_timeout_ms=10_000, group_id=None)
-    got = {m.key.decode(): json.loads(m.value) for m in consumer}
+    got = {}
+    for m in consumer:  # stops after 10 s without a message, or once all 20 are in
+        got[m.key.decode()] = json.loads(m.value)
+        if len(got) == 20:
+            break
     consumer.close()
     assert set(got) == {f"k{i}" for i in range(20)} and got["k3"] == {"id": "k3", "n": 3}
