@@ -12,6 +12,9 @@ Rules:
   failed nor forgets to report it.
 * An assigned update runs on its own thread; heartbeats go on meanwhile and
   say ``in_progress``.
+* A ``network`` refusal (the repository could not be reached) is not an
+  outcome: the box stays ``in_progress`` and tries again after a backoff
+  (10 s doubling to 5 min), since the bundle was never judged.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -48,6 +52,7 @@ class FleetClient:
         self.outcomes: dict[str, dict[str, Any]] = (json.loads(self._state_path.read_text())
                                                     if self._state_path.exists() else {})
         self._worker: threading.Thread | None = None
+        self._retry_at: dict[str, tuple[float, int]] = {}  # campaign -> (monotonic time, attempts)
         self._current: dict[str, Any] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -93,8 +98,9 @@ class FleetClient:
             raise httpx.HTTPStatusError(f"heartbeat: HTTP {resp.status_code} {resp.text[:200]}",
                                         request=resp.request, response=resp)
         desired = resp.json().get("desired")
+        retry_at, _ = self._retry_at.get(desired["campaign_id"], (0.0, 0)) if desired else (0.0, 0)
         if desired and self.updates is not None and self._current is None \
-                and desired["campaign_id"] not in self.outcomes:
+                and desired["campaign_id"] not in self.outcomes and time.monotonic() >= retry_at:
             self._current = desired
             self._worker = threading.Thread(target=self._run_update, args=(desired,), daemon=True,
                                             name="edge-update")
@@ -104,6 +110,14 @@ class FleetClient:
     def _run_update(self, desired: dict[str, Any]) -> None:
         try:
             status = self.updates.apply(desired["target"], campaign_id=desired["campaign_id"])
+            if status.state == "refused" and (status.detail or "").startswith("network:"):
+                _, attempts = self._retry_at.get(desired["campaign_id"], (0.0, 0))
+                delay = min(300.0, 10.0 * 2 ** attempts)
+                self._retry_at[desired["campaign_id"]] = (time.monotonic() + delay, attempts + 1)
+                logger.warning("update %s: repository unreachable (%s); retrying in %.0f s", desired["target"],
+                               status.detail, delay)
+                self._current = None
+                return
             ok = status.state == "committed" or (status.state == "refused"
                                                   and (status.detail or "").startswith("already_installed"))
             outcome = {"target": desired["target"], "state": "succeeded" if ok else "failed",

@@ -172,3 +172,22 @@ def test_store_records_timeouts_and_halts(tmp_path):
     result = store.campaign(camp.id)
     assert result["status"] == "halted" and result["outcomes"]["failed"] == 3
     assert sum(a["action"] == "device_timed_out" for a in store.audit()) == 3
+
+
+def test_unreachable_repository_is_retried_not_failed(fleet):
+    fleet.add_devices(1)
+    dev = fleet.devices[0]
+    dev.updates.source = UpdateSource.from_base("http://127.0.0.1:9/tuf")  # nothing listens there
+    target = fleet.release("1.0.0")
+    cid = fleet.admin.post("/api/campaigns", json={"target": target, "version": "1.0.0",
+                                                   "stages_pct": [100]}).json()["id"]
+    assert dev.heartbeat_once()["campaign_id"] == cid
+    dev._worker.join(60)
+    assert cid not in dev.outcomes and cid in dev._retry_at  # not judged: try again later
+    dev.heartbeat_once()
+    assert dev._current is None  # inside the backoff: no new attempt yet
+    camp = fleet.admin.get(f"/api/campaigns/{cid}").json()
+    assert camp["status"] == "running" and camp["outcomes"]["failed"] == 0
+    dev.updates.source = UpdateSource.from_base(f"{fleet.srv.url}/tuf")  # the link is back
+    dev._retry_at[cid] = (0.0, 1)
+    assert fleet.drive(cid)["status"] == "completed"
