@@ -159,3 +159,9 @@ def evaluate(
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(text + "\n")
     typer.echo(text)
+
+
+# `fraud run`, the live Kafka scorer, belongs to npusuite.fraud.service; its command module imports only typer.
+from npusuite.fraud.service.command import run as _run  # noqa: E402
+
+app.command("run")(_run)
