@@ -29,12 +29,11 @@ recent transactions are the ring sorted by ``seq``.
 
 Rules:
 
-* The scorer may update state objects in place.  So if a Kafka transaction
-  aborts, the runner drops the in-memory partitions it touched and restores
-  them from the changelog (the committed truth) before going on.
-* :meth:`AccountStore.stage` records the batch's new seq/recent history;
-  :meth:`commit` makes it the committed view after the Kafka commit;
-  :meth:`discard` forgets it.
+* Entries and the scorer's state objects are updated in place while a batch
+  is processed (copying them costs as much as the features).  So if a Kafka
+  transaction aborts, the runner drops the in-memory partitions it touched and
+  restores them from the changelog (the committed truth) before going on.
+* :meth:`AccountStore.record` updates an account's entry in place.
 * :meth:`ChangelogReader.restore` must be called only when no open
   transaction can still write to that changelog partition (it waits for that
   itself: last stable offset == high watermark).
@@ -71,8 +70,10 @@ class AccountEntry:
     seq: int = 0
     #: The scorer's state object, or a :class:`PendingState` until first used.
     state: object | None = None
-    #: (transaction_id, original bytes), oldest first.
+    #: (transaction_id, original bytes), oldest first; at most the ring size.
     recent: deque = field(default_factory=deque)
+    #: The transaction_ids in ``recent`` (duplicate detection).
+    ids: set = field(default_factory=set)
 
 
 def encode_value(seq: int, transaction_id: str, state: bytes, raw: bytes) -> bytes:
@@ -93,14 +94,16 @@ def decode_value(value: bytes) -> tuple[int, str, bytes, bytes]:
 
 
 class AccountStore:
-    """Committed account state of the partitions this process owns, plus one staged batch."""
+    """Account entries of the partitions this process owns, updated in place as transactions are scored.
+
+    Between a batch's first :meth:`record` and its Kafka commit the entries are ahead of what is
+    committed; if the commit fails the runner drops the touched partitions and restores them."""
 
     def __init__(self, ring_size: int = 20):
         self.ring_size = max(2, ring_size)
         #: Every this many transactions of an account, its record carries a state snapshot.
         self.snapshot_every = self.ring_size // 2
         self.partitions: dict[int, dict[str, AccountEntry]] = {}
-        self._staged: dict[tuple[int, str], AccountEntry] = {}
 
     def owns(self, partition: int) -> bool:
         return partition in self.partitions
@@ -111,38 +114,34 @@ class AccountStore:
     def drop_partition(self, partition: int) -> None:
         self.partitions.pop(partition, None)
 
-    def current(self, partition: int, account_id: str) -> AccountEntry:
-        """The staged entry if this batch touched the account, else the committed one (or a new one)."""
-        staged = self._staged.get((partition, account_id))
-        if staged is not None:
-            return staged
-        return self.partitions[partition].get(account_id) or AccountEntry()
+    def entry(self, partition: int, account_id: str) -> AccountEntry:
+        """The account's entry (a new, empty one for an unknown account).  KeyError: partition not owned."""
+        accounts = self.partitions[partition]
+        entry = accounts.get(account_id)
+        if entry is None:
+            entry = accounts[account_id] = AccountEntry(recent=deque(maxlen=self.ring_size))
+        return entry
 
-    def next_needs_snapshot(self, partition: int, account_id: str) -> bool:
-        return (self.current(partition, account_id).seq + 1) % self.snapshot_every == 0
+    def has_seen(self, partition: int, account_id: str, transaction_id: str) -> bool:
+        entry = self.partitions[partition].get(account_id)
+        return entry is not None and transaction_id in entry.ids
 
-    def stage(self, partition: int, account_id: str, transaction_id: str, state: object, snapshot: bytes | None,
-              raw: bytes) -> tuple[bytes, bytes]:
-        """Record one scored transaction; returns the changelog (key, value).
+    def next_needs_snapshot(self, entry: AccountEntry) -> bool:
+        return (entry.seq + 1) % self.snapshot_every == 0
+
+    def record(self, entry: AccountEntry, account_id: str, transaction_id: str, state: object,
+               snapshot: bytes | None, raw: bytes) -> tuple[bytes, bytes]:
+        """Fold one scored transaction into ``entry``; returns the changelog (key, value).
 
         ``snapshot`` must be given exactly when :meth:`next_needs_snapshot` said so."""
-        prev = self.current(partition, account_id)
-        seq = prev.seq + 1
-        recent = deque(prev.recent, maxlen=self.ring_size)
-        recent.append((transaction_id, raw))
-        self._staged[(partition, account_id)] = AccountEntry(seq, state, recent)
-        key = f"{account_id}#{seq % self.ring_size}".encode()
-        return key, encode_value(seq, transaction_id, snapshot or b"", raw)
-
-    def commit(self) -> None:
-        for (partition, account_id), entry in self._staged.items():
-            accounts = self.partitions.get(partition)
-            if accounts is not None:  # the partition may have been revoked meanwhile
-                accounts[account_id] = entry
-        self._staged.clear()
-
-    def discard(self) -> None:
-        self._staged.clear()
+        entry.seq += 1
+        entry.state = state
+        if len(entry.recent) == entry.recent.maxlen:
+            entry.ids.discard(entry.recent[0][0])
+        entry.recent.append((transaction_id, raw))
+        entry.ids.add(transaction_id)
+        key = f"{account_id}#{entry.seq % self.ring_size}".encode()
+        return key, encode_value(entry.seq, transaction_id, snapshot or b"", raw)
 
 
 def rebuild(records: Iterable[tuple[bytes, bytes | None]], ring_size: int) -> dict[str, AccountEntry]:
@@ -172,7 +171,7 @@ def rebuild(records: Iterable[tuple[bytes, bytes | None]], ring_size: int) -> di
         else:
             pending = PendingState(items[last_snapshot][2], tuple(raw for *_, raw in items[last_snapshot + 1:]))
         recent = deque(((tid, raw) for _, tid, _, raw in items[-ring_size:]), maxlen=ring_size)
-        accounts[account_id] = AccountEntry(items[-1][0], pending, recent)
+        accounts[account_id] = AccountEntry(items[-1][0], pending, recent, {tid for tid, _ in recent})
     return accounts
 
 

@@ -82,3 +82,5 @@ class ModelConfig(BaseModel):
     #: Escalated transactions wait at most this long for the LLM before the
     #: fast score stands with reason ``llm_unavailable``.
     llm_deadline_ms: float = Field(default=60.0, gt=0)
+    #: torch intra-op threads in the scorer process.
+    torch_threads: int = Field(default=1, ge=1)

@@ -18,9 +18,8 @@ Rules, in order, for each record:
    the state its predecessor left, and each wave is one batched model call.
 3. every scored transaction yields one ``fraud-scores`` record and one
    changelog record; ``review``/``decline`` also yield a ``fraud-alerts``
-   record.  Account history is *staged* in the store; the runner commits it
-   after the Kafka transaction commits (state objects may be updated in place
-   by the scorer, see :mod:`.account_store` for what an abort does).
+   record.  Account entries are updated in place (see :mod:`.account_store`
+   for what the runner does when the Kafka transaction then aborts).
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ from typing import Protocol
 
 from npusuite.fraud.schema import SchemaError, Transaction, parse_transaction
 from npusuite.fraud.service import messages
-from npusuite.fraud.service.account_store import AccountStore, PendingState
+from npusuite.fraud.service.account_store import AccountEntry, AccountStore, PendingState
 from npusuite.fraud.service.config import Topics
 
 
@@ -111,9 +110,9 @@ def _reason_kind(reason: str) -> str:
 
 def process_batch(records: Sequence[InRecord], store: AccountStore, scorer: BatchScorer, topics: Topics,
                   changelog_topic: str, clock: Callable[[], float] = time.time) -> BatchOutcome:
-    """Raises whatever the scorer raises; the store then holds staged updates the caller must discard."""
+    """Raises whatever the scorer raises; the touched partitions' entries must then be restored."""
     out = BatchOutcome()
-    waves: list[list[tuple[InRecord, Transaction]]] = []
+    waves: list[list[tuple[InRecord, Transaction, AccountEntry]]] = []
     seen_in_batch: dict[tuple[int, str], int] = {}
     seen_ids: set[tuple[int, str, str]] = set()
 
@@ -136,48 +135,42 @@ def process_batch(records: Sequence[InRecord], store: AccountStore, scorer: Batc
             dead(rec, f"message key {rec.key!r} is not the account_id {tx.account_id!r}", "key")
             continue
         pkey = (rec.partition, tx.account_id)
-        committed = store.partitions[rec.partition].get(tx.account_id)
-        if (rec.partition, tx.account_id, tx.transaction_id) in seen_ids or (
-                committed is not None and any(tid == tx.transaction_id for tid, _ in committed.recent)):
+        seen = (rec.partition, tx.account_id, tx.transaction_id)
+        if seen in seen_ids or store.has_seen(rec.partition, tx.account_id, tx.transaction_id):
             dead(rec, f"duplicate transaction_id {tx.transaction_id!r}: already scored", "duplicate")
             continue
-        seen_ids.add((rec.partition, tx.account_id, tx.transaction_id))
+        seen_ids.add(seen)
         wave = seen_in_batch.get(pkey, 0)
         seen_in_batch[pkey] = wave + 1
         if wave == len(waves):
             waves.append([])
-        waves[wave].append((rec, tx))
-
-    def state_of(rec: InRecord, tx: Transaction) -> object | None:
-        state = store.current(rec.partition, tx.account_id).state
-        return scorer.restore_state(state.snapshot, state.transactions) if isinstance(state, PendingState) else state
+        waves[wave].append((rec, tx, store.entry(rec.partition, tx.account_id)))
 
     for wave in waves:
-        requests = [ScoreRequest(tx, state_of(rec, tx)) for rec, tx in wave]
+        requests = []
+        for _, tx, entry in wave:
+            if isinstance(entry.state, PendingState):
+                entry.state = scorer.restore_state(entry.state.snapshot, entry.state.transactions)
+            requests.append(ScoreRequest(tx, entry.state))
         results = scorer.score_batch(requests)
         if len(results) != len(requests):
             raise RuntimeError(f"scorer returned {len(results)} results for {len(requests)} requests")
         now = clock()
-        for (rec, tx), result in zip(wave, results, strict=True):
-            before = store.current(rec.partition, tx.account_id)
-            snapshot = (scorer.encode_state(result.state)
-                        if store.next_needs_snapshot(rec.partition, tx.account_id) else None)
-            ckey, cvalue = store.stage(rec.partition, tx.account_id, tx.transaction_id, result.state, snapshot,
-                                       rec.value)
-            latency_s = max(0.0, now - rec.timestamp_ms / 1000.0)
+        for (rec, tx, entry), result in zip(wave, results, strict=True):
             score = result.score
-            out.records.append(OutRecord(topics.scores, rec.key, messages.score_value(score)))
-            out.records.append(OutRecord(changelog_topic, ckey, cvalue, rec.partition))
             decision = score["decision"]
             if decision != "approve":
-                recent = [raw for _, raw in before.recent]
                 feats = result.features
                 feats = feats.as_dict() if hasattr(feats, "as_dict") else feats
                 out.records.append(OutRecord(topics.alerts, rec.key, messages.alert_value(
-                    score, tx, recent, feats, result.llm_rationale)))
+                    score, tx, [raw for _, raw in entry.recent], feats, result.llm_rationale)))
+            snapshot = scorer.encode_state(result.state) if store.next_needs_snapshot(entry) else None
+            ckey, cvalue = store.record(entry, tx.account_id, tx.transaction_id, result.state, snapshot, rec.value)
+            out.records.append(OutRecord(topics.scores, rec.key, messages.score_value(score)))
+            out.records.append(OutRecord(changelog_topic, ckey, cvalue, rec.partition))
             out.decisions[decision] += 1
             out.models[score["model"]] += 1
             out.escalations += result.escalated
             out.llm_fallbacks += result.llm_fallback
-            out.latencies_s.append(latency_s)
+            out.latencies_s.append(max(0.0, now - rec.timestamp_ms / 1000.0))
     return out

@@ -10,7 +10,7 @@ One loop, one Kafka transaction per poll batch (never per message):
    letters and changelog records; ``send_offsets_to_transaction`` with the
    consumer's group metadata (KIP-447: a fenced, stale member cannot commit);
    ``commit_transaction``;
-4. only then make the staged account history the committed one.
+4. account entries were updated in place during 3; they are now committed.
 
 If anything in 3 fails, the transaction is aborted, the touched partitions'
 account state is reloaded from the changelog (the scorer may have updated
@@ -189,11 +189,9 @@ class FraudService:
             producer.commit_transaction()
             self.metrics.commit_seconds.observe(time.monotonic() - started)
         except ProducerFencedError:
-            self.store.discard()
             logger.error("fenced: another scorer runs with transactional id %s; stopping", c.transactional_id)
             raise
         except (KafkaError, RuntimeError, ValueError) as exc:
-            self.store.discard()
             self.metrics.aborts.inc()
             logger.warning("aborting the batch of %d records and retrying it: %s", len(records), exc)
             producer.abort_transaction()
@@ -209,7 +207,6 @@ class FraudService:
                 if p in owned:
                     consumer.seek(tp, off)
             return
-        self.store.commit()
         self.metrics.observe_committed(outcome)
         self._progress["scored"] += sum(outcome.decisions.values())
         self._progress["dead"] += sum(outcome.dead_letters.values())

@@ -145,7 +145,7 @@ class LiveScorer:
                 self.metrics.swaps.labels(ref).inc()
             logger.info("scoring with %s (thresholds %s)", ref, config)
             self._last_ref = ref
-        return [ScoreResult(s.score.model_dump(), s.state, s.features, s.llm_rationale, s.escalated, s.llm_fallback)
+        return [ScoreResult(dict(s.score.__dict__), s.state, s.features, s.llm_rationale, s.escalated, s.llm_fallback)
                 for s in scored]
 
     def close(self) -> None:
@@ -165,8 +165,13 @@ def _llm_reference(fast_engine, config: ModelConfig) -> str | None:
 def build_live_scorer(config: ModelConfig, metrics: ServiceMetrics | None = None) -> LiveScorer:
     """Open the models.  Raises UserError on an unknown or corrupt fast model; an LLM that cannot be
     opened is logged and the grey band then falls back with ``llm_unavailable``."""
+    import torch
+
     from npusuite.platform.engine import ModelEngine
 
+    # Batches are small (tens to hundreds of rows); intra-op threads only add synchronisation and
+    # fight the Kafka client and the broker for the cores.
+    torch.set_num_threads(config.torch_threads)
     fast = ModelEngine.open(config.model, root=config.model_root, follow_alias=True, device="cpu")
     llm = None
     llm_ref = _llm_reference(fast, config)

@@ -97,9 +97,6 @@ def test_same_account_in_one_batch_is_scored_in_waves_that_see_each_other():
     assert [t["transaction_id"] for t in alert["account_recent"]] == ["T1", "T2"]
     assert alert["transaction"]["transaction_id"] == "T3" and alert["fraud_type"] is None
     assert alert["features"] == {"n": 3.0} and alert["llm_rationale"] is None
-    # Nothing is committed until the runner says the Kafka transaction committed.
-    assert store.partitions[0] == {}
-    store.commit()
     assert store.partitions[0]["A1"].seq == 3 and store.partitions[0]["A1"].state == 3
 
 
@@ -109,27 +106,17 @@ def test_an_account_restored_from_the_changelog_is_rebuilt_on_first_use():
     records = []
     for i in range(1, 6):
         outcome = process_batch([rec(i, tx_bytes(f"T{i}"))], store, scorer, TOPICS, CHANGELOG)
-        store.commit()
         records += [(r.key, r.value) for r in by_topic(outcome, CHANGELOG)]
     fresh = store_with()
     fresh.set_partition(0, rebuild(records, ring_size=20))
     outcome = process_batch([rec(6, tx_bytes("T6"))], fresh, scorer, TOPICS, CHANGELOG)
-    fresh.commit()
     assert fresh.partitions[0]["A1"].state == 6 and fresh.partitions[0]["A1"].seq == 6
     assert json.loads(by_topic(outcome, TOPICS.scores)[0].value)["decision"] == "decline"  # 6 % 3 == 0
-
-
-def test_discard_forgets_a_batch_whose_transaction_aborted():
-    store = store_with(0)
-    process_batch([rec(0, tx_bytes("T1"))], store, CountingScorer(), TOPICS, CHANGELOG)
-    store.discard()
-    assert store.partitions[0] == {}
 
 
 def test_a_repeated_transaction_id_is_not_scored_twice():
     store = store_with(0)
     process_batch([rec(0, tx_bytes("T1"))], store, CountingScorer(), TOPICS, CHANGELOG)
-    store.commit()
     outcome = process_batch([rec(1, tx_bytes("T1")), rec(2, tx_bytes("T2")), rec(3, tx_bytes("T2"))], store,
                             CountingScorer(), TOPICS, CHANGELOG)
     assert [json.loads(r.value)["transaction_id"] for r in by_topic(outcome, TOPICS.scores)] == ["T2"]
@@ -143,7 +130,6 @@ def test_changelog_records_rebuild_state_and_recent_history():
     for i in range(1, 11):
         outcome = process_batch([rec(i, tx_bytes(f"T{i}"), partition=2)], store, CountingScorer(), TOPICS,
                                 CHANGELOG)
-        store.commit()
         records += [(r.key, r.value) for r in by_topic(outcome, CHANGELOG)]
         assert all(r.partition == 2 for r in by_topic(outcome, CHANGELOG))
     # What compaction keeps (the last value per key) rebuilds the same as the full log.
