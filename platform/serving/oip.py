@@ -8,6 +8,8 @@ Rules:
 - Repository endpoints (index, load, unload) are management: they need the
   admin bearer token.  ``load`` answers 200 only once the version is serving;
   a failed load answers 4xx/5xx with the reason and the old version keeps serving.
+- ``parameters.deadline_ms`` (or Triton's ``timeout`` in microseconds) bounds
+  how long a request may wait in the queue; past it the answer is 504.
 - A causal LM served here takes a BYTES input ``text`` and answers BYTES
   ``text`` (generation with ``parameters.max_tokens``, default 16).
 """
@@ -123,7 +125,13 @@ def infer_sync(app_state, name: str, version: str | None, raw: bytes, header_len
         model_ref = streams[0].model_ref if streams else engine.ref
         outputs = {"text": outs}
     else:
-        result = engine.infer(arrays)
+        params = header.get("parameters") or {}
+        deadline_ms = params.get("deadline_ms")
+        if deadline_ms is None and params.get("timeout") is not None:  # Triton: microseconds
+            deadline_ms = float(params["timeout"]) / 1000
+        if deadline_ms is not None and (not isinstance(deadline_ms, int | float) or deadline_ms <= 0):
+            raise UserError("parameters.deadline_ms must be a positive number")
+        result = engine.infer(arrays, deadline_ms=deadline_ms)
         outputs, model_ref = result.outputs, result.model
     served_version = model_ref.rpartition("@")[2]
     body, json_len = encode_response(header, outputs, name, served_version)

@@ -201,3 +201,22 @@ def test_errors_auth_and_metrics(serve, admin_headers, scale_repo, tiny_llm_dir:
         assert 'npusuite_requests_total{endpoint="infer",model="scale",status="200"}' in text
         assert httpx.post(f"{url}/v2/repository/models/scale/unload", headers=admin_headers).status_code == 200
         assert _infer_json(url).status_code == 404
+
+
+def test_request_past_its_deadline_is_504_and_not_run(serve, admin_headers, tmp_path: Path):
+    from npusuite.platform.runtime.reference_models import save_sleep
+
+    repo = ModelRepository(tmp_path / "models")
+    repo.add("slow", save_sleep(tmp_path / "slow", delay_ms=400))
+    with serve(_manager(repo, max_batch_size=1, max_queue_delay_ms=0)) as url:
+        body = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, 3, 4]}]}
+        late = dict(body, parameters={"deadline_ms": 50})
+        with ThreadPoolExecutor(2) as pool:
+            first = pool.submit(httpx.post, f"{url}/v2/models/slow/infer", json=body, timeout=60)
+            time.sleep(0.15)  # the worker is busy with `first`
+            second = pool.submit(httpx.post, f"{url}/v2/models/slow/infer", json=late, timeout=60)
+            assert first.result().status_code == 200
+            r = second.result()
+        assert r.status_code == 504 and "past its deadline" in r.json()["error"]
+        bad = httpx.post(f"{url}/v2/models/slow/infer", json=dict(body, parameters={"deadline_ms": "soon"}))
+        assert bad.status_code == 400
