@@ -128,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     report_ours = evaluate(ours_rows, labels)
     report_fast = evaluate(fast_rows, labels)
     report_base = evaluate(base_rows, labels)
+    report_base.pop("decisions")  # the baseline has no thresholds, so no decisions to judge
     ap_gain = report_ours["average_precision"] - report_base["average_precision"]
     recall_1 = report_ours["budgets"]["1.0%"]["recall"]
     result = {
