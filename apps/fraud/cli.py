@@ -146,8 +146,11 @@ def evaluate(
     plot: Path | None = typer.Option(None, "--plot", help="Write a precision-recall curve PNG here."),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the report as JSON here."),
 ) -> None:
-    """AP, ROC-AUC, recall/precision at 0.5% and 1% alert budgets, daily card precision@100,
-    recall by fraud type."""
+    """Report AP, ROC-AUC, recall/precision at 0.5% and 1% budgets, card precision, recall by type.
+
+    Daily card precision@100 needs card_id and timestamp on the score lines (`fraud score` writes
+    them). With --plot, also a precision-recall curve PNG.
+    """
     from npusuite.fraud.datasets import merge_labels, read_labels, read_scores
     from npusuite.fraud.evaluation import evaluate as run_evaluation
 
