@@ -38,12 +38,11 @@ def run_platform(lm, texts: list[str], max_tokens: int, max_running: int) -> dic
         barrier.wait()
         t0 = time.perf_counter()
         stream = sched.submit(ids[i], params)
-        first = None
-        for ev in stream:
-            if first is None and ev.text is not None:
-                first = time.perf_counter() - t0
+        for _ev in stream:
+            pass
         with lock:
-            ttft.append(first)
+            # token-level: a random model's first tokens may decode to no visible text
+            ttft.append(stream.first_token_s - stream.created_s)
             done.append(time.perf_counter() - t0)
             tokens[0] += len(stream.completion_ids)
 
