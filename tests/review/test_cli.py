@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import io
+import logging
 import subprocess
 import sys
 
+import pytest
 from sqlalchemy import create_engine, text
+
+from npusuite.platform.cli import main
 
 
 def _run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
@@ -13,22 +18,39 @@ def _run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=180)
 
 
-def test_add_user_reads_password_from_stdin_and_stores_a_hash(tmp_path):
+def _run_here(monkeypatch, capsys, *args: str, stdin: str = "") -> tuple[int, str]:
+    """The same entry point in this process (quicker for the error paths): (exit status, stderr)."""
+    monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level  # the CLI sets up logging; give pytest's back
+    try:
+        with pytest.raises(SystemExit) as done:
+            main(["review", *args])
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    return done.value.code, capsys.readouterr().err
+
+
+def test_add_user_reads_password_from_stdin_and_stores_a_hash(tmp_path, monkeypatch, capsys):
     db = str(tmp_path / "r.db")
     ok = _run("add-user", "carol", "--role", "supervisor", "--db", db, stdin="carol-secret-9\n")
     assert ok.returncode == 0, ok.stderr
     assert "carol-secret-9" not in ok.stdout + ok.stderr
-    dup = _run("add-user", "carol", "--role", "analyst", "--db", db, stdin="another-pass\n")
-    assert dup.returncode == 2 and dup.stderr.strip().splitlines()[-1].startswith("npusuite: error: user 'carol'")
-    bad_role = _run("add-user", "dan", "--role", "boss", "--db", db, stdin="another-pass\n")
-    assert bad_role.returncode == 2 and "bad role" in bad_role.stderr
-    short = _run("add-user", "dan", "--role", "analyst", "--db", db, stdin="short\n")
-    assert short.returncode == 2 and "too short" in short.stderr
     token = _run("add-token", "line-1", "--db", db)
     assert token.returncode == 0 and len(token.stdout.strip()) >= 40
-    assert _run("revoke-token", "line-1", "--db", db).returncode == 0
-    unknown = _run("revoke-token", "nope", "--db", db)
-    assert unknown.returncode == 2 and "no service token named 'nope'" in unknown.stderr
+    code, err = _run_here(monkeypatch, capsys, "add-user", "carol", "--role", "analyst", "--db", db,
+                          stdin="another-pass\n")
+    assert code == 2 and err.strip().splitlines()[-1].startswith("npusuite: error: user 'carol'")
+    code, err = _run_here(monkeypatch, capsys, "add-user", "dan", "--role", "boss", "--db", db, stdin="pass-word-1\n")
+    assert code == 2 and "bad role" in err
+    code, err = _run_here(monkeypatch, capsys, "add-user", "dan", "--role", "analyst", "--db", db, stdin="short\n")
+    assert code == 2 and "too short" in err
+    code, err = _run_here(monkeypatch, capsys, "add-user", "dan", "--role", "analyst", "--db", db, stdin="")
+    assert code == 2 and "no password on stdin" in err
+    assert _run_here(monkeypatch, capsys, "revoke-token", "line-1", "--db", db)[0] == 0
+    code, err = _run_here(monkeypatch, capsys, "revoke-token", "nope", "--db", db)
+    assert code == 2 and "no service token named 'nope'" in err
     engine = create_engine(f"sqlite:///{db}")
     with engine.connect() as conn:
         stored = conn.execute(text("SELECT password_hash FROM users WHERE username='carol'")).scalar()
@@ -43,9 +65,14 @@ def test_export_labels_command_and_bad_input(tmp_path):
     out = _run("export-labels", "--out", str(tmp_path / "labels"), "--db", db)
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "labels/fraud/labels.jsonl").read_text() == ""
-    missing_dir = _run("export-labels", "--out", str(tmp_path / "x"), "--db", str(tmp_path / "no/such/r.db"))
-    assert missing_dir.returncode == 2 and "database folder does not exist" in missing_dir.stderr
-    assert "Traceback" not in missing_dir.stderr
+
+
+def test_bad_database_is_a_one_line_error(tmp_path, monkeypatch, capsys):
+    code, err = _run_here(monkeypatch, capsys, "export-labels", "--out", str(tmp_path / "x"),
+                          "--db", str(tmp_path / "no/such/r.db"))
+    assert code == 2 and "database folder does not exist" in err and "Traceback" not in err
+    code, err = _run_here(monkeypatch, capsys, "add-token", "t", "--db", "postgresql://nobody@127.0.0.1:1/x")
+    assert code == 2 and "cannot open the review database" in err
 
 
 def test_serve_on_a_busy_port_is_a_one_line_error(tmp_path):
