@@ -192,3 +192,44 @@ def test_two_scorers_one_killed_partitions_move_with_their_account_history(harne
     for alert in alerts:
         assert alert["features"]["cnt_24h"] == pytest.approx(expected[alert["transaction_id"]]["cnt_24h"])
     assert b.terminate() == 0, h.logs()
+
+
+
+def test_fast_model_swapped_midway_later_scores_name_the_new_version_and_none_are_missing(
+        harness, stream_transactions, tmp_path):
+    """``fraud-fast@production`` moves from version 1 to 2 while the scorer consumes."""
+    import shutil
+
+    from npusuite.platform.repository import ModelRepository
+
+    h = harness
+    shutil.copytree(h.model_root, tmp_path / "models")  # promote in a copy; other tests keep version 1
+    h.model_root = tmp_path / "models"
+    transactions = stream_transactions[:8000]
+    first, second = transactions[:5000], transactions[5000:]
+    h.create_topics(partitions=4)
+    scorer = h.start("s0")
+    h.produce([(tx["account_id"].encode(), json.dumps(tx).encode()) for tx in first])
+    watcher = ScoreWatcher(h)
+    try:
+        watcher.wait_for(2500)
+        ModelRepository(h.model_root).promote("fraud-fast", "2")  # while it consumes the rest of `first`
+        deadline = time.monotonic() + 120
+        while "now serving fraud-fast@2" not in scorer.log.read_text():
+            assert time.monotonic() < deadline, h.logs()
+            time.sleep(0.2)
+        h.produce([(tx["account_id"].encode(), json.dumps(tx).encode()) for tx in second])
+    finally:
+        watcher.close()
+    records = h.read_committed(h.topics.scores, expect=len(transactions))
+    scores = [json.loads(r.value) for r in records]
+    assert_exactly_once(h, transactions, [], scores)
+    by_id = {s["transaction_id"]: s["model"] for s in scores}
+    assert {by_id[tx["transaction_id"]] for tx in second} == {"fraud-fast@2"}
+    assert {by_id[tx["transaction_id"]] for tx in first[:2500]} == {"fraud-fast@1"}
+    # In each partition, in commit order, the version changes once and never goes back.
+    for p in {r.partition for r in records}:
+        models = [json.loads(r.value)["model"] for r in records if r.partition == p]
+        switch = models.index("fraud-fast@2")
+        assert set(models[:switch]) == {"fraud-fast@1"} and set(models[switch:]) == {"fraud-fast@2"}
+    assert scorer.terminate() == 0, h.logs()
