@@ -59,8 +59,9 @@ def test_analyst_confirms_fraud_and_sees_it_in_the_journal(browser, live, mk):
     assert "Three card-not-present charges" in page.inner_text(".rationale")
     page.fill("textarea[name=comment]", "Customer confirmed by phone they did not make these purchases.")
     page.select_option("select[name=label_type]", "account_takeover")
-    page.click("button[value=confirm_fraud]")
-    page.wait_for_load_state("networkidle")
+    with page.expect_navigation():
+        page.click("button[value=confirm_fraud]")
+    page.wait_for_selector("table.journal >> text=confirmed_fraud")
 
     journal = page.inner_text("table.journal")
     assert "confirmed_fraud" in journal and "alice" in journal
