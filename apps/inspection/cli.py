@@ -44,7 +44,7 @@ def generate(
                                                 "ground_truth/<defect>/<name>_mask.png)."),
     seed: int = typer.Option(0, "--seed", help="Same seed, same images."),
     size_px: int = typer.Option(64, "--size", help="Image width and height in pixels (a multiple of 8)."),
-    train_good: int = typer.Option(200, "--train-good", help="Good training images per product."),
+    train_good: int = typer.Option(300, "--train-good", help="Good training images per product."),
     test_good: int = typer.Option(100, "--test-good", help="Good test images per product."),
     per_defect: int = typer.Option(15, "--per-defect", help="Test images per defect kind."),
     products: str = typer.Option("fabric,tile,washer", "--products", help="Comma-separated subset of products."),
@@ -80,7 +80,7 @@ def train(
     target_frr: float = typer.Option(0.01, "--target-frr", help="False-reject rate the threshold is calibrated to, on "
                                                                 "good images held back from training."),
     teacher_steps: int = typer.Option(400, "--teacher-steps", help="Teacher training steps."),
-    student_steps: int = typer.Option(400, "--student-steps", help="Student distillation steps."),
+    student_steps: int = typer.Option(600, "--student-steps", help="Student distillation steps."),
     batch_size: int = typer.Option(12, "--batch-size"),
     seed: int = typer.Option(0, "--seed"),
     threads: int = typer.Option(1, "--threads", help="torch threads (1 is fastest on a busy shared CPU)."),

@@ -40,7 +40,7 @@ DEFECTS: dict[str, tuple[str, ...]] = {
 @dataclass(frozen=True)
 class GenerateConfig:
     size_px: int = 64
-    train_good: int = 200
+    train_good: int = 300
     test_good: int = 100
     test_per_defect: int = 15
     seed: int = 0

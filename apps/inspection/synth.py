@@ -11,7 +11,8 @@ Rules:
   ``texture``: a noise-shaped mask (thresholded multi-octave smooth noise,
   as DRAEM's Perlin masks) filled with a foreign procedural texture, blended
   with a random opacity; ``colour``: a noise-shaped mask filled with a foreign
-  flat colour; ``structure``: a noise-shaped mask filled with the image's own
+  flat colour; ``shade``: the image's own content darkened or brightened
+  (x0.3-0.75 or x1.3-1.7) under a soft noise-shaped mask (stains, dents, burns); ``structure``: a noise-shaped mask filled with the image's own
   content, shuffled in blocks and rotated (DRAEM's structure augmentation);
   ``scratch``: thin random curves, dark or bright; ``spot``: small soft blobs;
   ``cutpaste``: a patch of the same image pasted elsewhere.
@@ -25,7 +26,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-KINDS = ("texture", "colour", "structure", "scratch", "spot", "cutpaste")
+KINDS = ("texture", "colour", "shade", "structure", "scratch", "spot", "cutpaste")
 
 
 def noise_mask(rng: np.random.Generator, size: int, threshold: float | None = None) -> np.ndarray:
@@ -81,6 +82,11 @@ def _structure(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def _one(img: np.ndarray, rng: np.random.Generator, kind: str) -> tuple[np.ndarray, np.ndarray]:
     size = img.shape[0]
+    if kind == "shade":
+        mask = noise_mask(rng, size)
+        soft = cv2.GaussianBlur(mask, (0, 0), rng.uniform(0.5, 1.5))[..., None]
+        factor = rng.uniform(0.3, 0.75) if rng.random() < 0.7 else rng.uniform(1.3, 1.7)
+        return img * (1 - soft) + np.clip(img * factor, 0, 1) * soft, mask
     if kind in ("texture", "colour", "structure"):
         mask = noise_mask(rng, size)
         if kind == "texture":

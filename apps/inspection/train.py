@@ -48,14 +48,14 @@ logger = logging.getLogger(__name__)
 class TrainConfig:
     target_frr: float = 0.01
     teacher_steps: int = 400
-    student_steps: int = 400
+    student_steps: int = 600
     batch_size: int = 12
     teacher_lr: float = 2e-3
     student_lr: float = 3e-3
     teacher_widths: tuple[int, ...] = (24, 48, 96)
     student_widths: tuple[int, ...] = (8, 16, 32)
     gt_weight: float = 0.25
-    holdout_fraction: float = 0.15
+    holdout_fraction: float = 0.2
     min_holdout: int = 10
     smooth_px: int = 3
     p_anomaly: float = 0.6
