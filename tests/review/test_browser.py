@@ -45,6 +45,7 @@ def test_analyst_confirms_fraud_and_sees_it_in_the_journal(browser, live, mk):
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     page.goto(f"{live.url}/queue")
     assert "/login" in page.url  # no session: the queue sends us to the login page
+    page.screenshot(path=str(ARTIFACTS / "login.png"))
     page.fill("input[name=username]", "alice")
     page.fill("input[name=password]", live.passwords["alice"])
     page.click("button[type=submit]")
