@@ -74,6 +74,7 @@ def serve(
     then add a user with `npusuite review add-user alice --role analyst` and open http://127.0.0.1:8300/.
     """
     import uvicorn
+    from pydantic import ValidationError
 
     from npusuite.platform.settings import KafkaSettings, ReviewSettings
     from npusuite.review.config import ReviewConfig
@@ -82,9 +83,13 @@ def serve(
 
     _check_port_free(host, port)
     engine, sessions = _sessions(db)
-    cfg = ReviewConfig(db_url=engine.url.render_as_string(), env_ingest_token=ReviewSettings().ingest_token,
-                       sla_fraud_decline_min=sla_decline_min, sla_fraud_review_min=sla_review_min,
-                       sla_inspection_min=sla_inspection_min, cookie_secure=cookie_secure)
+    try:
+        cfg = ReviewConfig(db_url=engine.url.render_as_string(), env_ingest_token=ReviewSettings().ingest_token,
+                           sla_fraud_decline_min=sla_decline_min, sla_fraud_review_min=sla_review_min,
+                           sla_inspection_min=sla_inspection_min, cookie_secure=cookie_secure)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise UserError(f"bad setting {err['loc'][0]}: {err['msg']}") from None
     bootstrap = bootstrap or KafkaSettings().bootstrap
     consumer = AlertConsumer(bootstrap, sessions, cfg, topic=alerts_topic, group_id=group) if bootstrap else None
     if consumer is None:
