@@ -11,7 +11,8 @@ What it does, in one run:
    with account state warmed up on the training part;
 4. trains the baseline, scikit-learn's HistGradientBoostingClassifier on simple per-transaction
    features (amount, channel, MCC, country, time since the account's last transaction, count of the
-   account's transactions so far), on the same split;
+   account's transactions so far), on the same split, in three settings (:data:`BASELINE_VARIANTS`),
+   and compares against the one that scores best on the test part;
 5. evaluates both with ``fraud evaluate``'s code and writes ``bench/out/fraud_quality.json`` and
    ``bench/out/fraud_quality.png`` (PR curves and recall by budget).
 
@@ -42,6 +43,13 @@ from npusuite.fraud.schema import Label, parse_transaction
 from npusuite.fraud.training import Dataset, TrainConfig, train
 
 logger = logging.getLogger("bench.fraud_quality")
+#: The baseline is given its best chance: these HistGradientBoosting settings are all trained, and
+#: the one with the highest test AP is the baseline we compare against (conservative for our claim).
+BASELINE_VARIANTS: dict[str, dict] = {
+    "default": {},
+    "balanced": {"class_weight": "balanced"},
+    "slow": {"early_stopping": False, "learning_rate": 0.05, "max_iter": 300, "l2_regularization": 1.0},
+}
 OUT = Path(__file__).resolve().parent / "out"
 
 
@@ -119,16 +127,23 @@ def main(argv: list[str] | None = None) -> int:
 
     t = time.perf_counter()
     xb = baseline_features(txs)
-    hgb = HistGradientBoostingClassifier(categorical_features=[1, 2, 3], random_state=args.seed)
-    hgb.fit(xb[:cut], y[:cut])
-    p_base = hgb.predict_proba(xb[cut:])[:, 1]
+    variants: dict[str, dict] = {}
+    best_ap, p_base, report_base = -1.0, None, {}
+    for name, params in BASELINE_VARIANTS.items():
+        hgb = HistGradientBoostingClassifier(categorical_features=[1, 2, 3], random_state=args.seed, **params)
+        hgb.fit(xb[:cut], y[:cut])
+        p = hgb.predict_proba(xb[cut:])[:, 1]
+        rows_b = [{**row, "score": float(v), "decision": "approve"} for row, v in zip(ours_rows, p, strict=True)]
+        rep = evaluate(rows_b, labels)
+        rep.pop("decisions")  # the baseline has no thresholds, so no decisions to judge
+        variants[name] = {"params": params, "average_precision": rep["average_precision"],
+                          "recall_at_1.0%": rep["budgets"]["1.0%"]["recall"]}
+        if rep["average_precision"] > best_ap:
+            best_ap, p_base, report_base = rep["average_precision"], p, {**rep, "variant": name, "params": params}
     timings["baseline_train_score_s"] = time.perf_counter() - t
-    base_rows = [{**row, "score": float(p), "decision": "approve"} for row, p in zip(ours_rows, p_base, strict=True)]
 
     report_ours = evaluate(ours_rows, labels)
     report_fast = evaluate(fast_rows, labels)
-    report_base = evaluate(base_rows, labels)
-    report_base.pop("decisions")  # the baseline has no thresholds, so no decisions to judge
     ap_gain = report_ours["average_precision"] - report_base["average_precision"]
     recall_1 = report_ours["budgets"]["1.0%"]["recall"]
     result = {
@@ -140,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         "ours_tiered": report_ours,
         "ours_fast_only": report_fast,
         "baseline_hgb_simple_features": report_base,
+        "baseline_variants": variants,
         "ratios": {"ap_ours_over_baseline": round(report_ours["average_precision"]
                                                   / max(1e-9, report_base["average_precision"]), 3),
                    "recall_at_1pct_ours_over_baseline": round(recall_1 / max(1e-9, report_base["budgets"]["1.0%"]

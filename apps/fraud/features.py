@@ -39,6 +39,7 @@ WINDOWS_S = {"1m": 60.0, "1h": 3600.0, "24h": 86400.0, "7d": 7 * 86400.0}
 CARD_TESTING_WINDOW_S = 600.0
 SMALL_ECOM_AMOUNT = 5.0
 NO_HISTORY_S = 30 * 86400.0
+FRESH_S = 3600.0
 CHANNELS = ("card_present", "ecommerce", "atm", "transfer")
 
 FEATURE_NAMES: tuple[str, ...] = (
@@ -50,6 +51,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "hour_unusual", "distinct_merchants_1h", "atm_cnt_24h", "atm_sum_24h", "transfer_cnt_1h",
     "transfer_to_max_log", "no_device_ecommerce",
     "ch_card_present", "ch_ecommerce", "ch_atm", "ch_transfer",
+    "unfamiliar_access", "small_ecom_unfamiliar",
 )
 N_FEATURES = len(FEATURE_NAMES)
 
@@ -176,6 +178,10 @@ def _compute(s: AccountState, tx: Transaction) -> tuple[float, ...]:
         geo_km = haversine_km(s.last_cp[1], s.last_cp[2], tx.lat, tx.lon)
         hours = max(t - s.last_cp[0], 60.0) / 3600.0
         geo_speed = geo_km / hours
+    # A device AND a network both first seen within the hour: a fresh session from somewhere new.
+    fresh_device = tx.device_id is not None and s.n > 0 and device_age < FRESH_S
+    fresh_net = net is not None and s.n > 0 and net_age < FRESH_S
+    unfamiliar = float(fresh_device and fresh_net)
     if tx.channel == "transfer":
         ref = s.max_transfer if s.max_transfer > 0 else (median if s.recent_amounts else amount)
         transfer_to_max = math.log(amount / ref)
@@ -213,6 +219,8 @@ def _compute(s: AccountState, tx: Transaction) -> tuple[float, ...]:
         transfer_to_max,
         float(tx.channel == "ecommerce" and tx.device_id is None),
         *(float(tx.channel == c) for c in CHANNELS),
+        unfamiliar,
+        float(small_n) * unfamiliar,
     )
 
 

@@ -8,7 +8,8 @@ networks, how often they travel, use ATMs, pay rent and subscriptions.
 Genuine oddities are part of a normal life and are generated on purpose, so
 that not every outlier is fraud: trips abroad (plausible flight times, hotel
 and airline spend, foreign IPs from known devices), occasional large
-purchases, a new phone now and then, public Wi-Fi networks, new shops.
+purchases, large transfers to new payees (deposits), bursts of tiny in-app
+payments, a new phone now and then, public Wi-Fi networks, new shops.
 
 Rule: every draw comes from the ``rng`` passed in, in a fixed order, so a seed
 reproduces the same events.  Events are plain dicts (the transaction fields of
@@ -73,6 +74,7 @@ class Persona:
     subscriptions: list[tuple[Merchant, int, float]]
     trips: list[Trip] = field(default_factory=list)
     new_phone_day: int | None = None
+    micro_payer: bool = False  # buys in-app items: bursts of tiny online payments, like card testing
 
     def typical_amount(self) -> float:
         return math.exp(self.log_spend_mu)
@@ -135,6 +137,7 @@ def make_persona(rng: np.random.Generator, world: World, index: int, days: int) 
         subscriptions=subscriptions,
         trips=trips,
         new_phone_day=int(rng.integers(1, days)) if rng.random() < 0.1 * days / 30 else None,
+        micro_payer=bool(rng.random() < 0.1),
     )
 
 
@@ -249,8 +252,25 @@ def genuine_activity(rng: np.random.Generator, world: World, p: Persona, start_e
 
 def _oddities(rng: np.random.Generator, world: World, p: Persona, day: int, day0: float,
               trip: Trip | None) -> list[dict]:
-    """Large purchases and travel bookings: genuine, but they look like outliers."""
+    """Large purchases, travel bookings, in-app bursts, big transfers: genuine, but outliers."""
     out = []
+    if p.micro_payer and rng.random() < 0.25:
+        device, k = _device_for(p, rng, day)
+        ip = random_ip(rng, world, HOME_COUNTRY, p.home_prefixes[min(k, 1)])
+        apps = [m for m in world.online if m.mcc == "5815"]
+        shops = [apps[int(i)] for i in rng.choice(len(apps), size=2, replace=False)]
+        t = day0 + sample_hour(rng, p) * 3600
+        for _ in range(int(rng.integers(2, 7))):
+            t += float(rng.uniform(20, 150))
+            m = shops[int(rng.random() < 0.3)]
+            out.append(event(p, t, m.merchant_id, m.mcc, float(rng.choice([0.79, 0.99, 1.99, 2.49, 4.99])),
+                             "ecommerce", HOME_COUNTRY, None, None, device, ip))
+    if rng.random() < 0.25 / 30.0:  # a deposit, a used car: a large transfer to someone new
+        device, k = _device_for(p, rng, day)
+        amount = min(9000.0, p.typical_amount() * float(rng.uniform(20, 100)))
+        out.append(event(p, day0 + float(rng.uniform(9, 19)) * 3600, f"P{int(rng.integers(1e9)):09d}", TRANSFER_MCC,
+                         amount, "transfer", HOME_COUNTRY, None, None, device,
+                         random_ip(rng, world, HOME_COUNTRY, p.home_prefixes[min(k, 1)])))
     if rng.random() < 0.8 / 30.0:
         device, k = _device_for(p, rng, day)
         factor = float(rng.uniform(6, 30))

@@ -5,6 +5,8 @@ batch of (transaction, account state) into scores with a decision, reason
 codes and the model's ``name@version``.
 
 Rules:
+- A fast model whose card lists other features than this code computes is
+  refused (UserError) when the scorer is built: retrain it.
 - Pure: no I/O.  Input states are never changed; every result carries the
   account's *new* state.  If one account appears more than once in a batch,
   its later transactions see the state left by its earlier ones (batch order
@@ -34,8 +36,9 @@ from typing import Protocol
 import numpy as np
 
 from npusuite.fraud import reasons as rs
-from npusuite.fraud.features import AccountState, Features, advance
+from npusuite.fraud.features import FEATURE_NAMES, AccountState, Features, advance
 from npusuite.fraud.schema import FraudScore, Transaction
+from npusuite.platform.errors import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +105,10 @@ class TieredScorer:
 
     def __init__(self, fast: FastScorer, llm: VerdictModel | None = None, config: ScorerConfig | None = None,
                  clock: Callable[[], float] = time.perf_counter):
+        trained_on = fast.card.get("features")
+        if trained_on is not None and list(trained_on) != list(FEATURE_NAMES):
+            raise UserError(f"{fast.ref} was trained on a different feature set ({len(trained_on)} features, "
+                            f"this code computes {len(FEATURE_NAMES)}): retrain it with `npusuite fraud train`")
         self.fast = fast
         self.llm = llm
         self.config = config or ScorerConfig.from_card(fast.card)

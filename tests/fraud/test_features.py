@@ -102,3 +102,19 @@ def test_feature_names_match_vector_length():
     f = advance(AccountState(), tx(1, 0.0))
     assert len(f.values) == len(FEATURE_NAMES)
     assert all(np.isfinite(f.values))
+
+
+def test_unfamiliar_access_marks_a_fresh_device_and_network_for_the_hour():
+    state = AccountState()
+    for i in range(10):
+        advance(state, tx(i, i * 600.0, channel="ecommerce", lat=None, lon=None, device_id="D1", ip="81.2.3.4"))
+    fresh = dict(channel="transfer", merchant_category="4829", lat=None, lon=None, device_id="DX", ip="5.6.7.8")
+    first = advance(state, tx(20, 6100.0, amount=900.0, merchant_id="P1", **fresh)).as_dict()
+    later = advance(state, tx(21, 6130.0, amount=900.0, merchant_id="P2", **fresh)).as_dict()
+    much_later = advance(state, tx(22, 6100.0 + 7200, amount=900.0, merchant_id="P3", **fresh)).as_dict()
+    assert first["unfamiliar_access"] == 1.0 and first["new_device"] == 1.0
+    assert later["unfamiliar_access"] == 1.0 and later["new_device"] == 0.0  # same session, device now known
+    assert much_later["unfamiliar_access"] == 0.0
+    known = advance(state, tx(23, 6100.0 + 7300, channel="ecommerce", lat=None, lon=None, device_id="D1",
+                              ip="81.2.9.9")).as_dict()
+    assert known["unfamiliar_access"] == 0.0

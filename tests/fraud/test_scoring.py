@@ -99,3 +99,14 @@ def test_repository_reference_loads_both_tiers(fraud_model):
     _, root = fraud_model
     scorer = load_scorer("fraud-fast@production", root)
     assert scorer.ref == "fraud-fast@1" and scorer.llm is not None and scorer.llm.ref == "fraud-llm@1"
+
+
+def test_a_model_trained_on_other_features_is_refused(fraud_model):
+    from npusuite.fraud.fast_model import FastModel
+    from npusuite.fraud.scorer import TieredScorer
+    from npusuite.platform.errors import UserError
+
+    fast = FastModel.load(fraud_model[0] / "fast")
+    old = FastModel(fast.module, fast.ref, {**fast.card, "features": fast.card["features"][:-2]})
+    with pytest.raises(UserError, match="different feature set"):
+        TieredScorer(old)
