@@ -31,6 +31,9 @@ def run(
         "Optional LLM verdict model for the grey band (same reference forms).  Without it, or when it is "
         "saturated or down, grey-band transactions keep the fast score with reason llm_unavailable.")),
     llm_deadline_ms: float = typer.Option(60.0, "--llm-deadline-ms", help="Longest wait for LLM verdicts per batch."),
+    grey_low: float | None = typer.Option(None, "--grey-low", help=(
+        "Lower bound of the grey band (fast probability) escalated to the LLM; default: the model card's.")),
+    grey_high: float | None = typer.Option(None, "--grey-high", help="Upper bound (exclusive) of the grey band."),
     instance_id: str | None = typer.Option(None, "--instance-id", help=(
         "Stable name of this process slot (e.g. scorer-0).  A restarted instance with the same id fences "
         "its crashed predecessor at once; default: a random id.")),
@@ -52,20 +55,28 @@ def run(
 
     Example: npusuite fraud run --bootstrap 127.0.0.1:9092 --model fraud-fast --model-root models
     """
+    from pydantic import ValidationError
+
     from npusuite.fraud.service.config import ModelConfig, ServiceConfig, Topics
     from npusuite.fraud.service.metrics import ServiceMetrics
     from npusuite.fraud.service.runner import FraudService
     from npusuite.fraud.service.scoring import build_live_scorer
+    from npusuite.platform.errors import UserError
     from npusuite.platform.settings import KafkaSettings
 
     bootstrap = bootstrap or KafkaSettings().bootstrap or "127.0.0.1:9092"
     topics = Topics(transactions=transactions_topic, scores=scores_topic, alerts=alerts_topic, dlq=dlq_topic)
     extra = {"instance_id": instance_id} if instance_id else {}
-    config = ServiceConfig(bootstrap=bootstrap, group_id=group, topics=topics, partitions=partitions,
-                           max_poll_records=max_poll_records, metrics_port=metrics_port, **extra)
+    try:
+        config = ServiceConfig(bootstrap=bootstrap, group_id=group, topics=topics, partitions=partitions,
+                               max_poll_records=max_poll_records, metrics_port=metrics_port, **extra)
+        model_config = ModelConfig(model=model, model_root=model_root, llm_model=llm_model,
+                                   llm_deadline_ms=llm_deadline_ms, grey_low=grey_low, grey_high=grey_high)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise UserError(f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg']}") from None
     metrics = ServiceMetrics()
-    scorer = build_live_scorer(ModelConfig(model=model, model_root=model_root, llm_model=llm_model,
-                                           llm_deadline_ms=llm_deadline_ms), metrics)
+    scorer = build_live_scorer(model_config, metrics)
     service = FraudService(config, scorer, metrics)
     if metrics_port:
         metrics.serve(metrics_port)

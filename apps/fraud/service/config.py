@@ -82,5 +82,8 @@ class ModelConfig(BaseModel):
     #: Escalated transactions wait at most this long for the LLM before the
     #: fast score stands with reason ``llm_unavailable``.
     llm_deadline_ms: float = Field(default=60.0, gt=0)
+    #: Grey band [low, high) of the fast probability that goes to the LLM (None: the model card's).
+    grey_low: float | None = Field(default=None, ge=0, le=1)
+    grey_high: float | None = Field(default=None, ge=0, le=1)
     #: torch intra-op threads in the scorer process.
     torch_threads: int = Field(default=1, ge=1)

@@ -89,7 +89,7 @@ class BatchedVerdict:
         try:
             return future.result(timeout=self.deadline_ms / 1000.0)["p_fraud"].tolist()
         except concurrent.futures.TimeoutError:
-            future.cancel()
+            # Not cancelled: the batcher drops it at its deadline (it does not expect cancelled futures).
             raise TimeoutError(f"LLM verdicts not back within {self.deadline_ms:.0f} ms") from None
 
     def close(self) -> None:
@@ -105,8 +105,10 @@ def _card_of(version) -> dict:
 
 
 class LiveScorer:
-    def __init__(self, fast_engine, llm: BatchedVerdict | None = None, metrics: ServiceMetrics | None = None):
+    def __init__(self, fast_engine, llm: BatchedVerdict | None = None, metrics: ServiceMetrics | None = None,
+                 **threshold_overrides: float | None):
         self.fast = fast_engine
+        self.overrides = threshold_overrides
         self.llm = llm
         self.metrics = metrics
         self._cards: dict[str, tuple[dict, ScorerConfig]] = {}
@@ -126,7 +128,7 @@ class LiveScorer:
         if cached is None:
             card = _card_of(version)
             try:
-                cached = self._cards[version.ref] = (card, ScorerConfig.from_card(card))
+                cached = self._cards[version.ref] = (card, ScorerConfig.from_card(card, **self.overrides))
             except ValueError as exc:
                 raise UserError(f"{version.ref}: {exc} (train it with `npusuite fraud train`)") from None
         return cached
@@ -182,6 +184,6 @@ def build_live_scorer(config: ModelConfig, metrics: ServiceMetrics | None = None
         except Exception as exc:  # the fast tier must run without it
             logger.error("LLM verdict model %s unavailable, grey band falls back to the fast score: %s", llm_ref, exc)
     logger.info("fast model %s, LLM %s", fast.ref, llm.ref if llm else None)
-    scorer = LiveScorer(fast, llm, metrics)
+    scorer = LiveScorer(fast, llm, metrics, grey_low=config.grey_low, grey_high=config.grey_high)
     scorer._config(fast.version)  # refuse a model without thresholds now, not at the first batch
     return scorer

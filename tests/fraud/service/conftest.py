@@ -51,6 +51,20 @@ def fast_model_repo(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def llm_model_repo(tmp_path_factory) -> Path:
+    """A repository with ``fraud-fast@1`` and the LLM verdict model it names, ``fraud-llm@1``
+    (a tiny local Qwen2, briefly fine-tuned by ``npusuite fraud train``)."""
+    work = tmp_path_factory.mktemp("fraud-llm-models")
+    root = work / "models"
+    npusuite("fraud", "generate", "--out", str(work / "data"), "--accounts", "200", "--days", "14", "--seed", "4",
+             "--fraud-rate", "0.03")
+    npusuite("fraud", "train", "--data", str(work / "data" / "transactions.jsonl"), "--labels",
+             str(work / "data" / "labels.jsonl"), "--out", str(work / "model"), "--model-root", str(root),
+             "--epochs", "3", "--llm-steps", "10")
+    return root
+
+
 @dataclass
 class Scorer:
     proc: subprocess.Popen

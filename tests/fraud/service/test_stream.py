@@ -239,3 +239,32 @@ def test_fast_model_swapped_midway_later_scores_name_the_new_version_and_none_ar
         switch = models.index("fraud-fast@2")
         assert set(models[:switch]) == {"fraud-fast@1"} and set(models[switch:]) == {"fraud-fast@2"}
     assert scorer.terminate() == 0, h.logs()
+
+
+@pytest.mark.parametrize("case", ["llm_answers", "llm_saturated", "llm_down"])
+def test_grey_band_goes_to_the_llm_and_falls_back_without_stalling(harness, llm_model_repo, stream_transactions,
+                                                                     case):
+    """A wide grey band (--grey-low 0 --grey-high 0.999) sends nearly everything to the LLM verdict model.
+    With time to answer, its verdicts decide and the model names both versions; with a deadline it cannot
+    meet (saturated) or no loadable LLM (down), the fast decision stands with reason llm_unavailable, and
+    every transaction is still scored exactly once."""
+    h = harness
+    h.model_root = llm_model_repo
+    transactions = stream_transactions[:1500]
+    extra = {"llm_answers": ["--llm-deadline-ms", "30000"], "llm_saturated": ["--llm-deadline-ms", "0.001"],
+             "llm_down": ["--llm-model", "fraud-llm@404"]}[case]
+    h.create_topics(partitions=2)
+    scorer = h.start("s0", "fraud-fast", "--grey-low", "0", "--grey-high", "0.999", *extra)
+    h.produce([(tx["account_id"].encode(), json.dumps(tx).encode()) for tx in transactions])
+    scores = committed_scores(h, len(transactions))
+    assert_exactly_once(h, transactions, [], scores)
+    in_band = [s for s in scores if s["decision"] != "decline"]
+    assert len(in_band) > len(scores) // 2
+    if case == "llm_answers":
+        assert all(s["model"] == "fraud-fast@1+fraud-llm@1" for s in in_band)
+        assert all(any(r.startswith("LLM verdict") for r in s["reasons"]) for s in in_band)
+        alerts = [json.loads(r.value) for r in h.read_committed(h.topics.alerts)]
+        assert all(a["llm_rationale"] for a in alerts if a["model"].endswith("+fraud-llm@1"))
+    else:
+        assert all(s["model"] == "fraud-fast@1" and "llm_unavailable" in s["reasons"] for s in in_band)
+    assert scorer.terminate() == 0, h.logs()
