@@ -193,6 +193,19 @@ def test_errors_auth_and_metrics(serve, admin_headers, scale_repo, tiny_llm_dir:
                        headers=admin_headers)
         assert r.status_code == 409 and "no version or alias '9'" in r.json()["error"]
         assert _infer_json(url, rows=3).status_code == 200
+        llm = httpx.post(f"{url}/v2/models/tiny-llm/infer", json={
+            "inputs": [{"name": "text", "datatype": "BYTES", "shape": [2], "data": ["the card", "hi"]}],
+            "parameters": {"max_tokens": 3}}, timeout=60)
+        assert llm.status_code == 200, llm.text
+        out = llm.json()["outputs"][0]
+        assert out["datatype"] == "BYTES" and out["shape"] == [2] and all(isinstance(t, str) for t in out["data"])
+        import tritonclient.http as triton
+
+        client = triton.InferenceServerClient(url.removeprefix("http://"))
+        inp = triton.InferInput("text", [1], "BYTES")
+        inp.set_data_from_numpy(np.array([b"the card"], dtype=object), binary_data=True)
+        got = client.infer("tiny-llm", [inp], outputs=[triton.InferRequestedOutput("text", binary_data=False)])
+        assert got.as_numpy("text").shape == (1,)
         text = httpx.get(f"{url}/metrics").text
         for name in ("npusuite_requests_total", "npusuite_batch_size_bucket", "npusuite_queue_wait_seconds",
                      "npusuite_compute_seconds", "npusuite_queue_length", "npusuite_model_alias_version",
