@@ -43,3 +43,14 @@ def test_lora_fine_tune_of_a_local_base_folder_then_int8(tmp_path):
     p = model.probabilities_for_prompts(prompts[:8])
     assert p.shape == (8,) and np.all((p >= 0) & (p <= 1))
     assert card["holdout"]["max_abs_diff_int8_vs_fp32"] < 0.1
+
+
+def test_deepseek_v3_architecture_trains_and_serves_int8(tmp_path):
+    prompts, y = _prompts(48)
+    card = fine_tune(prompts, y, tmp_path / "ds", LlmTrainConfig(arch="deepseek_v3", steps=10, batch_size=8),
+                     progress=False)
+    assert card["base"] == "local deepseek_v3 tiny"
+    model = LlmVerdictModel.load(tmp_path / "ds", ref="fraud-llm@ds")
+    assert type(model.lm.model).__name__ == "DeepseekV3ForCausalLM"
+    p = model.probabilities_for_prompts(prompts[:4])
+    assert np.all((p >= 0) & (p <= 1))
