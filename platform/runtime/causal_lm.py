@@ -37,8 +37,9 @@ logger = logging.getLogger(__name__)
 class BatchState:
     """The KV cache of a running batch; row i belongs to the i-th running request."""
 
-    #: per layer (keys, values), each [rows, heads, length, head_dim], left-padded.
-    kv: list[tuple[torch.Tensor, torch.Tensor]]
+    #: the model's own ``DynamicCache``, kept across steps (no copy per step); every layer's keys and
+    #: values are [rows, heads, length, head_dim], left-padded to a common length.
+    cache: object
     #: [rows, length] 1 where a cached position is real, 0 where it is padding.
     attention_mask: torch.Tensor
     #: [rows] position id the next token of each row gets (= its real length so far).
@@ -137,28 +138,24 @@ class CausalLM:
             mask[i, length - len(p):] = 1
         ids, mask = ids.to(dev), mask.to(dev)
         position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+        cache = DynamicCache()
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=position_ids,
-                         past_key_values=DynamicCache(), use_cache=True)
-        kv = [(k, v) for k, v in out.past_key_values.to_legacy_cache()]
-        state = BatchState(kv, mask, mask.sum(-1))
-        return out.logits[:, -1, :].float(), state
+                         past_key_values=cache, use_cache=True, logits_to_keep=1)
+        return out.logits[:, -1, :].float(), BatchState(cache, mask, mask.sum(-1))
 
     @torch.inference_mode()
     def decode(self, state: BatchState, tokens: torch.Tensor) -> tuple[torch.Tensor, BatchState]:
         """One decode step for every row: feed ``tokens`` [rows]; returns logits [rows, vocab] and the new state."""
-        from transformers import DynamicCache
-
         dev = self.device.torch_device()
         mask = torch.cat([state.attention_mask, torch.ones((state.rows, 1), dtype=torch.long, device=dev)], dim=1)
-        cache = DynamicCache.from_legacy_cache(tuple(state.kv))
+        # the cache grows in place (one concatenation per layer, as in `generate`)
         out = self.model(input_ids=tokens.view(-1, 1).to(dev), attention_mask=mask,
-                         position_ids=state.next_position.view(-1, 1), past_key_values=cache, use_cache=True)
-        kv = [(k, v) for k, v in out.past_key_values.to_legacy_cache()]
-        return out.logits[:, -1, :].float(), BatchState(kv, mask, state.next_position + 1)
+                         position_ids=state.next_position.view(-1, 1), past_key_values=state.cache, use_cache=True)
+        return out.logits[:, -1, :].float(), BatchState(state.cache, mask, state.next_position + 1)
 
     @staticmethod
     def merge(a: BatchState | None, b: BatchState) -> BatchState:
-        """Rows of ``a`` then rows of ``b``, left-padding the shorter cache."""
+        """Rows of ``a`` then rows of ``b``, left-padding the shorter cache.  Reuses (mutates) ``a``'s cache."""
         if a is None or a.rows == 0:
             return b
         la, lb = a.attention_mask.shape[1], b.attention_mask.shape[1]
@@ -171,11 +168,11 @@ class CausalLM:
             shape[dim] = by
             return torch.cat([t.new_zeros(shape), t], dim=dim)
 
-        kv = [(torch.cat([pad(ka, length - la, 2), pad(kb, length - lb, 2)]),
-               torch.cat([pad(va, length - la, 2), pad(vb, length - lb, 2)]))
-              for (ka, va), (kb, vb) in zip(a.kv, b.kv, strict=True)]
+        for layer_a, layer_b in zip(a.cache.layers, b.cache.layers, strict=True):
+            layer_a.keys = torch.cat([pad(layer_a.keys, length - la, 2), pad(layer_b.keys, length - lb, 2)])
+            layer_a.values = torch.cat([pad(layer_a.values, length - la, 2), pad(layer_b.values, length - lb, 2)])
         mask = torch.cat([pad(a.attention_mask, length - la, 1), pad(b.attention_mask, length - lb, 1)])
-        return BatchState(kv, mask, torch.cat([a.next_position, b.next_position]))
+        return BatchState(a.cache, mask, torch.cat([a.next_position, b.next_position]))
 
     @staticmethod
     def select(state: BatchState, keep: list[int]) -> BatchState | None:
@@ -186,8 +183,10 @@ class CausalLM:
         mask = state.attention_mask.index_select(0, idx)
         real = mask.any(dim=0).nonzero()
         start = int(real[0]) if len(real) else 0
-        kv = [(k.index_select(0, idx)[:, :, start:], v.index_select(0, idx)[:, :, start:]) for k, v in state.kv]
-        return BatchState(kv, mask[:, start:], state.next_position.index_select(0, idx))
+        for layer in state.cache.layers:
+            layer.keys = layer.keys.index_select(0, idx)[:, :, start:]
+            layer.values = layer.values.index_select(0, idx)[:, :, start:]
+        return BatchState(state.cache, mask[:, start:], state.next_position.index_select(0, idx))
 
     # ---- classifier use ------------------------------------------------------------------
     @torch.inference_mode()
