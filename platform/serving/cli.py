@@ -71,7 +71,13 @@ def serve(
     follow_aliases: bool = typer.Option(True, "--follow-aliases/--no-follow-aliases", help=(
         "Hot-swap automatically when a model's production alias moves (npusuite models promote/rollback).")),
 ) -> None:
-    """Serve every model of the repository that has a production alias."""
+    """Serve every model of the repository that has a production alias.
+
+    Endpoints: /v2/... (KServe v2: tritonclient.http works), /v2/repository/... (load = hot swap; admin token),
+    /v1/completions and /v1/chat/completions (OpenAI, `stream: true` for SSE), /v1/models, /metrics.
+
+    Swap a version with zero failed requests: `npusuite models promote --root DIR NAME V` (followed within
+    ~1 s), or POST /v2/repository/models/NAME/load {"parameters": {"version": "V"}} with the admin token."""
     import uvicorn
 
     from npusuite.platform.engine import BatcherConfig, LLMConfig, ModelManager
