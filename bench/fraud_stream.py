@@ -214,17 +214,14 @@ def run_one(kind: str, bootstrap: str, msgs: list, rate: float | None, model_roo
 
 
 def train_model(root: Path) -> None:
-    from npusuite.fraud.fast_model import FastTrainConfig, save_fast_model, train_fast_model
-    from npusuite.fraud.features import StreamFeaturizer
-    from npusuite.fraud.generator import GeneratorConfig, generate
-    from npusuite.fraud.schema import parse_transaction
-    from npusuite.platform.repository import ModelRepository
-
-    rows, labels = generate(GeneratorConfig(accounts=400, days=20, seed=3, fraud_rate=0.02), progress=False)
-    x = StreamFeaturizer().matrix([parse_transaction(r) for r in rows])
-    y = np.array([lab["is_fraud"] for lab in labels], dtype=np.float32)
-    module, _ = train_fast_model(x, y, FastTrainConfig(epochs=3), progress=False)
-    ModelRepository(root).add("fraud-fast", save_fast_model(module, root.parent / "fast-src", {"bench": True}))
+    """``fraud generate`` + ``fraud train --no-llm`` into ``root`` (the fast tier is what runs per transaction)."""
+    work = root.parent
+    for args in (["fraud", "generate", "--out", str(work / "data"), "--accounts", "400", "--days", "20", "--seed", "3",
+                  "--fraud-rate", "0.02"],
+                 ["fraud", "train", "--data", str(work / "data" / "transactions.jsonl"), "--labels",
+                  str(work / "data" / "labels.jsonl"), "--out", str(work / "model"), "--model-root", str(root),
+                  "--no-llm", "--epochs", "3"]):
+        subprocess.run([sys.executable, "-m", "npusuite.platform", *args], check=True, capture_output=True)
 
 
 def plot(results: list[dict], backlog: list[dict], path: Path) -> None:

@@ -37,8 +37,8 @@ def step(ctx: DemoContext) -> None:
                 "fraud", "generate", "--out", str(data), "--accounts", "300", "--days", "14", "--seed", "1")
     ctx.prepare("fraud: train the fast and LLM verdict models", ctx.model_root / "fraud-fast",
                 "fraud", "train", "--data", str(data / "transactions.jsonl"), "--labels", str(data / "labels.jsonl"),
-                "--out", str(work / "model"), "--model-root", str(ctx.model_root), "--llm-steps", "60",
-                "--epochs", "6")
+                "--out", str(work / "model"), "--model-root", str(ctx.model_root), "--llm-steps", "30",
+                "--epochs", "4")
     port = 9400 if port_is_free(9400) else free_port()
     metrics = f"http://127.0.0.1:{port}/metrics"
     ctx.start("fraud-scorer", "fraud", "run", "--bootstrap", ctx.bootstrap, "--model", "fraud-fast",

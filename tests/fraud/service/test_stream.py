@@ -12,12 +12,14 @@ import random
 import time
 from collections import Counter
 
+import httpx
 import pytest
 
 from npusuite.fraud.features import StreamFeaturizer
 from npusuite.fraud.schema import parse_transaction
 from npusuite.fraud.service.account_store import rebuild
 from npusuite.fraud.service.scoring import LiveScorer
+from npusuite.platform.kafka.broker import free_port
 
 pytestmark = pytest.mark.kafka
 
@@ -51,6 +53,16 @@ def mixed_stream(transactions: list[dict], n_bad: int, seed: int) -> tuple[list,
     for msg in bad:
         stream.insert(rng.randrange(len(stream) + 1), msg)
     return stream, bad
+
+
+def metric_values(text: str) -> dict[str, float]:
+    """Prometheus text format -> {"name{labels}": value}."""
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
 
 
 def committed_scores(h, n: int) -> list[dict]:
@@ -96,11 +108,19 @@ def test_stream_scores_every_transaction_once_with_one_or_two_scorers(harness, s
     transactions = stream_transactions[:6000]
     stream, bad = mixed_stream(transactions, n_bad=40, seed=n_scorers)
     h.create_topics(partitions=4)
+    port = free_port()
     for i in range(n_scorers):
-        h.start(f"s{i}")
+        h.start(f"s{i}", "fraud-fast", *(["--metrics-port", str(port)] if i == 0 else []))
     h.produce(stream)
     scores = committed_scores(h, len(transactions))
     assert_exactly_once(h, transactions, bad, scores)
+    metrics = metric_values(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text)
+    if n_scorers == 1:
+        assert metrics["fraud_transactions_total"] == len(transactions)
+        assert sum(v for k, v in metrics.items() if k.startswith("fraud_dead_letters_total")) == len(bad)
+        assert sum(v for k, v in metrics.items() if k.startswith("fraud_decisions_total")) == len(transactions)
+    assert any(k.startswith("fraud_consumer_lag{") for k in metrics)
+    assert metrics["fraud_latency_seconds_count"] > 0
     assert {s["model"] for s in scores} == {"fraud-fast@1"}
     assert all(0.0 <= s["score"] <= 1.0 and s["decision"] in ("approve", "review", "decline") for s in scores)
     assert_state_matches_offline_replay(h, transactions)
