@@ -12,7 +12,8 @@ Rules:
   as DRAEM's Perlin masks) filled with a foreign procedural texture, blended
   with a random opacity; ``colour``: a noise-shaped mask filled with a foreign
   flat colour; ``shade``: the image's own content darkened or brightened
-  (x0.3-0.75 or x1.3-1.7) under a soft noise-shaped mask (stains, dents, burns); ``structure``: a noise-shaped mask filled with the image's own
+  (x0.3-0.75 or x1.3-1.7) under a soft noise-shaped mask (stains, dents,
+  burns); ``structure``: a noise-shaped mask filled with the image's own
   content, shuffled in blocks and rotated (DRAEM's structure augmentation);
   ``scratch``: thin random curves, dark or bright; ``spot``: small soft blobs;
   ``cutpaste``: a patch of the same image pasted elsewhere.
