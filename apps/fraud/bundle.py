@@ -112,6 +112,6 @@ def load_scorer(ref: str | Path, model_root: Path | None = None, with_llm: bool 
     try:
         config = ScorerConfig.from_card(fast.card, **threshold_overrides)
     except ValueError as exc:
-        raise UserError(f"{ref}: {exc}") from None
+        raise UserError(f"{ref}: thresholds: {exc}") from None
     logger.info("scorer: fast %s, LLM %s, thresholds %s", fast.ref, llm.ref if llm else None, config)
     return TieredScorer(fast, llm, config)

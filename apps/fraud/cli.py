@@ -122,8 +122,15 @@ def score(
     model_root: Path | None = typer.Option(None, "--model-root", help="Repository for NAME@VERSION references."),
     no_llm: bool = typer.Option(False, "--no-llm", help="Fast model only (grey band falls back)."),
     batch_size: int = typer.Option(256, "--batch-size", help="Transactions per scorer batch."),
+    grey_low: float | None = typer.Option(None, "--grey-low", help="Grey band start (fast probability); "
+                                          "default from the model card."),
+    grey_high: float | None = typer.Option(None, "--grey-high", help="Grey band end; default from the card."),
 ) -> None:
-    """Replay a file in timestamp order through the same scorer as the live service."""
+    """Replay a file in timestamp order through the same scorer as the live service.
+
+    Fast-model probabilities in the grey band [--grey-low, --grey-high) go to the LLM verdict
+    model, which decides review vs approve; every score carries reason codes in words.
+    """
     from npusuite.fraud.bundle import load_scorer
     from npusuite.fraud.datasets import read_transactions
     from npusuite.fraud.replay import score_file
@@ -133,7 +140,10 @@ def score(
     warm = read_transactions(warmup)[0] if warmup is not None else None
     if not Path(model).exists() and model_root is None:
         raise UserError(f"--model {model}: no such folder (for NAME@VERSION pass --model-root)")
-    scorer = load_scorer(model, model_root, with_llm=not no_llm)
+    for flag, value in (("grey-low", grey_low), ("grey-high", grey_high)):
+        if value is not None and not 0.0 <= value <= 1.0:
+            raise UserError(f"--{flag} is a probability in [0, 1] (got {value})")
+    scorer = load_scorer(model, model_root, with_llm=not no_llm, grey_low=grey_low, grey_high=grey_high)
     summary = score_file(scorer, txs, out, warmup=warm, batch_size=batch_size)
     typer.echo(f"scored {summary.scored} transactions -> {out}: {summary.decisions} "
                f"({summary.escalated} to the LLM, {summary.llm_fallbacks} fell back)")

@@ -63,6 +63,8 @@ def test_labels_file_with_wrong_schema(capsys, tmp_path, fraud_data):
       "--out", "{tmp}/s.jsonl"], "fraud-fast"),
     (["fraud", "score", "--model", "{tmp}", "--input", "{tmp}/missing.jsonl", "--out", "{tmp}/s.jsonl"],
      "no such file"),
+    (["fraud", "score", "--model", "{tmp}", "--input", "{tmp}/one.jsonl", "--out", "{tmp}/s.jsonl",
+      "--grey-low", "2"], "--grey-low"),
     (["fraud", "evaluate", "--scores", "{tmp}/badscores.jsonl", "--labels", "{tmp}/one.jsonl"],
      "line 1: field 'score'"),
     (["fraud", "evaluate", "--scores", "{tmp}/scores.jsonl", "--labels", "{tmp}/missing.jsonl"], "no such file"),
@@ -91,6 +93,10 @@ def test_generate_evaluate_happy_path(capsys, tmp_path, fraud_model):
     code, _, err = run(capsys, "fraud", "score", "--model", str(fraud_model[0]), "--input",
                        str(tmp_path / "d" / "transactions.jsonl"), "--out", str(tmp_path / "s.jsonl"))
     assert code == 0, err
+    line = one_line_error(capsys, "fraud", "score", "--model", str(fraud_model[0]), "--input",
+                          str(tmp_path / "d" / "transactions.jsonl"), "--out", str(tmp_path / "x.jsonl"),
+                          "--grey-low", "0.9", "--grey-high", "0.1")
+    assert "grey_low <= grey_high" in line
     code, out, err = run(capsys, "fraud", "evaluate", "--scores", str(tmp_path / "s.jsonl"), "--labels",
                          str(tmp_path / "d" / "labels.jsonl"), "--plot", str(tmp_path / "pr.png"),
                          "--json", str(tmp_path / "report.json"))
