@@ -109,15 +109,19 @@ def _reason_kind(reason: str) -> str:
 
 
 def process_batch(records: Sequence[InRecord], store: AccountStore, scorer: BatchScorer, topics: Topics,
-                  changelog_topic: str, clock: Callable[[], float] = time.time) -> BatchOutcome:
-    """Raises whatever the scorer raises; the touched partitions' entries must then be restored."""
+                  changelog_topic: str, clock: Callable[[], float] = time.time,
+                  same_partitions: bool = False) -> BatchOutcome:
+    """Raises whatever the scorer raises; the touched partitions' entries must then be restored.
+
+    ``same_partitions``: the output topics have as many partitions as the input, so each output
+    record goes to its input's partition number (the key partitioner's choice, without rehashing)."""
     out = BatchOutcome()
     waves: list[list[tuple[InRecord, Transaction, AccountEntry]]] = []
     seen_in_batch: dict[tuple[int, str], int] = {}
     seen_ids: set[tuple[int, str, str]] = set()
 
     def dead(rec: InRecord, reason: str, kind: str) -> None:
-        out.records.append(OutRecord(topics.dlq, rec.key, rec.value, None,
+        out.records.append(OutRecord(topics.dlq, rec.key, rec.value, rec.partition if same_partitions else None,
                                      messages.dlq_headers(reason, topics.transactions, rec.partition, rec.offset)))
         out.dead_letters[kind] += 1
 
@@ -163,10 +167,12 @@ def process_batch(records: Sequence[InRecord], store: AccountStore, scorer: Batc
                 feats = result.features
                 feats = feats.as_dict() if hasattr(feats, "as_dict") else feats
                 out.records.append(OutRecord(topics.alerts, rec.key, messages.alert_value(
-                    score, tx, [raw for _, raw in entry.recent], feats, result.llm_rationale)))
+                    score, tx, [raw for _, raw in entry.recent], feats, result.llm_rationale),
+                    rec.partition if same_partitions else None))
             snapshot = scorer.encode_state(result.state) if store.next_needs_snapshot(entry) else None
             ckey, cvalue = store.record(entry, tx.account_id, tx.transaction_id, result.state, snapshot, rec.value)
-            out.records.append(OutRecord(topics.scores, rec.key, messages.score_value(score)))
+            out.records.append(OutRecord(topics.scores, rec.key, messages.score_value(score),
+                                         rec.partition if same_partitions else None))
             out.records.append(OutRecord(changelog_topic, ckey, cvalue, rec.partition))
             out.decisions[decision] += 1
             out.models[score["model"]] += 1

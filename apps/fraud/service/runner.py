@@ -73,6 +73,7 @@ class FraudService:
         self._last_lag_s = 0.0
         self._progress = {"since_s": time.monotonic(), "scored": 0, "dead": 0, "batches": 0}
         self._reader: ChangelogReader | None = None
+        self._same_partitions = False
         self.committed_batches = 0
 
     def stop(self) -> None:
@@ -143,7 +144,7 @@ class FraudService:
     def run(self) -> None:
         """Consume until :meth:`stop`.  Raises ProducerFencedError if another instance took our transactional id."""
         c = self.config
-        ensure_topics(c)
+        _, self._same_partitions = ensure_topics(c)
         producer = self._producer()
         reader = self._reader = ChangelogReader(c.bootstrap, c.changelog_topic, c.recent_per_account,
                                                 open_tx_timeout_s=c.transaction_timeout_ms / 1000 * 3 + 30)
@@ -178,7 +179,8 @@ class FraudService:
             first.setdefault(r.partition, r.offset)
         producer.begin_transaction()
         try:
-            outcome = process_batch(records, self.store, self.scorer, c.topics, c.changelog_topic)
+            outcome = process_batch(records, self.store, self.scorer, c.topics, c.changelog_topic,
+                                    same_partitions=self._same_partitions)
             send = producer.send
             for o in outcome.records:
                 send(o.topic, value=o.value, key=o.key, partition=o.partition, headers=o.headers)

@@ -42,8 +42,11 @@ def _create(admin: KafkaAdminClient, spec: dict) -> None:
         pass
 
 
-def ensure_topics(config: ServiceConfig) -> int:
-    """Returns the partition count of ``transactions``.  Raises UserError on a mismatched changelog."""
+def ensure_topics(config: ServiceConfig) -> tuple[int, bool]:
+    """Returns the partition count of ``transactions`` and whether the score, alert and DLQ topics
+    have the same count (then a record can go to its input's partition number, which is where the
+    key partitioner would put it anyway, without hashing it again).  Raises UserError on a
+    mismatched changelog."""
     topics = config.topics
     admin = KafkaAdminClient(bootstrap_servers=config.bootstrap)
     try:
@@ -65,6 +68,7 @@ def ensure_topics(config: ServiceConfig) -> int:
         if m != n:
             raise UserError(f"changelog topic {changelog!r} has {m} partitions but {topics.transactions!r} has {n}; "
                             f"they must match (use another --group, or recreate the changelog)")
-        return n
+        aligned = all(partition_count(config.bootstrap, t) == n for t in (topics.scores, topics.alerts, topics.dlq))
+        return n, aligned
     finally:
         admin.close()
