@@ -146,7 +146,7 @@ class Measurer:
 
 
 def run_one(kind: str, bootstrap: str, msgs: list, rate: float | None, model_root: Path, workdir: Path,
-            partitions: int, drain_s: float) -> dict:
+            partitions: int, drain_s: float, logdir: Path) -> dict:
     """One pipeline at one rate (None: backlog first, then start the pipeline)."""
     s = uuid.uuid4().hex[:8]
     topics = {"in": f"bench-in-{s}", "out": f"bench-out-{s}", "group": f"bench-{s}"}
@@ -156,7 +156,7 @@ def run_one(kind: str, bootstrap: str, msgs: list, rate: float | None, model_roo
     measurer = Measurer(bootstrap, topics["out"], len(msgs))
     send_ts = workdir / f"send-{s}.npy"
     ctx = mp.get_context("spawn")
-    log = workdir / f"{kind}-{s}.log"
+    log = logdir / f"{kind}-{'backlog' if rate is None else int(rate)}.log"
     proc = None
     try:
         if rate is None:  # backlog: everything waits in the topic, then the pipeline starts
@@ -274,6 +274,10 @@ def main() -> None:
     duration = args.duration_s or (10.0 if args.quick else 60.0)
     backlog_n = args.backlog or (20_000 if args.quick else 100_000)
     args.out.mkdir(parents=True, exist_ok=True)
+    logdir = args.out / "fraud_stream_logs"
+    logdir.mkdir(exist_ok=True)
+    for old in logdir.glob("*.log"):
+        old.unlink()
 
     from npusuite.platform.kafka.broker import LocalBroker, free_port
     from npusuite.platform.settings import KafkaSettings, PathSettings
@@ -295,14 +299,15 @@ def main() -> None:
             backlog = []
             for kind in ("bare", "scorer"):
                 msgs = messages(base, backlog_n, f"bk{kind}", days)
-                backlog.append(run_one(kind, bootstrap, msgs, None, model_root, workdir, args.partitions, 10))
+                backlog.append(run_one(kind, bootstrap, msgs, None, model_root, workdir, args.partitions, 10, logdir))
                 logger.info("backlog %s: %s", kind, backlog[-1])
             results = []
             for rate in rates:
                 n = int(rate * duration) + min(500, int(rate * duration) // 10)
                 for kind in ("bare", "scorer"):
                     msgs = messages(base, n, f"r{int(rate)}{kind}", days)
-                    results.append(run_one(kind, bootstrap, msgs, rate, model_root, workdir, args.partitions, 5.0))
+                    results.append(run_one(kind, bootstrap, msgs, rate, model_root, workdir, args.partitions, 5.0,
+                                          logdir))
                     logger.info("rate %d %s: %s", rate, kind, results[-1])
         finally:
             if broker is not None:
