@@ -57,7 +57,7 @@ def _fabric(rng: np.random.Generator, size: int) -> np.ndarray:
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     phase = rng.uniform(0, 2 * np.pi, 2)
     weave = np.sin(xx * 1.3 + phase[0]) * np.sin(yy * 1.3 + phase[1])
-    grain = _smooth_noise(rng, size, 1.2)
+    grain = 2.0 * np.tanh(_smooth_noise(rng, size, 1.2) / 2.0)  # bounded: good cloth has no blotches
     v = 0.55 + 0.12 * weave + 0.08 * grain
     base = np.array([0.35, 0.45, 0.75], np.float32)  # BGR: a warm brown cloth
     return np.clip(v[..., None] * base[None, None, :] * 1.4, 0, 1)
@@ -164,10 +164,10 @@ def _apply_defect(clean: np.ndarray, kind: str, product: str,
         m = _blob_mask(rng, size, size * 0.05, size * 0.10, region)
         m = cv2.GaussianBlur(m, (0, 0), 0.8) * (region if region is not None else 1)
         if kind == "stain":
-            color = clean.mean(axis=(0, 1)) * rng.uniform(0.35, 0.6)
+            color = clean.mean(axis=(0, 1)) * rng.uniform(0.3, 0.5)
         else:
             color = np.array(rng.choice([(0.1, 0.6, 0.2), (0.7, 0.2, 0.6), (0.1, 0.3, 0.8)]), np.float32)
-        alpha = rng.uniform(0.6, 0.9)
+        alpha = rng.uniform(0.75, 0.95)
         img = img * (1 - alpha * m[..., None]) + color[None, None, :] * alpha * m[..., None]
     elif kind in ("scratch", "thread", "crack"):
         if kind == "crack":
@@ -179,7 +179,7 @@ def _apply_defect(clean: np.ndarray, kind: str, product: str,
         else:
             m = _polyline(rng, size, size * rng.uniform(0.25, 0.45), 0.08, region, int(rng.integers(1, 3)))
             color = np.zeros(3, np.float32) + (0.3 if product == "washer" else 0.15)  # a dark groove
-        alpha = rng.uniform(0.7, 0.95)
+        alpha = rng.uniform(0.85, 1.0)
         img = img * (1 - alpha * m[..., None]) + color[None, None, :] * alpha * m[..., None]
     elif kind in ("hole", "missing", "chip"):
         m = _blob_mask(rng, size, size * 0.05, size * 0.09, None)
