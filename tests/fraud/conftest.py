@@ -8,8 +8,6 @@ within its time budget on a loaded 2-core machine.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,14 +43,3 @@ def fraud_model(fraud_data: FraudData, tmp_path_factory: pytest.TempPathFactory)
                          llm_examples=300)
     train(ds, base / "model", config, model_root=base / "repo", progress=False)
     return base / "model", base / "repo"
-
-
-def run_cli(*args: str, timeout_s: float = 600) -> subprocess.CompletedProcess:
-    """``npusuite ARGS`` in a fresh interpreter, as a user runs it."""
-    return subprocess.run([sys.executable, "-m", "npusuite.platform", *args], capture_output=True, text=True,
-                          timeout=timeout_s)
-
-
-@pytest.fixture(scope="session")
-def npusuite_cli():
-    return run_cli
