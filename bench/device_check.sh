@@ -12,11 +12,11 @@
 # Every step writes into $OUT (JSON, PNG, logs); a failing step does not stop the others; the exit status is
 # non-zero if any step failed.  Model weights are random and built locally (no download).
 set -uo pipefail
+OUT=${OUT:-$(dirname "$0")/out/device}
+mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)   # absolute, before changing directory
 cd "$(dirname "$0")/.."
-OUT=${OUT:-bench/out/device}
 PY=${PYTHON:-.venv/bin/python}
 [ -x "$PY" ] || PY=python3
-mkdir -p "$OUT"
 status=0
 step() {  # step NAME TIMEOUT_S CMD...
   local name=$1 limit=$2; shift 2
@@ -34,7 +34,7 @@ step pytest-cuda 120 "$PY" -m pytest tests/platform -k cuda -p no:cacheprovider 
 step llm-batching 150 "$PY" bench/platform_llm_batching.py --device cuda --size large --max-tokens 64 \
   --levels 1,4,16,64 --max-sequential 8 --rounds 1 --out "$OUT"
 step int8 60 "$PY" bench/platform_int8.py --device cuda --size large --max-tokens 64 --rounds 2 --out "$OUT"
-step swap 60 "$PY" bench/platform_swap.py --device cuda --quick --out "$OUT"
-step batch-delay 40 "$PY" bench/platform_batch_delay.py --device cuda --quick --out "$OUT"
+step swap 100 "$PY" bench/platform_swap.py --device cuda --quick --out "$OUT"
+step batch-delay 40 "$PY" bench/platform_batch_delay.py --device cuda --quick --rounds 1 --out "$OUT"
 echo "device_check status=$status" | tee -a "$OUT/device_check.log"
 exit $status
