@@ -236,7 +236,8 @@ def plot(results: list[dict], backlog: list[dict], path: Path) -> None:
         rates = [r["rate_target_per_s"] for r in rows]
         a1.plot(rates, [r["p50_ms"] for r in rows], marker=marker, linestyle="--", label=f"{kind} p50")
         a1.plot(rates, [r["p99_ms"] for r in rows], marker=marker, label=f"{kind} p99")
-        a2.plot(rates, [r["throughput_per_s"] for r in rows], marker=marker, label=f"{kind} sustained")
+        a2.plot(rates, [r["throughput_per_s"] for r in rows], marker=marker, color="C0" if kind == "bare" else "C1",
+                label=f"{kind} sustained")
     a1.axhline(P99_GOAL_MS, color="red", linewidth=0.8, label="80 ms goal")
     a1.set_xscale("log")
     a1.set_yscale("log")
@@ -246,7 +247,8 @@ def plot(results: list[dict], backlog: list[dict], path: Path) -> None:
     rates = sorted({r["rate_target_per_s"] for r in results})
     a2.plot(rates, rates, color="grey", linewidth=0.8, label="offered")
     for b in backlog:
-        a2.axhline(b["throughput_per_s"] or 0, linestyle=":", label=f"{b['pipeline']} max (backlog)")
+        a2.axhline(b["throughput_per_s"] or 0, linestyle=":", color="C0" if b["pipeline"] == "bare" else "C1",
+                   label=f"{b['pipeline']} max (backlog)")
     a2.set_xscale("log")
     a2.set_yscale("log")
     a2.set_xlabel("producer rate (tx/s)")
