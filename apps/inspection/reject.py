@@ -143,7 +143,13 @@ class MqttOutput:
     def send(self, event: RejectEvent) -> None:
         if not event.reject and not self.cfg.mqtt_all_verdicts:
             return
+        import paho.mqtt.client as mqtt
+
         info = self._client.publish(self.cfg.mqtt_topic, json.dumps(event.to_json()), qos=1)
+        if info.rc == mqtt.MQTT_ERR_NO_CONN:  # QoS 1: paho keeps it and sends it once (re)connected
+            logger.warning("MQTT broker %s:%d not connected; reject for part %d queued", self.cfg.mqtt_host,
+                           self.cfg.mqtt_port, event.seq)
+            return
         if info.rc != 0:
             raise ConnectionError(f"MQTT publish to {self.cfg.mqtt_host}:{self.cfg.mqtt_port} failed (rc {info.rc})")
 
