@@ -1,6 +1,6 @@
 """The fraud demo step: train small models once, run the live scorer, feed it at a steady rate.
 
-1. ``fraud generate`` (300 accounts, 14 days) and ``fraud train`` into the
+1. ``fraud generate`` (300 accounts, 20 days, 2% fraud so both splits hold some) and ``fraud train`` into the
    demo's model repository (once; skipped when ``fraud-fast`` exists there);
 2. ``fraud run`` consuming ``transactions`` (metrics on port 9400, or a free one);
 3. the feed (:mod:`npusuite.fraud.service.feed`) producing the generated
@@ -34,7 +34,8 @@ def step(ctx: DemoContext) -> None:
     work = ctx.workdir / "fraud"
     data = work / "data"
     ctx.prepare("fraud: generate transactions", data / "transactions.jsonl",
-                "fraud", "generate", "--out", str(data), "--accounts", "300", "--days", "14", "--seed", "1")
+                "fraud", "generate", "--out", str(data), "--accounts", "300", "--days", "20", "--seed", "1",
+                "--fraud-rate", "0.02")
     ctx.prepare("fraud: train the fast and LLM verdict models", ctx.model_root / "fraud-fast",
                 "fraud", "train", "--data", str(data / "transactions.jsonl"), "--labels", str(data / "labels.jsonl"),
                 "--out", str(work / "model"), "--model-root", str(ctx.model_root), "--llm-steps", "30",
