@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from npusuite.platform.kafka.broker import LocalBroker, free_port
+from npusuite.platform.kafka.broker import LocalBroker, free_broker_port
 from npusuite.platform.settings import KafkaSettings, PathSettings
 
 
@@ -22,9 +22,7 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if existing:
         yield existing
         return
-    port = free_port()
-    while port > 65000:
-        port = free_port()
+    port = free_broker_port()
     broker = LocalBroker(tmp_path_factory.mktemp("kafka"), port=port, cache_dir=PathSettings().cache_dir())
     status = broker.up(timeout_s=120)
     try:

@@ -22,6 +22,7 @@ import contextlib
 import json
 import logging
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -87,6 +88,20 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def free_broker_port(low: int = 20000, high: int = 32000) -> int:
+    """A port P with P and P+1 (the controller) both free, below Linux's ephemeral range.
+
+    Ports from :func:`free_port` are ephemeral ones, which the kernel may hand to any
+    outgoing connection before the broker binds them; this range avoids that race.
+    """
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(low, high)
+        if port_is_free(port) and port_is_free(port + 1):
+            return port
+    raise UserError(f"no two consecutive free ports found between {low} and {high}")
 
 
 def _alive(pid: int) -> bool:
@@ -297,5 +312,5 @@ def broker_version(bootstrap: str) -> tuple[int, ...]:
         admin.close()
 
 
-__all__ = ["BrokerStatus", "LocalBroker", "broker_version", "free_port", "port_is_free",
+__all__ = ["BrokerStatus", "LocalBroker", "broker_version", "free_broker_port", "free_port", "port_is_free",
            "round_trip", "wait_until_serving"]

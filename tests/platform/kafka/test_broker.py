@@ -9,7 +9,7 @@ import sys
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
-from npusuite.platform.kafka.broker import LocalBroker, broker_version, free_port
+from npusuite.platform.kafka.broker import LocalBroker, broker_version, free_broker_port
 from npusuite.platform.settings import PathSettings
 
 pytestmark = pytest.mark.kafka
@@ -55,7 +55,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_up_status_down_twice(tmp_path):
-    port = free_port()
+    port = free_broker_port()
     data = str(tmp_path / "k")
     try:
         for _ in range(2):
