@@ -119,7 +119,9 @@ class DynamicBatcher:
             self._closed = True
             if not drain:
                 while self._queue:
-                    self._queue.popleft().future.set_exception(EngineClosedError(f"{self.name} closed"))
+                    future = self._queue.popleft().future
+                    if future.set_running_or_notify_cancel():  # False: its caller cancelled it
+                        future.set_exception(EngineClosedError(f"{self.name} closed"))
             self._cond.notify_all()
         self._worker.join(timeout_s)
 
@@ -160,10 +162,12 @@ class DynamicBatcher:
             now = time.monotonic()
             live = []
             for item in batch:
+                if not item.future.set_running_or_notify_cancel():
+                    continue  # cancelled by its caller while queued: nothing to answer
                 if item.deadline_s is not None and now > item.deadline_s:
                     item.future.set_exception(DeadlineExceededError(
                         f"{self.name}: waited {1000 * (now - item.enqueued_s):.0f} ms, past its deadline"))
-                elif item.future.set_running_or_notify_cancel():
+                else:
                     live.append(item)
             if live:
                 self._execute(live, now)

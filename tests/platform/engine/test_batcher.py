@@ -93,3 +93,45 @@ def test_close_drains_everything_accepted():
     futures = [b.submit({"x": np.full((1, 1), i, np.float32)}) for i in range(10)]
     b.close(drain=True)
     assert [float(f.result(0)["y"][0, 0]) for f in futures] == [2.0 * i for i in range(10)]
+
+
+@pytest.mark.parametrize("late", [True, False], ids=["past-deadline", "in-time"])
+def test_cancelled_requests_do_not_kill_the_worker(late):
+    gate = threading.Event()
+
+    def blocked(inputs):
+        gate.wait(30)
+        return {"y": inputs["x"]}
+
+    b = DynamicBatcher(blocked, BatcherConfig(max_batch_size=1, max_queue_delay_ms=0))
+    first = b.submit({"x": np.ones((1, 1))})
+    time.sleep(0.2)  # the worker is now stuck on `first`
+    cancelled = b.submit({"x": np.ones((1, 1))}, deadline_ms=1 if late else None)
+    assert cancelled.cancel()
+    time.sleep(0.05)
+    gate.set()
+    assert first.result(30)["y"].shape == (1, 1)
+    # The worker skipped the cancelled request and is still serving.
+    assert b.submit({"x": np.ones((1, 1))}).result(30)["y"].shape == (1, 1)
+    b.close()
+
+
+def test_close_without_drain_skips_cancelled_requests():
+    gate = threading.Event()
+
+    def blocked(inputs):
+        gate.wait(30)
+        return {"y": inputs["x"]}
+
+    b = DynamicBatcher(blocked, BatcherConfig(max_batch_size=1, max_queue_delay_ms=0))
+    first = b.submit({"x": np.ones((1, 1))})
+    time.sleep(0.2)
+    cancelled, pending = (b.submit({"x": np.ones((1, 1))}) for _ in range(2))
+    assert cancelled.cancel()
+    closer = threading.Thread(target=b.close, kwargs={"drain": False, "timeout_s": 30})
+    closer.start()
+    time.sleep(0.1)
+    gate.set()
+    closer.join(30)
+    assert first.result(30)["y"].shape == (1, 1)
+    assert pending.exception(30) is not None and cancelled.cancelled()
