@@ -17,6 +17,7 @@ import importlib
 import importlib.util
 import logging
 import sys
+from typing import NoReturn
 
 import click
 import typer
@@ -80,18 +81,19 @@ def build_app() -> typer.Typer:
     return app
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point; never lets a traceback reach the terminal."""
-    args = sys.argv[1:] if argv is None else argv
+def run_click(command: click.Command, args: list[str], prog_name: str) -> NoReturn:
+    """Run a click/typer command and exit; errors become one line on stderr, never a traceback."""
     debug = "--debug" in args
-    command = typer.main.get_command(build_app())
     try:
-        code = command.main(args=args, prog_name="npusuite", standalone_mode=False)
-    except click.exceptions.Abort:
+        code = command.main(args=args, prog_name=prog_name, standalone_mode=False)
+    except (click.exceptions.Abort, typer.Abort):
         print("npusuite: aborted", file=sys.stderr)
         sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
+    except (click.ClickException, typer.TyperException) as exc:  # typer >= 0.2x vendors its own click
+        if hasattr(exc, "show"):
+            exc.show()
+        else:
+            print(f"npusuite: error: {exc.format_message()}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except UserError as exc:
         print(f"npusuite: error: {exc}", file=sys.stderr)
@@ -104,3 +106,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"npusuite: error: {type(exc).__name__}: {exc} (run with --debug for details)", file=sys.stderr)
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Console-script entry point."""
+    args = sys.argv[1:] if argv is None else argv
+    run_click(typer.main.get_command(build_app()), args, "npusuite")

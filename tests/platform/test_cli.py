@@ -17,5 +17,12 @@ def test_help_lists_only_built_groups():
 
 def test_unknown_command_is_one_line_error():
     proc = npusuite("no-such-group")
-    assert proc.returncode != 0
+    assert proc.returncode == 2  # a usage error, reported as such
     assert "Traceback" not in proc.stderr
+    assert "No such command" in proc.stderr
+
+
+def test_unknown_option_is_a_usage_error():
+    proc = npusuite("kafka", "up", "--no-such-flag")
+    assert proc.returncode == 2
+    assert "No such option" in proc.stderr and "Traceback" not in proc.stderr

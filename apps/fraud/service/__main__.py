@@ -2,12 +2,11 @@
 
 import sys
 
-import click
 import typer
 
 from npusuite.fraud.service.command import run
 from npusuite.platform import logs
-from npusuite.platform.errors import UserError
+from npusuite.platform.cli import run_click
 from npusuite.platform.settings import LogSettings
 
 if __name__ == "__main__":
@@ -15,11 +14,4 @@ if __name__ == "__main__":
     logs.configure(settings.level, settings.format)
     app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
     app.command()(run)
-    try:
-        typer.main.get_command(app).main(args=sys.argv[1:], prog_name="npusuite fraud run", standalone_mode=False)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except UserError as exc:
-        print(f"npusuite: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    run_click(typer.main.get_command(app), sys.argv[1:], "npusuite fraud run")
