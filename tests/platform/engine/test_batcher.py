@@ -21,6 +21,17 @@ class Recorder(EngineObserver):
         self.sizes.append(size)
 
 
+def gated():
+    """A predict function that blocks until the returned event is set."""
+    gate = threading.Event()
+
+    def blocked(inputs):
+        gate.wait(30)
+        return {"y": inputs["x"]}
+
+    return gate, blocked
+
+
 def slow_double(delay_s: float):
     def predict(inputs):
         time.sleep(delay_s)
@@ -51,12 +62,7 @@ def test_multi_row_requests_and_mismatched_shapes_are_not_mixed():
 
 
 def test_full_queue_raises_busy_with_retry_after():
-    gate = threading.Event()
-
-    def blocked(inputs):
-        gate.wait(30)
-        return {"y": inputs["x"]}
-
+    gate, blocked = gated()
     b = DynamicBatcher(blocked, BatcherConfig(max_batch_size=1, max_queue_size=2, max_queue_delay_ms=0))
     first = b.submit({"x": np.ones((1, 1))})
     time.sleep(0.2)  # the worker is now stuck on `first`
@@ -97,12 +103,7 @@ def test_close_drains_everything_accepted():
 
 @pytest.mark.parametrize("late", [True, False], ids=["past-deadline", "in-time"])
 def test_cancelled_requests_do_not_kill_the_worker(late):
-    gate = threading.Event()
-
-    def blocked(inputs):
-        gate.wait(30)
-        return {"y": inputs["x"]}
-
+    gate, blocked = gated()
     b = DynamicBatcher(blocked, BatcherConfig(max_batch_size=1, max_queue_delay_ms=0))
     first = b.submit({"x": np.ones((1, 1))})
     time.sleep(0.2)  # the worker is now stuck on `first`
@@ -117,12 +118,7 @@ def test_cancelled_requests_do_not_kill_the_worker(late):
 
 
 def test_close_without_drain_skips_cancelled_requests():
-    gate = threading.Event()
-
-    def blocked(inputs):
-        gate.wait(30)
-        return {"y": inputs["x"]}
-
+    gate, blocked = gated()
     b = DynamicBatcher(blocked, BatcherConfig(max_batch_size=1, max_queue_delay_ms=0))
     first = b.submit({"x": np.ones((1, 1))})
     time.sleep(0.2)
