@@ -185,8 +185,8 @@ def main() -> None:
     products = [p for p in args.products.split(",") if p]
     if not all((args.data / p / "test" / "good").is_dir() for p in products):
         generate(args.data, GenerateConfig(), tuple(products))
-    t_steps = args.teacher_steps or (100 if args.quick else 350)
-    s_steps = args.student_steps or (100 if args.quick else 600)
+    t_steps = args.teacher_steps or (100 if args.quick else 500)
+    s_steps = args.student_steps or (100 if args.quick else 900)
     report: dict = {"products": products, "quick": args.quick, "quality": {}, "training": {}}
     examples = []
     timing_frames = []

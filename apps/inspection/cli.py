@@ -79,9 +79,9 @@ def train(
     out: Path = typer.Option(..., "--out", help="Model folder to write (student; the teacher goes to OUT/teacher)."),
     target_frr: float = typer.Option(0.01, "--target-frr", help="False-reject rate the threshold is calibrated to, on "
                                                                 "good images held back from training."),
-    teacher_steps: int = typer.Option(400, "--teacher-steps", help="Teacher training steps."),
-    student_steps: int = typer.Option(600, "--student-steps", help="Student distillation steps."),
-    batch_size: int = typer.Option(12, "--batch-size"),
+    teacher_steps: int = typer.Option(500, "--teacher-steps", help="Teacher training steps."),
+    student_steps: int = typer.Option(900, "--student-steps", help="Student distillation steps."),
+    batch_size: int = typer.Option(10, "--batch-size"),
     seed: int = typer.Option(0, "--seed"),
     threads: int = typer.Option(1, "--threads", help="torch threads (1 is fastest on a busy shared CPU)."),
 ) -> None:

@@ -47,9 +47,9 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class TrainConfig:
     target_frr: float = 0.01
-    teacher_steps: int = 400
-    student_steps: int = 600
-    batch_size: int = 12
+    teacher_steps: int = 500
+    student_steps: int = 900
+    batch_size: int = 10
     teacher_lr: float = 2e-3
     student_lr: float = 3e-3
     teacher_widths: tuple[int, ...] = (24, 48, 96)
