@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # System packages the tests drive for real: Java + Maven (the Kafka broker),
-# Debian's Chromium (Playwright's browser) and a PostgreSQL server.
+# Debian's Chromium (Playwright's browser), a PostgreSQL server and the Mosquitto MQTT
+# broker (the inspection line's MQTT reject signal).
 # Installs only what is missing, and only when it can (root with apt-get).
 set -euo pipefail
 need=()
@@ -8,6 +9,7 @@ command -v java >/dev/null || need+=(default-jre-headless)
 command -v mvn >/dev/null || need+=(maven)
 command -v chromium >/dev/null || need+=(chromium)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
   echo "missing system packages: ${need[*]} (install them, or run as root on Debian/Ubuntu)" >&2
