@@ -54,6 +54,8 @@ FEATURE_NAMES: tuple[str, ...] = (
     "unfamiliar_access", "small_ecom_unfamiliar",
 )
 N_FEATURES = len(FEATURE_NAMES)
+#: The same output as ``json.dumps(..., separators=(",", ":"))`` without a new encoder per call.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
 
 
 @dataclass
@@ -86,7 +88,7 @@ class AccountState:
 
     def to_bytes(self) -> bytes:
         data = {"v": STATE_VERSION, **self.__dict__}
-        return json.dumps(data, separators=(",", ":")).encode("utf-8")
+        return _COMPACT.encode(data).encode("utf-8")
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> AccountState:
@@ -125,6 +127,19 @@ def ip_net(ip: str | None) -> str | None:
     return ".".join(ip.split(".")[:2])
 
 
+_W1M, _W1H, _W24H, _W7D = WINDOWS_S["1m"], WINDOWS_S["1h"], WINDOWS_S["24h"], WINDOWS_S["7d"]
+assert _W1M <= CARD_TESTING_WINDOW_S <= _W1H <= _W24H <= _W7D  # _compute's single pass relies on it
+
+
+def _median(values: list[float]) -> float:
+    """``numpy.median`` of a short list, bit for bit (the mean of the middle two is (a + b) / 2 there too)."""
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    if len(ordered) % 2:
+        return float(ordered[mid])
+    return float((ordered[mid - 1] + ordered[mid]) / 2.0)
+
+
 def _log1p(x: float) -> float:
     return math.log1p(max(0.0, x))
 
@@ -138,36 +153,50 @@ def _hour_prob(hours: list[float], h: int) -> float:
 def _compute(s: AccountState, tx: Transaction) -> tuple[float, ...]:
     t = tx.epoch_s
     amount = tx.amount
+    log1p = math.log1p
     la = math.log(amount)
-    cnt = dict.fromkeys(WINDOWS_S, 0)
-    tot = dict.fromkeys(WINDOWS_S, 0.0)
+    c1m = c1h = c24h = c7d = 0
+    s1m = s1h = s24h = s7d = 0.0
     small_n, small_m = 0, set()
     merchants_1h = {tx.merchant_id}
     atm_n, atm_sum, transfer_n = 0, 0.0, 0
     is_small_ecom = tx.channel == "ecommerce" and amount <= SMALL_ECOM_AMOUNT
     if is_small_ecom:
         small_n, small_m = 1, {tx.merchant_id}
+    # One pass over the window; the spans nest (1m < 10m < 1h < 24h < 7d), so each entry stops at the
+    # first span it is outside of.  Every sum still adds the same entries in the same (window) order.
     for wt, wamount, wchannel, wmerchant in s.window:
         age = t - wt
-        for name, span in WINDOWS_S.items():
-            if age <= span:
-                cnt[name] += 1
-                tot[name] += wamount
-        if age <= 3600.0:
-            merchants_1h.add(wmerchant)
-            transfer_n += wchannel == "transfer"
-        if age <= 86400.0 and wchannel == "atm":
+        if age > _W7D:
+            continue
+        c7d += 1
+        s7d += wamount
+        if age > _W24H:
+            continue
+        c24h += 1
+        s24h += wamount
+        if wchannel == "atm":
             atm_n += 1
             atm_sum += wamount
+        if age > _W1H:
+            continue
+        c1h += 1
+        s1h += wamount
+        merchants_1h.add(wmerchant)
+        if wchannel == "transfer":
+            transfer_n += 1
         if age <= CARD_TESTING_WINDOW_S and wchannel == "ecommerce" and wamount <= SMALL_ECOM_AMOUNT:
             small_n += 1
             small_m.add(wmerchant)
+        if age <= _W1M:
+            c1m += 1
+            s1m += wamount
     if s.n >= 3:
         std = math.sqrt(s.m2_log / (s.n - 1)) if s.n > 1 else 0.0
         z = (la - s.mean_log) / max(std, 0.25)
     else:
         z = 0.0
-    median = float(np.median(s.recent_amounts)) if s.recent_amounts else amount
+    median = _median(s.recent_amounts) if s.recent_amounts else amount
     seen = s.merchants.get(tx.merchant_id)
     net = ip_net(tx.ip)
     device_age = (t - s.devices[tx.device_id]) if tx.device_id in s.devices else 0.0
@@ -193,8 +222,9 @@ def _compute(s: AccountState, tx: Transaction) -> tuple[float, ...]:
         math.log(amount / s.max_amount) if s.max_amount > 0 else 0.0,
         math.log(amount / median),
         _log1p(s.n),
-        _log1p(cnt["1m"]), _log1p(cnt["1h"]), _log1p(cnt["24h"]), _log1p(cnt["7d"]),
-        _log1p(tot["1m"]), _log1p(tot["1h"]), _log1p(tot["24h"]), _log1p(tot["7d"]),
+        # Counts and sums of positive amounts are >= 0: math.log1p directly (what _log1p would compute).
+        log1p(c1m), log1p(c1h), log1p(c24h), log1p(c7d),
+        log1p(s1m), log1p(s1h), log1p(s24h), log1p(s7d),
         float(seen is None and s.n > 0),
         float(tx.device_id is not None and tx.device_id not in s.devices and s.n > 0),
         float(tx.country not in s.countries and s.n > 0),

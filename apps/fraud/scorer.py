@@ -140,7 +140,8 @@ class TieredScorer:
         x = np.array([f.values for f in feats], dtype=np.float32)
         probs, contrib = self.fast.contributions(x)
         cfg = self.config
-        grey = [i for i, p in enumerate(probs) if cfg.grey_low <= p < cfg.grey_high and p < cfg.decline]
+        probs_list = np.asarray(probs).tolist()
+        grey = [i for i, p in enumerate(probs_list) if cfg.grey_low <= p < cfg.grey_high and p < cfg.decline]
         llm_p: dict[int, float] = {}
         fallback = False
         if grey:
@@ -155,10 +156,15 @@ class TieredScorer:
                                    len(grey), exc)
                     fallback = True
         latency_ms = (self.clock() - started) * 1000.0
+        # Whole-batch conversions (one per array, not one per element): the same Python floats.
+        groups = list(contrib)
+        contrib_rows = (np.stack([np.asarray(contrib[g]) for g in groups], axis=1).tolist() if groups
+                        else [[] for _ in items])
+        grey_set = set(grey)
         out = []
         for i, (tx, _state) in enumerate(items):
-            p = float(probs[i])
-            why = rs.explain(tx, feats[i], {g: float(v[i]) for g, v in contrib.items()}, cfg.max_reasons)
+            p = float(probs_list[i])
+            why = rs.explain(tx, feats[i], dict(zip(groups, contrib_rows[i], strict=True)), cfg.max_reasons)
             model, rationale, score = self.fast.ref, None, p
             if i in llm_p:
                 q = llm_p[i]
@@ -172,10 +178,11 @@ class TieredScorer:
                 model = f"{self.fast.ref}+{self.llm.ref}"
             else:
                 decision = "decline" if p >= cfg.decline else "review" if p >= cfg.review else "approve"
-                if fallback and i in grey:
+                if fallback and i in grey_set:
                     why = [*why, rs.LLM_UNAVAILABLE]
             fs = FraudScore(transaction_id=tx.transaction_id, score=min(1.0, max(0.0, score)), decision=decision,
                             reasons=why, model=model, latency_ms=round(latency_ms, 3))
-            out.append(ScoredTransaction(fs, states[i], feats[i], rationale, escalated=i in grey,
-                                         llm_fallback=fallback and i in grey, fast_probability=p))
+            escalated = i in grey_set
+            out.append(ScoredTransaction(fs, states[i], feats[i], rationale, escalated=escalated,
+                                         llm_fallback=fallback and escalated, fast_probability=p))
         return out
