@@ -97,6 +97,11 @@ class FraudService:
             session_timeout_ms=c.session_timeout_ms, heartbeat_interval_ms=c.heartbeat_interval_ms,
             max_poll_interval_ms=300_000, fetch_max_wait_ms=c.poll_timeout_ms,
             max_partition_fetch_bytes=4 * 1024 * 1024, client_id=c.transactional_id)
+        # Join the group only once this client's metadata knows the topic's partitions: a member that
+        # joins first is assigned nothing, and kafka-python does not rejoin when the topic appears.
+        deadline = time.monotonic() + 60
+        while not consumer.partitions_for_topic(c.topics.transactions) and time.monotonic() < deadline:
+            time.sleep(0.2)
         consumer.subscribe([c.topics.transactions], listener=self._tracker)
         return consumer
 
