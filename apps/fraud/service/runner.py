@@ -166,6 +166,9 @@ class FraudService:
                     refresh()
                 if polled:
                     self._commit_batch(consumer, producer, polled)
+                elif not consumer.assignment():
+                    # kafka-python's poll returns at once without partitions; don't spin a core idle.
+                    time.sleep(c.poll_timeout_ms / 1000)
                 self._update_lag(consumer)
         finally:
             logger.info("fraud scorer %s stopping", c.transactional_id)
