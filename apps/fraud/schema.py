@@ -11,13 +11,13 @@ dead-letter record (Kafka).
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from npusuite.platform.errors import SchemaError
+from npusuite.platform.records import load_json_object, validation_reason
 
 Channel = Literal["card_present", "ecommerce", "atm", "transfer"]
 Decision = Literal["approve", "review", "decline"]
@@ -77,35 +77,20 @@ class FraudScore(BaseModel):
     latency_ms: float
 
 
-def _first_error(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    field = ".".join(str(p) for p in err["loc"]) or "record"
-    return f"field '{field}': {err['msg']}"
-
-
 def parse_transaction(raw: bytes | str | dict) -> Transaction:
     """Bytes (or an already-decoded dict) to a validated Transaction.
 
     Raises SchemaError: not JSON, not an object, or a field that breaks the contract.
     """
-    data = raw
-    if isinstance(raw, bytes | str):
-        try:
-            data = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise SchemaError(f"not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise SchemaError("not a JSON object")
     try:
-        return Transaction.model_validate(data)
+        return Transaction.model_validate(load_json_object(raw))
     except ValidationError as exc:
-        raise SchemaError(_first_error(exc)) from None
+        raise SchemaError(validation_reason(exc)) from None
 
 
 def parse_label(raw: bytes | str | dict) -> Label:
     """Raises SchemaError like :func:`parse_transaction`."""
-    data = json.loads(raw) if isinstance(raw, bytes | str) else raw
     try:
-        return Label.model_validate(data)
+        return Label.model_validate(load_json_object(raw))
     except ValidationError as exc:
-        raise SchemaError(_first_error(exc)) from None
+        raise SchemaError(validation_reason(exc)) from None

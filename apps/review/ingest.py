@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import logging
 import struct
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from npusuite.fraud.schema import Decision, Transaction
 from npusuite.platform.errors import SchemaError
+from npusuite.platform.records import load_json_object, validation_reason
 from npusuite.review.config import ReviewConfig
 from npusuite.review.models import Case, CaseImage, CaseReason, JournalEntry, utcnow
 
@@ -91,30 +91,12 @@ class InspectionRecord(BaseModel):
     model: str = Field(min_length=1, max_length=128)
 
 
-def _first_error(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    field = ".".join(str(p) for p in err["loc"]) or "body"
-    return f"field '{field}': {err['msg']}"
-
-
-def _load(raw: bytes | str | dict) -> dict:
-    data = raw
-    if isinstance(raw, bytes | str):
-        try:
-            data = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise SchemaError(f"not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise SchemaError("not a JSON object")
-    return data
-
-
 def parse_fraud_alert(raw: bytes | str | dict) -> FraudAlert:
     """Raises SchemaError: not JSON, wrong shape, or a transaction whose id differs from the alert's."""
     try:
-        alert = FraudAlert.model_validate(_load(raw))
+        alert = FraudAlert.model_validate(load_json_object(raw))
     except ValidationError as exc:
-        raise SchemaError(_first_error(exc)) from None
+        raise SchemaError(validation_reason(exc, "body")) from None
     if alert.transaction.transaction_id != alert.transaction_id:
         raise SchemaError("field 'transaction.transaction_id' differs from the alert's transaction_id")
     return alert
@@ -146,9 +128,9 @@ def decode_png_b64(text: str, field: str) -> tuple[bytes, int, int]:
 def parse_inspection(raw: bytes | str | dict) -> InspectionRecord:
     """Raises SchemaError on a bad body, including images that are not PNG and negative box sizes."""
     try:
-        rec = InspectionRecord.model_validate(_load(raw))
+        rec = InspectionRecord.model_validate(load_json_object(raw))
     except ValidationError as exc:
-        raise SchemaError(_first_error(exc)) from None
+        raise SchemaError(validation_reason(exc, "body")) from None
     if rec.timestamp.tzinfo is None:
         raise SchemaError("field 'timestamp': must carry a UTC offset (RFC 3339)")
     if any(w < 0 or h < 0 for _x, _y, w, h in rec.boxes):
