@@ -15,6 +15,9 @@ Rules:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+
+import numpy as np
 
 from npusuite.fraud.features import Features
 from npusuite.fraud.schema import Transaction
@@ -111,3 +114,21 @@ def explain(tx: Transaction, features: Features, contributions: dict[str, float]
     ranked = sorted(((v, g) for g, v in contributions.items() if v >= min_logit), reverse=True)
     out = [phrase(g, tx, features) for _, g in ranked[:max_reasons]]
     return out or [NO_RISK_REASON]
+
+
+def explain_batch(transactions: Sequence[Transaction], features: Sequence[Features], groups: Sequence[str],
+                  contributions: np.ndarray, max_reasons: int = 3, min_logit: float = 0.25) -> list[list[str]]:
+    """:func:`explain` for every row of a (transactions x groups) contribution matrix, with the same
+    result row for row; the threshold is applied to the whole matrix at once, so rows where no group
+    reaches ``min_logit`` (most transactions) cost almost nothing."""
+    out = [[NO_RISK_REASON] for _ in transactions]
+    hits = np.asarray(contributions) >= min_logit
+    rows = np.flatnonzero(hits.any(axis=1)).tolist()
+    if not rows:
+        return out
+    values = np.asarray(contributions)[rows].tolist()
+    row_hits = hits[rows].tolist()
+    for r, vals, hit in zip(rows, values, row_hits, strict=True):
+        ranked = sorted(((v, g) for v, g, h in zip(vals, groups, hit, strict=True) if h), reverse=True)
+        out[r] = [phrase(g, transactions[r], features[r]) for _, g in ranked[:max_reasons]]
+    return out

@@ -156,15 +156,16 @@ class TieredScorer:
                                    len(grey), exc)
                     fallback = True
         latency_ms = (self.clock() - started) * 1000.0
-        # Whole-batch conversions (one per array, not one per element): the same Python floats.
         groups = list(contrib)
-        contrib_rows = (np.stack([np.asarray(contrib[g]) for g in groups], axis=1).tolist() if groups
-                        else [[] for _ in items])
+        matrix = (np.stack([np.asarray(contrib[g]) for g in groups], axis=1) if groups
+                  else np.zeros((len(items), 0)))
+        txs = [tx for tx, _ in items]
+        reasons = rs.explain_batch(txs, feats, groups, matrix, cfg.max_reasons)
         grey_set = set(grey)
         out = []
-        for i, (tx, _state) in enumerate(items):
+        for i, tx in enumerate(txs):
             p = float(probs_list[i])
-            why = rs.explain(tx, feats[i], dict(zip(groups, contrib_rows[i], strict=True)), cfg.max_reasons)
+            why = reasons[i]
             model, rationale, score = self.fast.ref, None, p
             if i in llm_p:
                 q = llm_p[i]

@@ -19,13 +19,16 @@ keeps each account's last ``R`` transactions):
 
 ``seq`` counts the account's transactions.  Serialising a state costs more
 than computing its features, so the state *snapshot* (the scorer's bytes for
-the state after this transaction) is written only every ``R/2``-th
-transaction of an account (``seq % (R/2) == 0``); other records carry an empty
-snapshot.  The ring always holds the latest snapshot and every transaction
-after it, so on restore an account's state is the latest snapshot with the
-later transactions replayed through the same feature code
-(:class:`PendingState`, resolved lazily by the scorer on first use), and its
-recent transactions are the ring sorted by ``seq``.
+the state after this transaction) is written only when at least ``R/2``
+transactions of the account have passed since its last snapshot, and then on
+the account's last record of the batch (the only point of a batch where the
+scorer's in-place state object is the state after that record); other records
+carry an empty snapshot.  So after every committed batch at most ``R/2 - 1``
+records follow an account's latest snapshot: the ring always holds that
+snapshot and every transaction after it, and on restore an account's state is
+the latest snapshot with the later transactions replayed through the same
+feature code (:class:`PendingState`, resolved lazily by the scorer on first
+use); its recent transactions are the ring sorted by ``seq``.
 
 Rules:
 
@@ -74,6 +77,8 @@ class AccountEntry:
     recent: deque = field(default_factory=deque)
     #: The transaction_ids in ``recent`` (duplicate detection).
     ids: set = field(default_factory=set)
+    #: ``seq`` of the latest record that carries a state snapshot (0: none yet).
+    snapshot_seq: int = 0
 
 
 def encode_value(seq: int, transaction_id: str, state: bytes, raw: bytes) -> bytes:
@@ -126,16 +131,19 @@ class AccountStore:
         entry = self.partitions[partition].get(account_id)
         return entry is not None and transaction_id in entry.ids
 
-    def next_needs_snapshot(self, entry: AccountEntry) -> bool:
-        return (entry.seq + 1) % self.snapshot_every == 0
+    def snapshot_due(self, entry: AccountEntry) -> bool:
+        """Whether the account's next record must carry a snapshot if it is its last of the batch."""
+        return entry.seq + 1 - entry.snapshot_seq >= self.snapshot_every
 
     def record(self, entry: AccountEntry, account_id: str, transaction_id: str, state: object,
                snapshot: bytes | None, raw: bytes) -> tuple[bytes, bytes]:
         """Fold one scored transaction into ``entry``; returns the changelog (key, value).
 
-        ``snapshot`` must be given exactly when :meth:`next_needs_snapshot` said so."""
+        ``snapshot`` must be given when :meth:`snapshot_due` says so at the account's last record of a batch."""
         entry.seq += 1
         entry.state = state
+        if snapshot:
+            entry.snapshot_seq = entry.seq
         if len(entry.recent) == entry.recent.maxlen:
             entry.ids.discard(entry.recent[0][0])
         entry.recent.append((transaction_id, raw))
@@ -171,7 +179,8 @@ def rebuild(records: Iterable[tuple[bytes, bytes | None]], ring_size: int) -> di
         else:
             pending = PendingState(items[last_snapshot][2], tuple(raw for *_, raw in items[last_snapshot + 1:]))
         recent = deque(((tid, raw) for _, tid, _, raw in items[-ring_size:]), maxlen=ring_size)
-        accounts[account_id] = AccountEntry(items[-1][0], pending, recent, {tid for tid, _ in recent})
+        snapshot_seq = items[last_snapshot][0] if last_snapshot is not None else items[0][0] - 1
+        accounts[account_id] = AccountEntry(items[-1][0], pending, recent, {tid for tid, _ in recent}, snapshot_seq)
     return accounts
 
 

@@ -13,13 +13,17 @@ Rules, in order, for each record:
    account_id, or a transaction_id the account already had (within the last
    ``ring_size`` transactions, or earlier in this batch) becomes a dead letter
    with its reason.  Nothing else stops the batch.
-2. scoring: valid transactions are scored in *waves*: an account's first
-   transaction of the batch in wave 1, its second in wave 2, ... so each sees
-   the state its predecessor left, and each wave is one batched model call.
+2. scoring: all valid transactions of the batch go to the scorer in one call
+   (one batched model pass), in offset order; an account that appears several
+   times is chained by the scorer, so each of its transactions sees the state
+   the previous one left.  (Scoring in *waves*, one call per repeat, cost a
+   model pass per wave: bursty accounts made most waves a few rows long.)
 3. every scored transaction yields one ``fraud-scores`` record and one
    changelog record; ``review``/``decline`` also yield a ``fraud-alerts``
-   record.  Account entries are updated in place (see :mod:`.account_store`
-   for what the runner does when the Kafka transaction then aborts).
+   record.  An account's state snapshot, when due, rides on its *last*
+   changelog record of the batch (see :mod:`.account_store`).  Account entries
+   are updated in place (see there for what the runner does when the Kafka
+   transaction then aborts).
 """
 
 from __future__ import annotations
@@ -77,7 +81,10 @@ class ScoreResult:
 
 class BatchScorer(Protocol):
     def score_batch(self, requests: Sequence[ScoreRequest]) -> list[ScoreResult]:
-        """Score independent requests (no two share an account); one result per request, in order."""
+        """One result per request, in order.  Requests are in time order; an account's requests all
+        carry its state before the first of them, and each must see the state the previous one left
+        (a scorer that updates states in place gets the same object each time).  The processor reads
+        ``ScoreResult.state`` only at an account's last request."""
         ...
 
     def encode_state(self, state: object) -> bytes:
@@ -104,10 +111,6 @@ class BatchOutcome:
     models: Counter = field(default_factory=Counter)
 
 
-def _reason_kind(reason: str) -> str:
-    return reason.split(":", 1)[0].split(" ", 1)[0] if reason else "invalid"
-
-
 def process_batch(records: Sequence[InRecord], store: AccountStore, scorer: BatchScorer, topics: Topics,
                   changelog_topic: str, clock: Callable[[], float] = time.time,
                   same_partitions: bool = False) -> BatchOutcome:
@@ -116,8 +119,7 @@ def process_batch(records: Sequence[InRecord], store: AccountStore, scorer: Batc
     ``same_partitions``: the output topics have as many partitions as the input, so each output
     record goes to its input's partition number (the key partitioner's choice, without rehashing)."""
     out = BatchOutcome()
-    waves: list[list[tuple[InRecord, Transaction, AccountEntry]]] = []
-    seen_in_batch: dict[tuple[int, str], int] = {}
+    valid: list[tuple[InRecord, Transaction, AccountEntry]] = []
     seen_ids: set[tuple[int, str, str]] = set()
 
     def dead(rec: InRecord, reason: str, kind: str) -> None:
@@ -138,45 +140,47 @@ def process_batch(records: Sequence[InRecord], store: AccountStore, scorer: Batc
         if rec.key is None or rec.key != tx.account_id.encode():
             dead(rec, f"message key {rec.key!r} is not the account_id {tx.account_id!r}", "key")
             continue
-        pkey = (rec.partition, tx.account_id)
         seen = (rec.partition, tx.account_id, tx.transaction_id)
         if seen in seen_ids or store.has_seen(rec.partition, tx.account_id, tx.transaction_id):
             dead(rec, f"duplicate transaction_id {tx.transaction_id!r}: already scored", "duplicate")
             continue
         seen_ids.add(seen)
-        wave = seen_in_batch.get(pkey, 0)
-        seen_in_batch[pkey] = wave + 1
-        if wave == len(waves):
-            waves.append([])
-        waves[wave].append((rec, tx, store.entry(rec.partition, tx.account_id)))
-
-    for wave in waves:
-        requests = []
-        for _, tx, entry in wave:
-            if isinstance(entry.state, PendingState):
-                entry.state = scorer.restore_state(entry.state.snapshot, entry.state.transactions)
-            requests.append(ScoreRequest(tx, entry.state))
-        results = scorer.score_batch(requests)
-        if len(results) != len(requests):
-            raise RuntimeError(f"scorer returned {len(results)} results for {len(requests)} requests")
-        now = clock()
-        for (rec, tx, entry), result in zip(wave, results, strict=True):
-            score = result.score
-            decision = score["decision"]
-            if decision != "approve":
-                feats = result.features
-                feats = feats.as_dict() if hasattr(feats, "as_dict") else feats
-                out.records.append(OutRecord(topics.alerts, rec.key, messages.alert_value(
-                    score, tx, [raw for _, raw in entry.recent], feats, result.llm_rationale),
-                    rec.partition if same_partitions else None))
-            snapshot = scorer.encode_state(result.state) if store.next_needs_snapshot(entry) else None
-            ckey, cvalue = store.record(entry, tx.account_id, tx.transaction_id, result.state, snapshot, rec.value)
-            out.records.append(OutRecord(topics.scores, rec.key, messages.score_value(score),
-                                         rec.partition if same_partitions else None))
-            out.records.append(OutRecord(changelog_topic, ckey, cvalue, rec.partition))
-            out.decisions[decision] += 1
-            out.models[score["model"]] += 1
-            out.escalations += result.escalated
-            out.llm_fallbacks += result.llm_fallback
-            out.latencies_s.append(max(0.0, now - rec.timestamp_ms / 1000.0))
+        valid.append((rec, tx, store.entry(rec.partition, tx.account_id)))
+    if valid:
+        _score(valid, store, scorer, topics, changelog_topic, clock, same_partitions, out)
     return out
+
+
+def _score(valid: list[tuple[InRecord, Transaction, AccountEntry]], store: AccountStore, scorer: BatchScorer,
+           topics: Topics, changelog_topic: str, clock: Callable[[], float], same_partitions: bool,
+           out: BatchOutcome) -> None:
+    last: dict[int, int] = {}  # id(entry) -> index of the account's last transaction in the batch
+    for i, (_, _, entry) in enumerate(valid):
+        if isinstance(entry.state, PendingState):
+            entry.state = scorer.restore_state(entry.state.snapshot, entry.state.transactions)
+        elif entry.state is None:
+            entry.state = scorer.restore_state(None, ())
+        last[id(entry)] = i
+    results = scorer.score_batch([ScoreRequest(tx, entry.state) for _, tx, entry in valid])
+    if len(results) != len(valid):
+        raise RuntimeError(f"scorer returned {len(results)} results for {len(valid)} requests")
+    now = clock()
+    for i, ((rec, tx, entry), result) in enumerate(zip(valid, results, strict=True)):
+        score = result.score
+        decision = score["decision"]
+        partition = rec.partition if same_partitions else None
+        if decision != "approve":
+            feats = result.features
+            feats = feats.as_dict() if hasattr(feats, "as_dict") else feats
+            out.records.append(OutRecord(topics.alerts, rec.key, messages.alert_value(
+                score, tx, [raw for _, raw in entry.recent], feats, result.llm_rationale), partition))
+        due = last[id(entry)] == i and store.snapshot_due(entry)
+        snapshot = scorer.encode_state(result.state) if due else None
+        ckey, cvalue = store.record(entry, tx.account_id, tx.transaction_id, result.state, snapshot, rec.value)
+        out.records.append(OutRecord(topics.scores, rec.key, messages.score_value(score), partition))
+        out.records.append(OutRecord(changelog_topic, ckey, cvalue, rec.partition))
+        out.decisions[decision] += 1
+        out.models[score["model"]] += 1
+        out.escalations += result.escalated
+        out.llm_fallbacks += result.llm_fallback
+        out.latencies_s.append(max(0.0, now - rec.timestamp_ms / 1000.0))

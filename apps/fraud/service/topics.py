@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 
 
 def partition_count(bootstrap: str, topic: str, timeout_s: float = 30.0) -> int | None:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     try:
         deadline = time.monotonic() + timeout_s
         while True:

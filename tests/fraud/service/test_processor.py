@@ -26,9 +26,10 @@ class CountingScorer:
 
     def score_batch(self, requests):
         self.calls.append([r.transaction.transaction_id for r in requests])
-        out = []
+        out, latest = [], {}
         for r in requests:
-            n = (r.state or 0) + 1
+            n = latest.get(r.transaction.account_id, r.state or 0) + 1
+            latest[r.transaction.account_id] = n
             decision = "decline" if n % 3 == 0 else "approve"
             out.append(ScoreResult({"transaction_id": r.transaction.transaction_id, "score": 0.9 if n % 3 == 0 else 0.1,
                                     "decision": decision, "reasons": [], "model": "count@1", "latency_ms": 0.0},
@@ -84,13 +85,13 @@ def test_bad_messages_become_dead_letters_with_reason_and_original_bytes():
     assert sum(outcome.dead_letters.values()) == 5
 
 
-def test_same_account_in_one_batch_is_scored_in_waves_that_see_each_other():
+def test_same_account_in_one_batch_is_scored_in_one_call_and_each_sees_the_previous():
     store = store_with(0)
     scorer = CountingScorer()
     batch = [rec(0, tx_bytes("T1")), rec(1, tx_bytes("U1", "B1"), key=b"B1"), rec(2, tx_bytes("T2")),
              rec(3, tx_bytes("T3"))]
     outcome = process_batch(batch, store, scorer, TOPICS, CHANGELOG)
-    assert scorer.calls == [["T1", "U1"], ["T2"], ["T3"]]
+    assert scorer.calls == [["T1", "U1", "T2", "T3"]]
     alerts = by_topic(outcome, TOPICS.alerts)
     assert [json.loads(a.value)["transaction_id"] for a in alerts] == ["T3"]
     alert = json.loads(alerts[0].value)
@@ -149,3 +150,20 @@ def test_changelog_records_rebuild_state_and_recent_history():
     seq, tid, state, raw = decode_value(records[-1][1])
     assert (seq, tid, state) == (10, "T10", b"10") and json.loads(raw)["transaction_id"] == "T10"
     assert decode_value(records[-2][1])[2] == b""
+
+
+def test_a_snapshot_rides_on_the_accounts_last_record_of_a_batch_and_restores_exactly():
+    """A burst of 25 transactions of one account in one batch: one snapshot, on the 25th record; the
+    ring (20) still holds it, and a rebuild from the changelog gives the live state."""
+    store = store_with(0)
+    scorer = CountingScorer()
+    outcome = process_batch([rec(i, tx_bytes(f"T{i}")) for i in range(1, 26)], store, scorer, TOPICS, CHANGELOG)
+    changelog = [(r.key, r.value) for r in by_topic(outcome, CHANGELOG)]
+    assert [decode_value(v)[2] for _, v in changelog] == [b""] * 24 + [b"25"]
+    outcome = process_batch([rec(26, tx_bytes("T26")), rec(27, tx_bytes("T27"))], store, scorer, TOPICS, CHANGELOG)
+    changelog += [(r.key, r.value) for r in by_topic(outcome, CHANGELOG)]
+    assert all(decode_value(v)[2] == b"" for _, v in changelog[-2:])  # 2 since the snapshot: not due
+    compacted = list({k: (k, v) for k, v in changelog}.values())
+    entry = rebuild(compacted, ring_size=20)["A1"]
+    assert (entry.seq, entry.snapshot_seq, entry.state.snapshot) == (27, 25, b"25")
+    assert scorer.restore_state(entry.state.snapshot, entry.state.transactions) == 27 == store.partitions[0]["A1"].state

@@ -131,6 +131,13 @@ def test_stream_scores_every_transaction_once_with_one_or_two_scorers(harness, s
         assert s.terminate() == 0, h.logs()
 
 
+def wait_until(condition, what: str, timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {timeout_s} s waiting for {what}"
+        time.sleep(0.1)
+
+
 class ScoreWatcher:
     """Counts committed scores as they appear, so the tests can act at chosen points of progress."""
 
@@ -170,7 +177,8 @@ def test_sigkilled_scorer_restarts_without_losing_or_repeating_a_score(harness, 
     watcher = ScoreWatcher(h)
     try:
         for point in kill_points:
-            watcher.wait_for(point)
+            wait_until(lambda s=scorer: "consuming tx-" in s.log.read_text(), what="the scorer to start consuming")
+            watcher.wait_for(max(point, watcher.seen + 1))  # kill only once this scorer has committed a batch
             time.sleep(rng.uniform(0.0, 0.3))  # land anywhere inside a batch / transaction
             scorer.kill()
             scorer = h.start("s0")
