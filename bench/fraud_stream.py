@@ -1,24 +1,35 @@
-"""Benchmark: the live fraud scorer against the bare kafka-python pipe, on the real broker.
+"""Benchmark: the live fraud scorer against bare consume -> produce pipes, on the real broker.
 
-For each fixed producer rate (default 1k, 5k, 20k tx/s, 60 s each; ``--quick``:
-1k and 5k for 10 s) and for each pipeline:
+Pipelines (``--pipelines``, default all three):
 
 * ``bare``: a kafka-python consume -> produce loop doing no work (no parsing, no
-  transactions): the limit this machine and client library allow;
-* ``scorer``: ``npusuite fraud run`` (exactly-once Kafka transactions, state
-  changelog, features, fast model, alerts);
+  transactions): the baseline the issue defines, the limit of the old client;
+* ``bare-confluent``: the same no-work loop on confluent-kafka (librdkafka), the
+  client the scorer now uses: the like-for-like limit of this machine and client;
+* ``scorer``: ``python -m npusuite.fraud.service`` (confluent-kafka, exactly-once
+  Kafka transactions, state changelog, features, fast model, alerts).
 
-a producer process sends generated transactions (keyed by account_id) at the
-rate, and a ``read_committed`` consumer measures, per transaction, the time
-from the producer's send to the output being committed and readable.  It
-reports the sustained output rate during the producing window, p50/p99
-end-to-end latency, and whether the pipeline kept up (every output in within
-5 s of the last send).  A backlog run (``--backlog`` messages produced before
-the pipeline starts) gives each pipeline's maximum throughput; the ratio of
-the two is the scorer's efficiency against the limit.
+The instruments, a producer process and a measuring consumer, are on
+confluent-kafka too.  The machine has 2 cores and the instruments share them with
+the pipeline they measure, so they must be cheap and low-jitter: librdkafka does
+the protocol work in C threads, and the measurer takes the index from the value
+bytes instead of parsing the JSON.
+
+For each fixed producer rate (default 1k, 2k, 5k, 10k, 20k tx/s, 60 s each;
+``--quick``: 1k and 5k for 10 s) and for each pipeline, the producer sends
+generated transactions (keyed by account_id, murmur2 partitioning like the Java
+client, ``linger.ms`` 2) at the rate, and a ``read_committed`` consumer assigned
+to every partition of the output topic measures, per transaction, the time from
+the producer's send to the output being committed and readable.  It reports the
+output rate during the producing window, p50/p99 end-to-end latency, whether the
+pipeline kept up (every output in within 5 s of the last send) and whether the
+rate was sustained (kept up, p99 < 80 ms, producer reached >= 95 % of the rate).
+A backlog run (``--backlog`` messages produced before the pipeline starts) gives
+each pipeline's maximum throughput; scorer / bare is the scorer's efficiency
+against each limit.
 
 Writes ``bench/out/fraud_stream.json`` and ``bench/out/fraud_stream.png``.
-Usage: ``python bench/fraud_stream.py [--quick] [--bootstrap HOST:PORT]``.
+Usage: ``python bench/fraud_stream.py [--quick] [--bootstrap HOST:PORT] [--pipelines bare,scorer]``.
 """
 
 from __future__ import annotations
@@ -41,6 +52,9 @@ import numpy as np
 logger = logging.getLogger("bench.fraud_stream")
 OUT = Path(__file__).resolve().parent / "out"
 P99_GOAL_MS = 80.0
+PIPELINES = ("bare", "bare-confluent", "scorer")
+STYLE = {"bare": ("o", "C0"), "bare-confluent": ("^", "C2"), "scorer": ("s", "C1")}  # marker, colour
+TID = b'"transaction_id":"'
 
 
 # -- data -------------------------------------------------------------------------------
@@ -62,12 +76,29 @@ def messages(base: list[dict], n: int, tag: str, days: int) -> list[tuple[bytes,
     return out
 
 
+def tx_index(value: bytes) -> int:
+    """The message index from a compact JSON value's ``"transaction_id":"<tag>-<index>"``, without parsing it."""
+    start = value.index(TID) + len(TID)
+    return int(value[start:value.index(b'"', start)].rsplit(b"-", 1)[1])
+
+
 # -- processes ----------------------------------------------------------------------------
+def _produce(producer, topic: str, key: bytes, value: bytes, ts_ms: int) -> None:
+    while True:
+        try:
+            producer.produce(topic, value=value, key=key, timestamp=ts_ms)
+            return
+        except BufferError:  # local queue full: serve delivery reports until there is room
+            producer.poll(0.01)
+
+
 def producer_main(bootstrap: str, topic: str, msgs: list, rate: float | None, send_ts_path: str) -> None:
     """Send ``msgs`` at ``rate`` per second (None: as fast as possible); save each send time."""
-    from kafka import KafkaProducer
+    from confluent_kafka import Producer
 
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=2, batch_size=512 * 1024, acks=1)
+    failed = []
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 2, "acks": 1, "partitioner": "murmur2_random",
+                         "delivery.report.only.error": True, "on_delivery": lambda err, _msg: failed.append(err)})
     sent = np.zeros(len(msgs))
     t0 = time.time()
     for i, (key, value) in enumerate(msgs):
@@ -77,9 +108,11 @@ def producer_main(bootstrap: str, topic: str, msgs: list, rate: float | None, se
             if delay > 0.002:
                 time.sleep(delay)
         sent[i] = time.time()
-        producer.send(topic, key=key, value=value, timestamp_ms=int(sent[i] * 1000))
+        _produce(producer, topic, key, value, int(sent[i] * 1000))
+        producer.poll(0)
     producer.flush()
-    producer.close()
+    if failed:
+        print(f"producer: {len(failed)} deliveries failed, first: {failed[0]}", file=sys.stderr)
     np.save(send_ts_path, sent)
 
 
@@ -97,10 +130,36 @@ while True:
     producer.flush()
 """
 
+BARE_CONFLUENT_PIPE = """
+import sys
+from confluent_kafka import Consumer, Producer
+bootstrap, src, dst, group = sys.argv[1:5]
+consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
+                     "enable.auto.commit": True, "fetch.wait.max.ms": 100})
+consumer.subscribe([src])
+producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 2, "partitioner": "murmur2_random"})
+while True:
+    msgs = consumer.consume(2000, 0)
+    if not msgs:
+        m = consumer.poll(0.1)
+        msgs = [] if m is None else [m]
+    for m in msgs:
+        if m.error():
+            continue
+        while True:
+            try:
+                producer.produce(dst, key=m.key(), value=m.value())
+                break
+            except BufferError:
+                producer.poll(0.01)
+    producer.poll(0)
+"""
+
 
 def start_pipeline(kind: str, bootstrap: str, topics: dict, model_root: Path, log: Path) -> subprocess.Popen:
-    if kind == "bare":
-        cmd = [sys.executable, "-c", BARE_PIPE, bootstrap, topics["in"], topics["out"], f"bare-{uuid.uuid4().hex[:6]}"]
+    if kind in ("bare", "bare-confluent"):
+        code = BARE_PIPE if kind == "bare" else BARE_CONFLUENT_PIPE
+        cmd = [sys.executable, "-c", code, bootstrap, topics["in"], topics["out"], f"{kind}-{uuid.uuid4().hex[:6]}"]
     else:
         cmd = [sys.executable, "-m", "npusuite.fraud.service", "--bootstrap", bootstrap, "--group", topics["group"],
                "--model", "fraud-fast", "--model-root", str(model_root), "--instance-id", "bench",
@@ -120,29 +179,106 @@ def create_topic(bootstrap: str, name: str, partitions: int) -> None:
 
 
 class Measurer:
-    """read_committed consumer of the output topic: receive time per message index (from the transaction_id)."""
+    """read_committed consumer of every output partition: receive time per message index (from the transaction_id)."""
 
     def __init__(self, bootstrap: str, topic: str, n: int):
-        from kafka import KafkaConsumer
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-        self.consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, isolation_level="read_committed",
-                                      group_id=None, auto_offset_reset="earliest", fetch_max_wait_ms=20,
-                                      max_partition_fetch_bytes=8 * 1024 * 1024)
+        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"measure-{uuid.uuid4().hex[:8]}",
+                                  "isolation.level": "read_committed", "enable.auto.commit": False,
+                                  "fetch.wait.max.ms": 20, "max.partition.fetch.bytes": 8 * 1024 * 1024})
+        partitions = self.consumer.list_topics(topic, timeout=30).topics[topic].partitions
+        self.consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
         self.recv = np.full(n, np.nan)
         self.count = 0
 
+    def _batch(self) -> list:
+        msgs = self.consumer.consume(10000, 0)  # consume(n, t) waits all of t unless n arrive: never wait in it
+        if not msgs:
+            m = self.consumer.poll(0.05)
+            msgs = [] if m is None else [m]
+        return msgs
+
     def poll(self, until_s: float, want: int) -> None:
         while self.count < want and time.time() < until_s:
-            for batch in self.consumer.poll(timeout_ms=50).values():
-                now = time.time()
-                for r in batch:
-                    i = int(json.loads(r.value)["transaction_id"].rsplit("-", 1)[1])
-                    if np.isnan(self.recv[i]):
-                        self.count += 1
-                    self.recv[i] = now
+            msgs = self._batch()
+            now = time.time()
+            idx = np.fromiter((tx_index(m.value()) for m in msgs if not m.error()), dtype=np.int64)
+            if len(idx):
+                self.count += len(np.unique(idx[np.isnan(self.recv[idx])]))
+                self.recv[idx] = now
 
     def close(self) -> None:
         self.consumer.close()
+
+
+# -- one run ----------------------------------------------------------------------------
+def produce_all(bootstrap: str, topic: str, msgs: list, rate: float | None, path: Path, wait: bool = True):
+    p = mp.get_context("spawn").Process(target=producer_main, args=(bootstrap, topic, msgs, rate, str(path)))
+    p.start()
+    if wait:
+        p.join()
+    return p
+
+
+def wait_for(measurer: Measurer, proc: subprocess.Popen, timeout_s: float, want: int, stall_s: float = 60) -> None:
+    """Poll until ``want`` outputs are in, ``timeout_s`` has passed, none came for ``stall_s``, or the pipeline died."""
+    deadline = time.time() + timeout_s
+    last, last_t = measurer.count, time.time()
+    while measurer.count < want and time.time() < deadline and proc.poll() is None:
+        measurer.poll(min(deadline, time.time() + 1.0), want)
+        if measurer.count > last:
+            last, last_t = measurer.count, time.time()
+        elif time.time() - last_t > stall_s:
+            logger.warning("no output for %.0f s (%d of %d in); giving up", stall_s, measurer.count, want)
+            return
+
+
+def run_backlog(kind: str, bootstrap: str, msgs: list, topics: dict, measurer: Measurer, start, send_ts: Path) -> dict:
+    """Everything waits in the input topic, then the pipeline starts: its maximum throughput."""
+    produce_all(bootstrap, topics["in"], msgs, None, send_ts)
+    proc = start()
+    wait_for(measurer, proc, 600, len(msgs))
+    recv = measurer.recv[~np.isnan(measurer.recv)]
+    span = float(recv.max() - recv.min()) if len(recv) > 1 else float("nan")
+    return {"pipeline": kind, "messages": len(msgs), "received": int(len(recv)),
+            "throughput_per_s": len(recv) / span if span > 0 else None}
+
+
+def run_rate(kind: str, bootstrap: str, msgs: list, rate: float, topics: dict, measurer: Measurer, start,
+             send_ts: Path, drain_s: float, log: Path) -> dict:
+    """Warm the pipeline up with the first messages, then send the rest at ``rate`` and time them."""
+    warm = min(500, len(msgs) // 10)
+    proc = start()
+    produce_all(bootstrap, topics["in"], msgs[:warm], None, send_ts.with_name("warm-" + send_ts.name))
+    wait_for(measurer, proc, 180, warm)
+    if measurer.count < warm:
+        raise RuntimeError(f"{kind} did not process its warm-up messages; see {log}")
+    p = produce_all(bootstrap, topics["in"], msgs[warm:], rate, send_ts, wait=False)
+    while p.is_alive():
+        measurer.poll(time.time() + 0.5, len(msgs))
+    p.join()
+    measurer.poll(time.time() + drain_s, len(msgs))
+    return rate_result(kind, rate, np.load(send_ts), measurer.recv[warm:])
+
+
+def rate_result(kind: str, rate: float, sent: np.ndarray, recv: np.ndarray) -> dict:
+    ok = ~np.isnan(recv)
+    lat_ms = (recv[ok] - sent[ok]) * 1000.0
+    t0, t1 = sent[0], sent[-1]
+    in_window = int(np.sum((recv[ok] >= t0) & (recv[ok] <= t1)))
+    result = {
+        "pipeline": kind, "rate_target_per_s": rate, "sent": len(sent),
+        "send_rate_per_s": len(sent) / (t1 - t0) if t1 > t0 else None,
+        "received": int(ok.sum()), "kept_up": bool(ok.all()),
+        "throughput_per_s": in_window / (t1 - t0) if t1 > t0 else None,
+        "p50_ms": float(np.percentile(lat_ms, 50)) if len(lat_ms) else None,
+        "p99_ms": float(np.percentile(lat_ms, 99)) if len(lat_ms) else None,
+        "max_ms": float(lat_ms.max()) if len(lat_ms) else None,
+    }
+    result["sustained"] = bool(result["kept_up"] and result["p99_ms"] is not None and result["p99_ms"] < P99_GOAL_MS
+                               and (result["send_rate_per_s"] or 0) >= 0.95 * rate)
+    return result
 
 
 def run_one(kind: str, bootstrap: str, msgs: list, rate: float | None, model_root: Path, workdir: Path,
@@ -152,65 +288,31 @@ def run_one(kind: str, bootstrap: str, msgs: list, rate: float | None, model_roo
     topics = {"in": f"bench-in-{s}", "out": f"bench-out-{s}", "group": f"bench-{s}"}
     create_topic(bootstrap, topics["in"], partitions)
     create_topic(bootstrap, topics["out"], partitions)
-    warm = len(msgs) if rate is None else min(500, len(msgs) // 10)
     measurer = Measurer(bootstrap, topics["out"], len(msgs))
     send_ts = workdir / f"send-{s}.npy"
-    ctx = mp.get_context("spawn")
     log = logdir / f"{kind}-{'backlog' if rate is None else int(rate)}.log"
-    proc = None
+    procs: list[subprocess.Popen] = []
+
+    def start() -> subprocess.Popen:
+        procs.append(start_pipeline(kind, bootstrap, topics, model_root, log))
+        return procs[-1]
+
     try:
-        if rate is None:  # backlog: everything waits in the topic, then the pipeline starts
-            p = ctx.Process(target=producer_main, args=(bootstrap, topics["in"], msgs, None, str(send_ts)))
-            p.start()
-            p.join()
-            proc = start_pipeline(kind, bootstrap, topics, model_root, log)
-            measurer.poll(time.time() + 600, len(msgs))
-            recv = measurer.recv[~np.isnan(measurer.recv)]
-            span = float(recv.max() - recv.min()) if len(recv) > 1 else float("nan")
-            return {"pipeline": kind, "messages": len(msgs), "received": int(len(recv)),
-                    "throughput_per_s": len(recv) / span if span > 0 else None}
-        # fixed rate: warm the pipeline up with the first messages, then time the rest
-        proc = start_pipeline(kind, bootstrap, topics, model_root, log)
-        p = ctx.Process(target=producer_main, args=(bootstrap, topics["in"], msgs[:warm], None,
-                                                    str(workdir / f"warm-{s}.npy")))
-        p.start()
-        p.join()
-        measurer.poll(time.time() + 180, warm)
-        if measurer.count < warm:
-            raise RuntimeError(f"{kind} did not process its warm-up messages; see {log}")
-        p = ctx.Process(target=producer_main, args=(bootstrap, topics["in"], msgs[warm:], rate, str(send_ts)))
-        p.start()
-        while p.is_alive():
-            measurer.poll(time.time() + 0.5, len(msgs))
-        p.join()
-        measurer.poll(time.time() + drain_s, len(msgs))
-        sent = np.load(send_ts)
-        recv = measurer.recv[warm:]
-        ok = ~np.isnan(recv)
-        lat_ms = (recv[ok] - sent[ok]) * 1000.0
-        t0, t1 = sent[0], sent[-1]
-        in_window = int(np.sum((recv[ok] >= t0) & (recv[ok] <= t1)))
-        result = {
-            "pipeline": kind, "rate_target_per_s": rate, "sent": len(sent),
-            "send_rate_per_s": len(sent) / (t1 - t0) if t1 > t0 else None,
-            "received": int(ok.sum()), "kept_up": bool(ok.all()),
-            "throughput_per_s": in_window / (t1 - t0) if t1 > t0 else None,
-            "p50_ms": float(np.percentile(lat_ms, 50)) if len(lat_ms) else None,
-            "p99_ms": float(np.percentile(lat_ms, 99)) if len(lat_ms) else None,
-            "max_ms": float(lat_ms.max()) if len(lat_ms) else None,
-        }
-        result["sustained"] = bool(result["kept_up"] and result["p99_ms"] is not None
-                                   and result["p99_ms"] < P99_GOAL_MS
-                                   and result["send_rate_per_s"] >= 0.95 * rate)
-        return result
+        if rate is None:
+            return run_backlog(kind, bootstrap, msgs, topics, measurer, start, send_ts)
+        return run_rate(kind, bootstrap, msgs, rate, topics, measurer, start, send_ts, drain_s, log)
     finally:
         measurer.close()
-        if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        for proc in procs:
+            stop(proc)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 def train_model(root: Path) -> None:
@@ -224,6 +326,33 @@ def train_model(root: Path) -> None:
         subprocess.run([sys.executable, "-m", "npusuite.platform", *args], check=True, capture_output=True)
 
 
+# -- report -------------------------------------------------------------------------------
+def plot_latency(ax, results: list[dict]) -> None:
+    for kind, (marker, colour) in STYLE.items():
+        rows = [r for r in results if r["pipeline"] == kind]
+        if not rows:
+            continue
+        rates = [r["rate_target_per_s"] for r in rows]
+        ax.plot(rates, [r["p50_ms"] for r in rows], marker=marker, color=colour, linestyle="--", label=f"{kind} p50")
+        ax.plot(rates, [r["p99_ms"] for r in rows], marker=marker, color=colour, label=f"{kind} p99")
+    ax.axhline(P99_GOAL_MS, color="red", linewidth=0.8, label="80 ms goal")
+    ax.set_ylabel("end-to-end latency (ms)")
+
+
+def plot_throughput(ax, results: list[dict], backlog: list[dict]) -> None:
+    for kind, (marker, colour) in STYLE.items():
+        rows = [r for r in results if r["pipeline"] == kind]
+        if rows:
+            ax.plot([r["rate_target_per_s"] for r in rows], [r["throughput_per_s"] for r in rows], marker=marker,
+                    color=colour, label=f"{kind} sustained")
+    rates = sorted({r["rate_target_per_s"] for r in results})
+    ax.plot(rates, rates, color="grey", linewidth=0.8, label="offered")
+    for b in backlog:
+        ax.axhline(b["throughput_per_s"] or 0, linestyle=":", color=STYLE[b["pipeline"]][1],
+                   label=f"{b['pipeline']} max (backlog)")
+    ax.set_ylabel("output rate (tx/s)")
+
+
 def plot(results: list[dict], backlog: list[dict], path: Path) -> None:
     import matplotlib
 
@@ -231,50 +360,89 @@ def plot(results: list[dict], backlog: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
-    for kind, marker in (("bare", "o"), ("scorer", "s")):
-        rows = [r for r in results if r["pipeline"] == kind]
-        rates = [r["rate_target_per_s"] for r in rows]
-        a1.plot(rates, [r["p50_ms"] for r in rows], marker=marker, linestyle="--", label=f"{kind} p50")
-        a1.plot(rates, [r["p99_ms"] for r in rows], marker=marker, label=f"{kind} p99")
-        a2.plot(rates, [r["throughput_per_s"] for r in rows], marker=marker, color="C0" if kind == "bare" else "C1",
-                label=f"{kind} sustained")
-    a1.axhline(P99_GOAL_MS, color="red", linewidth=0.8, label="80 ms goal")
-    a1.set_xscale("log")
-    a1.set_yscale("log")
-    a1.set_xlabel("producer rate (tx/s)")
-    a1.set_ylabel("end-to-end latency (ms)")
-    a1.legend(fontsize=7)
-    rates = sorted({r["rate_target_per_s"] for r in results})
-    a2.plot(rates, rates, color="grey", linewidth=0.8, label="offered")
-    for b in backlog:
-        a2.axhline(b["throughput_per_s"] or 0, linestyle=":", color="C0" if b["pipeline"] == "bare" else "C1",
-                   label=f"{b['pipeline']} max (backlog)")
-    a2.set_xscale("log")
-    a2.set_yscale("log")
-    a2.set_xlabel("producer rate (tx/s)")
-    a2.set_ylabel("output rate (tx/s)")
-    a2.legend(fontsize=7)
-    fig.suptitle("npusuite fraud run vs bare kafka-python pipe (real broker, this machine)")
+    plot_latency(a1, results)
+    plot_throughput(a2, results, backlog)
+    for ax in (a1, a2):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("producer rate (tx/s)")
+        ax.legend(fontsize=7)
+    fig.suptitle("npusuite fraud run (confluent-kafka) vs bare pipes on kafka-python and confluent-kafka\n"
+                 "(instruments on confluent-kafka; real broker, this machine)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
 
-def main() -> None:
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a and b else None
+
+
+def summarise(backlog: list[dict], results: list[dict], pipelines: list[str]) -> dict:
+    top = {b["pipeline"]: b["throughput_per_s"] for b in backlog}
+    best = {k: max((r["rate_target_per_s"] for r in results if r["pipeline"] == k and r["sustained"]), default=None)
+            for k in pipelines}
+    return {
+        "highest_rate_sustained_p99_under_80ms_per_s": best.get("scorer"),
+        "max_throughput_scorer_per_s": top.get("scorer"), "max_throughput_bare_pipe_per_s": top.get("bare"),
+        "max_throughput_bare_confluent_per_s": top.get("bare-confluent"),
+        "throughput_ratio_scorer_vs_bare": _ratio(top.get("scorer"), top.get("bare")),
+        "throughput_ratio_scorer_vs_bare_confluent": _ratio(top.get("scorer"), top.get("bare-confluent")),
+        "highest_rate_sustained_per_pipeline_per_s": best,
+        "goals": {"rate_per_s": 5000, "ratio": 0.5, "p99_ms": P99_GOAL_MS},
+    }
+
+
+# -- main -------------------------------------------------------------------------------
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="1k and 5k tx/s for 10 s each, smaller backlog")
-    ap.add_argument("--rates", default=None, help="comma-separated tx/s (default 1000,5000,20000)")
+    ap.add_argument("--rates", default=None, help="comma-separated tx/s (default 1000,2000,5000,10000,20000)")
     ap.add_argument("--duration-s", type=float, default=None, help="seconds per rate (default 60; quick 10)")
     ap.add_argument("--backlog", type=int, default=None, help="messages for the max-throughput run (default 100000)")
+    ap.add_argument("--pipelines", default=",".join(PIPELINES), help="comma-separated subset of " + ",".join(PIPELINES))
     ap.add_argument("--partitions", type=int, default=4)
     ap.add_argument("--accounts", type=int, default=5000, help="accounts in the generated stream")
     ap.add_argument("--bootstrap", default=None, help="existing broker (default: KAFKA_BOOTSTRAP, else start one)")
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
+    args.pipelines = [p for p in args.pipelines.split(",") if p]
+    unknown = set(args.pipelines) - set(PIPELINES)
+    if unknown or not args.pipelines:
+        ap.error(f"--pipelines: unknown {sorted(unknown)}; choose from {','.join(PIPELINES)}")
+    args.rates = [float(r) for r in (args.rates or ("1000,5000" if args.quick else "1000,2000,5000,10000,20000"))
+                  .split(",")]
+    args.duration_s = args.duration_s or (10.0 if args.quick else 60.0)
+    args.backlog = args.backlog or (20_000 if args.quick else 100_000)
+    return args
+
+
+def run_all(args: argparse.Namespace, bootstrap: str, workdir: Path, logdir: Path) -> tuple[list, list]:
+    logger.info("broker %s; training the fast model", bootstrap)
+    model_root = workdir / "models"
+    train_model(model_root)
+    days = 10
+    base = base_transactions(args.accounts, days, seed=1)
+    logger.info("base stream: %d transactions of %d accounts", len(base), args.accounts)
+    backlog = []
+    for kind in args.pipelines:
+        msgs = messages(base, args.backlog, f"bk{kind.replace('-', '')}", days)
+        backlog.append(run_one(kind, bootstrap, msgs, None, model_root, workdir, args.partitions, 10, logdir))
+        logger.info("backlog %s: %s", kind, backlog[-1])
+    results = []
+    for rate in args.rates:
+        n = int(rate * args.duration_s) + min(500, int(rate * args.duration_s) // 10)
+        for kind in args.pipelines:
+            msgs = messages(base, n, f"r{int(rate)}{kind.replace('-', '')}", days)
+            results.append(run_one(kind, bootstrap, msgs, rate, model_root, workdir, args.partitions, 5.0, logdir))
+            logger.info("rate %d %s: %s", rate, kind, results[-1])
+    return backlog, results
+
+
+def main() -> None:
+    args = parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("kafka").setLevel(logging.ERROR)
-    rates = [float(r) for r in (args.rates or ("1000,5000" if args.quick else "1000,5000,20000")).split(",")]
-    duration = args.duration_s or (10.0 if args.quick else 60.0)
-    backlog_n = args.backlog or (20_000 if args.quick else 100_000)
+    load_start = os.getloadavg()[0]
     args.out.mkdir(parents=True, exist_ok=True)
     logdir = args.out / "fraud_stream_logs"
     logdir.mkdir(exist_ok=True)
@@ -292,39 +460,14 @@ def main() -> None:
             broker = LocalBroker(workdir / "kafka", port=free_port(), cache_dir=PathSettings().cache_dir())
             bootstrap = broker.up(timeout_s=120).bootstrap
         try:
-            logger.info("broker %s; training the fast model", bootstrap)
-            model_root = workdir / "models"
-            train_model(model_root)
-            days = 10
-            base = base_transactions(args.accounts, days, seed=1)
-            logger.info("base stream: %d transactions of %d accounts", len(base), args.accounts)
-            backlog = []
-            for kind in ("bare", "scorer"):
-                msgs = messages(base, backlog_n, f"bk{kind}", days)
-                backlog.append(run_one(kind, bootstrap, msgs, None, model_root, workdir, args.partitions, 10, logdir))
-                logger.info("backlog %s: %s", kind, backlog[-1])
-            results = []
-            for rate in rates:
-                n = int(rate * duration) + min(500, int(rate * duration) // 10)
-                for kind in ("bare", "scorer"):
-                    msgs = messages(base, n, f"r{int(rate)}{kind}", days)
-                    results.append(run_one(kind, bootstrap, msgs, rate, model_root, workdir, args.partitions, 5.0,
-                                          logdir))
-                    logger.info("rate %d %s: %s", rate, kind, results[-1])
+            backlog, results = run_all(args, bootstrap, workdir, logdir)
         finally:
             if broker is not None:
                 broker.down()
-    bare_max = next(b["throughput_per_s"] for b in backlog if b["pipeline"] == "bare")
-    scorer_max = next(b["throughput_per_s"] for b in backlog if b["pipeline"] == "scorer")
-    sustained = [r["rate_target_per_s"] for r in results if r["pipeline"] == "scorer" and r["sustained"]]
-    summary = {
-        "highest_rate_sustained_p99_under_80ms_per_s": max(sustained) if sustained else None,
-        "max_throughput_scorer_per_s": scorer_max, "max_throughput_bare_pipe_per_s": bare_max,
-        "throughput_ratio_scorer_vs_bare": scorer_max / bare_max if scorer_max and bare_max else None,
-        "goals": {"rate_per_s": 5000, "ratio": 0.5, "p99_ms": P99_GOAL_MS},
-    }
-    report = {"quick": args.quick, "duration_s_per_rate": duration, "partitions": args.partitions,
-              "accounts": args.accounts, "cpus": os.cpu_count(), "machine_load_1m_at_end": os.getloadavg()[0],
+    summary = summarise(backlog, results, args.pipelines)
+    report = {"quick": args.quick, "duration_s_per_rate": args.duration_s, "partitions": args.partitions,
+              "accounts": args.accounts, "pipelines": args.pipelines, "cpus": os.cpu_count(),
+              "machine_load_1m_at_start": load_start, "machine_load_1m_at_end": os.getloadavg()[0],
               "summary": summary, "backlog": backlog, "rates": results}
     (args.out / "fraud_stream.json").write_text(json.dumps(report, indent=2) + "\n")
     plot(results, backlog, args.out / "fraud_stream.png")
