@@ -49,6 +49,8 @@ class ServiceConfig(BaseModel):
     #: Up to this many previous transactions per account travel with alerts.
     recent_per_account: int = Field(default=20, ge=0, le=100)
 
+    #: A batch taking longer than this (begin to commit) is logged with its phases.
+    slow_batch_ms: float = Field(default=100.0, gt=0)
     #: How often the scorer checks the model aliases for a new version.
     alias_poll_interval_s: float = Field(default=1.0, gt=0)
     #: Serve Prometheus metrics on this port (0 = do not serve).

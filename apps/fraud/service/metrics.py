@@ -34,6 +34,10 @@ class ServiceMetrics:
                                  buckets=_LATENCY_BUCKETS_S, registry=r)
         self.commit_seconds = Histogram("fraud_transaction_commit_seconds", "Kafka transaction commit time.",
                                         buckets=_LATENCY_BUCKETS_S, registry=r)
+        self.batch_phase_seconds = Histogram(
+            "fraud_batch_phase_seconds", "Time per batch in each phase: score (validation, features, models, "
+            "messages), produce, offsets (send_offsets_to_transaction), commit.", ["phase"],
+            buckets=_LATENCY_BUCKETS_S, registry=r)
         self.lag = Gauge("fraud_consumer_lag", "Records behind the high watermark.", ["partition"], registry=r)
         self.aborts = Counter("fraud_kafka_transaction_aborts", "Kafka transactions aborted.", registry=r)
         self.swaps = Counter("fraud_model_swaps", "Model versions swapped in while consuming.", ["model"],

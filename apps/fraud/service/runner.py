@@ -243,16 +243,20 @@ class FraudService:
         first: dict[int, int] = {}
         for r in records:
             first.setdefault(r.partition, r.offset)
+        clock = time.perf_counter
         try:
+            t0 = clock()
             producer.begin_transaction()
             outcome = process_batch(records, self.store, self.scorer, c.topics, c.changelog_topic,
                                     same_partitions=self._same_partitions)
+            t1 = clock()
             self._produce(producer, outcome.records)
+            t2 = clock()
             offsets = [TopicPartition(c.topics.transactions, p, off) for p, off in outcome.next_offsets.items()]
             producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 30)
-            started = time.monotonic()
+            t3 = clock()
             producer.commit_transaction(60)
-            self.metrics.commit_seconds.observe(time.monotonic() - started)
+            t4 = clock()
         except KafkaException as exc:
             err = _txn_error(exc)
             if err is not None and err.fatal():
@@ -264,6 +268,8 @@ class FraudService:
         except (RuntimeError, ValueError) as exc:
             self._abort(consumer, producer, len(records), first, exc)
             return
+        self._observe_phases(len(records), {"score": t1 - t0, "produce": t2 - t1, "offsets": t3 - t2,
+                                            "commit": t4 - t3})
         self.metrics.observe_committed(outcome)
         self._committed_next.update(outcome.next_offsets)
         self._progress["scored"] += sum(outcome.decisions.values())
@@ -273,6 +279,16 @@ class FraudService:
         self.gc.after_batch()
         if self.on_batch is not None:
             self.on_batch(len(records))
+
+    def _observe_phases(self, n: int, phases: dict[str, float]) -> None:
+        for phase, seconds in phases.items():
+            self.metrics.batch_phase_seconds.labels(phase).observe(seconds)
+        self.metrics.commit_seconds.observe(phases["commit"])
+        total = sum(phases.values())
+        if total * 1000 >= self.config.slow_batch_ms:
+            logger.warning("slow batch: %d records in %.0f ms (%s)", n, total * 1000,
+                           ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in phases.items()),
+                           extra={"records": n, "phases_ms": {k: round(v * 1000, 1) for k, v in phases.items()}})
 
     @staticmethod
     def _produce(producer: Producer, records) -> None:

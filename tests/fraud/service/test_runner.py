@@ -1,0 +1,42 @@
+"""The Kafka shell's own bookkeeping, without a broker (the broker tests are in test_stream.py)."""
+
+from __future__ import annotations
+
+import logging
+
+from npusuite.fraud.service.config import ServiceConfig
+from npusuite.fraud.service.metrics import ServiceMetrics
+from npusuite.fraud.service.runner import FraudService
+
+
+def service(**config) -> FraudService:
+    return FraudService(ServiceConfig(bootstrap="127.0.0.1:1", **config), scorer=None, metrics=ServiceMetrics())
+
+
+def sample(svc: FraudService, name: str, **labels) -> float:
+    return svc.metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+def test_batch_phases_are_measured_and_a_slow_batch_is_logged_with_them(caplog):
+    svc = service(slow_batch_ms=50)
+    with caplog.at_level(logging.WARNING, logger="npusuite.fraud.service.runner"):
+        svc._observe_phases(10, {"score": 0.010, "produce": 0.001, "offsets": 0.003, "commit": 0.002})
+        assert not caplog.records
+        svc._observe_phases(300, {"score": 0.020, "produce": 0.001, "offsets": 0.090, "commit": 0.004})
+    assert len(caplog.records) == 1
+    message = caplog.records[0].getMessage()
+    assert "300 records in 115 ms" in message and "offsets 90 ms" in message
+    assert sample(svc, "fraud_batch_phase_seconds_count", phase="offsets") == 2
+    assert sample(svc, "fraud_transaction_commit_seconds_count") == 2
+
+
+def test_losing_partitions_drops_their_accounts_and_lag():
+    svc = service()
+    for p in (0, 1):
+        svc.store.set_partition(p, {})
+    svc.metrics.set_lag({0: 5, 1: 7})
+    svc._committed_next.update({0: 10, 1: 20})
+    svc.lose([1], "revoked")
+    assert sorted(svc.store.partitions) == [0] and svc._committed_next == {0: 10}
+    assert sample(svc, "fraud_consumer_lag", partition="1") == 0.0
+    assert sample(svc, "fraud_consumer_lag", partition="0") == 5
