@@ -191,11 +191,6 @@ def test_sigkilled_scorer_restarts_without_losing_or_repeating_a_score(harness, 
     assert log.count("consuming tx-") == 4, h.logs()
 
 
-# Marked slow (out of the default CI run) after it failed once in a full fresh-clone run
-# ("missing 4038" scores: the survivor did not finish the moved partitions within 240 s) while
-# passing 4 runs on its own and an earlier full run; issue 5 stays open until that is understood.  The failure
-# message now carries the scorers' logs.
-@pytest.mark.slow
 def test_two_scorers_one_killed_partitions_move_with_their_account_history(harness, stream_transactions):
     """Two scorers share a group; one is SIGKILLed midway and never restarted.  The survivor takes its
     partitions, rebuilds their accounts from the changelog and carries on: every account's final state
