@@ -139,10 +139,6 @@ def _median(values: list[float]) -> float:
     return float((ordered[mid - 1] + ordered[mid]) / 2.0)
 
 
-def _log1p(x: float) -> float:
-    return math.log1p(max(0.0, x))
-
-
 def _hour_prob(hours: list[float], h: int) -> float:
     # Smoothed with the neighbouring hours: people are not exact to the hour.
     near = hours[h] + 0.5 * (hours[(h - 1) % 24] + hours[(h + 1) % 24])
@@ -219,8 +215,9 @@ def _compute(s: AccountState, tx: Transaction, t: float, net: str | None, hour: 
         z,
         math.log(amount / s.max_amount) if s.max_amount > 0 else 0.0,
         math.log(amount / median),
-        _log1p(s.n),
-        # Counts and sums of positive amounts are >= 0: math.log1p directly (what _log1p would compute).
+        log1p(s.n),
+        # log1p of values clamped at 0: counts, sums of positive amounts and distances are >= 0 already;
+        # ages can be negative (out-of-order input) and are clamped inline.
         log1p(c1m), log1p(c1h), log1p(c24h), log1p(c7d),
         log1p(s1m), log1p(s1h), log1p(s24h), log1p(s7d),
         float(seen is None and s.n > 0),
@@ -228,21 +225,21 @@ def _compute(s: AccountState, tx: Transaction, t: float, net: str | None, hour: 
         float(tx.country not in s.countries and s.n > 0),
         float(tx.merchant_category not in s.mccs and s.n > 0),
         float(net is not None and net not in s.ip_nets and s.n > 0),
-        _log1p(seen[1]) if seen else 0.0,
+        log1p(seen[1]) if seen else 0.0,
         float(tx.device_id is not None),
-        _log1p(device_age),
+        log1p(device_age) if device_age > 0.0 else 0.0,
         float(net is not None),
-        _log1p(net_age),
+        log1p(net_age) if net_age > 0.0 else 0.0,
         s.countries.get(tx.country, 0) / s.n if s.n else 1.0,
-        _log1p(since_prev),
-        _log1p(geo_km),
-        _log1p(geo_speed),
+        log1p(since_prev) if since_prev > 0.0 else 0.0,
+        log1p(geo_km),
+        log1p(geo_speed),
         float(small_n),
         float(len(small_m)),
         -math.log(_hour_prob(s.hours, hour)) if s.n else 0.0,
         float(len(merchants_1h)),
         float(atm_n),
-        _log1p(atm_sum),
+        log1p(atm_sum),
         float(transfer_n),
         transfer_to_max,
         float(channel == "ecommerce" and tx.device_id is None),

@@ -87,7 +87,7 @@ def score_file(scorer: TieredScorer, transactions: list[Transaction], out: Path,
     with tmp.open("w", encoding="utf-8") as fh:
         for tx, res in zip(transactions, results, strict=True):
             fh.write(json.dumps(score_line(tx, res), separators=(",", ":")) + "\n")
-            decisions[res.score.decision] = decisions.get(res.score.decision, 0) + 1
+            decisions[res.fields["decision"]] = decisions.get(res.fields["decision"], 0) + 1
     tmp.replace(out)
     summary = ReplaySummary(len(results), len(warm), decisions, sum(r.escalated for r in results),
                             sum(r.llm_fallback for r in results))

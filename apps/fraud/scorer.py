@@ -90,7 +90,8 @@ class ScorerConfig:
 
 @dataclass
 class ScoredTransaction:
-    score: FraudScore
+    #: The §2 fields (transaction_id, score, decision, reasons, model, latency_ms), checked when built.
+    fields: dict
     state: AccountState
     features: Features
     llm_rationale: str | None = None
@@ -98,6 +99,11 @@ class ScoredTransaction:
     llm_fallback: bool = False
     fast_probability: float = 0.0
     extras: dict = field(default_factory=dict)
+
+    @property
+    def score(self) -> FraudScore:
+        """The §2 record as a validated model (built on use: the live scorer only needs ``fields``)."""
+        return FraudScore(**self.fields)
 
 
 class TieredScorer:
@@ -181,9 +187,9 @@ class TieredScorer:
                 decision = "decline" if p >= cfg.decline else "review" if p >= cfg.review else "approve"
                 if fallback and i in grey_set:
                     why = [*why, rs.LLM_UNAVAILABLE]
-            fs = FraudScore(transaction_id=tx.transaction_id, score=min(1.0, max(0.0, score)), decision=decision,
-                            reasons=why, model=model, latency_ms=round(latency_ms, 3))
+            fields = {"transaction_id": tx.transaction_id, "score": min(1.0, max(0.0, score)), "decision": decision,
+                      "reasons": why, "model": model, "latency_ms": round(latency_ms, 3)}
             escalated = i in grey_set
-            out.append(ScoredTransaction(fs, states[i], feats[i], rationale, escalated=escalated,
+            out.append(ScoredTransaction(fields, states[i], feats[i], rationale, escalated=escalated,
                                          llm_fallback=fallback and escalated, fast_probability=p))
         return out

@@ -147,7 +147,7 @@ class LiveScorer:
                 self.metrics.swaps.labels(ref).inc()
             logger.info("scoring with %s (thresholds %s)", ref, config)
             self._last_ref = ref
-        return [ScoreResult(dict(s.score.__dict__), s.state, s.features, s.llm_rationale, s.escalated, s.llm_fallback)
+        return [ScoreResult(s.fields, s.state, s.features, s.llm_rationale, s.escalated, s.llm_fallback)
                 for s in scored]
 
     def close(self) -> None:
