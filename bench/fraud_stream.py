@@ -1,13 +1,15 @@
 """Benchmark: the live fraud scorer against bare consume -> produce pipes, on the real broker.
 
-Pipelines (``--pipelines``, default all three):
+Pipelines (``--pipelines``; default the first three, ``scorer-x2`` on request):
 
 * ``bare``: a kafka-python consume -> produce loop doing no work (no parsing, no
   transactions): the baseline the issue defines, the limit of the old client;
 * ``bare-confluent``: the same no-work loop on confluent-kafka (librdkafka), the
   client the scorer now uses: the like-for-like limit of this machine and client;
 * ``scorer``: ``python -m npusuite.fraud.service`` (confluent-kafka, exactly-once
-  Kafka transactions, state changelog, features, fast model, alerts).
+  Kafka transactions, state changelog, features, fast model, alerts);
+* ``scorer-x2``: two such processes in one consumer group (active-active, two
+  partitions each): how far scale-out goes on this machine.
 
 The instruments, a producer process and a measuring consumer, are on
 confluent-kafka too.  The machine has 2 cores and the instruments share them with
@@ -52,8 +54,9 @@ import numpy as np
 logger = logging.getLogger("bench.fraud_stream")
 OUT = Path(__file__).resolve().parent / "out"
 P99_GOAL_MS = 80.0
-PIPELINES = ("bare", "bare-confluent", "scorer")
-STYLE = {"bare": ("o", "C0"), "bare-confluent": ("^", "C2"), "scorer": ("s", "C1")}  # marker, colour
+PIPELINES = ("bare", "bare-confluent", "scorer", "scorer-x2")
+STYLE = {"bare": ("o", "C0"), "bare-confluent": ("^", "C2"), "scorer": ("s", "C1"),
+         "scorer-x2": ("D", "C3")}  # marker, colour
 TID = b'"transaction_id":"'
 
 
@@ -156,13 +159,14 @@ while True:
 """
 
 
-def start_pipeline(kind: str, bootstrap: str, topics: dict, model_root: Path, log: Path) -> subprocess.Popen:
+def start_pipeline(kind: str, bootstrap: str, topics: dict, model_root: Path, log: Path,
+                   instance: str = "bench") -> subprocess.Popen:
     if kind in ("bare", "bare-confluent"):
         code = BARE_PIPE if kind == "bare" else BARE_CONFLUENT_PIPE
         cmd = [sys.executable, "-c", code, bootstrap, topics["in"], topics["out"], f"{kind}-{uuid.uuid4().hex[:6]}"]
     else:
         cmd = [sys.executable, "-m", "npusuite.fraud.service", "--bootstrap", bootstrap, "--group", topics["group"],
-               "--model", "fraud-fast", "--model-root", str(model_root), "--instance-id", "bench",
+               "--model", "fraud-fast", "--model-root", str(model_root), "--instance-id", instance,
                "--transactions-topic", topics["in"], "--scores-topic", topics["out"],
                "--alerts-topic", topics["out"] + "-alerts", "--dlq-topic", topics["out"] + "-dlq"]
     return subprocess.Popen(cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT)
@@ -294,8 +298,9 @@ def run_one(kind: str, bootstrap: str, msgs: list, rate: float | None, model_roo
     procs: list[subprocess.Popen] = []
 
     def start() -> subprocess.Popen:
-        procs.append(start_pipeline(kind, bootstrap, topics, model_root, log))
-        return procs[-1]
+        for instance in ("a", "b") if kind == "scorer-x2" else ("bench",):
+            procs.append(start_pipeline(kind, bootstrap, topics, model_root, log, instance))
+        return procs[0]
 
     try:
         if rate is None:
@@ -387,6 +392,8 @@ def summarise(backlog: list[dict], results: list[dict], pipelines: list[str]) ->
         "max_throughput_bare_confluent_per_s": top.get("bare-confluent"),
         "throughput_ratio_scorer_vs_bare": _ratio(top.get("scorer"), top.get("bare")),
         "throughput_ratio_scorer_vs_bare_confluent": _ratio(top.get("scorer"), top.get("bare-confluent")),
+        "max_throughput_scorer_x2_per_s": top.get("scorer-x2"),
+        "throughput_ratio_scorer_x2_vs_bare": _ratio(top.get("scorer-x2"), top.get("bare")),
         "highest_rate_sustained_per_pipeline_per_s": best,
         "goals": {"rate_per_s": 5000, "ratio": 0.5, "p99_ms": P99_GOAL_MS},
     }
@@ -399,7 +406,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--rates", default=None, help="comma-separated tx/s (default 1000,2000,5000,10000,20000)")
     ap.add_argument("--duration-s", type=float, default=None, help="seconds per rate (default 60; quick 10)")
     ap.add_argument("--backlog", type=int, default=None, help="messages for the max-throughput run (default 100000)")
-    ap.add_argument("--pipelines", default=",".join(PIPELINES), help="comma-separated subset of " + ",".join(PIPELINES))
+    ap.add_argument("--pipelines", default=",".join(PIPELINES[:3]),
+                    help="comma-separated subset of " + ",".join(PIPELINES) + " (default: the first three)")
     ap.add_argument("--partitions", type=int, default=4)
     ap.add_argument("--accounts", type=int, default=5000, help="accounts in the generated stream")
     ap.add_argument("--bootstrap", default=None, help="existing broker (default: KAFKA_BOOTSTRAP, else start one)")
