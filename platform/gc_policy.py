@@ -11,6 +11,12 @@ permanent generation, which collections do not scan; reference counting
 still frees them as usual.  Only cyclic garbage among frozen objects would
 be missed, so a full collection over everything runs when the loop is idle,
 and at the latest every ``full_every_s`` seconds even under constant load.
+
+:meth:`GcPolicy.install` also raises the young generation's threshold (700
+allocations by default): a batch of 2000 transactions allocates tens of
+thousands of short-lived objects, and each young collection rescans the
+batch's survivors; at 10,000 the scorer's offline per-transaction time fell
+by about 7 % (noisy, 2 runs each).
 """
 
 from __future__ import annotations
@@ -24,12 +30,18 @@ logger = logging.getLogger(__name__)
 
 
 class GcPolicy:
-    def __init__(self, full_every_s: float = 600.0, idle_full_after_s: float = 60.0,
+    def __init__(self, full_every_s: float = 600.0, idle_full_after_s: float = 60.0, young_threshold: int = 10_000,
                  clock: Callable[[], float] = time.monotonic):
+        self.young_threshold = young_threshold
         self.full_every_s = full_every_s
         self.idle_full_after_s = idle_full_after_s
         self.clock = clock
         self._last_full = clock()
+
+    def install(self) -> None:
+        """Process-wide: call once, from the process's main loop."""
+        _young, older, oldest = gc.get_threshold()
+        gc.set_threshold(self.young_threshold, older, oldest)
 
     def after_batch(self) -> None:
         """The batch's survivors are long-lived: stop scanning them."""

@@ -17,8 +17,16 @@ class Node:
 
 @pytest.fixture(autouse=True)
 def _unfrozen():
+    thresholds = gc.get_threshold()
     yield
     gc.unfreeze()
+    gc.set_threshold(*thresholds)
+
+
+def test_install_raises_only_the_young_threshold():
+    _, older, oldest = gc.get_threshold()
+    GcPolicy(young_threshold=12_345).install()
+    assert gc.get_threshold() == (12_345, older, oldest)
 
 
 def test_after_batch_freezes_the_survivors():

@@ -197,6 +197,7 @@ class FraudService:
                                        open_tx_timeout_s=c.transaction_timeout_ms / 1000 * 3 + 30)
         producer = self._producer()
         consumer = self._consumer()
+        self.gc.install()
         logger.info("fraud scorer %s consuming %s in group %s", c.transactional_id, c.topics.transactions,
                     c.group_id)
         try:
