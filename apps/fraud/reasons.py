@@ -119,16 +119,24 @@ def explain(tx: Transaction, features: Features, contributions: dict[str, float]
 def explain_batch(transactions: Sequence[Transaction], features: Sequence[Features], groups: Sequence[str],
                   contributions: np.ndarray, max_reasons: int = 3, min_logit: float = 0.25) -> list[list[str]]:
     """:func:`explain` for every row of a (transactions x groups) contribution matrix, with the same
-    result row for row; the threshold is applied to the whole matrix at once, so rows where no group
-    reaches ``min_logit`` (most transactions) cost almost nothing."""
+    result row for row, ranked for the whole batch at once: groups below ``min_logit`` drop out, and
+    one stable sort over columns ordered by descending group name breaks ties as ``explain``'s
+    ``sorted((value, group), reverse=True)`` does."""
     out = [[NO_RISK_REASON] for _ in transactions]
-    hits = np.asarray(contributions) >= min_logit
-    rows = np.flatnonzero(hits.any(axis=1)).tolist()
+    matrix = np.asarray(contributions, dtype=np.float64)
+    if not len(groups) or not matrix.size:
+        return out
+    by_name = sorted(range(len(groups)), key=lambda j: groups[j], reverse=True)
+    m = matrix[:, by_name]
+    hits = m >= min_logit
+    counts = np.minimum(hits.sum(axis=1), max_reasons)
+    rows = np.flatnonzero(counts).tolist()
     if not rows:
         return out
-    values = np.asarray(contributions)[rows].tolist()
-    row_hits = hits[rows].tolist()
-    for r, vals, hit in zip(rows, values, row_hits, strict=True):
-        ranked = sorted(((v, g) for v, g, h in zip(vals, groups, hit, strict=True) if h), reverse=True)
-        out[r] = [phrase(g, transactions[r], features[r]) for _, g in ranked[:max_reasons]]
+    masked = np.where(hits[rows], m[rows], -np.inf)
+    order = np.argsort(-masked, axis=1, kind="stable")[:, :max_reasons].tolist()
+    names = [groups[j] for j in by_name]
+    for r, ranked, n in zip(rows, order, counts[rows].tolist(), strict=True):
+        tx, f = transactions[r], features[r]
+        out[r] = [phrase(names[j], tx, f) for j in ranked[:n]]
     return out

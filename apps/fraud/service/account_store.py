@@ -127,10 +127,6 @@ class AccountStore:
             entry = accounts[account_id] = AccountEntry(recent=deque(maxlen=self.ring_size))
         return entry
 
-    def has_seen(self, partition: int, account_id: str, transaction_id: str) -> bool:
-        entry = self.partitions[partition].get(account_id)
-        return entry is not None and transaction_id in entry.ids
-
     def snapshot_due(self, entry: AccountEntry) -> bool:
         """Whether the account's next record must carry a snapshot if it is its last of the batch."""
         return entry.seq + 1 - entry.snapshot_seq >= self.snapshot_every

@@ -141,11 +141,12 @@ def process_batch(records: Sequence[InRecord], store: AccountStore, scorer: Batc
             dead(rec, f"message key {rec.key!r} is not the account_id {tx.account_id!r}", "key")
             continue
         seen = (rec.partition, tx.account_id, tx.transaction_id)
-        if seen in seen_ids or store.has_seen(rec.partition, tx.account_id, tx.transaction_id):
+        entry = store.entry(rec.partition, tx.account_id)
+        if seen in seen_ids or tx.transaction_id in entry.ids:
             dead(rec, f"duplicate transaction_id {tx.transaction_id!r}: already scored", "duplicate")
             continue
         seen_ids.add(seen)
-        valid.append((rec, tx, store.entry(rec.partition, tx.account_id)))
+        valid.append((rec, tx, entry))
     if valid:
         _score(valid, store, scorer, topics, changelog_topic, clock, same_partitions, out)
     return out

@@ -295,14 +295,13 @@ class FraudService:
     def _produce(producer: Producer, records) -> None:
         produce = producer.produce
         for o in records:
-            kwargs = {"key": o.key, "value": o.value}
-            if o.partition is not None:
-                kwargs["partition"] = o.partition
-            if o.headers:
-                kwargs["headers"] = o.headers
+            partition = -1 if o.partition is None else o.partition  # -1: the key partitioner chooses
             while True:
                 try:
-                    produce(o.topic, **kwargs)
+                    if o.headers:
+                        produce(o.topic, o.value, o.key, partition, headers=o.headers)
+                    else:
+                        produce(o.topic, o.value, o.key, partition)
                     break
                 except BufferError:  # the local queue is full: let the client send some
                     producer.poll(0.05)
