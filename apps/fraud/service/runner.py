@@ -17,17 +17,21 @@ One loop, one Kafka transaction per batch (never per message):
    :class:`_Rebalance`: revoked or lost partitions' accounts are dropped,
    gained ones are rebuilt from the changelog before their first record is
    returned; partitions kept across a rebalance keep their state;
-3. ``begin_transaction``; process the batch; produce scores, alerts, dead
-   letters and changelog records; ``send_offsets_to_transaction`` with the
-   consumer's group metadata (KIP-447: a fenced, stale member cannot commit);
-   ``commit_transaction``.
+3. score the batch (:func:`process_batch`) while the previous batch's
+   transaction commits in the background (:mod:`.committer`); wait for that
+   commit; ``begin_transaction``; produce scores, alerts, dead letters and
+   changelog records; start this batch's commit: ``send_offsets_to_transaction``
+   with the consumer's group metadata (KIP-447: a fenced, stale member cannot
+   commit) and ``commit_transaction``.
 
-If 3 fails with an abortable error, the transaction is aborted, the touched
-partitions' accounts are reloaded from the changelog (the scorer updated them
-in place) and the consumer is rewound to the batch's first offsets, so the
-batch is retried; nothing becomes visible twice to ``read_committed`` readers.
-A fatal error (fenced by a newer instance with the same transactional id)
-stops the service with an error.
+If a commit fails with an abortable error, the transaction is aborted, the
+touched partitions' accounts (of that batch and of the one scored on top of
+it) are reloaded from the changelog (the scorer updated them in place) and the
+consumer is rewound to the earlier batch's first offsets, so both are scored
+again; nothing becomes visible twice to ``read_committed`` readers.  A fatal
+error (fenced by a newer instance with the same transactional id) stops the
+service with an error.  A rebalance callback that takes partitions away first
+waits for the in-flight commit, so their next owner starts after it.
 
 SIGTERM (``stop()``) lets the current batch commit, then closes the consumer,
 which leaves the group so the others take its partitions at once.
@@ -42,6 +46,7 @@ from collections.abc import Callable
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from npusuite.fraud.service.account_store import AccountStore, ChangelogReader
+from npusuite.fraud.service.committer import InFlightCommit, SentBatch
 from npusuite.fraud.service.config import ServiceConfig
 from npusuite.fraud.service.metrics import ServiceMetrics
 from npusuite.fraud.service.processor import BatchScorer, InRecord, process_batch
@@ -103,6 +108,11 @@ class FraudService:
         self.committed_batches = 0
         #: partition -> offset after the last record this process committed (for the lag metric).
         self._committed_next: dict[int, int] = {}
+        self._inflight = InFlightCommit()
+        self._producer_handle: Producer | None = None
+        #: partition -> offset to rewind to, for a transaction that aborted inside a rebalance callback.
+        self._rollback_pending: dict[int, int] = {}
+        self._slow = {"count": 0, "logged_s": 0.0}
 
     def stop(self) -> None:
         """Ask the loop to finish its current batch and exit (safe from a signal handler)."""
@@ -156,7 +166,13 @@ class FraudService:
                     sorted(self.store.partitions), gained)
 
     def lose(self, partitions: list[int], why: str) -> None:
+        """Let the in-flight transaction finish before the partitions go (their new owner then starts after
+        it); if it aborted, its other partitions are rolled back after the callback."""
+        if self._inflight.pending is not None:
+            aborted = self._settle()
+            self._rollback_pending = _earliest(self._rollback_pending, aborted)
         for p in partitions:
+            self._rollback_pending.pop(p, None)
             self.store.drop_partition(p)
             self._committed_next.pop(p, None)
             self.metrics.forget_partition(p)
@@ -195,7 +211,7 @@ class FraudService:
         _, self._same_partitions = ensure_topics(c)
         self._reader = ChangelogReader(c.bootstrap, c.changelog_topic, c.recent_per_account,
                                        open_tx_timeout_s=c.transaction_timeout_ms / 1000 * 3 + 30)
-        producer = self._producer()
+        producer = self._producer_handle = self._producer()
         consumer = self._consumer()
         self.gc.install()
         logger.info("fraud scorer %s consuming %s in group %s", c.transactional_id, c.topics.transactions,
@@ -203,19 +219,26 @@ class FraudService:
         try:
             while not self._stop:
                 records = self._next_batch(consumer)
+                records = self._apply_pending_rollback(consumer, records)
                 refresh = getattr(self.scorer, "refresh", None)
                 if refresh is not None:
                     refresh()
                 if records:
-                    self._commit_batch(consumer, producer, records)
-                else:
+                    self._score_and_send(consumer, producer, records)
+                else:  # nothing to overlap the in-flight commit with: finish it now
+                    self._rollback(consumer, self._settle(), "the Kafka transaction aborted")
                     self.gc.idle()
                 self._update_lag(consumer)
         finally:
             logger.info("fraud scorer %s stopping", c.transactional_id)
-            consumer.close()
-            producer.flush(10)
-            self._reader.close()
+            try:
+                if self._inflight.pending is not None:
+                    self._settle()  # let the batch in flight commit (or abort) before leaving the group
+            finally:
+                self._inflight.close()
+                consumer.close()
+                producer.flush(10)
+                self._reader.close()
 
     def _next_batch(self, consumer: Consumer) -> list[InRecord]:
         """Everything fetched so far (at most max_poll_records); blocks up to poll_timeout_ms only if nothing is."""
@@ -239,38 +262,55 @@ class FraudService:
                 records.append(InRecord(p, m.offset(), m.key(), m.value(), m.timestamp()[1]))
         return records
 
-    def _commit_batch(self, consumer: Consumer, producer: Producer, records: list[InRecord]) -> None:
+    def _score_and_send(self, consumer: Consumer, producer: Producer, records: list[InRecord]) -> None:
+        """Score the batch (while the previous transaction commits), then produce it in a new transaction
+        and start its commit."""
         c = self.config
         first: dict[int, int] = {}
         for r in records:
             first.setdefault(r.partition, r.offset)
         clock = time.perf_counter
+        t0 = clock()
         try:
-            t0 = clock()
-            producer.begin_transaction()
             outcome = process_batch(records, self.store, self.scorer, c.topics, c.changelog_topic,
                                     same_partitions=self._same_partitions)
-            t1 = clock()
+        except (RuntimeError, ValueError) as exc:  # the touched accounts may be half-updated
+            self._rollback(consumer, _earliest(self._settle(), first), f"scoring failed: {exc}")
+            return
+        t1 = clock()
+        aborted = self._settle()
+        if aborted:  # this batch was scored on top of the aborted one's state: redo both
+            self._rollback(consumer, _earliest(aborted, first), "the previous Kafka transaction aborted")
+            return
+        try:
+            producer.begin_transaction()
             self._produce(producer, outcome.records)
-            t2 = clock()
-            offsets = [TopicPartition(c.topics.transactions, p, off) for p, off in outcome.next_offsets.items()]
-            producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 30)
-            t3 = clock()
-            producer.commit_transaction(60)
-            t4 = clock()
         except KafkaException as exc:
-            err = _txn_error(exc)
-            if err is not None and err.fatal():
-                logger.error("fatal Kafka error (fenced: another scorer runs with transactional id %s?): %s; "
-                             "stopping", c.transactional_id, err.str())
-                raise FencedError(err.str()) from exc
-            self._abort(consumer, producer, len(records), first, exc)
+            self._check_fatal(exc)
+            self._abort(producer, exc, len(records))
+            self._rollback(consumer, first, "producing failed")
             return
-        except (RuntimeError, ValueError) as exc:
-            self._abort(consumer, producer, len(records), first, exc)
-            return
-        self._observe_phases(len(records), {"score": t1 - t0, "produce": t2 - t1, "offsets": t3 - t2,
-                                            "commit": t4 - t3})
+        t2 = clock()
+        offsets = [TopicPartition(c.topics.transactions, p, off) for p, off in outcome.next_offsets.items()]
+        self._inflight.start(producer, offsets, consumer.consumer_group_metadata(),
+                             SentBatch(len(records), outcome, first, {"score": t1 - t0, "produce": t2 - t1}))
+
+    def _settle(self) -> dict[int, int]:
+        """Wait for the in-flight transaction.  Committed: account for it, return {}.  Aborted: return its
+        first offsets (the caller rolls them back).  Fatal (fenced): raise FencedError."""
+        if self._inflight.pending is None:
+            return {}
+        batch, error = self._inflight.wait()
+        if error is None:
+            self._committed(batch)
+            return {}
+        self._check_fatal(error)
+        self._abort(self._producer_handle, error, batch.records)
+        return batch.first
+
+    def _committed(self, batch: SentBatch) -> None:
+        self._observe_phases(batch.records, batch.phases)
+        outcome = batch.outcome
         self.metrics.observe_committed(outcome)
         self._committed_next.update(outcome.next_offsets)
         self._progress["scored"] += sum(outcome.decisions.values())
@@ -279,17 +319,61 @@ class FraudService:
         self.committed_batches += 1
         self.gc.after_batch()
         if self.on_batch is not None:
-            self.on_batch(len(records))
+            self.on_batch(batch.records)
+
+    def _check_fatal(self, exc: KafkaException) -> None:
+        err = _txn_error(exc)
+        if err is not None and err.fatal():
+            logger.error("fatal Kafka error (fenced: another scorer runs with transactional id %s?): %s; "
+                         "stopping", self.config.transactional_id, err.str())
+            raise FencedError(err.str()) from exc
+
+    def _abort(self, producer: Producer, exc: Exception, n: int) -> None:
+        self.metrics.aborts.inc()
+        logger.warning("aborting the Kafka transaction of %d records; they will be scored again: %s", n, exc)
+        try:
+            producer.abort_transaction(60)
+        except KafkaException as abort_exc:
+            # Nothing of the batch is committed; a restarted scorer (init_transactions) resolves the rest.
+            raise FencedError(f"could not abort the Kafka transaction: {abort_exc}") from abort_exc
+
+    def _rollback(self, consumer: Consumer, first: dict[int, int], why: str) -> None:
+        """Reload these partitions' committed state (the scorer updated it in place) and rewind them."""
+        if not first:
+            return
+        owned = [p for p in sorted(first) if self.store.owns(p)]
+        logger.warning("%s: restoring partitions %s from the changelog and scoring again from offsets %s",
+                       why, owned, {p: first[p] for p in owned})
+        for p in first:
+            self.store.drop_partition(p)
+        for p, accounts in self._reader.restore(owned).items():
+            self.store.set_partition(p, accounts)
+        for p in owned:
+            consumer.seek(TopicPartition(self.config.topics.transactions, p, first[p]))
+
+    def _apply_pending_rollback(self, consumer: Consumer, records: list[InRecord]) -> list[InRecord]:
+        """A transaction that aborted while a rebalance callback waited for it is rolled back here, after
+        the callback (seeking inside one is not safe); records fetched past it are dropped."""
+        pending, self._rollback_pending = self._rollback_pending, {}
+        if not pending:
+            return records
+        self._rollback(consumer, pending, "the Kafka transaction aborted during a rebalance")
+        return [r for r in records if r.partition not in pending]
 
     def _observe_phases(self, n: int, phases: dict[str, float]) -> None:
         for phase, seconds in phases.items():
             self.metrics.batch_phase_seconds.labels(phase).observe(seconds)
-        self.metrics.commit_seconds.observe(phases["commit"])
+        self.metrics.commit_seconds.observe(phases.get("commit", 0.0))
         total = sum(phases.values())
+        now = time.monotonic()
         if total * 1000 >= self.config.slow_batch_ms:
-            logger.warning("slow batch: %d records in %.0f ms (%s)", n, total * 1000,
-                           ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in phases.items()),
-                           extra={"records": n, "phases_ms": {k: round(v * 1000, 1) for k, v in phases.items()}})
+            self._slow["count"] += 1
+            if now - self._slow["logged_s"] >= 10.0:  # at most one line per 10 s (catching up, every batch is big)
+                logger.warning("slow batch: %d records in %.0f ms (%s); %d slow batches since the last such line",
+                               n, total * 1000, ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in phases.items()),
+                               self._slow["count"], extra={"records": n, "phases_ms": {
+                                   k: round(v * 1000, 1) for k, v in phases.items()}})
+                self._slow = {"count": 0, "logged_s": now}
 
     @staticmethod
     def _produce(producer: Producer, records) -> None:
@@ -307,21 +391,10 @@ class FraudService:
                     producer.poll(0.05)
         producer.poll(0)
 
-    def _abort(self, consumer: Consumer, producer: Producer, n: int, first: dict[int, int], exc: Exception) -> None:
-        """Abort the transaction, reload the touched partitions' committed state and rewind to the batch's start."""
-        c = self.config
-        self.metrics.aborts.inc()
-        logger.warning("aborting the batch of %d records and retrying it: %s", n, exc)
-        try:
-            producer.abort_transaction(60)
-        except KafkaException as abort_exc:
-            # Nothing of the batch is committed; a restarted scorer (init_transactions) resolves the rest.
-            raise FencedError(f"could not abort the Kafka transaction: {abort_exc}") from abort_exc
-        # The scorer may have updated state objects in place: reload the committed truth.
-        owned = [p for p in sorted(first) if self.store.owns(p)]
-        for p in first:
-            self.store.drop_partition(p)
-        for p, accounts in self._reader.restore(owned).items():
-            self.store.set_partition(p, accounts)
-        for p in owned:
-            consumer.seek(TopicPartition(c.topics.transactions, p, first[p]))
+
+def _earliest(a: dict[int, int], b: dict[int, int]) -> dict[int, int]:
+    """Per partition, the earlier of two batches' first offsets."""
+    out = dict(b)
+    for p, off in a.items():
+        out[p] = min(off, out.get(p, off))
+    return out

@@ -297,3 +297,72 @@ def test_grey_band_goes_to_the_llm_and_falls_back_without_stalling(harness, llm_
     else:
         assert all(s["model"] == "fraud-fast@1" and "llm_unavailable" in s["reasons"] for s in in_band)
     assert scorer.terminate() == 0, h.logs()
+
+
+class FailingCommits:
+    """The real transactional producer, whose ``commit_transaction`` fails (abortable) on chosen calls."""
+
+    def __init__(self, producer, fail_on: set[int]):
+        self._producer, self._fail_on, self.calls = producer, fail_on, 0
+
+    def __getattr__(self, name):
+        return getattr(self._producer, name)
+
+    def commit_transaction(self, *args):
+        from confluent_kafka import KafkaError, KafkaException
+
+        self.calls += 1
+        if self.calls in self._fail_on:
+            raise KafkaException(KafkaError(KafkaError._STATE, "injected commit failure", txn_requires_abort=True))
+        return self._producer.commit_transaction(*args)
+
+
+def test_aborted_transactions_and_a_failed_batch_are_scored_again_exactly_once(harness, stream_transactions):
+    """In-process scorer with faults injected: two commits fail (while the next batch is already scored
+    on top of them) and one scoring call raises.  Every transaction still has exactly one committed
+    score and every account's state equals an offline replay."""
+    import threading
+
+    from npusuite.fraud.service.config import ModelConfig, ServiceConfig
+    from npusuite.fraud.service.runner import FraudService
+    from npusuite.fraud.service.scoring import build_live_scorer
+
+    h = harness
+    transactions = stream_transactions[:6000]
+    stream, bad = mixed_stream(transactions, n_bad=30, seed=7)
+    h.create_topics(partitions=4)
+    scorer = build_live_scorer(ModelConfig(model="fraud-fast", model_root=h.model_root))
+    real_score_batch, calls = scorer.score_batch, {"n": 0}
+
+    def flaky_score_batch(requests):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise RuntimeError("injected scoring failure")
+        return real_score_batch(requests)
+
+    scorer.score_batch = flaky_score_batch
+    config = ServiceConfig(bootstrap=h.bootstrap, group_id=h.group, topics=h.topics, instance_id="inproc",
+                           max_poll_records=500)
+    service = FraudService(config, scorer)
+    real_producer, wrappers = service._producer, []
+
+    def failing_producer():
+        wrappers.append(FailingCommits(real_producer(), fail_on={2, 5}))
+        return wrappers[-1]
+
+    service._producer = failing_producer
+    thread = threading.Thread(target=service.run, daemon=True)
+    h.produce(stream)  # all waiting before the scorer starts: full batches, commits overlap scoring
+    thread.start()
+    try:
+        scores = committed_scores(h, len(transactions))
+    finally:
+        service.stop()
+        thread.join(60)
+        scorer.close()
+    assert not thread.is_alive()
+    assert_exactly_once(h, transactions, bad, scores)
+    assert_state_matches_offline_replay(h, transactions)
+    assert wrappers[0].calls >= 5 and calls["n"] >= 4
+    aborts = service.metrics.registry.get_sample_value("fraud_kafka_transaction_aborts_total")
+    assert aborts == 2  # the two failed commits; the scoring failure happened before its transaction began
