@@ -49,6 +49,9 @@ class ServiceConfig(BaseModel):
     #: Up to this many previous transactions per account travel with alerts.
     recent_per_account: int = Field(default=20, ge=0, le=100)
 
+    #: A batch this large means the scorer is behind: it is scored while the previous batch's Kafka
+    #: transaction commits.  A smaller one waits for that commit first and takes what arrived meanwhile.
+    overlap_min_records: int = Field(default=200, ge=1)
     #: A batch taking longer than this (begin to commit) is logged with its phases.
     slow_batch_ms: float = Field(default=100.0, gt=0)
     #: How often the scorer checks the model aliases for a new version.

@@ -220,6 +220,10 @@ class FraudService:
             while not self._stop:
                 records = self._next_batch(consumer)
                 records = self._apply_pending_rollback(consumer, records)
+                if records and self._inflight.pending is not None and len(records) < c.overlap_min_records:
+                    # Not behind: little scoring to overlap, and waiting for the commit first lets the batch
+                    # grow (one transaction per cycle instead of many small ones).
+                    records = self._settle_then_take_more(consumer, records)
                 refresh = getattr(self.scorer, "refresh", None)
                 if refresh is not None:
                     refresh()
@@ -249,6 +253,17 @@ class FraudService:
             if first is None:
                 return []
             messages = [first, *consumer.consume(c.max_poll_records - 1, 0)] if c.max_poll_records > 1 else [first]
+        return self._records(messages)
+
+    def _settle_then_take_more(self, consumer: Consumer, records: list[InRecord]) -> list[InRecord]:
+        aborted = self._settle()
+        if aborted:
+            self._rollback(consumer, aborted, "the Kafka transaction aborted")
+            records = [r for r in records if r.partition not in aborted]
+        room = self.config.max_poll_records - len(records)
+        return records + self._records(consumer.consume(room, 0)) if room > 0 else records
+
+    def _records(self, messages: list) -> list[InRecord]:
         owns = self.store.owns
         records = []
         for m in messages:
