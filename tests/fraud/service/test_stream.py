@@ -131,11 +131,17 @@ def test_stream_scores_every_transaction_once_with_one_or_two_scorers(harness, s
         assert s.terminate() == 0, h.logs()
 
 
-def wait_until(condition, what: str, timeout_s: float = 120.0) -> None:
+def wait_until(condition, what: str, timeout_s: float = 120.0, logs=lambda: "") -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
-        assert time.monotonic() < deadline, f"timed out after {timeout_s} s waiting for {what}"
+        assert time.monotonic() < deadline, f"timed out after {timeout_s} s waiting for {what}\n{logs()}"
         time.sleep(0.1)
+
+
+def owned_partitions(scorer) -> list[int]:
+    """The partitions a scorer process says it owns, from its latest assignment log line."""
+    lines = [line for line in scorer.log.read_text().splitlines() if "own partitions [" in line]
+    return json.loads(lines[-1].split("own partitions ")[1].split(" (")[0]) if lines else []
 
 
 class ScoreWatcher:
@@ -177,7 +183,8 @@ def test_sigkilled_scorer_restarts_without_losing_or_repeating_a_score(harness, 
     watcher = ScoreWatcher(h)
     try:
         for point in kill_points:
-            wait_until(lambda s=scorer: "consuming tx-" in s.log.read_text(), what="the scorer to start consuming")
+            wait_until(lambda s=scorer: "consuming tx-" in s.log.read_text(), what="the scorer to start consuming",
+                       logs=h.logs)
             watcher.wait_for(max(point, watcher.seen + 1))  # kill only once this scorer has committed a batch
             time.sleep(rng.uniform(0.0, 0.3))  # land anywhere inside a batch / transaction
             scorer.kill()
@@ -200,20 +207,26 @@ def test_two_scorers_one_killed_partitions_move_with_their_account_history(harne
     stream, bad = mixed_stream(transactions, n_bad=50, seed=5)
     h.create_topics(partitions=4)
     a, b = h.start("a"), h.start("b")
-    h.produce(stream)
+    wait_until(lambda: owned_partitions(a) and owned_partitions(b), what="both scorers to own partitions",
+               logs=h.logs)
+    # The first half is scored while both run, the second after `a` is gone: a moved account's
+    # history starts with `a` and carries on with `b`.
+    half = len(stream) // 2
+    valid = {json.dumps(tx).encode() for tx in transactions}
+    h.produce(stream[:half])
     watcher = ScoreWatcher(h)
     try:
-        watcher.wait_for(len(transactions) // 2)
+        watcher.wait_for(sum(v in valid for _, v in stream[:half]))
     finally:
         watcher.close()
+    moved = set(owned_partitions(a))
     a.kill()
+    h.produce(stream[half:])
     scores = committed_scores(h, len(transactions))
     assert_exactly_once(h, transactions, bad, scores)
     partition_of = assert_state_matches_offline_replay(h, transactions)
-    moved = {p for line in a.log.read_text().splitlines() if "own partitions" in line
-             for p in json.loads(line.split("own partitions ")[1].split(" (")[0])}
     survivor_log = b.log.read_text()
-    assert moved and "restored" in survivor_log
+    assert moved and "restored" in survivor_log and set(owned_partitions(b)) >= moved
     moved_accounts = [acct for acct, p in partition_of.items() if p in moved]
     assert moved_accounts
     # The 24 h count of transactions scored after the move carries on from before it.
