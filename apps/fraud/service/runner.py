@@ -183,18 +183,7 @@ class FraudService:
         if now - self._last_lag_s < 1.0:
             return
         self._last_lag_s = now
-        lag = {}
-        topic = self.config.topics.transactions
-        for tp in consumer.position([TopicPartition(topic, p) for p in self.store.partitions]):
-            # Before a partition's first record the client knows neither end: ask the broker (rare).
-            _low, high = consumer.get_watermark_offsets(tp, cached=True)
-            if high < 0:
-                _low, high = consumer.get_watermark_offsets(tp, timeout=1.0)
-            position = tp.offset if tp.offset >= 0 else self._committed_next.get(tp.partition)
-            if position is None:
-                committed = consumer.committed([tp], timeout=1.0)[0].offset
-                position = committed if committed >= 0 else _low
-            lag[tp.partition] = max(0, high - position)
+        lag = self._lag(consumer)
         self.metrics.set_lag(lag)
         prog = self._progress
         if now - prog["since_s"] >= 10.0 and prog["batches"]:
@@ -203,6 +192,26 @@ class FraudService:
                         prog["scored"] / (now - prog["since_s"]), prog["dead"], lag,
                         extra={"scored": prog["scored"], "lag": lag})
             self._progress = {"since_s": now, "scored": 0, "dead": 0, "batches": 0}
+
+    def _lag(self, consumer: Consumer) -> dict[int, int]:
+        """Records behind the end, per owned partition whose position is known.  A metric: a broker that
+        does not answer in time (e.g. mid-rebalance) leaves a partition out; it never stops scoring."""
+        lag = {}
+        topic = self.config.topics.transactions
+        for tp in consumer.position([TopicPartition(topic, p) for p in self.store.partitions]):
+            position = tp.offset if tp.offset >= 0 else self._committed_next.get(tp.partition)
+            try:
+                low, high = consumer.get_watermark_offsets(tp, cached=True)
+                if high < 0:  # nothing fetched from this partition yet: ask the broker
+                    low, high = consumer.get_watermark_offsets(tp, timeout=0.5)
+            except KafkaException as exc:
+                logger.debug("no watermarks for partition %d: %s", tp.partition, exc)
+                continue
+            if position is None and high == low:
+                position = high  # empty partition: nothing to consume, no lag
+            if position is not None and high >= 0:
+                lag[tp.partition] = max(0, high - position)
+        return lag
 
     # -- the loop ---------------------------------------------------------
     def run(self) -> None:

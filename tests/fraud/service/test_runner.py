@@ -40,3 +40,28 @@ def test_losing_partitions_drops_their_accounts_and_lag():
     assert sorted(svc.store.partitions) == [0] and svc._committed_next == {0: 10}
     assert sample(svc, "fraud_consumer_lag", partition="1") == 0.0
     assert sample(svc, "fraud_consumer_lag", partition="0") == 5
+
+
+class StubConsumer:
+    """Answers the lag metric's questions; partition 2's broker does not answer in time."""
+
+    def position(self, tps):
+        from confluent_kafka import TopicPartition
+
+        known = {0: 90, 1: -1001, 2: 10, 3: -1001}
+        return [TopicPartition(tp.topic, tp.partition, known[tp.partition]) for tp in tps]
+
+    def get_watermark_offsets(self, tp, timeout=None, cached=False):
+        from confluent_kafka import KafkaError, KafkaException
+
+        if tp.partition == 2:
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "Failed to get watermarks: Local: Timed out"))
+        return {0: (0, 100), 1: (0, 40), 3: (7, 7)}[tp.partition]
+
+
+def test_lag_skips_what_it_cannot_know_and_never_raises():
+    svc = service()
+    for p in range(4):
+        svc.store.set_partition(p, {})
+    svc._committed_next[1] = 25  # nothing consumed since this process's last commit on partition 1
+    assert svc._lag(StubConsumer()) == {0: 10, 1: 15, 3: 0}
