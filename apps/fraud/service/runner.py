@@ -207,11 +207,20 @@ class FraudService:
             except KafkaException as exc:
                 logger.debug("no watermarks for partition %d: %s", tp.partition, exc)
                 continue
-            if position is None and high == low:
-                position = high  # empty partition: nothing to consume, no lag
+            if position is None:  # nothing consumed here yet: start from the group's committed offset
+                position = self._committed_offset(consumer, tp, low)
             if position is not None and high >= 0:
                 lag[tp.partition] = max(0, high - position)
         return lag
+
+    @staticmethod
+    def _committed_offset(consumer: Consumer, tp: TopicPartition, low: int) -> int | None:
+        try:
+            committed = consumer.committed([tp], timeout=0.5)[0].offset
+        except KafkaException as exc:
+            logger.debug("no committed offset for partition %d: %s", tp.partition, exc)
+            return None
+        return committed if committed >= 0 else low
 
     # -- the loop ---------------------------------------------------------
     def run(self) -> None:

@@ -48,20 +48,28 @@ class StubConsumer:
     def position(self, tps):
         from confluent_kafka import TopicPartition
 
-        known = {0: 90, 1: -1001, 2: 10, 3: -1001}
+        known = {0: 90, 1: -1001, 2: 10, 3: -1001, 4: -1001, 5: -1001}
         return [TopicPartition(tp.topic, tp.partition, known[tp.partition]) for tp in tps]
+
+    def committed(self, tps, timeout=None):
+        from confluent_kafka import KafkaError, KafkaException, TopicPartition
+
+        if any(tp.partition == 4 for tp in tps):
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "Failed to get committed offsets: Local: Timed out"))
+        return [TopicPartition(tp.topic, tp.partition, {3: -1001, 5: 30}[tp.partition]) for tp in tps]
 
     def get_watermark_offsets(self, tp, timeout=None, cached=False):
         from confluent_kafka import KafkaError, KafkaException
 
         if tp.partition == 2:
             raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "Failed to get watermarks: Local: Timed out"))
-        return {0: (0, 100), 1: (0, 40), 3: (7, 7)}[tp.partition]
+        return {0: (0, 100), 1: (0, 40), 3: (7, 7), 4: (0, 9), 5: (0, 50)}[tp.partition]
 
 
 def test_lag_skips_what_it_cannot_know_and_never_raises():
     svc = service()
-    for p in range(4):
+    for p in range(6):
         svc.store.set_partition(p, {})
     svc._committed_next[1] = 25  # nothing consumed since this process's last commit on partition 1
-    assert svc._lag(StubConsumer()) == {0: 10, 1: 15, 3: 0}
+    # 3: empty, nothing committed; 4: the committed offset does not come in time; 5: another member's commit
+    assert svc._lag(StubConsumer()) == {0: 10, 1: 15, 3: 0, 5: 20}
