@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
@@ -91,12 +90,10 @@ class _Rebalance:
 
 class FraudService:
     def __init__(self, config: ServiceConfig, scorer: BatchScorer, metrics: ServiceMetrics | None = None,
-                 on_batch: Callable[[int], None] | None = None, gc_policy: GcPolicy | None = None):
+                 gc_policy: GcPolicy | None = None):
         self.config = config
         self.scorer = scorer
         self.metrics = metrics or ServiceMetrics()
-        #: Test and benchmark hook, called with the number of records after each committed batch.
-        self.on_batch = on_batch
         self.store = AccountStore(config.recent_per_account)
         #: Full cyclic-GC passes over the account heap only when idle (see npusuite.platform.gc_policy).
         self.gc = gc_policy or GcPolicy()
@@ -105,7 +102,6 @@ class FraudService:
         self._progress = {"since_s": time.monotonic(), "scored": 0, "dead": 0, "batches": 0}
         self._reader: ChangelogReader | None = None
         self._same_partitions = False
-        self.committed_batches = 0
         #: partition -> offset after the last record this process committed (for the lag metric).
         self._committed_next: dict[int, int] = {}
         self._inflight = InFlightCommit()
@@ -349,10 +345,7 @@ class FraudService:
         self._progress["scored"] += sum(outcome.decisions.values())
         self._progress["dead"] += sum(outcome.dead_letters.values())
         self._progress["batches"] += 1
-        self.committed_batches += 1
         self.gc.after_batch()
-        if self.on_batch is not None:
-            self.on_batch(batch.records)
 
     def _check_fatal(self, exc: KafkaException) -> None:
         err = _txn_error(exc)
