@@ -227,8 +227,15 @@ class LocalBroker:
 
 
 def _cluster_id() -> str:
-    # KRaft wants a base64url-encoded 16-byte UUID without padding.
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    """A base64url-encoded 16-byte UUID without padding, as KRaft wants it.
+
+    Never one that starts with "-" (1 in 64 would): StorageTool's argument parser reads it as an
+    option and fails "--cluster-id: expected one argument".  Kafka's own ``Uuid.randomUuid()``
+    redraws those too."""
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cid.startswith("-"):
+            return cid
 
 
 def round_trip(bootstrap: str, timeout_s: float = 10.0) -> None:
