@@ -17,14 +17,21 @@ Rules:
   :data:`MAX_WINDOW` entries), the first-seen tables at most
   :data:`MAX_SEEN` keys each (oldest dropped first).
 - Transactions for one account must come in timestamp order; an earlier
-  timestamp is treated as "no time passed" rather than rejected.
+  timestamp is treated as "no time passed" rather than rejected (its window
+  entry takes the newest time before it).
+- The window is kept sorted by time, so each span (1 min to 7 days) is a
+  suffix of it, found by bisection: the cost per transaction grows with the
+  log of the window, not its length (accounts with thousands of weekly
+  payments are common in business banking).
 """
 
 from __future__ import annotations
 
 import json
 import math
+from bisect import bisect_left
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 import numpy as np
 from pydantic_core import to_json
@@ -96,9 +103,21 @@ class AccountState:
             data = json.loads(raw)
             if data.pop("v") != STATE_VERSION:
                 raise ValueError("unsupported state version")
-            return cls(**data)
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            state = cls(**data)
+            _sort_window(state.window)
+        except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
             raise SchemaError(f"bad account state: {exc}") from None
+        return state
+
+
+def _sort_window(window: list[list]) -> None:
+    """Give out-of-order entries the newest time before them, as :func:`_update` does (states written
+    before it did so may hold them); the window's spans are found by bisection."""
+    newest = None
+    for entry in window:
+        if newest is not None and entry[0] < newest:
+            entry[0] = newest
+        newest = entry[0]
 
 
 @dataclass(frozen=True)
@@ -127,7 +146,23 @@ def ip_net(ip: str | None) -> str | None:
 
 
 _W1M, _W1H, _W24H, _W7D = WINDOWS_S["1m"], WINDOWS_S["1h"], WINDOWS_S["24h"], WINDOWS_S["7d"]
-assert _W1M <= CARD_TESTING_WINDOW_S <= _W1H <= _W24H <= _W7D  # _compute's single pass relies on it
+assert _W1M <= CARD_TESTING_WINDOW_S <= _W1H <= _W24H <= _W7D  # _compute's nested spans rely on it
+
+
+_TIME, _AMOUNT, _MERCHANT = itemgetter(0), itemgetter(1), itemgetter(3)
+
+
+def _span_start(window: list[list], t: float, span: float, lo: int = 0) -> int:
+    """Index of the first window entry at most ``span`` seconds before ``t`` (``t - wt <= span``).
+
+    The window is sorted by time; bisecting on ``t - span`` finds the boundary, and the exact test
+    ``t - wt <= span`` then settles the entries that floating-point rounding puts either side of it."""
+    i = bisect_left(window, t - span, lo, key=_TIME)
+    while i > lo and t - window[i - 1][0] <= span:
+        i -= 1
+    while i < len(window) and t - window[i][0] > span:
+        i += 1
+    return i
 
 
 def _median(values: list[float]) -> float:
@@ -149,34 +184,26 @@ def _compute(s: AccountState, tx: Transaction, t: float, net: str | None, hour: 
     amount = tx.amount
     log1p = math.log1p
     la = math.log(amount)
-    c1m = c1h = c24h = c7d = 0
-    s1m = s1h = s24h = s7d = 0.0
-    small_n, small_m = 0, set()
-    merchants_1h = {tx.merchant_id}
-    atm_n, atm_sum, transfer_n = 0, 0.0, 0
+    win = s.window
+    n_win = len(win)
     is_small_ecom = tx.channel == "ecommerce" and amount <= SMALL_ECOM_AMOUNT
-    if is_small_ecom:
-        small_n, small_m = 1, {tx.merchant_id}
-    # One pass over the window; the spans nest (1m < 10m < 1h < 24h < 7d), so each entry stops at the
-    # first span it is outside of.  Every sum still adds the same entries in the same (window) order.
-    for wt, wamount, wchannel, wmerchant in s.window:
+    small_n, small_m = (1, {tx.merchant_id}) if is_small_ecom else (0, set())
+    # The window is in time order, so each span is a suffix of it: counts are lengths, and sums add
+    # the same entries in the same (window) order as a loop over the span would.
+    i7d = _span_start(win, t, _W7D)
+    i24h = _span_start(win, t, _W24H, i7d)
+    i1h = _span_start(win, t, _W1H, i24h)
+    c7d, s7d = n_win - i7d, sum(map(_AMOUNT, win[i7d:]))
+    day = win[i24h:]
+    c24h, s24h = n_win - i24h, sum(map(_AMOUNT, day))
+    atm = [w[1] for w in day if w[2] == "atm"]
+    atm_n, atm_sum = len(atm), sum(atm)
+    hour_span = win[i1h:]
+    c1h, s1h = n_win - i1h, sum(map(_AMOUNT, hour_span))
+    merchants_1h = {tx.merchant_id, *map(_MERCHANT, hour_span)}
+    c1m, s1m, transfer_n = 0, 0.0, 0
+    for wt, wamount, wchannel, wmerchant in hour_span:
         age = t - wt
-        if age > _W7D:
-            continue
-        c7d += 1
-        s7d += wamount
-        if age > _W24H:
-            continue
-        c24h += 1
-        s24h += wamount
-        if wchannel == "atm":
-            atm_n += 1
-            atm_sum += wamount
-        if age > _W1H:
-            continue
-        c1h += 1
-        s1h += wamount
-        merchants_1h.add(wmerchant)
         if wchannel == "transfer":
             transfer_n += 1
         if age <= CARD_TESTING_WINDOW_S and wchannel == "ecommerce" and wamount <= SMALL_ECOM_AMOUNT:
@@ -269,9 +296,14 @@ def _update(s: AccountState, tx: Transaction, t: float, net: str | None, hour: i
     s.recent_amounts.append(tx.amount)
     if len(s.recent_amounts) > 50:
         del s.recent_amounts[0]
-    horizon = t - WINDOWS_S["7d"]
-    s.window = [w for w in s.window if w[0] >= horizon][-(MAX_WINDOW - 1):]
-    s.window.append([t, tx.amount, tx.channel, tx.merchant_id])
+    win = s.window
+    stale = bisect_left(win, t - _W7D, key=_TIME)  # entries older than 7 days (the window is sorted)
+    stale = max(stale, len(win) - (MAX_WINDOW - 1))
+    if stale > 0:
+        del win[:stale]
+    # An earlier timestamp than the newest entry's is "no time passed": the entry takes the newest
+    # time, which keeps the window sorted.
+    win.append([t if not win or t >= win[-1][0] else win[-1][0], tx.amount, tx.channel, tx.merchant_id])
     s.last_t = t if s.last_t is None else max(s.last_t, t)
     if tx.lat is not None and tx.lon is not None:
         s.last_cp = [t, tx.lat, tx.lon]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -118,3 +119,37 @@ def test_unfamiliar_access_marks_a_fresh_device_and_network_for_the_hour():
     known = advance(state, tx(23, 6100.0 + 7300, channel="ecommerce", lat=None, lon=None, device_id="D1",
                               ip="81.2.9.9")).as_dict()
     assert known["unfamiliar_access"] == 0.0
+
+
+def _brute_force_windows(state: AccountState, new: Transaction) -> dict[str, float]:
+    """The window features by definition: every entry with ``t - wt <= span``, summed in window order."""
+    t = new.epoch_s
+    out = {}
+    for name, span in (("1m", 60.0), ("1h", 3600.0), ("24h", 86400.0), ("7d", 7 * 86400.0)):
+        inside = [w for w in state.window if t - w[0] <= span]
+        total = 0.0
+        for w in inside:
+            total += w[1]
+        out[f"cnt_{name}"], out[f"sum_{name}"] = math.log1p(len(inside)), math.log1p(total)
+    day = [w for w in state.window if t - w[0] <= 86400.0]
+    out["atm_cnt_24h"] = float(sum(w[2] == "atm" for w in day))
+    out["distinct_merchants_1h"] = float(len({new.merchant_id} | {w[3] for w in state.window if t - w[0] <= 3600.0}))
+    return out
+
+
+def test_window_spans_match_their_definition_even_with_out_of_order_timestamps():
+    rng = np.random.default_rng(7)
+    state, minutes = AccountState(), 0.0
+    for i in range(400):
+        # Mostly forward in bursts and gaps (seconds to days), one in ten goes back in time.
+        minutes += float(rng.choice([0.2, 3.0, 45.0, 700.0, 3000.0])) * (-0.5 if i % 10 == 9 else 1.0)
+        t = tx(i, minutes, amount=float(rng.uniform(1, 300)), merchant_id=f"M{rng.integers(6)}",
+               channel=str(rng.choice(["card_present", "ecommerce", "atm", "transfer"])))
+        times_before = [w[0] for w in state.window]
+        want = _brute_force_windows(state, t)
+        got = advance(state, t).as_dict()
+        assert {k: got[k] for k in want} == want, f"transaction {i}"
+        if times_before and t.epoch_s < times_before[-1]:  # "no time passed": it takes the newest time
+            assert state.window[-1][0] == times_before[-1]
+        assert [w[0] for w in state.window] == sorted(w[0] for w in state.window)
+        assert state.window[0][0] >= max(times_before + [t.epoch_s]) - 7 * 86400.0
