@@ -12,6 +12,7 @@ import logging
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from npusuite.fraud.service.processor import BatchOutcome
+from npusuite.platform.batch_histogram import BatchHistogram
 
 logger = logging.getLogger(__name__)
 
@@ -29,9 +30,9 @@ class ServiceMetrics:
         self.escalations = Counter("fraud_llm_escalations", "Grey-band transactions sent to the LLM.", registry=r)
         self.llm_fallbacks = Counter("fraud_llm_fallbacks",
                                      "Escalations answered by the fast score (llm_unavailable).", registry=r)
-        self.latency = Histogram("fraud_latency_seconds",
-                                 "Producer timestamp to scored, per transaction (before the commit).",
-                                 buckets=_LATENCY_BUCKETS_S, registry=r)
+        self.latency = BatchHistogram("fraud_latency_seconds",
+                                      "Producer timestamp to scored, per transaction (before the commit).",
+                                      _LATENCY_BUCKETS_S, r)
         self.commit_seconds = Histogram("fraud_transaction_commit_seconds", "Kafka transaction commit time.",
                                         buckets=_LATENCY_BUCKETS_S, registry=r)
         self.batch_phase_seconds = Histogram(
@@ -56,8 +57,7 @@ class ServiceMetrics:
             self.escalations.inc(outcome.escalations)
         if outcome.llm_fallbacks:
             self.llm_fallbacks.inc(outcome.llm_fallbacks)
-        for latency in outcome.latencies_s:
-            self.latency.observe(latency)
+        self.latency.observe_many(outcome.latencies_s)
 
     def set_lag(self, lag_by_partition: dict[int, int]) -> None:
         for partition, lag in lag_by_partition.items():

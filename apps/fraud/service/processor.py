@@ -68,8 +68,11 @@ class ScoreRequest:
 
 @dataclass
 class ScoreResult:
+    """What the processor reads of each scored transaction: any object with these attributes will do
+    (the live scorer hands over the tiered scorer's own results without copying them)."""
+
     #: The §2 fields (transaction_id, score, decision, reasons, model, latency_ms).
-    score: dict
+    fields: dict
     #: The account's state after this transaction (the request's object may have been updated in place).
     state: object
     #: {name: number}, or an object with ``as_dict()`` (converted only for alerts).
@@ -167,7 +170,7 @@ def _score(valid: list[tuple[InRecord, Transaction, AccountEntry]], store: Accou
         raise RuntimeError(f"scorer returned {len(results)} results for {len(valid)} requests")
     now = clock()
     for i, ((rec, tx, entry), result) in enumerate(zip(valid, results, strict=True)):
-        score = result.score
+        score = result.fields
         decision = score["decision"]
         partition = rec.partition if same_partitions else None
         if decision != "approve":

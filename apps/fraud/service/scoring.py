@@ -36,10 +36,10 @@ import numpy as np
 
 from npusuite.fraud.features import AccountState, Features, advance
 from npusuite.fraud.schema import Transaction, parse_transaction
-from npusuite.fraud.scorer import ScorerConfig, TieredScorer
+from npusuite.fraud.scorer import ScoredTransaction, ScorerConfig, TieredScorer
 from npusuite.fraud.service.config import ModelConfig
 from npusuite.fraud.service.metrics import ServiceMetrics
-from npusuite.fraud.service.processor import ScoreRequest, ScoreResult
+from npusuite.fraud.service.processor import ScoreRequest
 from npusuite.platform.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ class LiveScorer:
                 raise UserError(f"{version.ref}: {exc} (train it with `npusuite fraud train`)") from None
         return cached
 
-    def score_batch(self, requests: Sequence[ScoreRequest]) -> list[ScoreResult]:
+    def score_batch(self, requests: Sequence[ScoreRequest]) -> list[ScoredTransaction]:
         from npusuite.fraud.fast_model import FastModel
 
         items = [(r.transaction, r.state if r.state is not None else AccountState()) for r in requests]
@@ -147,8 +147,7 @@ class LiveScorer:
                 self.metrics.swaps.labels(ref).inc()
             logger.info("scoring with %s (thresholds %s)", ref, config)
             self._last_ref = ref
-        return [ScoreResult(s.fields, s.state, s.features, s.llm_rationale, s.escalated, s.llm_fallback)
-                for s in scored]
+        return scored  # ScoredTransaction has every attribute of the processor's ScoreResult
 
     def close(self) -> None:
         self.fast.close()
