@@ -50,6 +50,7 @@ REASON_GROUPS: dict[str, tuple[str, ...]] = {
     "atm": ("atm_cnt_24h", "atm_sum_24h"),
     "transfer": ("transfer_cnt_1h", "transfer_to_max_log"),
 }
+_GROUP_COLUMNS = {g: [FEATURE_NAMES.index(n) for n in names] for g, names in REASON_GROUPS.items()}
 
 
 @register_architecture(ARCH)
@@ -103,12 +104,13 @@ class FastModel:
         xt = torch.from_numpy(np.asarray(x, dtype=np.float32))
         z = self.module.standardise(xt)
         groups = list(REASON_GROUPS)
-        stacked = [z]
+        # One pass per group, not one over all groups stacked: (1 + 12) x 2,000 rows of 64 hidden
+        # units is 6.6 MB a layer, past the L2 cache, and ran at half the speed (10.2 vs 4.6 ms).
+        logits = [self.module.logit_from_standard(z)]
         for g in groups:
             zg = z.clone()
-            zg[:, [FEATURE_NAMES.index(n) for n in REASON_GROUPS[g]]] = 0.0
-            stacked.append(zg)
-        logits = self.module.logit_from_standard(torch.cat(stacked)).view(len(groups) + 1, len(x))
+            zg[:, _GROUP_COLUMNS[g]] = 0.0
+            logits.append(self.module.logit_from_standard(zg))
         base = logits[0]
         probs = torch.sigmoid(base).double().numpy()
         return probs, {g: (base - logits[i + 1]).double().numpy() for i, g in enumerate(groups)}
