@@ -51,6 +51,8 @@ REASON_GROUPS: dict[str, tuple[str, ...]] = {
     "transfer": ("transfer_cnt_1h", "transfer_to_max_log"),
 }
 _GROUP_COLUMNS = {g: [FEATURE_NAMES.index(n) for n in names] for g, names in REASON_GROUPS.items()}
+#: Rows per occlusion forward pass (64 hidden units a row stay within a core's L2 cache).
+_PASS_ROWS = 2048
 
 
 @register_architecture(ARCH)
@@ -104,16 +106,27 @@ class FastModel:
         xt = torch.from_numpy(np.asarray(x, dtype=np.float32))
         z = self.module.standardise(xt)
         groups = list(REASON_GROUPS)
-        # One pass per group, not one over all groups stacked: (1 + 12) x 2,000 rows of 64 hidden
-        # units is 6.6 MB a layer, past the L2 cache, and ran at half the speed (10.2 vs 4.6 ms).
-        logits = [self.module.logit_from_standard(z)]
-        for g in groups:
-            zg = z.clone()
-            zg[:, _GROUP_COLUMNS[g]] = 0.0
-            logits.append(self.module.logit_from_standard(zg))
+        # Passes of at most _PASS_ROWS rows: one pass over all (1 + 12) x 2,000 rows is 6.6 MB of
+        # hidden units a layer, past the L2 cache, and ran at half the speed of one pass per group
+        # (10.2 vs 4.6 ms); small batches still go in one pass (50 rows: 0.36 vs 0.87 ms).
+        per_pass = max(1, _PASS_ROWS // max(1, len(z)))
+        columns = [None, *(_GROUP_COLUMNS[g] for g in groups)]  # None: the batch as it is
+        logits = []
+        for i in range(0, len(columns), per_pass):
+            chunk = [_zeroed(z, c) for c in columns[i:i + per_pass]]
+            rows = torch.cat(chunk) if len(chunk) > 1 else chunk[0]
+            logits.extend(self.module.logit_from_standard(rows).view(len(chunk), len(z)))
         base = logits[0]
         probs = torch.sigmoid(base).double().numpy()
         return probs, {g: (base - logits[i + 1]).double().numpy() for i, g in enumerate(groups)}
+
+
+def _zeroed(z: torch.Tensor, columns: list[int] | None) -> torch.Tensor:
+    if columns is None:
+        return z
+    out = z.clone()
+    out[:, columns] = 0.0
+    return out
 
 
 @dataclass(frozen=True)
