@@ -274,7 +274,7 @@ def run_rate(kind: str, bootstrap: str, msgs: list, rate: float, topics: dict, m
 def rate_result(kind: str, rate: float, sent: np.ndarray, recv: np.ndarray) -> dict:
     ok = ~np.isnan(recv)
     lat_ms = (recv[ok] - sent[ok]) * 1000.0
-    t0, t1 = sent[0], sent[-1]
+    t0, t1 = float(sent[0]), float(sent[-1])  # Python floats: the logged dicts read plainly
     in_window = int(np.sum((recv[ok] >= t0) & (recv[ok] <= t1)))
     result = {
         "pipeline": kind, "rate_target_per_s": rate, "sent": len(sent),
