@@ -73,6 +73,18 @@ class WebSession(Base):
     user: Mapped[User] = relationship(lazy="joined")
 
 
+class LoginFailure(Base):
+    """One failed login, for the limiter every process on this database shares (see login_limiter)."""
+
+    __tablename__ = "login_failures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: SHA-256 of "user name|client address" (a user name typed in the wrong field may be a password).
+    key_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    #: Wall-clock epoch seconds: the processes sharing the table share no monotonic clock.
+    at: Mapped[float] = mapped_column(Float, index=True)
+
+
 class ServiceToken(Base):
     __tablename__ = "service_tokens"
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
+import time
 
 import httpx
 import pytest
 from sqlalchemy import text
+
+from npusuite.platform.kafka.broker import free_port
 
 PAGES = ["/", "/queue", "/cases/1", "/journal", "/dashboard"]
 APIS = ["/api/me", "/api/cases", "/api/cases/1", "/cases/1/image.png", "/cases/1/heatmap.png"]
@@ -228,3 +233,35 @@ def test_admin_revokes_tokens_and_deactivates_users(live, mk):
     assert bob.get("/api/cases").status_code == 401
     assert ada.post("/admin/users/ada/active", data={"csrf_token": csrf, "active": "0"}).status_code == 400
     assert ada.post("/admin/tokens/nope/revoke", data={"csrf_token": csrf}).status_code == 404
+
+
+def test_failed_logins_count_across_review_processes(live):
+    """A second ``npusuite review serve`` process on the same database refuses what the first one counted."""
+    port = free_port()
+    other = subprocess.Popen([sys.executable, "-m", "npusuite.platform", "review", "serve", "--db", live.db.url,
+                              "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        other_url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{other_url}/login", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert other.poll() is None and time.monotonic() < deadline, other.stderr.read().decode()[-2000:]
+            time.sleep(0.2)
+
+        def attempt(url: str, password: str) -> int:
+            with httpx.Client(base_url=url, follow_redirects=False, timeout=30) as c:
+                csrf = c.get("/login").text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+                return c.post("/login", data={"username": "alice", "password": password,
+                                              "csrf_token": csrf}).status_code
+
+        # 3 failures here and 2 there make the default limit of 5, so both processes refuse.
+        assert [attempt(u, "wrong") for u in (live.url, other_url, live.url, other_url, live.url)] == [401] * 5
+        assert attempt(other_url, live.passwords["alice"]) == 429
+        assert attempt(live.url, live.passwords["alice"]) == 429
+    finally:
+        other.terminate()
+        other.wait(30)

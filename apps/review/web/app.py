@@ -31,7 +31,7 @@ from npusuite.platform.errors import NotFoundError, UserError
 from npusuite.review import cases
 from npusuite.review.config import ReviewConfig
 from npusuite.review.consumer import AlertConsumer
-from npusuite.review.security import LoginRateLimiter
+from npusuite.review.login_limiter import LoginLimiter
 from npusuite.review.web import admin, api, auth_routes, pages
 from npusuite.review.web.deps import LoginRequired, templates
 
@@ -70,7 +70,7 @@ def create_app(cfg: ReviewConfig, sessions: sessionmaker[Session], consumer: Ale
     app.state.cfg = cfg
     app.state.sessions = sessions
     app.state.consumer = consumer
-    app.state.login_limiter = LoginRateLimiter(cfg.login_max_failures, cfg.login_window_s)
+    app.state.login_limiter = LoginLimiter(cfg.login_max_failures, cfg.login_window_s)
 
     @app.exception_handler(LoginRequired)
     async def _login_required(request: Request, exc: LoginRequired) -> Response:

@@ -18,6 +18,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from npusuite.review import accounts, security
 from npusuite.review.accounts import SessionInfo
+from npusuite.review.login_limiter import LoginLimiter
 from npusuite.review.web.deps import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Db, optional_user, safe_next, templates
 
 logger = logging.getLogger(__name__)
@@ -47,9 +48,9 @@ def login(request: Request, db: Db, username: Annotated[str, Form()] = "", passw
     next_path = safe_next(next)
     if not security.same(csrf_token, request.cookies.get(LOGIN_CSRF_COOKIE)):
         return _login_page(request, next_path, "Your login form expired; please try again.", 403)
-    limiter: security.LoginRateLimiter = request.app.state.login_limiter
+    limiter: LoginLimiter = request.app.state.login_limiter
     key = f"{username.strip().lower()}|{request.client.host if request.client else '-'}"
-    wait_s = limiter.retry_after_s(key)
+    wait_s = limiter.retry_after_s(db, key)
     if wait_s > 0:
         logger.warning("login for %r refused: too many failures from %s", username, key.split("|")[1])
         resp = _login_page(request, next_path, f"Too many failed logins. Try again in {wait_s:.0f} s.", 429)
@@ -57,10 +58,10 @@ def login(request: Request, db: Db, username: Annotated[str, Form()] = "", passw
         return resp
     user = accounts.authenticate(db, username.strip(), password)
     if user is None:
-        limiter.failed(key)
+        limiter.failed(db, key)
         logger.info("failed login for %r", username)
         return _login_page(request, next_path, "Wrong user name or password.", 401)
-    limiter.succeeded(key)
+    limiter.succeeded(db, key)
     sid, _info = accounts.open_session(db, user, request.app.state.cfg.session_ttl_s)
     logger.info("%s logged in", user.username)
     resp = RedirectResponse(next_path, status_code=303)
