@@ -41,6 +41,9 @@ logger = logging.getLogger(__name__)
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_RECENT = 20
+#: A reason is a phrase with the transaction's numbers ("card-not-present charge with no device or IP
+#: (keyed by the merchant)" is 67 characters), not a short code.
+MAX_REASON_CHARS = 256
 
 
 class FraudAlert(BaseModel):
@@ -67,9 +70,9 @@ class FraudAlert(BaseModel):
 
     @field_validator("reasons")
     @classmethod
-    def _short_reasons(cls, value: list[str]) -> list[str]:
-        if any(not r or len(r) > 64 for r in value):
-            raise ValueError("each reason code must be 1-64 characters")
+    def _bounded_reasons(cls, value: list[str]) -> list[str]:
+        if any(not r or len(r) > MAX_REASON_CHARS for r in value):
+            raise ValueError(f"each reason must be 1-{MAX_REASON_CHARS} characters")
         return value
 
 

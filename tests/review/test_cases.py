@@ -6,7 +6,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from npusuite.platform.errors import UserError
+from npusuite.fraud.features import AccountState, advance
+from npusuite.fraud.reasons import phrase
+from npusuite.fraud.schema import parse_transaction
+from npusuite.platform.errors import SchemaError, UserError
 from npusuite.review import cases
 from npusuite.review.accounts import create_user
 from npusuite.review.ingest import ingest_fraud_alert, ingest_inspection, parse_fraud_alert, parse_inspection
@@ -135,3 +138,14 @@ def test_journal_is_append_only_in_the_database(db, mk):
             conn.rollback()
         count = conn.execute(text("SELECT count(*) FROM journal WHERE case_id = :c"), {"c": made.case_id}).scalar()
     assert count == 1
+
+
+def test_the_fraud_scorers_long_reason_phrases_become_cases(db, mk):
+    tx = parse_transaction(mk.alert()["transaction"] | {"channel": "ecommerce", "device_id": None, "ip": None})
+    long_one = phrase("device_ip", tx, advance(AccountState(), tx))
+    assert len(long_one) > 64  # the review app refused these before migration 0003
+    made = _add_alert(db, mk, reasons=[long_one, "x" * 256])
+    with db.sessions() as s:
+        assert [r.reason for r in cases.get_case(s, made.case_id).reasons] == [long_one, "x" * 256]
+    with pytest.raises(SchemaError, match="1-256 characters"):
+        parse_fraud_alert(mk.alert("tx-long", reasons=["x" * 257]))

@@ -19,4 +19,4 @@ def test_migrate_is_repeatable(db):
     migrate(db.engine)
     migrate(db.engine)
     with db.engine.connect() as conn:
-        assert MigrationContext.configure(conn).get_current_revision() == "0002"
+        assert MigrationContext.configure(conn).get_current_revision() == "0003"
