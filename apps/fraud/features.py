@@ -104,13 +104,13 @@ class AccountState:
             if data.pop("v") != STATE_VERSION:
                 raise ValueError("unsupported state version")
             state = cls(**data)
-            _sort_window(state.window)
+            _clamp_window_times(state.window)
         except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
             raise SchemaError(f"bad account state: {exc}") from None
         return state
 
 
-def _sort_window(window: list[list]) -> None:
+def _clamp_window_times(window: list[list]) -> None:
     """Give out-of-order entries the newest time before them, as :func:`_update` does (states written
     before it did so may hold them); the window's spans are found by bisection."""
     newest = None

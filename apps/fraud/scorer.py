@@ -90,7 +90,8 @@ class ScorerConfig:
 
 @dataclass
 class ScoredTransaction:
-    #: The §2 fields (transaction_id, score, decision, reasons, model, latency_ms), checked when built.
+    #: The §2 fields (transaction_id, score, decision, reasons, model, latency_ms); validated only when
+    #: ``score`` is read (the live path sends them as they are).
     fields: dict
     state: AccountState
     features: Features
