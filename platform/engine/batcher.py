@@ -2,7 +2,13 @@
 
 Rules:
 - ``submit`` never blocks: a full queue (``max_queue_size`` requests) raises
-  :class:`EngineBusyError` with a retry-after estimate.
+  :class:`EngineBusyError` with a retry-after estimate, and so does a request
+  that could not finish before its deadline (the rows queued ahead of it,
+  in batches of ``max_batch_size``, times the last batch's compute time, plus
+  its own batch): refused at once with 503, not queued to die with 504.
+- A request cancelled by its caller while queued (``future.cancel()``, e.g.
+  when the HTTP client disconnected) is skipped, never computed.
+  ``rows_computed`` counts the rows actually run.
 - One worker thread forms batches.  It waits for the first request, then for
   at most ``max_queue_delay_ms`` counted from that request's arrival, or until
   ``max_batch_size`` rows are waiting, then takes requests greedily from the
@@ -77,7 +83,7 @@ class DynamicBatcher:
     """Merges concurrent requests to ``predict`` into batches; one per model version."""
 
     def __init__(self, predict: Callable[[Tensors], Tensors], config: BatcherConfig | None = None,
-                 name: str = "model", observer: EngineObserver | None = None):
+                 name: str = "model", observer: EngineObserver | None = None, batch_seconds_hint: float = 0.0):
         self.predict = predict
         self.config = config or BatcherConfig()
         self.name = name
@@ -85,7 +91,10 @@ class DynamicBatcher:
         self._queue: deque[_Pending] = deque()
         self._cond = threading.Condition()
         self._closed = False
-        self._last_batch_s = 0.0
+        #: compute time of the last batch (seeded with the warm-up's), for admission and Retry-After
+        self._last_batch_s = batch_seconds_hint
+        self._queued_rows = 0
+        self.rows_computed = 0
         self._worker = threading.Thread(target=self._run, name=f"batcher-{name}", daemon=True)
         self._worker.start()
 
@@ -102,11 +111,19 @@ class DynamicBatcher:
         with self._cond:
             if self._closed:
                 raise EngineClosedError(f"{self.name} is closed")
+            batches_ahead = self._queued_rows // self.config.max_batch_size + 1  # +1: the batch running now
             if len(self._queue) >= self.config.max_queue_size:
-                batches_ahead = len(self._queue) / self.config.max_batch_size
                 raise EngineBusyError(f"{self.name}: queue full ({len(self._queue)} waiting)",
                                       retry_after_s=max(1.0, batches_ahead * self._last_batch_s))
+            if item.deadline_s is not None and self._last_batch_s > 0:
+                finish_s = (batches_ahead + 1) * self._last_batch_s
+                if now + finish_s > item.deadline_s:
+                    raise EngineBusyError(
+                        f"{self.name}: queue full for this deadline ({self._queued_rows} rows ahead, about "
+                        f"{finish_s * 1000:.0f} ms to answer, deadline {deadline_ms:.0f} ms)",
+                        retry_after_s=max(1.0, batches_ahead * self._last_batch_s))
             self._queue.append(item)
+            self._queued_rows += rows
             self.observer.queue_depth(self.name, len(self._queue))
             self._cond.notify()
         return item.future
@@ -120,6 +137,7 @@ class DynamicBatcher:
             if not drain:
                 while self._queue:
                     future = self._queue.popleft().future
+                    self._queued_rows = 0
                     if future.set_running_or_notify_cancel():  # False: its caller cancelled it
                         future.set_exception(EngineClosedError(f"{self.name} closed"))
             self._cond.notify_all()
@@ -154,6 +172,7 @@ class DynamicBatcher:
                 else:
                     skipped.append(item)
             self._queue.extendleft(reversed(skipped))
+            self._queued_rows -= rows
             self.observer.queue_depth(self.name, len(self._queue))
             return batch
 
@@ -177,6 +196,7 @@ class DynamicBatcher:
             names = list(batch[0].inputs)
             merged = {n: np.concatenate([p.inputs[n] for p in batch]) if len(batch) > 1 else batch[0].inputs[n]
                       for n in names}
+            self.rows_computed += sum(p.rows for p in batch)
             outputs = self.predict(merged)
             compute_s = time.monotonic() - start_s
             offset = 0

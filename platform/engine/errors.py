@@ -27,3 +27,15 @@ class ModelNotReadyError(UserError):
 
 class SwapError(UserError):
     """Loading or warming a new version failed; the old version keeps serving."""
+
+
+class InvalidParameterError(UserError, ValueError):
+    """A request parameter is out of its range (HTTP 400); ``param`` names it (OpenAI's error ``param``)."""
+
+    def __init__(self, param: str, message: str):
+        super().__init__(message)
+        self.param = param
+
+
+class GenerationError(RuntimeError):
+    """A generation failed inside the engine (HTTP 500); other generations of the same step carry on."""

@@ -11,27 +11,37 @@ Rules:
   finishes, and joiners never stall the requests already running.
 - A request finishes at EOS, at a stop sequence (text cut before it), at
   ``max_tokens``, or when cancelled; its rows leave the batch before the next
-  step.  A model error fails only the requests in that step.
+  step.
+- Admission is checked at the door: prompt token ids must be in the
+  vocabulary, ``prompt + max_tokens`` must fit the model's context
+  (``lm.max_context``), and :meth:`LLMScheduler.submit_many` admits a group of
+  prompts all or none (a refused group leaves nothing running).
+- Failures are isolated per request: a row whose sampling fails (its
+  generator, its distribution) fails alone; a prefill that raises is retried
+  prompt by prompt; a decode step that raises is rolled back and each row is
+  probed alone, so only the rows that fail by themselves get an error event
+  (:class:`~npusuite.platform.engine.errors.GenerationError` from
+  :meth:`GenerationStream.result`) and the others keep decoding.
 - :func:`plan_admission` is the pure scheduling policy.
 - ``close(drain=True)``: stop accepting, finish every accepted request, stop.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
-import queue
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from npusuite.platform.engine.errors import EngineBusyError, EngineClosedError
+from npusuite.platform.engine.errors import EngineBusyError, EngineClosedError, InvalidParameterError
+from npusuite.platform.engine.generation_stream import GenerationStream, TokenEvent
 from npusuite.platform.engine.observer import EngineObserver, NullObserver
-from npusuite.platform.engine.sampling import SamplingParams, make_generator, sample, stop_cut
+from npusuite.platform.engine.sampling import SamplingParams, make_generator, sample_row, stop_cut
 
 logger = logging.getLogger(__name__)
-_ids = itertools.count(1)
+
+__all__ = ["GenerationStream", "LLMConfig", "LLMScheduler", "TokenEvent", "plan_admission"]
 
 
 @dataclass(frozen=True)
@@ -44,72 +54,15 @@ class LLMConfig:
     max_prefill_batch: int = 16
 
 
-@dataclass(frozen=True)
-class TokenEvent:
-    """One streamed piece of a generation.  The last event has ``finish_reason`` set."""
-
-    text: str
-    finish_reason: str | None = None  # "stop" | "length" | "cancelled" | "error"
-    error: str | None = None
-
-
-class GenerationStream:
-    """Handle of one generation: iterate for :class:`TokenEvent` s, or call :meth:`result`."""
-
-    def __init__(self, prompt_ids: list[int], params: SamplingParams, model_ref: str):
-        self.id = next(_ids)
-        self.prompt_ids = prompt_ids
-        self.params = params
-        self.model_ref = model_ref
-        self.created_s = time.monotonic()
-        self.first_token_s: float | None = None
-        self.completion_ids: list[int] = []
-        self.finish_reason: str | None = None
-        self.cancelled = threading.Event()
-        self._events: queue.Queue[TokenEvent] = queue.Queue()
-        self._on_done: list = []
-
-    def __iter__(self):
-        while True:
-            event = self._events.get()
-            yield event
-            if event.finish_reason is not None:
-                return
-
-    def result(self, timeout_s: float | None = None) -> tuple[str, str]:
-        """Block until done; returns (text, finish_reason).  Raises RuntimeError on a model error."""
-        parts, deadline = [], None if timeout_s is None else time.monotonic() + timeout_s
-        while True:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            event = self._events.get(timeout=remaining)
-            parts.append(event.text)
-            if event.finish_reason == "error":
-                raise RuntimeError(event.error)
-            if event.finish_reason is not None:
-                return "".join(parts), event.finish_reason
-
-    def cancel(self) -> None:
-        self.cancelled.set()
-
-    def add_done_callback(self, fn) -> None:
-        self._on_done.append(fn)
-
-    def _emit(self, event: TokenEvent) -> None:
-        self._events.put(event)
-        if event.finish_reason is not None:
-            self.finish_reason = event.finish_reason
-            for fn in self._on_done:
-                fn(self)
-
-
 @dataclass
 class _Running:
     stream: GenerationStream
-    generator: object
+    generator: object = None  # made at the first sampling, so a failure there is this row's alone
     pending: int = -1  # sampled, not yet fed to the model
     emitted: int = 0  # characters of text already streamed
     last_token_s: float = 0.0
     done: bool = False
+    failed: bool = False
 
 
 def plan_admission(waiting: int, running: int, config: LLMConfig) -> int:
@@ -143,20 +96,44 @@ class LLMScheduler:
     def running(self) -> int:
         return len(self._running)
 
-    def submit(self, prompt_ids: list[int], params: SamplingParams) -> GenerationStream:
-        """Queue a generation.  Raises EngineBusyError, EngineClosedError, ValueError (prompt too long)."""
+    def check(self, prompt_ids: list[int], params: SamplingParams) -> None:
+        """Refuse what must not reach a step: raises InvalidParameterError (prompt or max_tokens)."""
+        if not prompt_ids:
+            raise InvalidParameterError("prompt", "the prompt is empty")
         if len(prompt_ids) > self.config.max_prompt_tokens:
-            raise ValueError(f"prompt has {len(prompt_ids)} tokens; the limit is {self.config.max_prompt_tokens}")
-        stream = GenerationStream(list(prompt_ids), params, getattr(self.lm, "ref", self.name))
+            raise InvalidParameterError("prompt", f"prompt has {len(prompt_ids)} tokens; the limit is "
+                                                  f"{self.config.max_prompt_tokens}")
+        vocab = getattr(self.lm, "vocab_size", None)
+        if vocab is not None and not all(isinstance(t, int) and 0 <= t < vocab for t in prompt_ids):
+            raise InvalidParameterError("prompt", f"prompt token ids must be integers in [0, {vocab})")
+        context = getattr(self.lm, "max_context", None)
+        if context is not None and len(prompt_ids) + params.max_tokens > context:
+            raise InvalidParameterError(
+                "max_tokens", f"max_tokens {params.max_tokens} + prompt {len(prompt_ids)} tokens is more than "
+                              f"the model's context of {context} tokens")
+
+    def submit(self, prompt_ids: list[int], params: SamplingParams) -> GenerationStream:
+        """Queue a generation.  Raises EngineBusyError, EngineClosedError, InvalidParameterError."""
+        return self.submit_many([prompt_ids], params)[0]
+
+    def submit_many(self, prompts: list[list[int]], params: SamplingParams) -> list[GenerationStream]:
+        """Queue several generations, all or none.  Raises EngineBusyError, EngineClosedError,
+        InvalidParameterError; when it raises, none of them was queued."""
+        for ids in prompts:
+            self.check(ids, params)
+        ref = getattr(self.lm, "ref", self.name)
+        streams = [GenerationStream(list(ids), params, ref) for ids in prompts]
         with self._cond:
             if self._closed:
                 raise EngineClosedError(f"{self.name} is closed")
-            if len(self._waiting) >= self.config.max_queue_size:
-                raise EngineBusyError(f"{self.name}: {len(self._waiting)} generations waiting", retry_after_s=1.0)
-            self._waiting.append(stream)
+            if len(self._waiting) + len(streams) > self.config.max_queue_size:
+                raise EngineBusyError(f"{self.name}: {len(self._waiting)} generations waiting, room for "
+                                      f"{max(0, self.config.max_queue_size - len(self._waiting))}; "
+                                      f"{len(streams)} asked", retry_after_s=1.0)
+            self._waiting.extend(streams)
             self.observer.queue_depth(self.name, len(self._waiting))
             self._cond.notify()
-        return stream
+        return streams
 
     def close(self, drain: bool = True, timeout_s: float | None = None) -> None:
         with self._cond:
@@ -182,45 +159,124 @@ class LLMScheduler:
                 self.observer.queue_depth(self.name, len(self._waiting))
             try:
                 self._step(joining)
-            except Exception as exc:  # fail the requests in this step, keep serving
+            except Exception as exc:  # not attributable to a row: fail this step's requests, keep serving
                 logger.exception("%s: step failed", self.name)
                 for r in self._running:
-                    r.stream._emit(TokenEvent("", "error", f"model error: {exc}"))
+                    self._fail(r.stream, exc)
                 for s in joining:
-                    if s.finish_reason is None:
-                        s._emit(TokenEvent("", "error", f"model error: {exc}"))
+                    self._fail(s, exc)
                 self._running, self._state = [], None
+
+    @staticmethod
+    def _fail(stream: GenerationStream, exc: BaseException) -> None:
+        if stream.finish_reason is None:
+            stream._emit(TokenEvent("", "error", f"model error: {exc}"))
 
     def _step(self, joining: list[GenerationStream]) -> None:
         """One iteration: prefill the joiners, decode one token for every row already running, merge."""
-        import torch
-
-        lm = self.lm
         joining = [s for s in joining if not self._finish_if_cancelled(s)]
-        new_rows, new_state = [], None
-        if joining:
-            t0 = time.monotonic()
-            logits, new_state = lm.prefill([s.prompt_ids for s in joining])
-            new_rows = [_Running(s, make_generator(s.params)) for s in joining]
-            tokens = sample(logits, [s.params for s in joining], [r.generator for r in new_rows])
-            self.observer.batch(self.name, len(joining), [t0 - s.created_s for s in joining], time.monotonic() - t0)
-            for r, tok in zip(new_rows, tokens, strict=True):
-                self._accept(r, tok)
+        new_rows, new_state = self._prefill(joining) if joining else ([], None)
         if self._running:
             # rows already running advance in the same iteration, so a stream of joiners never stalls them
-            t0 = time.monotonic()
-            fed = torch.tensor([r.pending for r in self._running], dtype=torch.long)
-            logits, self._state = lm.decode(self._state, fed)
-            tokens = sample(logits, [r.stream.params for r in self._running], [r.generator for r in self._running])
-            self.observer.batch(self.name, len(self._running), [], time.monotonic() - t0)
-            for r, tok in zip(self._running, tokens, strict=True):
-                self._accept(r, tok)
+            self._decode()
         if new_rows:
-            self._state = lm.merge(self._state, new_state)
+            self._state = self.lm.merge(self._state, new_state)
             self._running.extend(new_rows)
+        self._drop_finished()
+
+    def _prefill(self, joining: list[GenerationStream]) -> tuple[list[_Running], object]:
+        """Prefill the joiners together; if that raises, one by one, failing only those that fail alone."""
+        lm, t0 = self.lm, time.monotonic()
+        try:
+            logits, state = lm.prefill([s.prompt_ids for s in joining])
+            rows = [_Running(s) for s in joining]
+        except Exception as exc:
+            if len(joining) == 1:
+                logger.warning("%s: prefill of request %d failed: %s", self.name, joining[0].id, exc)
+                self._fail(joining[0], exc)
+                return [], None
+            logger.warning("%s: prefill of %d prompts failed (%s); retrying one by one", self.name,
+                           len(joining), exc)
+            rows, state, parts = [], None, []
+            for s in joining:
+                sub_rows, sub_state = self._prefill([s])
+                if sub_rows:
+                    rows += sub_rows
+                    parts.append(sub_state)
+            for part in parts:
+                state = part if state is None else lm.merge(state, part)
+            return self._keep_sampled(rows, state)
+        self.observer.batch(self.name, len(joining), [t0 - s.created_s for s in joining], time.monotonic() - t0)
+        for r, row_logits in zip(rows, logits, strict=True):
+            self._sample_and_accept(r, row_logits)
+        return self._keep_sampled(rows, state)
+
+    def _keep_sampled(self, rows: list[_Running], state) -> tuple[list[_Running], object]:
+        """Drop joiners whose first sampling failed (their state rows too)."""
+        keep = [i for i, r in enumerate(rows) if not r.failed]
+        if len(keep) == len(rows):
+            return rows, state
+        return [rows[i] for i in keep], (self.lm.select(state, keep) if keep and state is not None else None)
+
+    def _decode(self) -> None:
+        """One decode step for the running rows.  A step that raises is rolled back and each row is probed
+        alone; rows that fail alone get an error, the rest decode again together."""
+        import torch
+
+        lm, t0 = self.lm, time.monotonic()
+        fed = torch.tensor([r.pending for r in self._running], dtype=torch.long)
+        mark = lm.checkpoint(self._state)
+        try:
+            logits, self._state = lm.decode(self._state, fed)
+        except Exception as exc:
+            lm.rollback(self._state, mark)
+            bad = self._probe_rows(fed, exc)
+            for i in bad:
+                self._fail(self._running[i].stream, exc)
+            keep = [i for i in range(len(self._running)) if i not in bad]
+            self._running = [self._running[i] for i in keep]
+            self._state = lm.select(self._state, keep) if self._state is not None else None
+            if not self._running:
+                return
+            # the rest: once more together; a second failure is not theirs to isolate, so it fails the step
+            fed = fed[keep]
+            logits, self._state = lm.decode(self._state, fed)
+        self.observer.batch(self.name, len(self._running), [], time.monotonic() - t0)
+        for r, row_logits in zip(self._running, logits, strict=True):
+            self._sample_and_accept(r, row_logits)
+
+    def _probe_rows(self, fed, exc: Exception) -> list[int]:
+        """Indices of running rows whose decode fails on its own (all of them when none does)."""
+        rows = len(self._running)
+        if rows == 1:
+            return [0]
+        logger.warning("%s: decode step of %d rows failed (%s); probing rows one by one", self.name, rows, exc)
+        bad = []
+        for i in range(rows):
+            probe = self.lm.select(self.lm.copy_state(self._state), [i])
+            try:
+                self.lm.decode(probe, fed[i:i + 1])
+            except Exception:
+                bad.append(i)
+        return bad or list(range(rows))
+
+    def _sample_and_accept(self, r: _Running, logits) -> None:
+        """Sample one token for ``r`` and accept it; a failure here is ``r``'s alone."""
+        try:
+            if r.generator is None and r.stream.params.temperature != 0:
+                r.generator = make_generator(r.stream.params)
+            token = sample_row(logits, r.stream.params, r.generator)
+        except Exception as exc:
+            logger.warning("%s: sampling for request %d failed: %s", self.name, r.stream.id, exc)
+            r.failed = r.done = True
+            self._fail(r.stream, exc)
+            return
+        self._accept(r, token)
+
+    def _drop_finished(self) -> None:
         keep = [i for i, r in enumerate(self._running) if not r.done and not self._finish_if_cancelled(r.stream)]
         if len(keep) != len(self._running):
-            self._state = lm.select(self._state, keep) if self._state is not None else None
+            self._state = self.lm.select(self._state, keep) if self._state is not None else None
             self._running = [self._running[i] for i in keep]
 
     def _finish_if_cancelled(self, stream: GenerationStream) -> bool:

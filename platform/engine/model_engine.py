@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,11 +168,13 @@ class ModelEngine:
             slot.release()
 
     # ---- requests ------------------------------------------------------------------------
-    def infer(self, inputs: dict[str, np.ndarray], timeout_s: float | None = 60.0,
-              deadline_ms: float | None = None) -> InferResult:
-        """Batched inference on the current version.
+    def submit(self, inputs: dict[str, np.ndarray], deadline_ms: float | None = None) -> tuple[Future, str]:
+        """Queue one batched inference on the current version without waiting; returns (future, name@version).
 
-        Raises ModelNotReadyError, EngineBusyError, DeadlineExceededError, ValueError/UserError (bad input).
+        The version stays leased until the future is done (answered, failed or cancelled), so callers
+        on an event loop can await it (``asyncio.wrap_future``) and cancel it when their client leaves:
+        a request cancelled while queued is never computed.
+        Raises ModelNotReadyError, EngineBusyError, ValueError/UserError (bad input) at once.
         """
         with self.lease() as slot:
             if slot.is_llm:
@@ -179,14 +182,35 @@ class ModelEngine:
             validate = getattr(slot.runtime, "validate", None)
             if validate is not None:
                 inputs = validate(inputs)
-            outputs = slot.worker.submit(inputs, deadline_ms).result(timeout_s)
-            return InferResult(outputs, slot.version.ref)
+            with slot.cond:
+                slot.leases += 1  # held until the future is done; the context's own lease ends now
+            try:
+                future = slot.worker.submit(inputs, deadline_ms)
+            except BaseException:
+                slot.release()
+                raise
+            future.add_done_callback(lambda _f: slot.release())
+            return future, slot.version.ref
+
+    def infer(self, inputs: dict[str, np.ndarray], timeout_s: float | None = 60.0,
+              deadline_ms: float | None = None) -> InferResult:
+        """Batched inference on the current version.
+
+        Raises ModelNotReadyError, EngineBusyError, DeadlineExceededError, ValueError/UserError (bad input).
+        """
+        future, ref = self.submit(inputs, deadline_ms)
+        return InferResult(future.result(timeout_s), ref)
 
     def generate(self, prompt: str | list[int], params: SamplingParams | None = None) -> GenerationStream:
         """Start a generation on the current LLM version; the lease ends when the stream finishes.
 
-        Raises ModelNotReadyError, EngineBusyError, UserError/ValueError.
+        Raises ModelNotReadyError, EngineBusyError, UserError/ValueError (InvalidParameterError).
         """
+        return self.generate_many([prompt], params)[0]
+
+    def generate_many(self, prompts: list[str | list[int]],
+                      params: SamplingParams | None = None) -> list[GenerationStream]:
+        """Start several generations, all or none (a refusal leaves none of them running)."""
         with self._lock:
             slot = self._slot
             if slot is None:
@@ -196,13 +220,15 @@ class ModelEngine:
             with slot.cond:
                 slot.leases += 1
         try:
-            ids = slot.runtime.encode(prompt) if isinstance(prompt, str) else list(prompt)
-            stream = slot.worker.submit(ids, params or SamplingParams())
-        except BaseException:
+            ids = [slot.runtime.encode(p) if isinstance(p, str) else list(p) for p in prompts]
+            streams = slot.worker.submit_many(ids, params or SamplingParams())
+            with slot.cond:
+                slot.leases += len(streams)  # one per stream, ended by its done callback
+        finally:
             slot.release()
-            raise
-        stream.add_done_callback(lambda _s: slot.release())
-        return stream
+        for stream in streams:
+            stream.add_done_callback(lambda _s: slot.release())
+        return streams
 
     # ---- versions ------------------------------------------------------------------------
     def load(self, version_or_alias: str = "production") -> ModelVersion:
@@ -231,7 +257,9 @@ class ModelEngine:
             t_warm = time.monotonic()
             if hasattr(runtime, "predict"):
                 runtime.warmup()
-                worker = DynamicBatcher(runtime.predict, self.batcher_config, self.name, self.observer)
+                # the warm-up's time seeds the batcher's admission estimate until a real batch has run
+                worker = DynamicBatcher(runtime.predict, self.batcher_config, self.name, self.observer,
+                                        batch_seconds_hint=time.monotonic() - t_warm)
             else:
                 worker = LLMScheduler(runtime, self.llm_config, self.name, self.observer)
                 worker.submit(runtime.encode("warm up"), SamplingParams(max_tokens=2)).result(120)

@@ -1,9 +1,21 @@
 """Token choice and stop handling: pure functions of logits and text, tested without a model.
 
+Rules:
+- :class:`SamplingParams` is validated when it is built, so a bad value is
+  refused at the door (HTTP 400 naming the field), never inside a scheduler
+  step where it would hit other requests: ``max_tokens`` a positive int,
+  ``temperature`` finite in [0, 2], ``top_p`` finite in (0, 1], ``seed`` an
+  int in [0, 2**63 - 1] (what ``torch.Generator.manual_seed`` takes on every
+  platform), stop sequences strings.  Violations raise
+  :class:`InvalidParameterError` (a ``UserError`` and a ``ValueError``) whose
+  ``param`` names the field.
 - ``temperature == 0`` is greedy (argmax); otherwise logits are divided by the
   temperature and sampled from the smallest set of tokens whose probability
   reaches ``top_p``, with a per-request ``torch.Generator`` (seeded when
-  ``seed`` is given, so a seeded request is reproducible).
+  ``seed`` is given, so a seeded request is reproducible).  Any positive
+  temperature and top_p are safe: logits are shifted by their maximum before
+  the division (no inf/nan for tiny temperatures) and the top token is always
+  kept (no empty distribution for tiny top_p).
 - :func:`stop_cut` finds where text must end because of a stop sequence, and
   how much of it is safe to stream now (a suffix that could still grow into a
   stop sequence is held back).
@@ -11,9 +23,24 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
+
+from npusuite.platform.engine.errors import InvalidParameterError
+
+MAX_TEMPERATURE = 2.0
+MAX_SEED = 2**63 - 1
+MAX_STOP_SEQUENCES = 16
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass(frozen=True)
@@ -27,10 +54,19 @@ class SamplingParams:
     ignore_eos: bool = False
 
     def __post_init__(self) -> None:
-        if self.max_tokens < 1:
-            raise ValueError("max_tokens must be >= 1")
-        if self.temperature < 0 or not 0 < self.top_p <= 1:
-            raise ValueError("temperature must be >= 0 and top_p in (0, 1]")
+        if not _is_int(self.max_tokens) or self.max_tokens < 1:
+            raise InvalidParameterError("max_tokens", f"max_tokens must be a positive integer, "
+                                                      f"got {self.max_tokens!r}")
+        if not _is_number(self.temperature) or not 0 <= self.temperature <= MAX_TEMPERATURE:
+            raise InvalidParameterError("temperature", f"temperature must be a finite number in "
+                                                       f"[0, {MAX_TEMPERATURE:g}], got {self.temperature!r}")
+        if not _is_number(self.top_p) or not 0 < self.top_p <= 1:
+            raise InvalidParameterError("top_p", f"top_p must be a finite number in (0, 1], got {self.top_p!r}")
+        if self.seed is not None and (not _is_int(self.seed) or not 0 <= self.seed <= MAX_SEED):
+            raise InvalidParameterError("seed", f"seed must be an integer in [0, 2**63-1], got {self.seed!r}")
+        if (not isinstance(self.stop, tuple) or len(self.stop) > MAX_STOP_SEQUENCES
+                or not all(isinstance(s, str) for s in self.stop)):
+            raise InvalidParameterError("stop", f"stop must be at most {MAX_STOP_SEQUENCES} strings")
 
 
 def make_generator(params: SamplingParams) -> torch.Generator | None:
@@ -44,21 +80,29 @@ def make_generator(params: SamplingParams) -> torch.Generator | None:
     return gen
 
 
+def sample_row(logits: torch.Tensor, params: SamplingParams, generator: torch.Generator | None) -> int:
+    """One token from one row of logits [vocab].  Raises on a row whose logits are all non-finite."""
+    if params.temperature == 0:
+        return int(logits.argmax().item())
+    row = logits.double().cpu()
+    if not torch.isfinite(row).any():
+        raise ValueError("the model produced no finite logits for this row")
+    row = torch.nan_to_num(row, nan=-math.inf)
+    # shift first: (x - max) / T is <= 0, so a tiny T gives -inf and 0, never inf - inf
+    probs = torch.softmax((row - row.max()) / params.temperature, dim=-1)
+    if params.top_p < 1.0:
+        sorted_p, order = probs.sort(descending=True)
+        keep = sorted_p.cumsum(0) - sorted_p < params.top_p
+        keep[0] = True  # the top token always stays, however small top_p is
+        probs = torch.zeros_like(probs).scatter(0, order[keep], sorted_p[keep])
+    return int(torch.multinomial(probs, 1, generator=generator).item())
+
+
 def sample(logits: torch.Tensor, params: list[SamplingParams], generators: list[torch.Generator | None]) -> list[int]:
     """One token per row of ``logits`` [rows, vocab]."""
     greedy = logits.argmax(dim=-1).tolist()
-    out = []
-    for i, p in enumerate(params):
-        if p.temperature == 0:
-            out.append(greedy[i])
-            continue
-        probs = torch.softmax(logits[i].float().cpu() / p.temperature, dim=-1)
-        if p.top_p < 1.0:
-            sorted_p, order = probs.sort(descending=True)
-            keep = sorted_p.cumsum(0) - sorted_p < p.top_p  # always keeps the top token
-            probs = torch.zeros_like(probs).scatter(0, order[keep], sorted_p[keep])
-        out.append(int(torch.multinomial(probs, 1, generator=generators[i]).item()))
-    return out
+    return [greedy[i] if p.temperature == 0 else sample_row(logits[i], p, generators[i])
+            for i, p in enumerate(params)]
 
 
 def stop_cut(text: str, stops: tuple[str, ...]) -> tuple[int | None, int]:

@@ -86,6 +86,11 @@ class CausalLM:
         self.ref = ref
         self.eos_token_id = tokenizer.eos_token_id
         self.memory_bytes = module_bytes(model)
+        config = getattr(model, "config", None)
+        #: token ids a prompt may hold (the embedding's rows); the scheduler refuses others at the door.
+        self.vocab_size: int | None = getattr(config, "vocab_size", None)
+        #: prompt + generated tokens one sequence may reach; every generation is capped by it.
+        self.max_context: int | None = getattr(config, "max_position_embeddings", None)
 
     @classmethod
     def load(cls, folder: Path | str, device: str | Device = "cpu", precision: str = "fp32",
@@ -173,6 +178,31 @@ class CausalLM:
             layer_a.values = torch.cat([pad(layer_a.values, length - la, 2), pad(layer_b.values, length - lb, 2)])
         mask = torch.cat([pad(a.attention_mask, length - la, 1), pad(b.attention_mask, length - lb, 1)])
         return BatchState(a.cache, mask, torch.cat([a.next_position, b.next_position]))
+
+    @staticmethod
+    def checkpoint(state: BatchState | None) -> list[int]:
+        """The cached length of every layer, so a failed :meth:`decode` can be undone with :meth:`rollback`."""
+        if state is None:
+            return []
+        return [int(layer.keys.shape[2]) if getattr(layer, "keys", None) is not None else 0
+                for layer in state.cache.layers]
+
+    @staticmethod
+    def rollback(state: BatchState | None, lengths: list[int]) -> None:
+        """Cut every layer back to its :meth:`checkpoint` length (a decode that raised may have grown some)."""
+        if state is None:
+            return
+        for layer, length in zip(state.cache.layers, lengths, strict=False):
+            if getattr(layer, "keys", None) is not None and layer.keys.shape[2] > length:
+                layer.keys = layer.keys[:, :, :length]
+                layer.values = layer.values[:, :, :length]
+
+    @staticmethod
+    def copy_state(state: BatchState) -> BatchState:
+        """An independent copy (for probing rows after a failed step; :meth:`select` mutates its input)."""
+        import copy
+
+        return BatchState(copy.deepcopy(state.cache), state.attention_mask.clone(), state.next_position.clone())
 
     @staticmethod
     def select(state: BatchState, keep: list[int]) -> BatchState | None:
