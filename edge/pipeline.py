@@ -23,7 +23,6 @@ from npusuite.platform.errors import UserError
 logger = logging.getLogger(__name__)
 
 PIPELINES = ("inspection", "sim")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
 
 def inspection_factory(model_dir: Path) -> Any:
@@ -47,9 +46,12 @@ def factory_for(pipeline: str) -> InspectorFactory:
 
 
 def load_samples(folder: Path, limit: int = 16) -> tuple[list[Any], list[bool] | None]:
-    """Frames from ``folder`` (``good/`` + ``ng/`` give expected verdicts).  Raises UserError if none."""
-    import cv2
+    """Frames from ``folder`` (``good/`` + ``ng/`` give expected verdicts).  Raises UserError if none.
 
+    Images are decoded by :mod:`npusuite.inspection.images` (size-checked before decoding); a refused
+    file is skipped with a warning.
+    """
+    from npusuite.inspection.images import IMAGE_SUFFIXES, list_images, scan_folder
     from npusuite.inspection.records import Frame
 
     folder = Path(folder)
@@ -57,13 +59,10 @@ def load_samples(folder: Path, limit: int = 16) -> tuple[list[Any], list[bool] |
     groups = [(folder / "good", False), (folder / "ng", True)] if labelled else [(folder, None)]
     frames, expected = [], []
     for sub, ng in groups:
-        paths = sorted(p for p in sub.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
-        for i, path in enumerate(paths):
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if image is None:
+        for i, item in enumerate(scan_folder(folder, list_images(sub)[:limit])):
+            if item.image is None:
                 continue
-            frames.append(Frame(image=image, timestamp=time.time(), source=str(folder), seq=i,
-                                name=str(path.relative_to(folder))))
+            frames.append(Frame(image=item.image, timestamp=time.time(), source=str(folder), seq=i, name=item.name))
             expected.append(bool(ng))
     if not frames:
         raise UserError(f"no sample images ({', '.join(IMAGE_SUFFIXES)}) under {folder}")

@@ -16,6 +16,12 @@ Rules:
   its header announces were read) ends the source, or restarts it with
   ``loop=True``.  An image folder is read once, in sorted order, and never
   drops frames (the thread waits for room instead: files are not a live feed).
+* Every image is decoded through :mod:`npusuite.inspection.images`: a folder
+  file that is unreadable or over the size limit is skipped (counted in
+  ``frames_refused``, logged, ``last_error`` set); a stream or video whose
+  announced frame size is over the limit is refused when it opens (the source
+  ends with ``last_error`` set: reconnecting cannot fix it), and a delivered
+  frame over the limit is dropped and counted in ``frames_refused``.
 * Counters are exposed by :meth:`FrameSource.stats` as a :class:`SourceStats`.
 
 Only this module touches ``cv2.VideoCapture``.
@@ -33,12 +39,12 @@ from pathlib import Path
 
 import numpy as np
 
+from npusuite.inspection.images import IMAGE_SUFFIXES, ImageRefused, check_frame_size, list_images, scan_folder
 from npusuite.inspection.records import Frame
 from npusuite.platform.errors import UserError
 
 logger = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".mov", ".mjpg", ".mjpeg", ".webm")
 
 
@@ -79,6 +85,8 @@ class SourceStats:
     finished: bool
     queue_depth: int
     last_error: str | None
+    #: Images or frames refused before reaching the queue (unreadable, or over the size limit).
+    frames_refused: int = 0
 
 
 def source_kind(uri: str) -> str:
@@ -95,10 +103,6 @@ def source_kind(uri: str) -> str:
             raise UserError(f"source {uri} is a single image; pass the folder that holds it")
         return "video"
     raise UserError(f"source {uri!r} is not a camera index, a stream URL, a video file or a folder")
-
-
-def list_images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
 class FrameSource:
@@ -205,19 +209,14 @@ class FrameSource:
             self._update(finished=True, connected=False)
 
     def _run_folder(self) -> None:
-        import cv2
-
-        root = Path(self.config.uri)
         self._update(connected=True)
-        for path in self._images:
+        for item in scan_folder(Path(self.config.uri), self._images):
             if self._stop.is_set():
                 return
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if image is None:
-                logger.warning("skipping unreadable image %s", path)
-                self._update(last_error=f"unreadable image {path}")
+            if item.image is None:
+                self._update(frames_refused=self._stats.frames_refused + 1, last_error=f"{item.name}: {item.reason}")
                 continue
-            self._put(image, name=str(path.relative_to(root)))
+            self._put(item.image, name=item.name)
 
     def _open(self, position: int):
         import cv2
@@ -227,6 +226,15 @@ class FrameSource:
         if not cap.isOpened():
             cap.release()
             return None
+        # The size the stream announces, before a frame of it is decoded (some backends say 0 until the first
+        # frame; those are checked frame by frame in _run_capture).
+        width, height = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        if width > 0 and height > 0:
+            try:
+                check_frame_size(width, height, f"source {self.config.uri} frame")
+            except ImageRefused:
+                cap.release()
+                raise
         if self.kind == "video" and position > 0:
             cap.set(cv2.CAP_PROP_POS_FRAMES, position)
         return cap
@@ -239,7 +247,12 @@ class FrameSource:
         failures = 0  # consecutive failed connections/reads since the last good frame
         ever_connected = False
         while not self._stop.is_set():
-            cap = self._open(position)
+            try:
+                cap = self._open(position)
+            except ImageRefused as exc:  # a configuration problem: reconnecting would only repeat it
+                logger.error("source %s refused: %s", self.config.uri, exc)
+                self._update(last_error=str(exc))
+                return
             if cap is None:
                 error = f"cannot open {self.config.uri}"
             else:
@@ -264,6 +277,11 @@ class FrameSource:
                     position += 1
                     failures = 0
                     backoff = self.config.reconnect_initial_s
+                    try:  # a stream may change resolution after it opened
+                        check_frame_size(image.shape[1], image.shape[0], f"frame {position - 1}")
+                    except ImageRefused as exc:
+                        self._update(frames_refused=self._stats.frames_refused + 1, last_error=str(exc))
+                        continue
                     if image.ndim == 2:
                         image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
                     self._put(np.ascontiguousarray(image[:, :, :3]))

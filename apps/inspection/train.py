@@ -35,9 +35,9 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from npusuite.inspection import modelcard
+from npusuite.inspection.images import list_images, read_image
 from npusuite.inspection.nets import StudentNet, TeacherNet, count_parameters
 from npusuite.inspection.scoring import calibrate_threshold, heatmaps, image_scores
-from npusuite.inspection.source import list_images
 from npusuite.inspection.synth import synthesize
 from npusuite.platform.errors import UserError
 
@@ -80,14 +80,10 @@ def good_folder(path: Path) -> Path:
 
 
 def load_images(paths: list[Path]) -> np.ndarray:
-    """``N x H x W x 3`` float32 BGR in [0, 1]; raises UserError on unreadable or mixed-size images."""
-    import cv2
-
+    """``N x H x W x 3`` float32 BGR in [0, 1]; raises UserError on unreadable, oversized or mixed-size images."""
     out = []
     for p in paths:
-        img = cv2.imread(str(p), cv2.IMREAD_COLOR)
-        if img is None:
-            raise UserError(f"cannot read image {p}")
+        img = read_image(p)
         if out and img.shape != out[0].shape:
             raise UserError(f"images differ in size: {paths[0]} is {out[0].shape[:2]}, {p} is {img.shape[:2]}")
         out.append(img)
