@@ -10,6 +10,7 @@ import json
 import logging
 import signal
 import sys
+import time
 from pathlib import Path
 
 import typer
@@ -102,35 +103,64 @@ def train(
 def score(
     model: str = typer.Option(..., "--model", help="Model folder, or NAME[@VERSION|@ALIAS] with --model-root."),
     images: Path = typer.Option(..., "--images", help="Folder scored recursively."),
-    out: Path = typer.Option(..., "--out", help="JSONL, one line per image: image, score, defective, boxes, model."),
+    out: Path = typer.Option(..., "--out", help="JSONL, one line per image file: image, score, defective, boxes, "
+                                                "model; or image, model, skipped: true, reason."),
     model_root: Path | None = typer.Option(None, "--model-root", help="Platform model repository."),
     precision: str = typer.Option("fp32", "--precision", help="fp32 or int8 (static int8, CPU)."),
     batch: int = typer.Option(32, "--batch", help="Images per forward pass."),
     threads: int = typer.Option(1, "--threads"),
 ) -> None:
-    """Score every image under --images (CONTRACTS §4 lines)."""
+    """Score every image under --images (CONTRACTS §4 lines); exits 2 when any file could not be scored."""
+    from npusuite.inspection.images import IMAGE_SUFFIXES, list_images, scan_folder
     from npusuite.inspection.inspector import Inspector
-    from npusuite.inspection.source import FrameSource, SourceConfig
+    from npusuite.inspection.records import Frame
 
     _threads(threads)
     if not images.is_dir():
         raise UserError(f"--images {images}: no such folder")
+    if batch < 1:
+        raise UserError("--batch must be >= 1")
+    paths = list_images(images)
+    if not paths:
+        raise UserError(f"--images {images} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     inspector = Inspector.load(model, model_root, precision=precision)
     n = ng = 0
+    skipped = []
     out.parent.mkdir(parents=True, exist_ok=True)
-    with FrameSource(SourceConfig(str(images), queue_size=max(8, batch))) as src, out.open("w") as fh:
-        pending = []
-        for frame in src:
-            pending.append(frame)
-            if len(pending) >= batch:
-                for r in inspector.inspect_batch(pending):
-                    fh.write(json.dumps(r.to_json()) + "\n")
-                    n, ng = n + 1, ng + r.defective
-                pending = []
-        for r in inspector.inspect_batch(pending):
-            fh.write(json.dumps(r.to_json()) + "\n")
-            n, ng = n + 1, ng + r.defective
+
+    # Lines go out in file order: a skipped file waits in `pending` with the frames decoded before it.
+    def flush(pending: list, fh) -> None:
+        nonlocal n, ng
+        results = iter(inspector.inspect_batch([x for x in pending if isinstance(x, Frame)]))
+        for x in pending:
+            if isinstance(x, Frame):
+                r = next(results)
+                fh.write(json.dumps(r.to_json()) + "\n")
+                n, ng = n + 1, ng + r.defective
+            else:
+                fh.write(json.dumps({"image": x.name, "model": inspector.ref, "skipped": True,
+                                     "reason": x.reason}) + "\n")
+        pending.clear()
+
+    with out.open("w") as fh:
+        pending: list = []
+        decoded = 0
+        for seq, item in enumerate(scan_folder(images, paths)):
+            if item.image is None:
+                skipped.append(item)
+                pending.append(item)
+                continue
+            pending.append(Frame(image=item.image, timestamp=time.time(), source=str(images), seq=seq,
+                                 name=item.name))
+            decoded += 1
+            if decoded % batch == 0:
+                flush(pending, fh)
+        flush(pending, fh)
     typer.echo(f"scored {n} images with {inspector.ref}: {ng} NG, {n - ng} OK -> {out}")
+    if skipped:
+        first = skipped[0]
+        raise UserError(f"{len(skipped)} of {len(paths)} images could not be scored (first: {first.name}: "
+                        f"{first.reason}); each has a 'skipped' line in {out}")
 
 
 def _hostport(value: str, default_port: int, what: str) -> tuple[str, int]:

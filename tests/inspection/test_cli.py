@@ -101,3 +101,44 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str, cli):
     err = [x for x in proc.stderr.strip().splitlines() if x.startswith("npusuite: error:")]
     assert len(err) == 1 and message in err[0], proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_score_of_a_folder_where_nothing_is_readable_exits_2_with_a_line_per_file(tiny_model: Path, tmp_path: Path,
+                                                                                  cli):
+    """Issue 12 defect 10: this exited 0 with "scored 0 images" and wrote no line for the unreadable files."""
+    images = tmp_path / "bad"
+    images.mkdir()
+    (images / "a.png").write_bytes(b"not a png")
+    (images / "b.jpg").write_bytes(b"\xff\xd8\xff" + b"\x00" * 10)
+    out = tmp_path / "s.jsonl"
+    proc = cli("score", "--model", str(tiny_model), "--images", str(images), "--out", str(out))
+    assert proc.returncode == 2, proc.stderr
+    err = [x for x in proc.stderr.strip().splitlines() if x.startswith("npusuite: error:")]
+    assert len(err) == 1 and "2 of 2 images could not be scored" in err[0], proc.stderr
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [x["image"] for x in lines] == ["a.png", "b.jpg"]
+    assert all(x["skipped"] is True and x["reason"] and "score" not in x for x in lines)
+
+
+def test_score_of_a_partly_bad_folder_writes_every_result_in_file_order_and_exits_2(tiny_model: Path,
+                                                                                    small_data: Path,
+                                                                                    tmp_path: Path, cli):
+    from tests.inspection.test_images import huge_png
+
+    good = sorted((small_data / "washer" / "test" / "good").glob("*.png"))[:3]
+    images = tmp_path / "mixed"
+    images.mkdir()
+    for i, src in enumerate(good):
+        (images / f"{i}_ok.png").write_bytes(src.read_bytes())
+    (images / "1_bomb.png").write_bytes(huge_png())
+    (images / "2_text.png").write_text("hello")
+    out = tmp_path / "s.jsonl"
+    proc = cli("score", "--model", str(tiny_model), "--images", str(images), "--out", str(out), "--batch", "2")
+    assert proc.returncode == 2, proc.stderr
+    assert "scored 3 images" in proc.stdout
+    assert "2 of 5 images could not be scored (first: 1_bomb.png: " in proc.stderr
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [x["image"] for x in lines] == ["0_ok.png", "1_bomb.png", "1_ok.png", "2_ok.png", "2_text.png"]
+    skipped = {x["image"]: x["reason"] for x in lines if x.get("skipped")}
+    assert set(skipped) == {"1_bomb.png", "2_text.png"} and "20000 x 20000 px" in skipped["1_bomb.png"]
+    assert all(0.0 <= x["score"] <= 1.0 for x in lines if not x.get("skipped"))
