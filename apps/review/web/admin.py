@@ -14,7 +14,7 @@ from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 
 from npusuite.review import accounts
-from npusuite.review.web.deps import Db, PageUser, check_form_csrf, need_role, templates
+from npusuite.review.web.deps import Db, NameInPath, PageUser, check_form_csrf, need_role, templates
 
 logger = logging.getLogger(__name__)
 router = APIRouter()
@@ -28,7 +28,7 @@ def admin_page(request: Request, user: PageUser, db: Db) -> Response:
 
 
 @router.post("/admin/users/{username}/active")
-def set_active(username: str, user: PageUser, db: Db, csrf_token: Annotated[str, Form()] = "",
+def set_active(username: NameInPath, user: PageUser, db: Db, csrf_token: Annotated[str, Form()] = "",
                active: Annotated[str, Form()] = "") -> Response:
     check_form_csrf(user, csrf_token)
     need_role(user, "admin")
@@ -40,7 +40,7 @@ def set_active(username: str, user: PageUser, db: Db, csrf_token: Annotated[str,
 
 
 @router.post("/admin/tokens/{name}/revoke")
-def revoke(name: str, user: PageUser, db: Db, csrf_token: Annotated[str, Form()] = "") -> Response:
+def revoke(name: NameInPath, user: PageUser, db: Db, csrf_token: Annotated[str, Form()] = "") -> Response:
     check_form_csrf(user, csrf_token)
     need_role(user, "admin")
     accounts.revoke_service_token(db, name)

@@ -6,15 +6,18 @@ Ingest (interfaces 3 and 4 of the team contract):
 - ``POST /api/ingest/inspections``: an inspection NG record.
 - Both need ``Authorization: Bearer <token>`` (401 otherwise) and answer 201
   ``{"case_id", "created": true}`` the first time, 200 with ``"created":
-  false`` for a repeated id; 400 for a body that is not a JSON object, 413 when
-  it is too large, 422 naming the bad field.
+  false`` for a repeated id; 400 for a body that is not a JSON object
+  (malformed, nested deeper than 64 levels, or with NaN/Infinity, which JSON
+  does not have), 413 when it is larger than ``max_ingest_bytes``, 422 naming
+  the bad field (non-finite numbers such as ``1e999`` and boxes outside the
+  image included).  Size and depth are checked before parsing, and parsing
+  runs off the event loop.
 
 Everything else here needs a session: 401 JSON without one.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Annotated
 
@@ -24,30 +27,40 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from npusuite.platform.errors import SchemaError
+from npusuite.platform.records import load_json_object
 from npusuite.review import accounts, cases, ingest
 from npusuite.review.models import CaseImage
-from npusuite.review.web.deps import ApiUser, ApiWriter, Db
+from npusuite.review.web.deps import ApiUser, ApiWriter, CaseId, Db, Offset
 from npusuite.review.web.views import case_json
 
 logger = logging.getLogger(__name__)
 router = APIRouter()
 
 
-async def _json_body(request: Request) -> dict:
+async def _body(request: Request) -> bytes:
+    """The raw body, refused with 413 past the limit before more of it is read than the limit."""
     limit = request.app.state.cfg.max_ingest_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise HTTPException(413, f"body larger than {limit} bytes")
-    body = await request.body()
-    if len(body) > limit:
-        raise HTTPException(413, f"body larger than {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise HTTPException(413, f"body larger than {limit} bytes")
+    return bytes(body)
+
+
+def _parse(parse, body: bytes, limit: int):
+    """BODY as a record: 400 when it is not a JSON object (including too deep, or NaN/Infinity), 422 naming a field."""
     try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise HTTPException(400, f"body is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise HTTPException(400, "body must be a JSON object")
-    return data
+        data = load_json_object(body, max_bytes=limit)
+    except SchemaError as exc:
+        raise HTTPException(400, f"body is not an acceptable JSON object: {exc}") from None
+    try:
+        return parse(data)
+    except SchemaError as exc:
+        raise HTTPException(422, str(exc)) from None
 
 
 def _caller(request: Request) -> str:
@@ -62,11 +75,9 @@ def _caller(request: Request) -> str:
 
 async def _ingest(request: Request, parse, store) -> JSONResponse:
     who = await run_in_threadpool(_caller, request)
-    data = await _json_body(request)
-    try:
-        record = parse(data)
-    except SchemaError as exc:
-        raise HTTPException(422, str(exc)) from None
+    body = await _body(request)
+    # Parsing up to 16 MiB takes a while: off the event loop, so other requests are not held up.
+    record = await run_in_threadpool(_parse, parse, body, request.app.state.cfg.max_ingest_bytes)
 
     def work() -> ingest.IngestResult:
         with request.app.state.sessions() as db:
@@ -97,13 +108,13 @@ def list_cases(user: ApiUser, db: Db, kind: str | None = None, status: str | Non
                decision: str | None = None, outcome: str | None = None, reason: str | None = None,
                typology: str | None = None, model: str | None = None, assignee: str | None = None,
                sort: str = "risk", limit: Annotated[int, Query(ge=1, le=500)] = 100,
-               offset: Annotated[int, Query(ge=0)] = 0) -> dict:
+               offset: Offset = 0) -> dict:
     flt = cases.QueueFilter(kind, status, decision, outcome, reason, typology, model, assignee, sort)
     return {"cases": [case_json(c) for c in cases.list_cases(db, flt, user, limit, offset)]}
 
 
 @router.get("/api/cases/{case_id}")
-def get_case(case_id: int, user: ApiUser, db: Db) -> dict:
+def get_case(case_id: CaseId, user: ApiUser, db: Db) -> dict:
     return case_json(cases.get_case(db, case_id), cases.journal_for(db, case_id))
 
 
@@ -118,12 +129,12 @@ def next_case(user: ApiWriter, db: Db, body: NextBody | None = None) -> dict:
 
 
 @router.post("/api/cases/{case_id}/take")
-def take(case_id: int, user: ApiWriter, db: Db) -> dict:
+def take(case_id: CaseId, user: ApiWriter, db: Db) -> dict:
     return case_json(cases.take_case(db, case_id, user))
 
 
 @router.post("/api/cases/{case_id}/release")
-def release(case_id: int, user: ApiWriter, db: Db) -> dict:
+def release(case_id: CaseId, user: ApiWriter, db: Db) -> dict:
     return case_json(cases.release_case(db, case_id, user))
 
 
@@ -134,13 +145,13 @@ class DecideBody(BaseModel):
 
 
 @router.post("/api/cases/{case_id}/decide")
-def decide(case_id: int, body: DecideBody, user: ApiWriter, db: Db) -> dict:
+def decide(case_id: CaseId, body: DecideBody, user: ApiWriter, db: Db) -> dict:
     found = cases.decide(db, case_id, user, body.action, body.comment, body.type)
     return case_json(found, cases.journal_for(db, case_id))
 
 
 @router.get("/cases/{case_id}/{name}.png")
-def case_image(case_id: int, name: str, user: ApiUser, db: Db) -> Response:
+def case_image(case_id: CaseId, name: str, user: ApiUser, db: Db) -> Response:
     if name not in ("image", "heatmap"):
         raise HTTPException(404, f"no image {name!r}")
     row = db.get(CaseImage, (case_id, name))

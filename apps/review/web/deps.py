@@ -11,6 +11,10 @@ Rules:
   anything happens.  The login form, made before there is a session, uses a
   double-submit cookie instead.
 - Ingest calls use ``Authorization: Bearer <service token>`` and no cookies.
+- Ids and paging are checked by range here, at the boundary (422 otherwise):
+  a case id is 1..2^31-1 (PostgreSQL's integer), an offset at most
+  :data:`MAX_OFFSET`, a page at most :data:`MAX_PAGE`; names in paths at most
+  64 characters (the column's size).
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Query, Request
+from fastapi import Path as PathParam
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 
@@ -27,6 +32,15 @@ from npusuite.review import accounts, security
 from npusuite.review.accounts import SessionInfo
 
 SESSION_COOKIE = "npr_session"
+#: The largest id an INTEGER column holds on PostgreSQL (SQLite holds more; both refuse 2^63).
+MAX_ID = 2**31 - 1
+MAX_OFFSET = 10**9
+MAX_PAGE = 10**6
+
+CaseId = Annotated[int, PathParam(ge=1, le=MAX_ID)]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
+PageNumber = Annotated[int, Query(ge=1, le=MAX_PAGE)]
+NameInPath = Annotated[str, PathParam(min_length=1, max_length=64)]
 LOGIN_CSRF_COOKIE = "npr_login_csrf"
 
 templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent.parent / "templates"))

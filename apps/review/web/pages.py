@@ -12,14 +12,14 @@ import logging
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from npusuite.platform.errors import NotFoundError, UserError
 from npusuite.review import cases, sla
 from npusuite.review.models import OUTCOMES, STATUSES, CaseImage
 from npusuite.review.web import views
-from npusuite.review.web.deps import Db, PageUser, check_form_csrf, need_role, templates
+from npusuite.review.web.deps import CaseId, Db, PageNumber, PageUser, check_form_csrf, need_role, templates
 
 logger = logging.getLogger(__name__)
 router = APIRouter()
@@ -46,7 +46,7 @@ def home(user: PageUser) -> Response:
 
 
 @router.get("/queue")
-def queue(request: Request, user: PageUser, db: Db, sort: str = "risk", page: Annotated[int, Query(ge=1)] = 1,
+def queue(request: Request, user: PageUser, db: Db, sort: str = "risk", page: PageNumber = 1,
           notice: str | None = None) -> Response:
     chosen = {k: request.query_params.get(k) or None for k in _FILTERS}
     if "status" not in request.query_params:
@@ -92,7 +92,7 @@ def _case_page(request: Request, user, db, case_id: int, error: str | None = Non
 
 
 @router.get("/cases/{case_id}")
-def case_page(request: Request, case_id: int, user: PageUser, db: Db) -> Response:
+def case_page(request: Request, case_id: CaseId, user: PageUser, db: Db) -> Response:
     return _case_page(request, user, db, case_id)
 
 
@@ -108,20 +108,21 @@ def _act(request: Request, user, db, case_id: int, fn) -> Response:
 
 
 @router.post("/cases/{case_id}/take")
-def take(request: Request, case_id: int, user: PageUser, db: Db, csrf_token: Annotated[str, Form()] = "") -> Response:
+def take(request: Request, case_id: CaseId, user: PageUser, db: Db,
+         csrf_token: Annotated[str, Form()] = "") -> Response:
     check_form_csrf(user, csrf_token)
     return _act(request, user, db, case_id, lambda: cases.take_case(db, case_id, user))
 
 
 @router.post("/cases/{case_id}/release")
-def release(request: Request, case_id: int, user: PageUser, db: Db,
+def release(request: Request, case_id: CaseId, user: PageUser, db: Db,
             csrf_token: Annotated[str, Form()] = "") -> Response:
     check_form_csrf(user, csrf_token)
     return _act(request, user, db, case_id, lambda: cases.release_case(db, case_id, user))
 
 
 @router.post("/cases/{case_id}/decide")
-def decide(request: Request, case_id: int, user: PageUser, db: Db, csrf_token: Annotated[str, Form()] = "",
+def decide(request: Request, case_id: CaseId, user: PageUser, db: Db, csrf_token: Annotated[str, Form()] = "",
            action: Annotated[str, Form()] = "", comment: Annotated[str, Form()] = "",
            label_type: Annotated[str, Form()] = "") -> Response:
     check_form_csrf(user, csrf_token)
