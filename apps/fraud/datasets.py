@@ -9,19 +9,21 @@ Rules:
 - Several label sources merge in order, the later winning on a conflicting
   ``transaction_id`` (:func:`merge_labels`): re-reviewed cases overrule older
   labels.
+- Every line goes through the platform's ``load_json`` (size, depth and
+  NaN/Infinity refused before parsing), so a hostile line is a one-line error.
 - Transactions are returned sorted by timestamp (a stable sort, so equal
   timestamps keep file order), the order every replay uses.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
 
-from npusuite.fraud.schema import Label, Transaction, parse_label, parse_transaction
+from npusuite.fraud.schema import MAX_TRANSACTION_BYTES, Label, Transaction, parse_label, parse_transaction
 from npusuite.platform.errors import NotFoundError, SchemaError
+from npusuite.platform.records import load_json
 
 logger = logging.getLogger(__name__)
 
@@ -49,15 +51,13 @@ def read_transactions(path: Path) -> tuple[list[Transaction], dict[str, Label]]:
     seen: set[str] = set()
     for number, line in _lines(path):
         try:
-            data = json.loads(line)
+            data = load_json(line, max_bytes=MAX_TRANSACTION_BYTES)  # SchemaError, never a RecursionError
             tx = parse_transaction(data)
             if tx.transaction_id in seen:
                 raise SchemaError(f"field 'transaction_id': duplicate {tx.transaction_id!r}")
             seen.add(tx.transaction_id)
             if isinstance(data, dict) and "is_fraud" in data:
                 inline[tx.transaction_id] = parse_label(data)
-        except json.JSONDecodeError as exc:
-            raise SchemaError(f"{path} line {number}: not valid JSON: {exc.msg}") from None
         except SchemaError as exc:
             raise SchemaError(f"{path} line {number}: {exc}") from None
         txs.append(tx)
@@ -73,8 +73,6 @@ def read_labels(path: Path) -> dict[str, Label]:
     for number, line in _lines(path):
         try:
             label = parse_label(line)
-        except json.JSONDecodeError as exc:
-            raise SchemaError(f"{path} line {number}: not valid JSON: {exc.msg}") from None
         except SchemaError as exc:
             raise SchemaError(f"{path} line {number}: {exc}") from None
         labels[label.transaction_id] = label
@@ -99,10 +97,8 @@ def read_scores(path: Path) -> list[dict]:
     out = []
     for number, line in _lines(path):
         try:
-            data = json.loads(line)
+            data = load_json(line)
             FraudScore.model_validate(data)
-        except json.JSONDecodeError as exc:
-            raise SchemaError(f"{path} line {number}: not valid JSON: {exc.msg}") from None
         except ValueError as exc:  # pydantic.ValidationError
             err = exc.errors()[0] if hasattr(exc, "errors") else {"loc": (), "msg": str(exc)}
             field = ".".join(str(p) for p in err["loc"]) or "record"

@@ -19,6 +19,14 @@ Rules:
 - Transactions for one account must come in timestamp order; an earlier
   timestamp is treated as "no time passed" rather than rejected (its window
   entry takes the newest time before it).
+- Total: any transaction :func:`~npusuite.fraud.schema.parse_transaction`
+  accepts gives finite features and a state that keeps giving them, however
+  extreme (amounts from 5e-324 to 1.8e308, timestamps from year 1 to 9999,
+  gaps of millennia).  Amounts enter the state clamped to
+  [:data:`MIN_AMOUNT`, :data:`MAX_AMOUNT`], so logs, ratios and 1000-entry
+  sums stay finite; ratios of amounts are taken through :func:`_log_ratio`,
+  which also copes with states written before the clamp.  Real amounts lie
+  well inside the bounds, so the features of real data do not change.
 - The window is kept sorted by time, so each span (1 min to 7 days) is a
   suffix of it, found by bisection: the cost per transaction grows with the
   log of the window, not its length (accounts with thousands of weekly
@@ -49,6 +57,14 @@ SMALL_ECOM_AMOUNT = 5.0
 NO_HISTORY_S = 30 * 86400.0
 FRESH_S = 3600.0
 CHANNELS = ("card_present", "ecommerce", "atm", "transfer")
+#: Amounts are clamped to this range before they touch the features or the state (the schema accepts
+#: any finite amount > 0): 1e-9 is below any currency's smallest unit, 1e15 above any real payment,
+#: and 1000 window entries of 1e15 still sum to a finite number.
+MIN_AMOUNT = 1e-9
+MAX_AMOUNT = 1e15
+#: log of the largest / smallest ratio of two clamped amounts.
+_MAX_LOG_RATIO = math.log(MAX_AMOUNT / MIN_AMOUNT)
+_INF = math.inf
 
 FEATURE_NAMES: tuple[str, ...] = (
     "log_amount", "amount_z", "amount_to_max_log", "amount_to_median_log", "log_history",
@@ -105,8 +121,10 @@ class AccountState:
                 raise ValueError("unsupported state version")
             state = cls(**data)
             _clamp_window_times(state.window)
-        except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
-            raise SchemaError(f"bad account state: {exc}") from None
+        # Only this code writes states, but the bytes come back from a Kafka topic: whatever they hold,
+        # reading them is a SchemaError (RecursionError: nesting deeper than the parser's stack).
+        except (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError) as exc:
+            raise SchemaError(f"bad account state: {type(exc).__name__}: {str(exc)[:200]}") from None
         return state
 
 
@@ -180,8 +198,17 @@ def _hour_prob(hours: list[float], h: int) -> float:
     return (near + 0.2) / (2.0 * sum(hours) + 4.8)
 
 
-def _compute(s: AccountState, tx: Transaction, t: float, net: str | None, hour: int) -> tuple[float, ...]:
-    amount = tx.amount
+def _log_ratio(a: float, b: float) -> float:
+    """``log(a / b)`` for positive amounts.  A quotient that under- or overflows (possible only with a
+    state from before the clamp) gets the bound instead of a math domain error."""
+    r = a / b
+    if 0.0 < r < _INF:
+        return math.log(r)
+    return -_MAX_LOG_RATIO if r <= 0.0 else _MAX_LOG_RATIO
+
+
+def _compute(s: AccountState, tx: Transaction, amount: float, t: float, net: str | None,
+             hour: int) -> tuple[float, ...]:
     log1p = math.log1p
     la = math.log(amount)
     win = s.window
@@ -213,7 +240,7 @@ def _compute(s: AccountState, tx: Transaction, t: float, net: str | None, hour: 
             c1m += 1
             s1m += wamount
     if s.n >= 3:
-        std = math.sqrt(s.m2_log / (s.n - 1)) if s.n > 1 else 0.0
+        std = math.sqrt(max(0.0, s.m2_log) / (s.n - 1)) if s.n > 1 else 0.0
         z = (la - s.mean_log) / max(std, 0.25)
     else:
         z = 0.0
@@ -233,15 +260,15 @@ def _compute(s: AccountState, tx: Transaction, t: float, net: str | None, hour: 
     unfamiliar = float(fresh_device and fresh_net)
     if tx.channel == "transfer":
         ref = s.max_transfer if s.max_transfer > 0 else (median if s.recent_amounts else amount)
-        transfer_to_max = math.log(amount / ref)
+        transfer_to_max = _log_ratio(amount, ref)
     else:
         transfer_to_max = 0.0
     channel = tx.channel
     return (
         la,
         z,
-        math.log(amount / s.max_amount) if s.max_amount > 0 else 0.0,
-        math.log(amount / median),
+        _log_ratio(amount, s.max_amount) if s.max_amount > 0 else 0.0,
+        _log_ratio(amount, median) if median > 0 else 0.0,
         log1p(s.n),
         # log1p of values clamped at 0: counts, sums of positive amounts and distances are >= 0 already;
         # ages can be negative (out-of-order input) and are clamped inline.
@@ -284,16 +311,16 @@ def _bounded_put(table: dict, key: str, value) -> None:
         del table[next(iter(table))]
 
 
-def _update(s: AccountState, tx: Transaction, t: float, net: str | None, hour: int) -> None:
-    la = math.log(tx.amount)
+def _update(s: AccountState, tx: Transaction, amount: float, t: float, net: str | None, hour: int) -> None:
+    la = math.log(amount)
     s.n += 1
     delta = la - s.mean_log
     s.mean_log += delta / s.n
     s.m2_log += delta * (la - s.mean_log)
-    s.max_amount = max(s.max_amount, tx.amount)
+    s.max_amount = max(s.max_amount, amount)
     if tx.channel == "transfer":
-        s.max_transfer = max(s.max_transfer, tx.amount)
-    s.recent_amounts.append(tx.amount)
+        s.max_transfer = max(s.max_transfer, amount)
+    s.recent_amounts.append(amount)
     if len(s.recent_amounts) > 50:
         del s.recent_amounts[0]
     win = s.window
@@ -303,7 +330,7 @@ def _update(s: AccountState, tx: Transaction, t: float, net: str | None, hour: i
         del win[:stale]
     # An earlier timestamp than the newest entry's is "no time passed": the entry takes the newest
     # time, which keeps the window sorted.
-    win.append([t if not win or t >= win[-1][0] else win[-1][0], tx.amount, tx.channel, tx.merchant_id])
+    win.append([t if not win or t >= win[-1][0] else win[-1][0], amount, tx.channel, tx.merchant_id])
     s.last_t = t if s.last_t is None else max(s.last_t, t)
     if tx.lat is not None and tx.lon is not None:
         s.last_cp = [t, tx.lat, tx.lon]
@@ -324,8 +351,11 @@ def _update(s: AccountState, tx: Transaction, t: float, net: str | None, hour: i
 def advance(state: AccountState, tx: Transaction) -> Features:
     """Features of ``tx`` from ``state``, then fold ``tx`` into ``state`` (in place)."""
     t, net, hour = tx.epoch_s, ip_net(tx.ip), tx.timestamp.hour
-    features = Features(_compute(state, tx, t, net, hour))
-    _update(state, tx, t, net, hour)
+    amount = tx.amount
+    if not MIN_AMOUNT <= amount <= MAX_AMOUNT:  # a chained compare: the clamp costs nothing on real amounts
+        amount = min(MAX_AMOUNT, max(MIN_AMOUNT, amount))
+    features = Features(_compute(state, tx, amount, t, net, hour))
+    _update(state, tx, amount, t, net, hour)
     return features
 
 

@@ -9,6 +9,11 @@ Rules:
   "new device and new IP network"), never a raw feature name.
 - When nothing pushed the score up, the single reason is
   :data:`NO_RISK_REASON`.
+- Bounded: a phrase is at most :data:`MAX_PHRASE_CHARS` characters, whatever
+  the transaction holds (an amount of 1e308 prints as ``1e+308``, not as 309
+  digits), so every alert fits the review app's ingest limit of 256 per
+  reason.  Numbers are formatted compactly by :func:`_number`; anything that
+  still runs long is cut with an ellipsis.
 - Pure: no I/O, no model calls.
 """
 
@@ -25,10 +30,28 @@ from npusuite.fraud.schema import Transaction
 NO_RISK_REASON = "no risk indicators"
 LLM_UNAVAILABLE = "llm_unavailable"
 IMPOSSIBLE_SPEED_KMH = 900.0
+#: Longest reason phrase; the review app accepts up to 256 characters per reason.
+MAX_PHRASE_CHARS = 120
+
+
+def _number(value: float, decimals: int = 2) -> str:
+    """``12,345.67`` for everyday magnitudes; 3 significant digits (``1.23e+15``, ``1e-320``) beyond."""
+    if value != 0 and not 1e-2 <= abs(value) < 1e12:
+        return f"{value:.3g}"
+    return f"{value:,.{decimals}f}"
+
+
+def _money(amount: float, currency: str) -> str:
+    return f"{_number(amount)} {currency}"
+
+
+def _bounded(text: str) -> str:
+    return text if len(text) <= MAX_PHRASE_CHARS else text[:MAX_PHRASE_CHARS - 1] + "\u2026"
 
 
 def _count(log1p_value: float) -> int:
-    return int(round(math.expm1(log1p_value)))
+    # Counts are log1p of at most a few thousand; min() keeps a corrupt value from printing 300 digits.
+    return int(round(math.expm1(min(log1p_value, 30.0))))
 
 
 def _duration(seconds: float) -> str:
@@ -38,20 +61,24 @@ def _duration(seconds: float) -> str:
         return f"{seconds / 60:.0f} min"
     if seconds < 2 * 86400:
         return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.0f} days"
+    return f"{_number(seconds / 86400, 0)} days"
 
 
 def phrase(group: str, tx: Transaction, f: Features) -> str:
-    """The words for one reason group, with this transaction's numbers."""
+    """The words for one reason group, with this transaction's numbers; at most MAX_PHRASE_CHARS."""
+    return _bounded(_phrase(group, tx, f))
+
+
+def _phrase(group: str, tx: Transaction, f: Features) -> str:
     if group == "amount":
         ratio = math.exp(f["amount_to_median_log"])
         if f["log_history"] == 0:
-            return f"amount {tx.amount:,.2f} {tx.currency} on an account with no history"
+            return f"amount {_money(tx.amount, tx.currency)} on an account with no history"
         if ratio >= 1.5:
-            return f"amount {ratio:.0f}x account median ({tx.amount:,.2f} {tx.currency})"
+            return f"amount {_number(ratio, 0)}x account median ({_money(tx.amount, tx.currency)})"
         if ratio <= 0.2:
-            return f"amount unusually small for account ({tx.amount:,.2f} {tx.currency})"
-        return f"amount {tx.amount:,.2f} {tx.currency} unusual for account (z={f['amount_z']:.1f})"
+            return f"amount unusually small for account ({_money(tx.amount, tx.currency)})"
+        return f"amount {_money(tx.amount, tx.currency)} unusual for account (z={_number(f['amount_z'], 1)})"
     if group == "velocity":
         n1h, n24 = _count(f["cnt_1h"]), _count(f["cnt_24h"])
         since = math.expm1(f["since_prev_log"])
@@ -83,11 +110,11 @@ def phrase(group: str, tx: Transaction, f: Features) -> str:
     if group == "geo":
         km, speed = math.expm1(f["geo_km_log"]), math.expm1(f["geo_speed_log"])
         tag = " (impossible travel)" if speed >= IMPOSSIBLE_SPEED_KMH else ""
-        return f"{km:,.0f} km from previous card-present payment at {speed:,.0f} km/h{tag}"
+        return f"{_number(km, 0)} km from previous card-present payment at {_number(speed, 0)} km/h{tag}"
     if group == "card_testing":
         n, m = int(f["small_ecom_10m"]), int(f["small_ecom_merchants_10m"])
         if n <= 1:
-            return f"small online payment of {tx.amount:,.2f} {tx.currency} (card testing amount)"
+            return f"small online payment of {_money(tx.amount, tx.currency)} (card testing amount)"
         return f"{n} small online payments at {m} merchant{'s' if m > 1 else ''} within 10 min (card testing)"
     if group == "hour":
         return f"unusual hour for account ({tx.timestamp.hour:02d}:00 UTC)"
@@ -97,14 +124,14 @@ def phrase(group: str, tx: Transaction, f: Features) -> str:
         n = int(f["atm_cnt_24h"])
         if n:
             total = math.expm1(f["atm_sum_24h"]) + tx.amount
-            return f"{n + 1} ATM withdrawals within 24 h ({total:,.0f} {tx.currency})"
-        return f"ATM withdrawal of {tx.amount:,.0f} {tx.currency}"
+            return f"{n + 1} ATM withdrawals within 24 h ({_number(total, 0)} {tx.currency})"
+        return f"ATM withdrawal of {_number(tx.amount, 0)} {tx.currency}"
     if group == "transfer":
         n = int(f["transfer_cnt_1h"])
         ratio = math.exp(f["transfer_to_max_log"])
         if n:
             return f"{n + 1} transfers within the hour"
-        return f"transfer {ratio:.0f}x the account's largest previous transfer"
+        return f"transfer {_number(ratio, 0)}x the account's largest previous transfer"
     return group.replace("_", " ")
 
 
