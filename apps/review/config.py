@@ -42,6 +42,10 @@ class ReviewConfig(BaseModel):
     session_ttl_s: float = Field(default=8 * 3600.0, gt=0)
     #: Failed logins allowed per (username, client address) inside the window, then 429 until it passes.
     login_max_failures: int = Field(default=5, ge=1)
+    #: Failed logins allowed from one client address across all user names (password spraying).
+    login_max_failures_per_address: int = Field(default=20, ge=1)
+    #: Failed logins allowed for one user name across all addresses (guessing spread over addresses).
+    login_max_failures_per_user: int = Field(default=10, ge=1)
     login_window_s: float = Field(default=300.0, gt=0)
     #: Set when served behind TLS, so browsers send the session cookie over HTTPS only.
     cookie_secure: bool = False

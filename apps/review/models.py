@@ -79,7 +79,8 @@ class LoginFailure(Base):
     __tablename__ = "login_failures"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    #: SHA-256 of "user name|client address" (a user name typed in the wrong field may be a password).
+    #: SHA-256 of a key naming what was counted: "pair|user|address", "addr|address" or "user|user"
+    #: (a user name typed in the wrong field may be a password).
     key_sha256: Mapped[str] = mapped_column(String(64), index=True)
     #: Wall-clock epoch seconds: the processes sharing the table share no monotonic clock.
     at: Mapped[float] = mapped_column(Float, index=True)

@@ -29,9 +29,9 @@ def test_login_limiter_sliding_window_is_shared_through_the_database(db):
     now = [1000.0]
     one, other = (LoginLimiter(max_failures=3, window_s=60, clock=lambda: now[0]) for _ in range(2))
 
-    def call(method, key: str = "alice|1.2.3.4"):  # a session per call, as a request gets one
+    def call(method, user: str = "alice", address: str = "1.2.3.4"):  # a session per call, as a request gets one
         with db.sessions() as s:
-            return method(s, key)
+            return method(s, user, address)
 
     for limiter in (one, other, one):  # two processes' limiters on one database
         assert call(limiter.retry_after_s) == 0
@@ -39,16 +39,44 @@ def test_login_limiter_sliding_window_is_shared_through_the_database(db):
         now[0] += 10
     assert call(other.retry_after_s) == 30  # the first failure leaves the window at t=1060
     assert call(one.retry_after_s) == 30
-    assert call(one.retry_after_s, "bob|1.2.3.4") == 0
+    assert call(one.retry_after_s, "bob") == 0
     now[0] = 1060.0
     assert call(other.retry_after_s) == 0
-    call(other.failed)  # also deletes the failure that left the window
+    call(other.failed)  # also deletes the failures that left the window
     with db.sessions() as s:
-        assert list(s.scalars(select(LoginFailure.at).order_by(LoginFailure.at))) == [1010, 1020, 1060]
+        times = list(s.scalars(select(LoginFailure.at).order_by(LoginFailure.at)))
+        assert times == [1010] * 3 + [1020] * 3 + [1060] * 3  # pair, address and user rows
         assert "alice" not in str(s.execute(text("SELECT key_sha256 FROM login_failures")).all())
     assert call(one.retry_after_s) == 10
     call(one.succeeded)
     assert call(other.retry_after_s) == 0
+
+
+def test_password_spraying_from_one_address_is_slowed(db):
+    """Issue 12 defect 11a: one password tried on many users from one address was never limited."""
+    now = [1000.0]
+    limiter = LoginLimiter(max_failures=3, window_s=60, clock=lambda: now[0], max_per_address=5, max_per_user=4)
+    with db.sessions() as s:
+        for i in range(5):  # five users, one failure each: no pair reaches its limit of 3
+            assert limiter.retry_after_s(s, f"user{i}", "6.6.6.6") == 0
+            limiter.failed(s, f"user{i}", "6.6.6.6")
+            now[0] += 1
+        assert limiter.retry_after_s(s, "user9", "6.6.6.6") == 55  # the first failure leaves at t=1060
+        assert limiter.retry_after_s(s, "user9", "7.7.7.7") == 0  # another address is not held up
+        limiter.succeeded(s, "user0", "6.6.6.6")  # an account of one's own does not reset the address
+        assert limiter.retry_after_s(s, "user9", "6.6.6.6") > 0
+
+
+def test_guessing_one_user_from_many_addresses_is_slowed(db):
+    now = [1000.0]
+    limiter = LoginLimiter(max_failures=3, window_s=60, clock=lambda: now[0], max_per_address=5, max_per_user=4)
+    with db.sessions() as s:
+        for i in range(4):  # four addresses, one failure each
+            limiter.failed(s, "Alice", f"10.0.0.{i}")
+        assert limiter.retry_after_s(s, "alice", "10.0.0.99") == 60
+        assert limiter.retry_after_s(s, "bob", "10.0.0.99") == 0
+        limiter.succeeded(s, "alice", "10.0.0.1")  # the user got in: their count starts again
+        assert limiter.retry_after_s(s, "alice", "10.0.0.99") == 0
 
 
 def test_safe_next_refuses_other_sites():

@@ -107,7 +107,9 @@ def create_app(cfg: ReviewConfig, sessions: sessionmaker[Session], consumer: Ale
     app.state.cfg = cfg
     app.state.sessions = sessions
     app.state.consumer = consumer
-    app.state.login_limiter = LoginLimiter(cfg.login_max_failures, cfg.login_window_s)
+    app.state.login_limiter = LoginLimiter(cfg.login_max_failures, cfg.login_window_s,
+                                           max_per_address=cfg.login_max_failures_per_address,
+                                           max_per_user=cfg.login_max_failures_per_user)
 
     @app.exception_handler(LoginRequired)
     async def _login_required(request: Request, exc: LoginRequired) -> Response:

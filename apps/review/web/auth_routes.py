@@ -1,8 +1,9 @@
 """Login and logout pages.
 
 Rules: the login form carries a CSRF token bound to a double-submit cookie;
-failed logins are counted per (user name, client address) and, past the
-limit, answered 429 with ``Retry-After`` without checking the password; a
+failed logins are counted per (user name, client address), per address and
+per user name (see :mod:`npusuite.review.login_limiter`) and, past a limit,
+answered 429 with ``Retry-After`` without checking the password; a
 wrong user name and a wrong password get the same answer.  A successful login
 sets an HttpOnly, SameSite=Lax session cookie (Secure when configured) and
 never logs the password.
@@ -49,19 +50,19 @@ def login(request: Request, db: Db, username: Annotated[str, Form()] = "", passw
     if not security.same(csrf_token, request.cookies.get(LOGIN_CSRF_COOKIE)):
         return _login_page(request, next_path, "Your login form expired; please try again.", 403)
     limiter: LoginLimiter = request.app.state.login_limiter
-    key = f"{username.strip().lower()}|{request.client.host if request.client else '-'}"
-    wait_s = limiter.retry_after_s(db, key)
+    address = request.client.host if request.client else "-"
+    wait_s = limiter.retry_after_s(db, username, address)
     if wait_s > 0:
-        logger.warning("login for %r refused: too many failures from %s", username, key.split("|")[1])
+        logger.warning("login for %r refused: too many failures (from %s or for this user)", username, address)
         resp = _login_page(request, next_path, f"Too many failed logins. Try again in {wait_s:.0f} s.", 429)
         resp.headers["Retry-After"] = str(int(wait_s) + 1)
         return resp
     user = accounts.authenticate(db, username.strip(), password)
     if user is None:
-        limiter.failed(db, key)
+        limiter.failed(db, username, address)
         logger.info("failed login for %r", username)
         return _login_page(request, next_path, "Wrong user name or password.", 401)
-    limiter.succeeded(db, key)
+    limiter.succeeded(db, username, address)
     sid, _info = accounts.open_session(db, user, request.app.state.cfg.session_ttl_s)
     logger.info("%s logged in", user.username)
     resp = RedirectResponse(next_path, status_code=303)
