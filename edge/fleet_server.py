@@ -15,6 +15,14 @@ Endpoints (errors are JSON ``{"error": ...}``):
 ``GET  /healthz``                        liveness                                          public
 =======================================  =============================================  ==================
 
+Hostile input: a JSON body is read only after the caller is authenticated,
+refused with 413 past :data:`MAX_BODY_BYTES` (before more is read), with 400
+when it is not a JSON object (nested deeper than 64, NaN/Infinity, not UTF-8:
+:func:`npusuite.platform.records.load_json_object`), and with 422 naming the
+field when a value is out of range: ids and names match patterns, target
+paths are relative with no ``..`` (:func:`npusuite.edge.release.check_target_path`),
+versions are PEP 440, numbers are finite and bounded, strings are bounded.
+
 Operator auth: ``Authorization: Bearer TOKEN`` where TOKEN is an operator's
 (``npusuite edge fleet add-operator NAME``; the audit log names them) or the
 admin token (``--admin-token`` / ``NPUSUITE_ADMIN_TOKEN``; audited as
@@ -28,50 +36,104 @@ from __future__ import annotations
 import hmac
 import logging
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Request
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from starlette.staticfiles import StaticFiles
 
 from npusuite.edge.fleet_store import UPDATE_STATES, FleetStore
+from npusuite.edge.release import check_target_path, check_version
 from npusuite.edge.rollout import RolloutPlan
-from npusuite.platform.errors import NotFoundError, UserError
+from npusuite.platform.errors import NotFoundError, SchemaError, UserError
+from npusuite.platform.records import load_json_object, validation_reason
 
 logger = logging.getLogger(__name__)
 
-
-class EnrollBody(BaseModel):
-    enrollment_token: str
-    device_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._-]+$")
-
-
-class UpdateReport(BaseModel):
-    campaign_id: str | None = None
-    target: str | None = None
-    state: str
-    detail: str | None = None
+#: Largest request body read; a heartbeat with its health report is a few hundred bytes.
+MAX_BODY_BYTES = 64 * 1024
+_ID = r"^[A-Za-z0-9._-]+$"
 
 
-class HeartbeatBody(BaseModel):
-    version: str | None = None
-    target: str | None = None
-    health: dict[str, Any] = Field(default_factory=dict)
+def _as_value_error(check):
+    def run(value: str | None) -> str | None:
+        try:
+            return value if value is None else check(value)
+        except UserError as exc:
+            raise ValueError(str(exc)) from None
+    return run
+
+
+TargetPath = Annotated[str, AfterValidator(_as_value_error(check_target_path))]
+Version = Annotated[str, AfterValidator(_as_value_error(check_version))]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
+
+
+class EnrollBody(_Body):
+    enrollment_token: str = Field(max_length=256)
+    device_id: str = Field(min_length=1, max_length=128, pattern=_ID)
+
+
+class UpdateReport(_Body):
+    campaign_id: str | None = Field(default=None, max_length=64, pattern=_ID)
+    target: TargetPath | None = None
+    state: str = Field(max_length=32)
+    detail: str | None = Field(default=None, max_length=4000)
+
+
+class HeartbeatBody(_Body):
+    version: str | None = Field(default=None, max_length=64)
+    target: TargetPath | None = None
+    health: dict[str, Any] = Field(default_factory=dict)  # bounded by MAX_BODY_BYTES and the JSON depth limit
     update: UpdateReport | None = None
 
 
-class TokenBody(BaseModel):
+class TokenBody(_Body):
     uses: int = Field(default=1, ge=1, le=100_000)
 
 
-class CampaignBody(BaseModel):
-    target: str = Field(min_length=1)
-    version: str = Field(min_length=1)
-    stages_pct: list[float] = Field(default_factory=lambda: [5.0, 25.0, 100.0])
+class CampaignBody(_Body):
+    target: TargetPath
+    version: Version
+    stages_pct: list[float] = Field(default_factory=lambda: [5.0, 25.0, 100.0], min_length=1, max_length=20)
     failure_threshold: float = 0.2
-    device_timeout_s: float = 1800.0
+    device_timeout_s: float = Field(default=1800.0, gt=0, le=30 * 86400)
+
+
+B = TypeVar("B", bound=_Body)
+
+
+async def _read_body(request: Request) -> bytes:
+    """The raw body; 413 past MAX_BODY_BYTES, before more of it is read than that."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise HTTPException(413, f"body larger than {MAX_BODY_BYTES} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise HTTPException(413, f"body larger than {MAX_BODY_BYTES} bytes")
+    return bytes(body)
+
+
+def json_body(model: type[B]):
+    """A dependency giving the body as ``model``: 413 too large, 400 not an acceptable JSON object, 422 a bad field."""
+    async def parse(request: Request) -> B:
+        raw = await _read_body(request)
+        try:
+            data = load_json_object(raw or b"{}", max_bytes=MAX_BODY_BYTES)
+        except SchemaError as exc:
+            raise HTTPException(400, f"body is not an acceptable JSON object: {exc}") from None
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            raise HTTPException(422, validation_reason(exc, "body")) from None
+    return Depends(parse)
 
 
 def _bearer(authorization: str | None) -> str:
@@ -126,7 +188,7 @@ def create_app(store: FleetStore, admin_token: str | None = None, release_dir: P
         return {"status": "ok"}
 
     @app.post("/api/enroll", status_code=201)
-    def enroll(body: EnrollBody) -> dict[str, str]:
+    def enroll(body: Annotated[EnrollBody, json_body(EnrollBody)]) -> dict[str, str]:
         try:
             token = store.enroll(body.enrollment_token, body.device_id)
         except PermissionError as exc:
@@ -134,7 +196,7 @@ def create_app(store: FleetStore, admin_token: str | None = None, release_dir: P
         return {"device_id": body.device_id, "device_token": token}
 
     @app.post("/api/heartbeat")
-    def heartbeat(body: HeartbeatBody, device_id: Device) -> dict[str, Any]:
+    def heartbeat(device_id: Device, body: Annotated[HeartbeatBody, json_body(HeartbeatBody)]) -> dict[str, Any]:
         if body.update is not None and body.update.state not in UPDATE_STATES:
             raise HTTPException(422, f"update.state must be one of {', '.join(UPDATE_STATES)}")
         desired = store.heartbeat(device_id, body.version, body.target, body.health,
@@ -142,7 +204,7 @@ def create_app(store: FleetStore, admin_token: str | None = None, release_dir: P
         return {"desired": desired}
 
     @app.post("/api/enrollment-tokens", status_code=201)
-    def new_enrollment_token(body: TokenBody, actor: Operator) -> dict[str, Any]:
+    def new_enrollment_token(actor: Operator, body: Annotated[TokenBody, json_body(TokenBody)]) -> dict[str, Any]:
         return {"enrollment_token": store.create_enrollment_token(actor, body.uses), "uses": body.uses}
 
     @app.get("/api/devices")
@@ -150,7 +212,7 @@ def create_app(store: FleetStore, admin_token: str | None = None, release_dir: P
         return store.devices()
 
     @app.post("/api/campaigns", status_code=201)
-    def start_campaign(body: CampaignBody, actor: Operator) -> dict[str, Any]:
+    def start_campaign(actor: Operator, body: Annotated[CampaignBody, json_body(CampaignBody)]) -> dict[str, Any]:
         try:
             plan = RolloutPlan(tuple(body.stages_pct), body.failure_threshold, body.device_timeout_s)
         except ValueError as exc:
@@ -183,7 +245,7 @@ def create_app(store: FleetStore, admin_token: str | None = None, release_dir: P
             raise _user_error(exc) from exc
 
     @app.get("/api/audit")
-    def audit(_actor: Operator, limit: int = 200) -> list[dict[str, Any]]:
+    def audit(_actor: Operator, limit: Annotated[int, Query(ge=1, le=10_000)] = 200) -> list[dict[str, Any]]:
         return store.audit(limit)
 
     if release_dir is not None:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -58,6 +59,31 @@ ROLES = ("root", "targets", "snapshot", "timestamp")
 DEFAULT_EXPIRY = {"root": timedelta(days=365), "targets": timedelta(days=90),
                   "snapshot": timedelta(days=7), "timestamp": timedelta(days=1)}
 KINDS = ("model", "app", "firmware")
+#: A target path: relative, ``/``-separated segments of letters, digits, ``.``, ``_``, ``-``; no ``.`` or ``..``
+#: segment, so a target name can never address a file outside ``repository/targets/`` or a box's folders.
+TARGET_PATH = re.compile(r"(?!.*(?:^|/)\.{1,2}(?:/|$))[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)*")
+MAX_TARGET_PATH = 200
+
+
+def check_target_path(target_path: str) -> str:
+    """``target_path`` if it matches :data:`TARGET_PATH` (at most 200 characters); else raises UserError."""
+    if len(target_path) > MAX_TARGET_PATH or not TARGET_PATH.fullmatch(target_path):
+        raise UserError(f"bad target path {target_path[:MAX_TARGET_PATH]!r}: use a relative path of letters, digits, "
+                        f"'.', '_', '-' like models/line-a.tar.gz")
+    return target_path
+
+
+def check_version(version: str) -> str:
+    """``version`` if it is a PEP 440 version (at most 64 characters); else raises UserError."""
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        if len(version) > 64:
+            raise InvalidVersion(version)
+        Version(version)
+    except InvalidVersion:
+        raise UserError(f"version {version[:64]!r} is not a PEP 440 version (e.g. 1.2.0)") from None
+    return version
 _SER = JSONSerializer(compact=False)
 
 
@@ -126,16 +152,10 @@ class ReleaseRepository:
 
         Raises UserError for a bad path, kind or version, or a missing file.
         """
-        from packaging.version import InvalidVersion, Version
-
         if kind not in KINDS:
             raise UserError(f"kind must be one of {', '.join(KINDS)}")
-        try:
-            Version(version)
-        except InvalidVersion as exc:
-            raise UserError(f"version {version!r} is not a PEP 440 version (e.g. 1.2.0)") from exc
-        if target_path.startswith("/") or ".." in target_path.split("/") or not target_path:
-            raise UserError(f"bad target path {target_path!r}: use a relative path like models/line-a.tar.gz")
+        check_version(version)
+        check_target_path(target_path)
         local_file = Path(local_file)
         if not local_file.is_file():
             raise NotFoundError(f"no such file: {local_file}")
