@@ -81,8 +81,20 @@ class AccountEntry:
     snapshot_seq: int = 0
 
 
+#: Longest transaction_id (UTF-8 bytes) and snapshot the header's length fields hold.
+MAX_TID_BYTES = 2**16 - 1
+MAX_STATE_BYTES = 2**32 - 1
+
+
 def encode_value(seq: int, transaction_id: str, state: bytes, raw: bytes) -> bytes:
-    tid = transaction_id.encode()
+    """Raises ValueError (never struct.error) for a transaction_id or snapshot the header cannot hold.
+
+    The schema bounds ids far below this (128 characters), so this is defence in depth: the processor
+    dead-letters a record whose changelog value cannot be written instead of stalling on it."""
+    tid = transaction_id.encode("utf-8", "surrogatepass")
+    if len(tid) > MAX_TID_BYTES or len(state) > MAX_STATE_BYTES:
+        raise ValueError(f"transaction_id of {len(tid)} bytes or state of {len(state)} bytes does not fit the "
+                         f"changelog header (at most {MAX_TID_BYTES} and {MAX_STATE_BYTES})")
     return _HEADER.pack(seq, len(tid), len(state)) + tid + state + raw
 
 
@@ -92,7 +104,7 @@ def decode_value(value: bytes) -> tuple[int, str, bytes, bytes]:
         raise ValueError("changelog record shorter than its header")
     seq, tid_len, state_len = _HEADER.unpack_from(value)
     start = _HEADER.size
-    tid = value[start:start + tid_len].decode()
+    tid = value[start:start + tid_len].decode("utf-8", "surrogatepass")
     state = value[start + tid_len:start + tid_len + state_len]
     raw = value[start + tid_len + state_len:]
     return seq, tid, bytes(state), bytes(raw)
@@ -136,16 +148,17 @@ class AccountStore:
         """Fold one scored transaction into ``entry``; returns the changelog (key, value).
 
         ``snapshot`` must be given when :meth:`snapshot_due` says so at the account's last record of a batch."""
-        entry.seq += 1
+        seq = entry.seq + 1
+        value = encode_value(seq, transaction_id, snapshot or b"", raw)  # may raise: before the entry changes
+        entry.seq = seq
         entry.state = state
         if snapshot:
-            entry.snapshot_seq = entry.seq
+            entry.snapshot_seq = seq
         if len(entry.recent) == entry.recent.maxlen:
             entry.ids.discard(entry.recent[0][0])
         entry.recent.append((transaction_id, raw))
         entry.ids.add(transaction_id)
-        key = f"{account_id}#{entry.seq % self.ring_size}".encode()
-        return key, encode_value(entry.seq, transaction_id, snapshot or b"", raw)
+        return f"{account_id}#{seq % self.ring_size}".encode("utf-8", "surrogatepass"), value
 
 
 def rebuild(records: Iterable[tuple[bytes, bytes | None]], ring_size: int) -> dict[str, AccountEntry]:
@@ -158,7 +171,7 @@ def rebuild(records: Iterable[tuple[bytes, bytes | None]], ring_size: int) -> di
             latest[key] = value
     slots: dict[str, list[tuple[int, str, bytes, bytes]]] = {}
     for key, value in latest.items():
-        account_id = key.decode().rpartition("#")[0]
+        account_id = key.decode("utf-8", "surrogatepass").rpartition("#")[0]
         try:
             slots.setdefault(account_id, []).append(decode_value(value))
         except ValueError:

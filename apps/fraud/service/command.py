@@ -40,6 +40,8 @@ def run(
     partitions: int = typer.Option(4, "--partitions", help="Partitions for 'transactions' if the scorer creates it."),
     max_poll_records: int = typer.Option(2000, "--max-poll-records", help="Largest batch per Kafka transaction."),
     metrics_port: int = typer.Option(0, "--metrics-port", help="Serve Prometheus /metrics on this port (0: off)."),
+    metrics_host: str = typer.Option("127.0.0.1", "--metrics-host", help=(
+        "Address /metrics listens on (default loopback; 0.0.0.0 for every interface).")),
     transactions_topic: str = typer.Option("transactions", "--transactions-topic"),
     scores_topic: str = typer.Option("fraud-scores", "--scores-topic"),
     alerts_topic: str = typer.Option("fraud-alerts", "--alerts-topic"),
@@ -69,7 +71,8 @@ def run(
     extra = {"instance_id": instance_id} if instance_id else {}
     try:
         config = ServiceConfig(bootstrap=bootstrap, group_id=group, topics=topics, partitions=partitions,
-                               max_poll_records=max_poll_records, metrics_port=metrics_port, **extra)
+                               max_poll_records=max_poll_records, metrics_port=metrics_port,
+                               metrics_host=metrics_host, **extra)
         model_config = ModelConfig(model=model, model_root=model_root, llm_model=llm_model,
                                    llm_deadline_ms=llm_deadline_ms, grey_low=grey_low, grey_high=grey_high)
     except ValidationError as exc:
@@ -79,7 +82,7 @@ def run(
     scorer = build_live_scorer(model_config, metrics)
     service = FraudService(config, scorer, metrics)
     if metrics_port:
-        metrics.serve(metrics_port)
+        metrics.serve(config.metrics_port, config.metrics_host)
 
     def _graceful(signum, _frame):
         logger.info("signal %d: finishing the current batch, then stopping", signum)

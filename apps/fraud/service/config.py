@@ -58,6 +58,8 @@ class ServiceConfig(BaseModel):
     alias_poll_interval_s: float = Field(default=1.0, gt=0)
     #: Serve Prometheus metrics on this port (0 = do not serve).
     metrics_port: int = Field(default=0, ge=0, le=65535)
+    #: Address the metrics endpoint binds to (loopback by default).
+    metrics_host: str = Field(default="127.0.0.1", min_length=1)
 
     @model_validator(mode="after")
     def _heartbeat_below_session(self) -> ServiceConfig:

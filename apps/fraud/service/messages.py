@@ -8,22 +8,26 @@
 * ``transactions-dlq``: key and value are the original message's bytes,
   untouched; the reason and the source position travel as headers
   ``npusuite.dlq.reason`` and ``npusuite.dlq.source`` (``topic/partition@offset``),
-  as Kafka Connect's dead-letter queues do.
+  as Kafka Connect's dead-letter queues do.  A reason is one line of at most
+  :data:`MAX_REASON_CHARS` characters; for a record that failed in scoring it
+  is the exception's type and message (:func:`error_reason`).
 
 All functions are pure.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 
 from pydantic_core import to_json
 
-from npusuite.fraud.schema import Transaction
+from npusuite.fraud.schema import MAX_TRANSACTION_BYTES, Transaction
+from npusuite.platform.records import load_json_object
 
 DLQ_REASON_HEADER = "npusuite.dlq.reason"
 DLQ_SOURCE_HEADER = "npusuite.dlq.source"
+#: Longest dead-letter reason (characters); longer ones are cut with an ellipsis.
+MAX_REASON_CHARS = 300
 
 #: The §1 fields, in contract order; anything else on an incoming message (e.g. labels) is not forwarded.
 TRANSACTION_FIELDS = ("transaction_id", "timestamp", "account_id", "card_id", "amount", "currency", "merchant_id",
@@ -38,7 +42,7 @@ def score_value(score: Mapping) -> bytes:
 
 def contract_transaction(raw: bytes) -> dict:
     """An already validated message's bytes as a §1 object (unknown fields dropped)."""
-    data = json.loads(raw)
+    data = load_json_object(raw, max_bytes=MAX_TRANSACTION_BYTES)
     return {name: data.get(name) for name in TRANSACTION_FIELDS}
 
 
@@ -53,5 +57,21 @@ def alert_value(score: Mapping, transaction: Transaction, recent_raw: Iterable[b
     return to_json(out)
 
 
+def one_line(text: str, limit: int = MAX_REASON_CHARS) -> str:
+    """``text`` on one line (whitespace runs become one space), cut to ``limit`` characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 1] + "\u2026"
+
+
+def error_reason(exc: BaseException) -> str:
+    """The dead-letter reason for a record that failed in scoring: ``<type>: <message>``, one line."""
+    try:
+        message = str(exc)
+    except Exception:  # a broken __str__ must not fail the dead letter too
+        message = "(no message)"
+    return one_line(f"{type(exc).__name__}: {message}" if message else type(exc).__name__)
+
+
 def dlq_headers(reason: str, topic: str, partition: int, offset: int) -> list[tuple[str, bytes]]:
-    return [(DLQ_REASON_HEADER, reason.encode()), (DLQ_SOURCE_HEADER, f"{topic}/{partition}@{offset}".encode())]
+    return [(DLQ_REASON_HEADER, one_line(reason).encode("utf-8", "replace")),
+            (DLQ_SOURCE_HEADER, f"{topic}/{partition}@{offset}".encode())]

@@ -69,6 +69,8 @@ class ServiceMetrics:
         except KeyError:
             pass
 
-    def serve(self, port: int) -> None:
-        start_http_server(port, registry=self.registry)
-        logger.info("metrics at http://0.0.0.0:%d/metrics", port)
+    def serve(self, port: int, host: str = "127.0.0.1") -> None:
+        """Serve /metrics on ``host:port`` (loopback unless told otherwise: the metrics name topics and
+        partitions, which are nobody else's business)."""
+        start_http_server(port, addr=host, registry=self.registry)
+        logger.info("metrics at http://%s:%d/metrics", host, port)

@@ -24,6 +24,12 @@ Rules, in order, for each record:
    changelog record of the batch (see :mod:`.account_store`).  Account entries
    are updated in place (see there for what the runner does when the Kafka
    transaction then aborts).
+
+Validation never raises.  Anything that raises later (the scorer, a
+changelog value that cannot be encoded) propagates out of
+:func:`process_batch`, leaving the batch's accounts half-updated; the runner
+then restores them and hands the batch to :mod:`.isolation`, which
+dead-letters the record(s) that fail alone and scores the rest.
 """
 
 from __future__ import annotations
@@ -117,7 +123,8 @@ class BatchOutcome:
 def process_batch(records: Sequence[InRecord], store: AccountStore, scorer: BatchScorer, topics: Topics,
                   changelog_topic: str, clock: Callable[[], float] = time.time,
                   same_partitions: bool = False) -> BatchOutcome:
-    """Raises whatever the scorer raises; the touched partitions' entries must then be restored.
+    """Raises whatever the scorer raises; the touched partitions' entries must then be restored (the
+    runner does, then finds the failing records with :func:`~.isolation.isolate_poison`).
 
     ``same_partitions``: the output topics have as many partitions as the input, so each output
     record goes to its input's partition number (the key partitioner's choice, without rehashing)."""
@@ -126,9 +133,7 @@ def process_batch(records: Sequence[InRecord], store: AccountStore, scorer: Batc
     seen_ids: set[tuple[int, str, str]] = set()
 
     def dead(rec: InRecord, reason: str, kind: str) -> None:
-        out.records.append(OutRecord(topics.dlq, rec.key, rec.value, rec.partition if same_partitions else None,
-                                     messages.dlq_headers(reason, topics.transactions, rec.partition, rec.offset)))
-        out.dead_letters[kind] += 1
+        dead_letter(out, rec, reason, kind, topics, same_partitions)
 
     for rec in records:
         out.next_offsets[rec.partition] = rec.offset + 1
@@ -153,6 +158,26 @@ def process_batch(records: Sequence[InRecord], store: AccountStore, scorer: Batc
     if valid:
         _score(valid, store, scorer, topics, changelog_topic, clock, same_partitions, out)
     return out
+
+
+def dead_letter(out: BatchOutcome, rec: InRecord, reason: str, kind: str, topics: Topics,
+                same_partitions: bool) -> None:
+    """Add ``rec``, its key and value untouched, to the dead-letter topic with ``reason``."""
+    out.records.append(OutRecord(topics.dlq, rec.key, rec.value, rec.partition if same_partitions else None,
+                                 messages.dlq_headers(reason, topics.transactions, rec.partition, rec.offset)))
+    out.dead_letters[kind] += 1
+
+
+def merge(out: BatchOutcome, part: BatchOutcome) -> None:
+    """Append ``part`` (the outcome of records after ``out``'s) to ``out``."""
+    out.records.extend(part.records)
+    out.next_offsets.update(part.next_offsets)
+    out.decisions.update(part.decisions)
+    out.dead_letters.update(part.dead_letters)
+    out.escalations += part.escalations
+    out.llm_fallbacks += part.llm_fallbacks
+    out.latencies_s.extend(part.latencies_s)
+    out.models.update(part.models)
 
 
 def _score(valid: list[tuple[InRecord, Transaction, AccountEntry]], store: AccountStore, scorer: BatchScorer,

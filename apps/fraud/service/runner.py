@@ -33,6 +33,17 @@ error (fenced by a newer instance with the same transactional id) stops the
 service with an error.  A rebalance callback that takes partitions away first
 waits for the in-flight commit, so their next owner starts after it.
 
+Poison isolation: no record stops a partition or the process.  If scoring a
+batch raises anything (not only the scorer: a changelog value that cannot be
+written too), the in-flight commit is settled, the batch's partitions are
+reloaded from the changelog (their accounts may be half-updated) and
+:func:`~.isolation.isolate_poison` bisects the batch: each record that fails
+alone is dead-lettered (kind ``scoring``, reason ``<type>: <message>``) in
+the same Kafka transaction as the others' scores and the offsets.  A failure
+of infrastructure (Kafka, OS/disk, memory, a busy or swapping engine, or a
+scorer that fails a probe transaction too) is never dead-lettered: the batch
+is rolled back and tried again after a pause (0.1 s doubling to 5 s).
+
 SIGTERM (``stop()``) lets the current batch commit, then closes the consumer,
 which leaves the group so the others take its partitions at once.
 """
@@ -44,11 +55,14 @@ import time
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
+from npusuite.fraud.service import messages
 from npusuite.fraud.service.account_store import AccountStore, ChangelogReader
 from npusuite.fraud.service.committer import InFlightCommit, SentBatch
 from npusuite.fraud.service.config import ServiceConfig
+from npusuite.fraud.service.isolation import is_infrastructure, isolate_poison
 from npusuite.fraud.service.metrics import ServiceMetrics
-from npusuite.fraud.service.processor import BatchScorer, InRecord, process_batch
+from npusuite.fraud.service.processor import BatchOutcome, BatchScorer, InRecord, process_batch
+from npusuite.fraud.service.reporting import BatchReport, consumer_lag
 from npusuite.fraud.service.topics import ensure_topics
 from npusuite.platform.gc_policy import GcPolicy
 
@@ -99,7 +113,7 @@ class FraudService:
         self.gc = gc_policy or GcPolicy()
         self._stop = False
         self._last_lag_s = 0.0
-        self._progress = {"since_s": time.monotonic(), "scored": 0, "dead": 0, "batches": 0}
+        self.report = BatchReport(self.metrics, config.slow_batch_ms)
         self._reader: ChangelogReader | None = None
         self._same_partitions = False
         #: partition -> offset after the last record this process committed (for the lag metric).
@@ -108,7 +122,8 @@ class FraudService:
         self._producer_handle: Producer | None = None
         #: partition -> offset to rewind to, for a transaction that aborted inside a rebalance callback.
         self._rollback_pending: dict[int, int] = {}
-        self._slow = {"count": 0, "logged_s": 0.0}
+        #: Consecutive batches rolled back for a failure that is not a record's (for the retry pause).
+        self._failures = 0
 
     def stop(self) -> None:
         """Ask the loop to finish its current batch and exit (safe from a signal handler)."""
@@ -179,44 +194,9 @@ class FraudService:
         if now - self._last_lag_s < 1.0:
             return
         self._last_lag_s = now
-        lag = self._lag(consumer)
+        lag = consumer_lag(consumer, self.config.topics.transactions, self.store.partitions, self._committed_next)
         self.metrics.set_lag(lag)
-        prog = self._progress
-        if now - prog["since_s"] >= 10.0 and prog["batches"]:
-            logger.info("scored %d transactions in %d batches over %.0f s (%.0f tx/s), %d dead letters; lag %s",
-                        prog["scored"], prog["batches"], now - prog["since_s"],
-                        prog["scored"] / (now - prog["since_s"]), prog["dead"], lag,
-                        extra={"scored": prog["scored"], "lag": lag})
-            self._progress = {"since_s": now, "scored": 0, "dead": 0, "batches": 0}
-
-    def _lag(self, consumer: Consumer) -> dict[int, int]:
-        """Records behind the end, per owned partition whose position is known.  A metric: a broker that
-        does not answer in time (e.g. mid-rebalance) leaves a partition out; it never stops scoring."""
-        lag = {}
-        topic = self.config.topics.transactions
-        for tp in consumer.position([TopicPartition(topic, p) for p in self.store.partitions]):
-            position = tp.offset if tp.offset >= 0 else self._committed_next.get(tp.partition)
-            try:
-                low, high = consumer.get_watermark_offsets(tp, cached=True)
-                if high < 0:  # nothing fetched from this partition yet: ask the broker
-                    low, high = consumer.get_watermark_offsets(tp, timeout=0.5)
-            except KafkaException as exc:
-                logger.debug("no watermarks for partition %d: %s", tp.partition, exc)
-                continue
-            if position is None:  # nothing consumed here yet: start from the group's committed offset
-                position = self._committed_offset(consumer, tp, low)
-            if position is not None and high >= 0:
-                lag[tp.partition] = max(0, high - position)
-        return lag
-
-    @staticmethod
-    def _committed_offset(consumer: Consumer, tp: TopicPartition, low: int) -> int | None:
-        try:
-            committed = consumer.committed([tp], timeout=0.5)[0].offset
-        except KafkaException as exc:
-            logger.debug("no committed offset for partition %d: %s", tp.partition, exc)
-            return None
-        return committed if committed >= 0 else low
+        self.report.progress(lag)
 
     # -- the loop ---------------------------------------------------------
     def run(self) -> None:
@@ -303,9 +283,10 @@ class FraudService:
         try:
             outcome = process_batch(records, self.store, self.scorer, c.topics, c.changelog_topic,
                                     same_partitions=self._same_partitions)
-        except (RuntimeError, ValueError) as exc:  # the touched accounts may be half-updated
-            self._rollback(consumer, _earliest(self._settle(), first), f"scoring failed: {exc}")
-            return
+        except Exception as exc:  # the touched accounts may be half-updated
+            outcome = self._isolate(consumer, records, first, exc)
+            if outcome is None:
+                return
         t1 = clock()
         aborted = self._settle()
         if aborted:  # this batch was scored on top of the aborted one's state: redo both
@@ -324,6 +305,34 @@ class FraudService:
         self._inflight.start(producer, offsets, consumer.consumer_group_metadata(),
                              SentBatch(len(records), outcome, first, {"score": t1 - t0, "produce": t2 - t1}))
 
+    def _isolate(self, consumer: Consumer, records: list[InRecord], first: dict[int, int],
+                 exc: Exception) -> BatchOutcome | None:
+        """The batch failed in scoring: its outcome with the records that fail alone dead-lettered, or None
+        when it was rolled back to be tried again (an infrastructure failure, or the previous transaction
+        aborted).  Either way nothing of the failed attempt survives: the partitions are reloaded."""
+        c = self.config
+        aborted = self._settle()  # the changelog must hold everything before this batch
+        if aborted or is_infrastructure(exc):
+            self._retry_later(consumer, _earliest(aborted, first), f"scoring failed: {messages.error_reason(exc)}")
+            return None
+        logger.warning("a batch of %d records failed in scoring (%s): reloading partitions %s and isolating the "
+                       "records that fail alone", len(records), messages.error_reason(exc), sorted(first))
+        self._restore(sorted(first))
+        try:
+            outcome = isolate_poison(records, self.store, self.scorer, c.topics, c.changelog_topic,
+                                     same_partitions=self._same_partitions)
+        except Exception as again:
+            self._retry_later(consumer, first, f"isolating a failed batch failed: {messages.error_reason(again)}")
+            return None
+        return outcome
+
+    def _retry_later(self, consumer: Consumer, first: dict[int, int], why: str) -> None:
+        """Roll back and pause before the batch is scored again: 0.1 s, doubling to 5 s while it keeps
+        failing (an engine or broker that is down is not asked again in a tight loop)."""
+        self._rollback(consumer, first, why)
+        self._failures += 1
+        time.sleep(min(5.0, 0.1 * 2 ** (self._failures - 1)))
+
     def _settle(self) -> dict[int, int]:
         """Wait for the in-flight transaction.  Committed: account for it, return {}.  Aborted: return its
         first offsets (the caller rolls them back).  Fatal (fenced): raise FencedError."""
@@ -338,13 +347,9 @@ class FraudService:
         return batch.first
 
     def _committed(self, batch: SentBatch) -> None:
-        self._observe_phases(batch.records, batch.phases)
-        outcome = batch.outcome
-        self.metrics.observe_committed(outcome)
-        self._committed_next.update(outcome.next_offsets)
-        self._progress["scored"] += sum(outcome.decisions.values())
-        self._progress["dead"] += sum(outcome.dead_letters.values())
-        self._progress["batches"] += 1
+        self.report.committed(batch.records, batch.phases, batch.outcome)
+        self._committed_next.update(batch.outcome.next_offsets)
+        self._failures = 0
         self.gc.after_batch()
 
     def _check_fatal(self, exc: KafkaException) -> None:
@@ -372,10 +377,14 @@ class FraudService:
                        why, owned, {p: first[p] for p in owned})
         for p in first:
             self.store.drop_partition(p)
-        for p, accounts in self._reader.restore(owned).items():
-            self.store.set_partition(p, accounts)
+        self._restore(owned)
         for p in owned:
             consumer.seek(TopicPartition(self.config.topics.transactions, p, first[p]))
+
+    def _restore(self, partitions: list[int]) -> None:
+        """Replace these partitions' accounts with their committed state from the changelog."""
+        for p, accounts in self._reader.restore(partitions).items():
+            self.store.set_partition(p, accounts)
 
     def _apply_pending_rollback(self, consumer: Consumer, records: list[InRecord]) -> list[InRecord]:
         """A transaction that aborted while a rebalance callback waited for it is rolled back here, after
@@ -385,21 +394,6 @@ class FraudService:
             return records
         self._rollback(consumer, pending, "the Kafka transaction aborted during a rebalance")
         return [r for r in records if r.partition not in pending]
-
-    def _observe_phases(self, n: int, phases: dict[str, float]) -> None:
-        for phase, seconds in phases.items():
-            self.metrics.batch_phase_seconds.labels(phase).observe(seconds)
-        self.metrics.commit_seconds.observe(phases.get("commit", 0.0))
-        total = sum(phases.values())
-        now = time.monotonic()
-        if total * 1000 >= self.config.slow_batch_ms:
-            self._slow["count"] += 1
-            if now - self._slow["logged_s"] >= 10.0:  # at most one line per 10 s (catching up, every batch is big)
-                logger.warning("slow batch: %d records in %.0f ms (%s); %d slow batches since the last such line",
-                               n, total * 1000, ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in phases.items()),
-                               self._slow["count"], extra={"records": n, "phases_ms": {
-                                   k: round(v * 1000, 1) for k, v in phases.items()}})
-                self._slow = {"count": 0, "logged_s": now}
 
     @staticmethod
     def _produce(producer: Producer, records) -> None:

@@ -6,6 +6,7 @@ import logging
 
 from npusuite.fraud.service.config import ServiceConfig
 from npusuite.fraud.service.metrics import ServiceMetrics
+from npusuite.fraud.service.reporting import consumer_lag
 from npusuite.fraud.service.runner import FraudService
 
 
@@ -20,9 +21,9 @@ def sample(svc: FraudService, name: str, **labels) -> float:
 def test_batch_phases_are_measured_and_a_slow_batch_is_logged_with_them(caplog):
     svc = service(slow_batch_ms=50)
     with caplog.at_level(logging.WARNING, logger="npusuite.fraud.service.runner"):
-        svc._observe_phases(10, {"score": 0.010, "produce": 0.001, "offsets": 0.003, "commit": 0.002})
+        svc.report.observe_phases(10, {"score": 0.010, "produce": 0.001, "offsets": 0.003, "commit": 0.002})
         assert not caplog.records
-        svc._observe_phases(300, {"score": 0.020, "produce": 0.001, "offsets": 0.090, "commit": 0.004})
+        svc.report.observe_phases(300, {"score": 0.020, "produce": 0.001, "offsets": 0.090, "commit": 0.004})
     assert len(caplog.records) == 1
     message = caplog.records[0].getMessage()
     assert "300 records in 115 ms" in message and "offsets 90 ms" in message
@@ -72,4 +73,5 @@ def test_lag_skips_what_it_cannot_know_and_never_raises():
         svc.store.set_partition(p, {})
     svc._committed_next[1] = 25  # nothing consumed since this process's last commit on partition 1
     # 3: empty, nothing committed; 4: the committed offset does not come in time; 5: another member's commit
-    assert svc._lag(StubConsumer()) == {0: 10, 1: 15, 3: 0, 5: 20}
+    assert consumer_lag(StubConsumer(), "transactions", svc.store.partitions, svc._committed_next) == {
+        0: 10, 1: 15, 3: 0, 5: 20}
