@@ -19,6 +19,12 @@ Rules:
   be promoted.  ``rollback`` returns an alias to its previous target.
 - A reference is ``name``, ``name@version``, ``name@alias``, or a plain model
   folder (with a manifest, or a folder ``add`` would accept).
+- Every name, version and alias is checked against
+  :data:`~npusuite.platform.repository.names.NAME_PATTERN` before the disk is
+  touched, and the folder it names must resolve inside the root
+  (:class:`~npusuite.platform.repository.names.InvalidNameError` otherwise), so
+  ``..`` or a symlink can never make the repository load or list a folder
+  outside its root.
 """
 
 from __future__ import annotations
@@ -26,7 +32,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -36,11 +41,11 @@ from typing import Any
 from npusuite.platform.errors import NotFoundError, UserError
 from npusuite.platform.repository import manifest as mf
 from npusuite.platform.repository.manifest import CorruptModelError, Manifest, TensorSpec
+from npusuite.platform.repository.names import check_name, folder_under, is_valid_name
 
 logger = logging.getLogger(__name__)
 
 ALIASES = "aliases.json"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -55,12 +60,6 @@ class ModelVersion:
     @property
     def ref(self) -> str:
         return f"{self.name}@{self.version}"
-
-
-def _check_name(what: str, value: str) -> str:
-    if not _NAME.match(value) or value in (".", ".."):
-        raise UserError(f"invalid {what} {value!r}: use letters, digits, '.', '_' or '-' (max 64)")
-    return value
 
 
 def _version_key(v: str) -> tuple[int, int | str]:
@@ -94,17 +93,23 @@ class ModelRepository:
     def models(self) -> list[str]:
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and is_valid_name(p.name))
+
+    def _model_dir(self, name: str) -> Path:
+        return folder_under(self.root, check_name("model name", name))
+
+    def _version_dir(self, name: str, version: str) -> Path:
+        return folder_under(self.root, check_name("model name", name), check_name("version", version))
 
     def versions(self, name: str) -> list[str]:
-        folder = self.root / name
+        folder = self._model_dir(name)
         if not folder.is_dir():
             raise NotFoundError(f"unknown model {name!r} in {self.root} (have: {', '.join(self.models()) or 'none'})")
         found = [p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
         return sorted(found, key=_version_key)
 
     def _alias_state(self, name: str) -> dict[str, dict]:
-        path = self.root / name / ALIASES
+        path = self._model_dir(name) / ALIASES
         if not path.exists():
             return {"aliases": {}, "history": {}}
         state = json.loads(path.read_text())
@@ -124,7 +129,7 @@ class ModelRepository:
 
     def manifest(self, name: str, version: str) -> Manifest:
         """The manifest without checksum verification (for listings)."""
-        folder = self.root / name / version
+        folder = self._version_dir(name, version)
         if not folder.is_dir():
             raise NotFoundError(f"model {name!r} has no version {version!r} (have: {', '.join(self.versions(name))})")
         return mf.read(folder)
@@ -135,6 +140,7 @@ class ModelRepository:
         Raises NotFoundError (unknown model/version/alias) or CorruptModelError.
         """
         versions = self.versions(name)
+        check_name("version or alias", version_or_alias)
         version = version_or_alias if version_or_alias in versions else None
         if version is None:
             aliases = self._alias_state(name)["aliases"]
@@ -143,7 +149,7 @@ class ModelRepository:
                     f"model {name!r} has no version or alias {version_or_alias!r} "
                     f"(versions: {', '.join(versions)}; aliases: {', '.join(aliases) or 'none'})")
             version = aliases[version_or_alias]
-        folder = self.root / name / version
+        folder = self._version_dir(name, version)
         manifest = mf.read(folder)
         if verify:
             mf.verify(folder, manifest)
@@ -165,16 +171,16 @@ class ModelRepository:
         src = Path(src_dir)
         if not src.is_dir():
             raise NotFoundError(f"model folder {src} does not exist")
-        _check_name("model name", name)
+        check_name("model name", name)
         info = describe_source(src) if kind is None else {"kind": kind, "framework": "torch"}
         if precision is not None and precision not in mf.PRECISIONS:
             raise UserError(f"precision {precision!r}: choose one of {', '.join(mf.PRECISIONS)}")
-        model_dir = self.root / name
+        model_dir = self._model_dir(name)
         model_dir.mkdir(parents=True, exist_ok=True)
         if version is None:
             numeric = [int(v) for v in self.versions(name) if v.isdigit()]
             version = str(max(numeric, default=0) + 1)
-        _check_name("version", version)
+        check_name("version", version)
         final = model_dir / version
         if final.exists():
             raise UserError(f"{name}@{version} already exists; versions are immutable, add a new one")
@@ -200,7 +206,7 @@ class ModelRepository:
         return ModelVersion(name, version, final, manifest)
 
     def _write_aliases(self, name: str, state: dict) -> None:
-        path = self.root / name / ALIASES
+        path = self._model_dir(name) / ALIASES
         fd, tmp = tempfile.mkstemp(prefix=".aliases-", dir=path.parent)
         with os.fdopen(fd, "w") as fh:
             json.dump(state, fh, indent=2)
@@ -210,7 +216,7 @@ class ModelRepository:
 
     def promote(self, name: str, version: str, alias: str = "production") -> str | None:
         """Point ``alias`` at ``version`` (which must exist).  Returns the previous target."""
-        _check_name("alias", alias)
+        check_name("alias", alias)
         if version not in self.versions(name):
             raise NotFoundError(f"model {name!r} has no version {version!r}")
         state = self._alias_state(name)
@@ -226,6 +232,7 @@ class ModelRepository:
 
     def rollback(self, name: str, alias: str = "production") -> str:
         """Return ``alias`` to its previous target.  Raises UserError when there is none."""
+        check_name("alias", alias)
         state = self._alias_state(name)
         history = state["history"].get(alias) or []
         if not history:

@@ -1,37 +1,30 @@
-"""The platform's FastAPI application: routes, error mapping, metrics.
+"""The platform's FastAPI application: routes, error mapping, limits, metrics.
 
 Rules:
-- Every error is JSON ``{"error": "..."}``.  Caller mistakes are 4xx: a
-  malformed body 400 (never FastAPI's default 422 ``detail``), an unknown model
-  404, a missing/bad admin token 401.  A full queue is 503 with ``Retry-After``
-  (seconds); a request past its deadline 504; a failed load 409 with the
-  reason (the old version keeps serving).
+- Every error is JSON in the API's shape (KServe ``{"error": "..."}``,
+  OpenAI's error object on ``/v1/``); see :mod:`~npusuite.platform.serving.errors`
+  for the statuses.  An unexpected exception is logged with its traceback
+  and answered with a generic JSON 500; none leaks its type.
+- Bodies are bounded before parsing (``max_body_bytes``, 413; JSON depth, 400):
+  :mod:`~npusuite.platform.serving.body_limits`.
 - Every inference answer is counted in ``npusuite_requests_total`` by model,
   endpoint and status.
-- Dependencies (the model manager, metrics, admin token) come in through
-  :func:`create_app`; nothing here reads the environment.
+- Dependencies (the model manager, metrics, admin token, limits) come in
+  through :func:`create_app`; nothing here reads the environment.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import re
 
-from fastapi import FastAPI, HTTPException, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi import FastAPI
+from fastapi.responses import Response
 
-from npusuite.platform.engine.errors import (
-    DeadlineExceededError,
-    EngineBusyError,
-    EngineClosedError,
-    ModelNotReadyError,
-    SwapError,
-)
 from npusuite.platform.engine.manager import ModelManager
-from npusuite.platform.errors import NotFoundError, UserError
 from npusuite.platform.serving import oip, openai_api
+from npusuite.platform.serving.body_limits import DEFAULT_MAX_BODY_BYTES, BodyLimit
+from npusuite.platform.serving.errors import ErrorBoundary, install_error_handlers
 from npusuite.platform.serving.metrics import PlatformMetrics
 
 logger = logging.getLogger(__name__)
@@ -66,12 +59,8 @@ class RequestCounter:
             self.metrics.request(model, "infer" if m else path.rsplit("/", 1)[-1], status["code"])
 
 
-def _error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
-
-
 def create_app(manager: ModelManager, metrics: PlatformMetrics | None = None,
-               admin_token: str | None = None) -> FastAPI:
+               admin_token: str | None = None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
     app = FastAPI(title="npusuite platform", version="0.1.0",
                   description="KServe v2 + OpenAI-compatible inference with hot swap and dynamic batching.")
     app.state.manager = manager
@@ -88,46 +77,10 @@ def create_app(manager: ModelManager, metrics: PlatformMetrics | None = None,
                 app.state.metrics.version(engine.name, alias, version)
         return Response(app.state.metrics.render(), media_type="text/plain; version=0.0.4")
 
+    install_error_handlers(app)
+    # add_middleware puts each one outside the previous: RequestCounter (outermost) sees the status of
+    # everything, ErrorBoundary turns any escaped exception into JSON, BodyLimit refuses bodies before routes
+    app.add_middleware(BodyLimit, max_body_bytes=max_body_bytes)
+    app.add_middleware(ErrorBoundary)
     app.add_middleware(RequestCounter, metrics=app.state.metrics)
-
-    @app.exception_handler(RequestValidationError)
-    async def bad_body(request: Request, exc: RequestValidationError):
-        errs = exc.errors()
-        first = errs[0] if errs else {}
-        where = ".".join(str(x) for x in first.get("loc", ()) if x != "body")
-        return _error(400, f"malformed request body: {where + ': ' if where else ''}{first.get('msg', exc)}")
-
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException):
-        return _error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
-
-    @app.exception_handler(EngineBusyError)
-    async def busy(request: Request, exc: EngineBusyError):
-        return _error(503, str(exc), {"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))})
-
-    @app.exception_handler(DeadlineExceededError)
-    async def late(request: Request, exc: DeadlineExceededError):
-        return _error(504, str(exc))
-
-    @app.exception_handler(EngineClosedError)
-    async def closed(request: Request, exc: EngineClosedError):
-        return _error(503, str(exc), {"Retry-After": "1"})
-
-    @app.exception_handler(UserError)
-    async def user_error(request: Request, exc: UserError):
-        if isinstance(exc, SwapError):
-            return _error(409, str(exc))
-        if isinstance(exc, NotFoundError | ModelNotReadyError):
-            return _error(404, str(exc))
-        return _error(400, str(exc))
-
-    @app.exception_handler(ValueError)
-    async def value_error(request: Request, exc: ValueError):
-        return _error(400, str(exc))
-
-    @app.exception_handler(Exception)
-    async def internal(request: Request, exc: Exception):
-        logger.error("unhandled error on %s", request.url.path, exc_info=exc)
-        return _error(500, f"internal error: {type(exc).__name__}: {exc}")
-
     return app

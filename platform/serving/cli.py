@@ -68,6 +68,8 @@ def serve(
         "previous batch ran (measured best; see docs/platform.md).")),
     max_queue_size: int = typer.Option(512, "--max-queue-size", help="Waiting requests per model; beyond: 503."),
     max_running: int = typer.Option(64, "--max-running", help="LLM requests decoded together per step."),
+    max_body_bytes: int = typer.Option(32 * 1024 * 1024, "--max-body-bytes", min=1024, help=(
+        "Largest request body accepted; larger ones are answered 413 before they are read.")),
     follow_aliases: bool = typer.Option(True, "--follow-aliases/--no-follow-aliases", help=(
         "Hot-swap automatically when a model's production alias moves (npusuite models promote/rollback).")),
 ) -> None:
@@ -100,6 +102,7 @@ def serve(
     served = [e.ref for e in manager.loaded()]
     logger.info("serving %s on http://%s:%d (device %s)", ", ".join(served) or "no models", host, port, device)
     try:
-        uvicorn.run(create_app(manager, metrics, token), host=host, port=port, log_level="warning")
+        uvicorn.run(create_app(manager, metrics, token, max_body_bytes=max_body_bytes), host=host, port=port,
+                    log_level="warning")
     finally:
         manager.close()

@@ -24,6 +24,9 @@ class PlatformMetrics(EngineObserver):
         self.errors = Counter("npusuite_request_errors_total", "Requests answered with status >= 400",
                               ["model", "endpoint", "status"], registry=r)
         self.queue = Gauge("npusuite_queue_length", "Requests waiting in the model's queue", ["model"], registry=r)
+        self.rows_computed = Counter("npusuite_rows_computed_total", "Rows actually run by the model (tensor "
+                                     "batches, LLM prefill and decode rows); cancelled or refused requests add "
+                                     "none", ["model"], registry=r)
         self.batch_size = Histogram("npusuite_batch_size", "Rows per executed batch (decode-step rows for LLMs)",
                                     ["model"], buckets=_BATCH, registry=r)
         self.queue_wait = Histogram("npusuite_queue_wait_seconds", "Time a request waited before its batch ran",
@@ -48,6 +51,7 @@ class PlatformMetrics(EngineObserver):
     # ---- EngineObserver ------------------------------------------------------------------
     def batch(self, model: str, size: int, queue_waits_s: list[float], compute_s: float) -> None:
         self.batch_size.labels(model).observe(size)
+        self.rows_computed.labels(model).inc(size)
         for w in queue_waits_s:
             self.queue_wait.labels(model).observe(w)
         if compute_s:

@@ -10,28 +10,43 @@ Rules:
   a failed load answers 4xx/5xx with the reason and the old version keeps serving.
 - ``parameters.deadline_ms`` (or Triton's ``timeout`` in microseconds) bounds
   how long a request may wait in the queue; past it the answer is 504.
+- Model names and versions in paths (and in a load body) must match
+  :data:`~npusuite.platform.repository.names.NAME_PATTERN`; others are 400.
+- Infer never parks a thread: the request goes straight into the engine's
+  bounded queue from the event loop (503 + Retry-After when it cannot be
+  answered within its deadline) and is awaited there; a client that
+  disconnects cancels it, and a cancelled queued request is never computed.
 - A causal LM served here takes a BYTES input ``text`` and answers BYTES
-  ``text`` (generation with ``parameters.max_tokens``, default 16).
+  ``text``: ``parameters.max_tokens`` (default 16, capped by the model's
+  context), ``temperature``, ``top_p``, ``seed``, validated before anything
+  is queued (400 naming the field).  Several prompts are admitted all or
+  none, and a client that disconnects stops all of its generations.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 
 import numpy as np
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from npusuite.platform.engine.errors import ModelNotReadyError
 from npusuite.platform.engine.sampling import SamplingParams
-from npusuite.platform.errors import NotFoundError, UserError
+from npusuite.platform.errors import NotFoundError, SchemaError, UserError
+from npusuite.platform.records import load_json_object, validation_reason
+from npusuite.platform.repository.names import InvalidNameError, check_name
 from npusuite.platform.serving.auth import require_admin
+from npusuite.platform.serving.client_wait import until_done_or_gone
+from npusuite.platform.serving.oip_records import InferParameters, InferRequest, inline_schema
 from npusuite.platform.serving.tensors import encode_response, parse_request
 
 logger = logging.getLogger(__name__)
 router = APIRouter()
+#: ``parameters.max_tokens`` of a causal LM when the request gives none.
+DEFAULT_MAX_TOKENS = 16
 
 
 def _manager(request: Request):
@@ -48,6 +63,9 @@ def _metadata(engine) -> dict:
 
 
 def _engine_for(request: Request, name: str, version: str | None):
+    check_name("model name", name)
+    if version is not None:
+        check_name("version", version)
     engine = _manager(request).get(name)
     if version is not None and engine.version.version != version:
         raise NotFoundError(f"model {name!r} version {version!r} is not the one serving "
@@ -93,51 +111,58 @@ def model_ready(request: Request, name: str, version: str | None = None) -> Resp
     try:
         _engine_for(request, name, version)
         return JSONResponse({"name": name, "ready": True})
-    except (ModelNotReadyError, NotFoundError):
+    except (ModelNotReadyError, NotFoundError, InvalidNameError):
         return JSONResponse({"name": name, "ready": False}, status_code=400)
 
 
-@router.post("/v2/models/{name}/infer")
-@router.post("/v2/models/{name}/versions/{version}/infer")
+_INFER_BODY = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": inline_schema(InferRequest)},
+    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
+
+
+@router.post("/v2/models/{name}/infer", openapi_extra=_INFER_BODY)
+@router.post("/v2/models/{name}/versions/{version}/infer", openapi_extra=_INFER_BODY)
 async def infer(request: Request, name: str, version: str | None = None) -> Response:
-    raw = await request.body()
-    # The engine call blocks until the batch ran; keep it off the event loop.
-    return await asyncio.to_thread(infer_sync, request.app.state, name, version, raw,
-                                   request.headers.get("inference-header-content-length"))
-
-
-def infer_sync(app_state, name: str, version: str | None, raw: bytes, header_length: str | None) -> Response:
-    """Decode, run on the engine (batched), encode.  Raises UserError/engine errors for the app's handlers."""
-    manager = app_state.manager
-    engine = manager.get(name)
-    if version is not None and engine.version.version != version:
-        raise NotFoundError(f"model {name!r} version {version!r} is not serving (serving {engine.version.version})")
-    header, arrays = parse_request(raw, header_length)
+    """Decode, run on the engine (batched), encode.  Engine work is awaited on the event loop (no thread
+    pool in front of the engine's bounded queue) and cancelled when the client disconnects."""
+    engine = _engine_for(request, name, version)
+    req, arrays = parse_request(await request.body(), request.headers.get("inference-header-content-length"))
     if engine.is_llm:
-        texts = arrays.get("text")
-        if texts is None:
-            raise UserError("a causal LM takes a BYTES input named 'text'")
-        params = header.get("parameters") or {}
-        sp = SamplingParams(max_tokens=int(params.get("max_tokens", 16)),
-                            temperature=float(params.get("temperature", 0.0)))
-        streams = [engine.generate(t.decode() if isinstance(t, bytes) else str(t), sp) for t in texts.reshape(-1)]
-        outs = np.array([s.result(300)[0] for s in streams], dtype=object).reshape(texts.shape)
-        model_ref = streams[0].model_ref if streams else engine.ref
-        outputs = {"text": outs}
+        outputs, model_ref = await _generate(request, engine, req, arrays)
     else:
-        params = header.get("parameters") or {}
-        deadline_ms = params.get("deadline_ms")
-        if deadline_ms is None and params.get("timeout") is not None:  # Triton: microseconds
-            deadline_ms = float(params["timeout"]) / 1000
-        if deadline_ms is not None and (not isinstance(deadline_ms, int | float) or deadline_ms <= 0):
-            raise UserError("parameters.deadline_ms must be a positive number")
-        result = engine.infer(arrays, deadline_ms=deadline_ms)
-        outputs, model_ref = result.outputs, result.model
+        future, model_ref = engine.submit(arrays, deadline_ms=req.parameters.deadline() if req.parameters else None)
+        outputs = await until_done_or_gone(request, asyncio.wrap_future(future), future.cancel)
     served_version = model_ref.rpartition("@")[2]
-    body, json_len = encode_response(header, outputs, name, served_version)
+    body, json_len = encode_response(req, outputs, name, served_version)
     headers = {"Inference-Header-Content-Length": str(json_len)} if json_len is not None else {}
     media = "application/octet-stream" if json_len is not None else "application/json"
     return Response(body, media_type=media, headers=headers)
+
+
+async def _generate(request: Request, engine, req: InferRequest, arrays: dict) -> tuple[dict, str]:
+    """A causal LM over KServe: BYTES ``text`` in, BYTES ``text`` out; all prompts admitted or none."""
+    texts = arrays.get("text")
+    if texts is None or texts.dtype != object or len(arrays) != 1:
+        raise UserError("a causal LM takes exactly one BYTES input named 'text'")
+    try:
+        prompts = [t.decode() for t in texts.reshape(-1)]
+    except UnicodeDecodeError:
+        raise UserError("input 'text': prompts must be UTF-8") from None
+    p = req.parameters or InferParameters()
+    params = SamplingParams(max_tokens=DEFAULT_MAX_TOKENS if p.max_tokens is None else p.max_tokens,
+                            temperature=0.0 if p.temperature is None else p.temperature,
+                            top_p=1.0 if p.top_p is None else p.top_p, seed=p.seed)
+    if not prompts:
+        return {"text": np.array([], dtype=object).reshape(texts.shape)}, engine.ref
+    streams = engine.generate_many(prompts, params)
+
+    def cancel_all() -> None:
+        for s in streams:
+            s.cancel()
+
+    results = await until_done_or_gone(request, asyncio.gather(*(s.result_async() for s in streams)), cancel_all)
+    outs = np.array([text for text, _reason in results], dtype=object).reshape(texts.shape)
+    return {"text": outs}, streams[0].model_ref
 
 
 # ---- repository extension (management) ----------------------------------------------------
@@ -146,23 +171,39 @@ def repository_index(request: Request) -> list[dict]:
     return _manager(request).index()
 
 
-@router.post("/v2/repository/models/{name}/load", dependencies=[Depends(require_admin)])
+class LoadParameters(BaseModel):
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+    version: str | int | None = None
+
+
+class LoadRequest(BaseModel):
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+    parameters: LoadParameters | None = None
+
+
+_LOAD_BODY = {"requestBody": {"required": False, "content": {
+    "application/json": {"schema": inline_schema(LoadRequest)}}}}
+
+
+@router.post("/v2/repository/models/{name}/load", dependencies=[Depends(require_admin)], openapi_extra=_LOAD_BODY)
 async def repository_load(request: Request, name: str) -> dict:
+    check_name("model name", name)
     raw = await request.body()
     version = None
     if raw.strip():
         try:
-            body = json.loads(raw)
-            version = (body.get("parameters") or {}).get("version")
-        except (json.JSONDecodeError, AttributeError):
-            raise UserError("load body must be JSON like {\"parameters\": {\"version\": \"2\"}}") from None
-        if version is not None and not isinstance(version, str):
-            version = str(version)
+            body = LoadRequest.model_validate(load_json_object(raw))
+        except ValidationError as exc:
+            raise SchemaError(f"load body must be like {{\"parameters\": {{\"version\": \"2\"}}}}: "
+                              f"{validation_reason(exc, 'body')}") from None
+        if body.parameters is not None and body.parameters.version is not None:
+            version = check_name("version", str(body.parameters.version))
+    # loading reads and hashes files: off the event loop (loads are rare and serialised per model)
     loaded = await asyncio.to_thread(_manager(request).load, name, version)
     return {"name": name, "version": loaded.version, "state": "READY"}
 
 
 @router.post("/v2/repository/models/{name}/unload", dependencies=[Depends(require_admin)])
 def repository_unload(request: Request, name: str) -> dict:
-    _manager(request).unload(name)
+    _manager(request).unload(check_name("model name", name))
     return {"name": name, "state": "UNAVAILABLE"}

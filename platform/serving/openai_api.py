@@ -2,37 +2,46 @@
 
 Rules:
 - Requests are validated by pydantic models; unknown OpenAI fields are
-  ignored, unsupported values (``n`` > 1) are refused with 400.
+  ignored, unsupported values (``n`` > 1) are refused with 400.  Sampling
+  fields are range-checked by :class:`SamplingParams` before anything is
+  queued (400 with OpenAI's error object, ``param`` naming the field), and
+  ``max_tokens`` plus the prompt must fit the model's context.
+- Errors are OpenAI's error object (see :mod:`npusuite.platform.serving.errors`).
+- Nothing parks a thread: generations are awaited on the event loop, and a
+  client that disconnects cancels its generation, streaming or not.
 - ``stream: true`` answers server-sent events, one ``data:`` JSON chunk per
   text piece, then ``data: [DONE]``; the chunk shapes are OpenAI's, so the
   ``openai`` client parses them.  A client that disconnects cancels its
-  generation (its rows leave the running batch at the next step).
+  generation (its rows leave the running batch at the next step).  A
+  generation that fails after the 200 header went out ends the stream with
+  an OpenAI error object as its last ``data:`` chunk.
 - Defaults follow OpenAI: temperature 1.0, top_p 1.0, max_tokens 16 for
   completions; chat uses ``max_completion_tokens`` or ``max_tokens`` (default 256).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from npusuite.platform.engine.llm_scheduler import GenerationStream
+from npusuite.platform.engine.errors import GenerationError, InvalidParameterError
+from npusuite.platform.engine.generation_stream import GenerationStream
 from npusuite.platform.engine.sampling import SamplingParams
-from npusuite.platform.errors import UserError
+from npusuite.platform.repository.names import NAME_PATTERN, check_name
+from npusuite.platform.serving.client_wait import until_done_or_gone
 
 router = APIRouter()
 
 
 class _Common(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    model: str
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
+    model: str = Field(pattern=NAME_PATTERN, max_length=128)
     temperature: float = Field(1.0, ge=0, le=2)
     top_p: float = Field(1.0, gt=0, le=1)
     stop: str | list[str] | None = None
@@ -42,7 +51,7 @@ class _Common(BaseModel):
 
     def params(self, max_tokens: int) -> SamplingParams:
         if self.n != 1:
-            raise UserError("only n=1 is supported")
+            raise InvalidParameterError("n", "only n=1 is supported")
         stops = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
         return SamplingParams(max_tokens=max_tokens, temperature=self.temperature, top_p=self.top_p,
                               stop=stops, seed=self.seed)
@@ -50,11 +59,11 @@ class _Common(BaseModel):
 
 class CompletionRequest(_Common):
     prompt: str | list[str]
-    max_tokens: int = Field(16, ge=1, le=4096)
+    max_tokens: int | None = Field(None, ge=1, le=4096)
 
 
 class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
     role: str
     content: str
 
@@ -67,9 +76,9 @@ class ChatRequest(_Common):
 
 def _llm(request: Request, name: str):
     request.scope["npusuite_model"] = name  # for the request counter
-    engine = request.app.state.manager.get(name)
+    engine = request.app.state.manager.get(check_name("model name", name))
     if not engine.is_llm:
-        raise UserError(f"model {name!r} is not a causal LM")
+        raise InvalidParameterError("model", f"model {name!r} is not a causal LM")
     return engine
 
 
@@ -82,20 +91,26 @@ def _finish(reason: str | None) -> str:
     return "length" if reason == "length" else "stop"
 
 
-def _sse(chunks: Iterator[dict], stream: GenerationStream) -> Iterator[bytes]:
+async def _sse(chunks: AsyncIterator[dict], stream: GenerationStream) -> AsyncIterator[bytes]:
     try:
-        for chunk in chunks:
+        async for chunk in chunks:
             yield b"data: " + json.dumps(chunk).encode() + b"\n\n"
         yield b"data: [DONE]\n\n"
-    except RuntimeError as exc:  # a model error after the 200 header went out: say so in the stream
-        yield b"data: " + json.dumps({"error": {"message": str(exc), "type": "server_error"}}).encode() + b"\n\n"
+    except GenerationError as exc:  # a model error after the 200 header went out: say so in the stream
+        error = {"error": {"message": f"generation failed: {exc}", "type": "server_error", "param": None,
+                           "code": None}}
+        yield b"data: " + json.dumps(error).encode() + b"\n\n"
     finally:
         stream.cancel()  # no-op when finished; frees the batch row when the client went away
 
 
 def _check_error(event) -> None:
     if event.finish_reason == "error":
-        raise RuntimeError(event.error)
+        raise GenerationError(event.error)
+
+
+async def _result(request: Request, stream: GenerationStream) -> tuple[str, str]:
+    return await until_done_or_gone(request, stream.result_async(), stream.cancel)
 
 
 @router.get("/v1/models")
@@ -108,21 +123,21 @@ def list_models(request: Request) -> dict:
 @router.post("/v1/completions")
 async def completions(request: Request, body: CompletionRequest):
     engine = _llm(request, body.model)
-    prompt = body.prompt if isinstance(body.prompt, str) else "".join(body.prompt[:1])
     if isinstance(body.prompt, list) and len(body.prompt) != 1:
-        raise UserError("prompt must be one string (or a list with exactly one)")
-    stream = engine.generate(prompt, body.params(body.max_tokens))
+        raise InvalidParameterError("prompt", "prompt must be one string (or a list with exactly one)")
+    prompt = body.prompt if isinstance(body.prompt, str) else body.prompt[0]
+    stream = engine.generate(prompt, body.params(16 if body.max_tokens is None else body.max_tokens))
     cid, created = f"cmpl-{uuid.uuid4().hex[:24]}", int(time.time())
     if body.stream:
-        def chunks() -> Iterator[dict]:
-            for ev in stream:
+        async def chunks() -> AsyncIterator[dict]:
+            async for ev in stream.aiter():
                 _check_error(ev)
                 if ev.text or ev.finish_reason:
                     yield {"id": cid, "object": "text_completion", "created": created, "model": body.model,
                            "choices": [{"index": 0, "text": ev.text, "logprobs": None,
                                         "finish_reason": _finish(ev.finish_reason) if ev.finish_reason else None}]}
         return StreamingResponse(_sse(chunks(), stream), media_type="text/event-stream")
-    text, reason = await asyncio.to_thread(stream.result, 600)
+    text, reason = await _result(request, stream)
     return {"id": cid, "object": "text_completion", "created": created, "model": body.model,
             "system_fingerprint": stream.model_ref,
             "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": _finish(reason)}],
@@ -137,12 +152,12 @@ async def chat_completions(request: Request, body: ChatRequest):
     stream = engine.generate(prompt, body.params(max_tokens))
     cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
     if body.stream:
-        def chunks() -> Iterator[dict]:
+        async def chunks() -> AsyncIterator[dict]:
             base = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": body.model,
                     "system_fingerprint": stream.model_ref}
             yield {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
                                         "finish_reason": None}]}
-            for ev in stream:
+            async for ev in stream.aiter():
                 _check_error(ev)
                 if ev.text:
                     yield {**base, "choices": [{"index": 0, "delta": {"content": ev.text}, "finish_reason": None}]}
@@ -150,7 +165,7 @@ async def chat_completions(request: Request, body: ChatRequest):
                     yield {**base, "choices": [{"index": 0, "delta": {},
                                                 "finish_reason": _finish(ev.finish_reason)}]}
         return StreamingResponse(_sse(chunks(), stream), media_type="text/event-stream")
-    text, reason = await asyncio.to_thread(stream.result, 600)
+    text, reason = await _result(request, stream)
     return {"id": cid, "object": "chat.completion", "created": created, "model": body.model,
             "system_fingerprint": stream.model_ref,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
