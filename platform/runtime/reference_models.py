@@ -4,6 +4,8 @@
   visibly different answers; used to prove hot swap switches versions.
 - ``platform-noop``: returns its input; used to measure HTTP overhead alone.
 - ``platform-sleep``: returns its input after ``delay_ms``; a slow model to fill queues.
+- ``platform-fail``: raises an exception no handler knows whenever an input is
+  negative (the server must answer a generic JSON 500 and keep serving).
 """
 
 from __future__ import annotations
@@ -48,6 +50,22 @@ class Sleep(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         time.sleep(self.delay_ms / 1000)
         return x
+
+
+@register_architecture("platform-fail")
+class Fail(nn.Module):
+    def __init__(self, width: int = 4):
+        super().__init__()
+        self.width = width
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (x < 0).any():
+            raise KeyError("internal detail: negative input reached a lookup")
+        return x
+
+
+def save_fail(out_dir, width: int = 4):
+    return save_module(Fail(width), out_dir, "platform-fail", {"width": width}, inputs=SPEC_IN, outputs=SPEC_OUT)
 
 
 def save_sleep(out_dir, delay_ms: float, width: int = 4):
