@@ -107,10 +107,12 @@ class StreamHarness:
         finally:
             admin.close()
 
-    def start(self, instance: str, model: str = "fraud-fast", *extra: str) -> Scorer:
+    def start(self, instance: str, model: str = "fraud-fast", *extra: str,
+              program: tuple[str, ...] = ("-m", "npusuite.fraud.service")) -> Scorer:
+        """Start ``npusuite fraud run`` (``program``: another entry point taking the same arguments)."""
         t = self.topics
         log = self.workdir / f"scorer-{instance}-{len(self.scorers)}.log"
-        cmd = [sys.executable, "-m", "npusuite.fraud.service", "--bootstrap", self.bootstrap, "--group", self.group,
+        cmd = [sys.executable, *program, "--bootstrap", self.bootstrap, "--group", self.group,
                "--model", model, "--model-root", str(self.model_root), "--instance-id", instance,
                "--transactions-topic", t.transactions, "--scores-topic", t.scores, "--alerts-topic", t.alerts,
                "--dlq-topic", t.dlq, *extra]

@@ -8,9 +8,12 @@ checked in isolation; the Kafka tests use the real models.
 from __future__ import annotations
 
 import json
+from collections import deque
+
+import pytest
 
 from npusuite.fraud.service import messages
-from npusuite.fraud.service.account_store import AccountStore, decode_value, rebuild
+from npusuite.fraud.service.account_store import AccountEntry, AccountStore, decode_value, encode_value, rebuild
 from npusuite.fraud.service.config import Topics
 from npusuite.fraud.service.processor import InRecord, ScoreResult, process_batch
 
@@ -167,3 +170,42 @@ def test_a_snapshot_rides_on_the_accounts_last_record_of_a_batch_and_restores_ex
     entry = rebuild(compacted, ring_size=20)["A1"]
     assert (entry.seq, entry.snapshot_seq, entry.state.snapshot) == (27, 25, b"25")
     assert scorer.restore_state(entry.state.snapshot, entry.state.transactions) == 27 == store.partitions[0]["A1"].state
+
+
+@pytest.mark.parametrize(("tid_chars", "why"), [(1_024_000, "larger than the limit"), (129, "transaction_id")])
+def test_issue_2a_a_megabyte_transaction_id_is_a_dead_letter_not_a_struct_error(tid_chars, why):
+    """The issue's 1,024,000 characters are refused for the message's size; 129 for the id's length."""
+    store = store_with(0)
+    huge = tx_bytes("x" * tid_chars)
+    outcome = process_batch([rec(0, huge), rec(1, tx_bytes("T1"))], store, CountingScorer(), TOPICS, CHANGELOG)
+    [(value, reason)] = [(r.value, dict(r.headers)[messages.DLQ_REASON_HEADER].decode())
+                         for r in by_topic(outcome, TOPICS.dlq)]
+    assert value == huge and why in reason and len(reason) <= 300
+    assert [json.loads(r.value)["transaction_id"] for r in by_topic(outcome, TOPICS.scores)] == ["T1"]
+    assert outcome.next_offsets == {0: 2}
+
+
+@pytest.mark.parametrize("depth", [100_000, 8_000])
+def test_issue_2b_deeply_nested_brackets_are_a_dead_letter(depth):
+    """100,000 deep is refused for its size, 8,000 deep (16 kB, within the size) for its depth."""
+    store = store_with(0)
+    deep = b"[" * depth + b"]" * depth
+    outcome = process_batch([rec(0, deep), rec(1, tx_bytes("T1"))], store, CountingScorer(), TOPICS, CHANGELOG)
+    [(value, reason)] = [(r.value, dict(r.headers)[messages.DLQ_REASON_HEADER].decode())
+                         for r in by_topic(outcome, TOPICS.dlq)]
+    assert value == deep and ("deep" in reason or "bytes" in reason)
+    assert [json.loads(r.value)["transaction_id"] for r in by_topic(outcome, TOPICS.scores)] == ["T1"]
+
+
+def test_a_changelog_value_that_cannot_be_encoded_raises_value_error_and_leaves_the_entry_alone():
+    """Defence in depth for 2a: the header's length field cannot hold a 70,000-byte id.  Before, struct.error
+    escaped (not an error anyone caught) after the entry had already moved on."""
+    with pytest.raises(ValueError, match="changelog header"):
+        encode_value(1, "x" * 70_000, b"", b"{}")
+    store = AccountStore(ring_size=4)
+    entry = AccountEntry(recent=deque(maxlen=4))
+    with pytest.raises(ValueError):
+        store.record(entry, "A1", "x" * 70_000, [1], None, b"{}")
+    assert (entry.seq, entry.state, list(entry.recent), entry.ids) == (0, None, [], set())
+    key, value = store.record(entry, "A1", "T\u00e9", [1], b"1", b"{}")
+    assert decode_value(value)[:3] == (1, "T\u00e9", b"1")

@@ -14,6 +14,7 @@ from collections import Counter
 
 import httpx
 import pytest
+from kafka import KafkaConsumer, TopicPartition
 
 from npusuite.fraud.features import StreamFeaturizer
 from npusuite.fraud.schema import parse_transaction
@@ -379,3 +380,81 @@ def test_aborted_transactions_and_a_failed_batch_are_scored_again_exactly_once(h
     assert wrappers[0].calls >= 5 and calls["n"] >= 4
     aborts = service.metrics.registry.get_sample_value("fraud_kafka_transaction_aborts_total")
     assert aborts == 2  # the two failed commits; the scoring failure happened before its transaction began
+
+
+def poison_stream(transactions: list[dict], seed: int) -> tuple[list, list[dict], dict[bytes, str]]:
+    """The issue's poison pills among valid transactions, in time order.
+
+    Returns (stream, the valid transactions including the 2c pair, {dead-letter value: reason fragment}):
+    2a a valid transaction with a 1,024,000-character transaction_id; 2b ``[`` x 100000 then ``]`` x 100000;
+    2c amount 1e10 then 1e-320 on one account (valid: both must be scored); and, twice, a valid
+    transaction at the injected poison merchant (see poisoned_scorer.py), which fails alone in scoring."""
+    from tests.fraud.service.poisoned_scorer import POISON_MERCHANT
+
+    rng = random.Random(seed)
+    base = transactions[len(transactions) // 3]
+    pair = [dict(base, transaction_id=f"2c-{i}", account_id="ACC-2C", card_id="CARD-2C", amount=amount,
+                 timestamp=transactions[len(transactions) // 3 + i]["timestamp"])
+            for i, amount in enumerate((1e10, 1e-320))]
+    valid = sorted([*transactions, *pair], key=lambda tx: tx["timestamp"])
+    stream = [(tx["account_id"].encode(), json.dumps(tx).encode()) for tx in valid]
+    huge = json.dumps(dict(base, transaction_id="x" * 1_024_000)).encode()
+    deep = b"[" * 100_000 + b"]" * 100_000
+    injected = [dict(transactions[i], transaction_id=f"poison-{i}", merchant_id=POISON_MERCHANT)
+                for i in (len(transactions) // 5, 4 * len(transactions) // 5)]
+    dead = {huge: "larger than the limit", deep: "larger than the limit",
+            **{json.dumps(t).encode(): "ZeroDivisionError: injected poison" for t in injected}}
+    for value, account in zip(dead, [base, base, *injected], strict=True):
+        stream.insert(rng.randrange(len(stream) // 10, len(stream)), (account["account_id"].encode(), value))
+    return stream, valid, dead
+
+
+def test_poison_pills_are_dead_lettered_and_nothing_else_stalls_across_a_sigkill(harness, stream_transactions):
+    """The hostile-input issue's "done when": 5,000 valid transactions with the poison pills among them, the
+    scorer SIGKILLed once midway.  Every valid transaction has exactly one committed score, each pill is in
+    the DLQ with its reason, every account's state equals an offline replay of its valid transactions (the
+    injected poison left its batch's accounts half-updated before it was isolated), and at the end the group
+    has committed every partition to its end (no lag)."""
+    from tests.fraud.service import poisoned_scorer
+
+    h = harness
+    stream, valid, dead = poison_stream(stream_transactions[:5000], seed=12)
+    h.create_topics(partitions=4)
+    program = (poisoned_scorer.__file__,)
+    port = free_port()
+    scorer = h.start("s0", "fraud-fast", "--metrics-port", str(port), program=program)
+    h.produce(stream)
+    watcher = ScoreWatcher(h)
+    try:
+        wait_until(lambda: "consuming tx-" in scorer.log.read_text(), what="the scorer to start", logs=h.logs)
+        watcher.wait_for(len(valid) // 2)
+        scorer.kill()
+        scorer = h.start("s0", "fraud-fast", "--metrics-port", str(port), program=program)
+    finally:
+        watcher.close()
+    scores = committed_scores(h, len(valid))
+    counts = Counter(s["transaction_id"] for s in scores)
+    assert counts == Counter(tx["transaction_id"] for tx in valid), h.logs()
+    assert all(0.0 <= s["score"] <= 1.0 for s in scores)
+    dlq = h.read_committed(h.topics.dlq, expect=len(dead))
+    assert Counter(r.value for r in dlq) == Counter(dead.keys()), h.logs()
+    for r in dlq:
+        reason = dict(r.headers)["npusuite.dlq.reason"].decode()
+        assert dead[r.value] in reason and len(reason) <= 300, reason
+    assert_state_matches_offline_replay(h, valid)
+    # Metrics listen on loopback only (issue 11b): 127.0.0.2 is loopback too, but not the bound address.
+    assert httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).status_code == 200
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.2:{port}/metrics", timeout=10)
+    group = KafkaConsumer(bootstrap_servers=h.bootstrap, group_id=h.group, enable_auto_commit=False,
+                          isolation_level="read_committed")
+    tps = [TopicPartition(h.topics.transactions, p) for p in range(4)]
+    try:
+        ends = group.end_offsets(tps)
+        wait_until(lambda: all(group.committed(tp) == ends[tp] for tp in tps), what="no lag on any partition",
+                   timeout_s=30, logs=lambda: f"committed {[group.committed(tp) for tp in tps]}, ends {ends}")
+    finally:
+        group.close()
+    log = "".join(s.log.read_text() for s in h.scorers)
+    assert "fails alone in scoring" in log
+    assert scorer.terminate() == 0, h.logs()
