@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+import pytest
+
 from npusuite.fraud.service.config import ServiceConfig
 from npusuite.fraud.service.metrics import ServiceMetrics
 from npusuite.fraud.service.reporting import consumer_lag
@@ -75,3 +77,20 @@ def test_lag_skips_what_it_cannot_know_and_never_raises():
     # 3: empty, nothing committed; 4: the committed offset does not come in time; 5: another member's commit
     assert consumer_lag(StubConsumer(), "transactions", svc.store.partitions, svc._committed_next) == {
         0: 10, 1: 15, 3: 0, 5: 20}
+
+
+def test_metrics_listen_on_loopback_unless_told_otherwise():
+    """Issue 11b: ``--metrics-port`` listened on 0.0.0.0.  127.0.0.2 is a loopback address too, but not the
+    one bound by default, so a connection there is refused; with a host given, it answers there."""
+    import httpx
+
+    from npusuite.platform.kafka.broker import free_port
+
+    default, chosen = free_port(), free_port()
+    ServiceMetrics().serve(default)
+    ServiceMetrics().serve(chosen, "127.0.0.2")
+    assert httpx.get(f"http://127.0.0.1:{default}/metrics", timeout=10).status_code == 200
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.2:{default}/metrics", timeout=10)
+    assert httpx.get(f"http://127.0.0.2:{chosen}/metrics", timeout=10).status_code == 200
+    assert ServiceConfig(bootstrap="127.0.0.1:1").metrics_host == "127.0.0.1"
