@@ -147,5 +147,7 @@ def test_the_fraud_scorers_long_reason_phrases_become_cases(db, mk):
     made = _add_alert(db, mk, reasons=[long_one, "x" * 256])
     with db.sessions() as s:
         assert [r.reason for r in cases.get_case(s, made.case_id).reasons] == [long_one, "x" * 256]
-    with pytest.raises(SchemaError, match="1-256 characters"):
-        parse_fraud_alert(mk.alert("tx-long", reasons=["x" * 257]))
+    # Longer than the row: kept whole in the evidence, cut with a visible marker in the row (issue 12 defect 7).
+    assert parse_fraud_alert(mk.alert("tx-long", reasons=["x" * 257])).reasons == ["x" * 257]
+    with pytest.raises(SchemaError, match="1-4096 characters"):
+        parse_fraud_alert(mk.alert("tx-too-long", reasons=["x" * 4097]))
