@@ -6,7 +6,9 @@ Rules:
 - ``transactions.jsonl`` is sorted by timestamp (ties by account, then
   merchant), one CONTRACTS §1 object per line; ``labels.jsonl`` has one
   ``{"transaction_id", "is_fraud", "fraud_type"}`` line per transaction, in the
-  same order.
+  same order; ``fraud_type`` is a
+  :class:`~npusuite.platform.contracts.labels.FraudTypology` value (never
+  ``other``) or null.
 - Genuine activity comes from :mod:`npusuite.fraud.personas`, fraud episodes
   from :mod:`npusuite.fraud.typologies`.  Episodes are added until fraudulent
   transactions make up ``fraud_rate`` of the stream, split between typologies
@@ -29,6 +31,7 @@ from tqdm import tqdm
 from npusuite.fraud import typologies as ty
 from npusuite.fraud.personas import DAY_S, Persona, genuine_activity, make_persona
 from npusuite.fraud.world import build_world
+from npusuite.platform.contracts.labels import FraudTypology
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +118,8 @@ def generate(config: GeneratorConfig, progress: bool = True) -> tuple[list[dict]
     transactions, labels = [], []
     for i, e in enumerate(everything):
         tx_id = f"tx{config.seed:03d}-{i:08d}"
-        fraud_type = e.pop("fraud_type")
+        kind = e.pop("fraud_type")
+        fraud_type = None if kind is None else FraudTypology(kind).value  # plain strings in files and summaries
         t = e.pop("_t")
         transactions.append({"transaction_id": tx_id, "timestamp": format_timestamp(t), **e})
         labels.append({"transaction_id": tx_id, "is_fraud": fraud_type is not None, "fraud_type": fraud_type})

@@ -1,7 +1,9 @@
 """Fraud typologies for the generator, each with the shape it has in real life.
 
 Every function returns the fraudulent events of one episode (all labelled
-with the typology's ``fraud_type``), drawn from the ``rng`` it is given:
+with the typology's ``fraud_type``, a
+:class:`~npusuite.platform.contracts.labels.FraudTypology`, the vocabulary the
+review app and training share), drawn from the ``rng`` it is given:
 
 - ``card_testing``: stolen card details checked with a burst of tiny online
   payments at several merchants within minutes, from a device and network the
@@ -37,13 +39,16 @@ from npusuite.fraud.world import (
     random_device,
     random_ip,
 )
+from npusuite.platform.contracts.labels import GENERATED_TYPOLOGIES
+from npusuite.platform.contracts.labels import FraudTypology as T
 
 #: A cloned card turns up at least this far from home: out of reach within the 2 h window.
 CLONE_MIN_KM = 2000.0
-TYPOLOGIES = ("card_testing", "account_takeover", "cloned_card", "atm_cashout", "merchant_bust_out")
+#: Each typology's function below has the typology's value as its name.
+TYPOLOGIES: tuple[T, ...] = GENERATED_TYPOLOGIES
 #: Share of fraudulent *transactions* each typology contributes.
-TYPOLOGY_SHARE = {"card_testing": 0.25, "account_takeover": 0.18, "cloned_card": 0.2, "atm_cashout": 0.17,
-                  "merchant_bust_out": 0.2}
+TYPOLOGY_SHARE: dict[T, float] = {T.CARD_TESTING: 0.25, T.ACCOUNT_TAKEOVER: 0.18, T.CLONED_CARD: 0.2,
+                                  T.ATM_CASHOUT: 0.17, T.MERCHANT_BUST_OUT: 0.2}
 
 
 def _night_or_any(rng: np.random.Generator) -> float:
@@ -63,14 +68,14 @@ def card_testing(rng: np.random.Generator, world: World, p: Persona, t0: float) 
         amount = float(rng.choice([0.5, 1.0, 1.0, 1.5, 2.0, 2.5, 3.0, 4.99]))
         amount += float(rng.integers(0, 100)) / 100.0 * (rng.random() < 0.3)
         out.append(event(p, t, m.merchant_id, m.mcc, amount, "ecommerce", HOME_COUNTRY, None, None, device, ip,
-                         "card_testing"))
+                         T.CARD_TESTING))
     if rng.random() < 0.6:
         big = [m for m in world.online if m.mcc in ("5732", "5999", "5651")]
         for _ in range(int(rng.integers(1, 4))):
             t += float(rng.uniform(120, 2400))
             m = big[int(rng.integers(len(big)))]
             out.append(event(p, t, m.merchant_id, m.mcc, float(rng.uniform(80, 900)), "ecommerce", HOME_COUNTRY,
-                             None, None, device, ip, "card_testing"))
+                             None, None, device, ip, T.CARD_TESTING))
     return out
 
 
@@ -83,17 +88,17 @@ def account_takeover(rng: np.random.Generator, world: World, p: Persona, t0: flo
     if rng.random() < 0.4:  # a first, smaller transfer to see whether it goes through
         t += float(rng.uniform(60, 600))
         out.append(event(p, t, f"P{int(rng.integers(1e9)):09d}", TRANSFER_MCC, float(rng.uniform(20, 150)), "transfer",
-                         HOME_COUNTRY, None, None, device, ip, "account_takeover"))
+                         HOME_COUNTRY, None, None, device, ip, T.ACCOUNT_TAKEOVER))
     for _ in range(int(rng.integers(1, 5))):
         t += float(rng.uniform(90, 1500))
         amount = min(9500.0, max(400.0, p.typical_amount() * float(rng.uniform(15, 80))))
         out.append(event(p, t, f"P{int(rng.integers(1e9)):09d}", TRANSFER_MCC, amount, "transfer", HOME_COUNTRY,
-                         None, None, device, ip, "account_takeover"))
+                         None, None, device, ip, T.ACCOUNT_TAKEOVER))
     if rng.random() < 0.3:  # gift cards bought online from the same session
         m = [m for m in world.online if m.mcc == "5999"][int(rng.integers(5))]
         t += float(rng.uniform(60, 900))
         out.append(event(p, t, m.merchant_id, m.mcc, float(rng.uniform(100, 500)), "ecommerce", HOME_COUNTRY,
-                         None, None, device, ip, "account_takeover"))
+                         None, None, device, ip, T.ACCOUNT_TAKEOVER))
     return out
 
 
@@ -109,7 +114,7 @@ def cloned_card(rng: np.random.Generator, world: World, p: Persona, t0: float) -
         m = shops[int(rng.integers(len(shops)))]
         amount = float(rng.uniform(60, 2500)) if m.mcc in ("5732", "5944") else float(rng.uniform(40, 600))
         out.append(event(p, t, m.merchant_id, m.mcc, amount, "card_present", city.country, m.lat, m.lon, None, None,
-                         "cloned_card"))
+                         T.CLONED_CARD))
     return out
 
 
@@ -125,7 +130,7 @@ def atm_cashout(rng: np.random.Generator, world: World, p: Persona, t0: float) -
         atm = atms[int(rng.integers(len(atms)))]
         amount = float(rng.choice([200, 250, 300, 400, 500], p=[0.2, 0.2, 0.3, 0.15, 0.15]))
         out.append(event(p, t, atm.merchant_id, atm.mcc, amount, "atm", city.country, atm.lat, atm.lon, None, None,
-                         "atm_cashout"))
+                         T.ATM_CASHOUT))
     return out
 
 
@@ -147,7 +152,7 @@ def merchant_bust_out(rng: np.random.Generator, world: World, victims: list[Pers
             t += float(rng.uniform(60, 7200))
             amount = float(rng.choice([249.99, 399.0, 499.99, 650.0, 899.0, 1199.0, 1499.99]))
             out.append(event(v, t, merchant_id, mcc, amount, "ecommerce", HOME_COUNTRY, None, None, None, None,
-                             "merchant_bust_out"))
+                             T.MERCHANT_BUST_OUT))
     return out
 
 

@@ -10,6 +10,7 @@ import pytest
 from npusuite.fraud.generator import GeneratorConfig, generate, write
 from npusuite.fraud.schema import parse_transaction
 from npusuite.fraud.world import haversine_km
+from npusuite.platform.contracts.labels import GENERATED_TYPOLOGIES, FraudTypology
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +44,9 @@ def test_fraud_rate_and_typologies(stream):
     assert 0.002 < rate < 0.006, rate
     kinds = {lab["fraud_type"] for lab in labels if lab["is_fraud"]}
     assert kinds == {"card_testing", "account_takeover", "cloned_card", "atm_cashout", "merchant_bust_out"}
+    # One vocabulary: what the generator writes is what the review app offers and training accepts.
+    assert kinds == {t.value for t in GENERATED_TYPOLOGIES} == {t.value for t in FraudTypology} - {"other"}
+    assert all(type(lab["fraud_type"]) is str for lab in labels if lab["is_fraud"])
     assert all(lab["fraud_type"] is None for lab in labels if not lab["is_fraud"])
     higher = generate(GeneratorConfig(accounts=300, days=20, seed=5, fraud_rate=0.02), progress=False)[1]
     assert sum(lab["is_fraud"] for lab in higher) / len(higher) > 3 * rate
