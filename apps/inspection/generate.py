@@ -8,7 +8,9 @@ Rules:
   on a dark background).  Nuisance: global lighting gain and a lighting
   gradient, a small pose shift (translation, and rotation for the patterned
   and discrete products), and Gaussian sensor noise.
-* Defect kinds per product (:data:`DEFECTS`); each defective image has a
+* Defect kinds per product (:data:`DEFECTS`), drawn from
+  :class:`~npusuite.platform.contracts.labels.DefectKind` (the vocabulary the
+  review app's QC form offers); each defective image has a
   binary mask ``ground_truth/<kind>/<name>_mask.png`` (255 = defect) that
   covers exactly the pixels the defect changed noticeably.
 * Defects here are drawn by *different* code from the training-time anomaly
@@ -27,13 +29,15 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from npusuite.platform.contracts.labels import DefectKind as D
+
 logger = logging.getLogger(__name__)
 
 PRODUCTS = ("fabric", "tile", "washer")
-DEFECTS: dict[str, tuple[str, ...]] = {
-    "fabric": ("stain", "scratch", "hole", "thread"),
-    "tile": ("crack", "misprint", "stain", "chip"),
-    "washer": ("scratch", "dent", "missing", "contamination"),
+DEFECTS: dict[str, tuple[D, ...]] = {
+    "fabric": (D.STAIN, D.SCRATCH, D.HOLE, D.THREAD),
+    "tile": (D.CRACK, D.MISPRINT, D.STAIN, D.CHIP),
+    "washer": (D.SCRATCH, D.DENT, D.MISSING, D.CONTAMINATION),
 }
 
 
