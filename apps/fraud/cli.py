@@ -64,6 +64,9 @@ def generate(
 def train(
     data: Path = typer.Option(..., "--data", help="Transactions JSONL (may carry is_fraud/fraud_type inline)."),
     labels: list[Path] = typer.Option([], "--labels", help="Labels JSONL; repeat it, later files win conflicts."),
+    extra_labels: list[Path] = typer.Option([], "--extra-labels", help=(
+        "Analysts' decisions (fraud/labels.jsonl from `npusuite review export-labels`); each overrides the "
+        "label of its transaction. The model card records how many applied and which flipped.")),
     out: Path = typer.Option(..., "--out", help="MODEL_DIR to write (fast/, llm/, card.json)."),
     model_root: Path | None = typer.Option(None, "--model-root", help="Also add both models to this repository."),
     name: str = typer.Option("fraud", "--name", help="Repository names: NAME-fast and NAME-llm."),
@@ -106,9 +109,10 @@ def train(
         from npusuite.platform.runtime.devices import get_device
 
         get_device(device)  # fail fast, before the replay
-    ds = load_dataset(data, labels)
+    ds = load_dataset(data, labels, analyst_files=extra_labels)
     card = run_training(ds, out, config, model_root=model_root, promote=promote)
     typer.echo(json.dumps({"model_dir": str(out), "fast": card["ref"], "llm": card["llm"],
+                           "analyst_labels": card["data"]["analyst_labels"],
                            "repository": card.get("repository"), "thresholds": card["thresholds"],
                            "calibration_slice": card["metrics_calibration_slice"]}, indent=2))
 

@@ -2,8 +2,13 @@
 
 Order of work (each step logs what it did):
 1. read the transactions (time-sorted) and merge the label files, later
-   files winning (:func:`npusuite.fraud.datasets.merge_labels`); a
-   transaction without any label counts as genuine, and the count is logged;
+   files winning (:func:`npusuite.fraud.datasets.merge_labels`); then lay
+   the analysts' decisions (``review export-labels``, ``--extra-labels``)
+   over them (:func:`~npusuite.fraud.datasets.overlay_labels`): an analyst's
+   decision overrides the original label of that transaction, and the model
+   card's ``data.analyst_labels`` records how many applied and which
+   transactions flipped; a transaction without any label counts as genuine,
+   and the count is logged;
 2. replay the whole stream through :mod:`npusuite.fraud.features`;
 3. train the fast model on the first 80% (by time), calibrate on the last
    20%, and choose thresholds there: ``review`` at the alert budget (1% of
@@ -19,13 +24,14 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-from npusuite.fraud.datasets import merge_labels, read_labels, read_transactions
+from npusuite.fraud.datasets import LabelOverlay, merge_labels, overlay_labels, read_labels, read_transactions
 from npusuite.fraud.fast_model import FastTrainConfig, save_fast_model, train_fast_model
 from npusuite.fraud.features import FEATURE_NAMES, StreamFeaturizer
 from npusuite.fraud.llm_verdict import LlmTrainConfig
@@ -42,6 +48,8 @@ class Dataset:
     fraud_types: list[str | None]
     x: np.ndarray
     sources: list[str] = field(default_factory=list)
+    #: What analysts' labels changed; None when none were given.
+    analyst: LabelOverlay | None = None
 
 
 @dataclass(frozen=True)
@@ -55,10 +63,16 @@ class TrainConfig:
     name: str = "fraud"
 
 
-def load_dataset(data: Path, label_files: list[Path], progress: bool = True) -> Dataset:
+def load_dataset(data: Path, label_files: list[Path], progress: bool = True,
+                 analyst_files: list[Path] | tuple[Path, ...] = ()) -> Dataset:
     """Raises NotFoundError / SchemaError (one line naming file, line and field)."""
     txs, inline = read_transactions(data)
     labels = merge_labels([inline, *[read_labels(p) for p in label_files]])
+    analyst = None
+    if analyst_files:
+        extra = merge_labels([read_labels(p) for p in analyst_files])
+        labels, analyst = overlay_labels(labels, extra, [tx.transaction_id for tx in txs],
+                                         [str(p) for p in analyst_files])
     if not labels:
         raise UserError(f"no labels: {data} carries no is_fraud fields and no --labels file was given")
     missing = sum(1 for tx in txs if tx.transaction_id not in labels)
@@ -68,7 +82,13 @@ def load_dataset(data: Path, label_files: list[Path], progress: bool = True) -> 
     types = [labels[tx.transaction_id].fraud_type if tx.transaction_id in labels else None for tx in txs]
     x = StreamFeaturizer().matrix(txs, progress=progress)
     logger.info("replayed %d transactions (%d fraud) through the streaming features", len(txs), int(y.sum()))
-    return Dataset(txs, y, types, x, [str(data), *map(str, label_files)])
+    return Dataset(txs, y, types, x, [str(data), *map(str, label_files), *map(str, analyst_files)], analyst)
+
+
+def _by_type(ds: Dataset) -> dict[str, int]:
+    """Fraud labels per typology (``unknown`` when a label has none)."""
+    counts = Counter(t or "unknown" for t, fraud in zip(ds.fraud_types, ds.y.tolist(), strict=True) if fraud)
+    return dict(sorted(counts.items()))
 
 
 def _top_k(p: np.ndarray, budget: float) -> int:
@@ -139,7 +159,9 @@ def train(ds: Dataset, out_dir: Path, config: TrainConfig = TrainConfig(), model
         "created": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         "data": {"sources": ds.sources, "transactions": len(ds.y), "fraud": int(ds.y.sum()),
                  "fraud_rate": round(float(ds.y.mean()), 5), "first": times[0].isoformat(),
-                 "calibration_from": times[1].isoformat(), "last": times[2].isoformat()},
+                 "calibration_from": times[1].isoformat(), "last": times[2].isoformat(),
+                 "fraud_by_type": _by_type(ds),
+                 "analyst_labels": None if ds.analyst is None else ds.analyst.model_dump()},
         "features": list(FEATURE_NAMES),
         "training": {**asdict(config.fast), "pos_weight": round(info["pos_weight"], 3), "platt": info["platt"]},
         "metrics_calibration_slice": quality(info["p_cal"], info["y_cal"]),

@@ -71,3 +71,36 @@ def test_thresholds_follow_the_alert_budget():
     t = choose_thresholds(p, y, 0.01)
     assert np.mean(p >= t["review"]) == pytest.approx(0.01, abs=1e-3)
     assert t["grey_low"] < t["review"] <= t["grey_high"] <= t["decline"]
+
+
+def test_analyst_labels_override_and_record_what_flipped(fraud_data, tmp_path):
+    """--extra-labels (a review export) wins over the generator's labels; the overlay says which flipped."""
+    txs, _ = read_transactions(fraud_data.transactions)
+    generated = read_labels(fraud_data.labels)
+    fraud_id = next(tx.transaction_id for tx in txs if generated[tx.transaction_id].is_fraud)
+    genuine_id = next(tx.transaction_id for tx in txs[50:] if not generated[tx.transaction_id].is_fraud)
+    export = tmp_path / "labels.jsonl"
+    export.write_text("".join(json.dumps(line) + "\n" for line in (
+        {"transaction_id": fraud_id, "is_fraud": False, "fraud_type": None},
+        {"transaction_id": genuine_id, "is_fraud": True, "fraud_type": "other"},
+        {"transaction_id": "not-in-the-data", "is_fraud": True, "fraud_type": "cloned_card"},
+    )))
+    before = load_dataset(fraud_data.transactions, [fraud_data.labels], progress=False)
+    ds = load_dataset(fraud_data.transactions, [fraud_data.labels], progress=False, analyst_files=[export])
+    assert before.analyst is None
+    assert ds.analyst.model_dump() == {"files": [str(export)], "labels": 3, "applied": 2, "unmatched": 1,
+                                       "to_fraud": [genuine_id], "to_genuine": [fraud_id], "retyped": []}
+    row = {tx.transaction_id: i for i, tx in enumerate(ds.transactions)}
+    assert not ds.y[row[fraud_id]] and ds.y[row[genuine_id]] and ds.fraud_types[row[genuine_id]] == "other"
+    assert int(ds.y.sum()) == int(before.y.sum())  # one flipped each way
+    assert int((ds.y != before.y).sum()) == 2
+
+
+def test_label_outside_the_vocabulary_is_refused_with_its_line(tmp_path):
+    """The review app's old fraud types (stolen_card...) were classes no model learned: refused."""
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text('{"transaction_id": "t1", "is_fraud": true, "fraud_type": "card_testing"}\n'
+                      '{"transaction_id": "t2", "is_fraud": true, "fraud_type": "stolen_card"}\n')
+    with pytest.raises(SchemaError) as err:
+        read_labels(labels)
+    assert str(err.value).startswith(f"{labels} line 2: field 'fraud_type': unknown fraud type 'stolen_card'")
