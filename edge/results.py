@@ -1,4 +1,4 @@
-"""From an inspection verdict to the upstream ingest record (interface 4).
+"""From an inspection verdict to the upstream ingest record.
 
 Rules:
 
@@ -7,24 +7,23 @@ Rules:
   ``DEVICE:SOURCE:FRAME``), so a restarted agent recognises frames it already
   recorded; for live sources (camera, stream) it includes the agent's boot
   number (``DEVICE:boot-N:SEQ``), because their ``seq`` restarts at 0.
-* The payload is exactly the review app's ingest body: ``id, timestamp, line,
-  product, image_png_b64, heatmap_png_b64, score, threshold, defective,
-  boxes, model``.  The heatmap is only attached to NG results (it is what a QC
-  engineer looks at; OK results stay small).
+* The payload is an
+  :class:`~npusuite.platform.contracts.inspection.InspectionResult` (the
+  review app's ingest body and the ``inspection-results`` Kafka value; see
+  ``docs/contracts.md``), as its JSON object, since the outbox stores JSON.
+  The heatmap (the anomaly map in the JET colour map) is only attached to NG
+  results (it is what a QC engineer looks at; OK results stay small).
 """
 
 from __future__ import annotations
 
 import base64
-import datetime as dt
 from pathlib import PurePath
 from typing import Any
 
 import numpy as np
 
-
-def rfc3339(ts_s: float) -> str:
-    return dt.datetime.fromtimestamp(ts_s, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+from npusuite.platform.contracts.inspection import Verdict, build_inspection_result
 
 
 def result_id(device_id: str, source: str, replayable: bool, boot: int, seq: int, name: str | None) -> str:
@@ -34,37 +33,34 @@ def result_id(device_id: str, source: str, replayable: bool, boot: int, seq: int
     return f"{device_id}:boot-{boot}:{seq}"
 
 
-def png_b64(image: np.ndarray) -> str:
+def png_bytes(image: np.ndarray) -> bytes:
     """PNG-encode an HxW or HxWx3 uint8 image; raises ValueError when OpenCV cannot."""
     import cv2
 
     ok, buf = cv2.imencode(".png", image)
     if not ok:
         raise ValueError("PNG encoding failed")
-    return base64.b64encode(buf.tobytes()).decode()
+    return buf.tobytes()
 
 
-def heatmap_png_b64(heatmap: np.ndarray) -> str:
+def png_b64(image: np.ndarray) -> str:
+    """:func:`png_bytes`, base64."""
+    return base64.b64encode(png_bytes(image)).decode()
+
+
+def heatmap_png(heatmap: np.ndarray) -> bytes:
     import cv2
 
     scaled = np.clip(np.nan_to_num(heatmap.astype(np.float32)), 0.0, 1.0)
-    return png_b64(cv2.applyColorMap((scaled * 255).astype(np.uint8), cv2.COLORMAP_JET))
+    return png_bytes(cv2.applyColorMap((scaled * 255).astype(np.uint8), cv2.COLORMAP_JET))
 
 
-def ingest_payload(inspection: Any, record_id: str, line: str, product: str | None,
+def ingest_payload(inspection: Verdict, record_id: str, line: str, product: str | None,
                    model: str | None = None) -> dict[str, Any]:
-    """The interface-4 body for an ``npusuite.inspection.records.Inspection`` (``model`` overrides its own)."""
-    defective = bool(inspection.defective)
-    return {
-        "id": record_id,
-        "timestamp": rfc3339(inspection.frame.timestamp),
-        "line": line,
-        "product": product if product is not None else inspection.product,
-        "image_png_b64": png_b64(inspection.frame.image),
-        "heatmap_png_b64": heatmap_png_b64(inspection.heatmap) if defective else None,
-        "score": float(inspection.score),
-        "threshold": float(inspection.threshold),
-        "defective": defective,
-        "boxes": [[int(v) for v in b] for b in inspection.boxes],
-        "model": model or inspection.model,
-    }
+    """The ``InspectionResult`` for an ``npusuite.inspection.records.Inspection`` (``model`` overrides its
+    own) as its JSON object, ready for the outbox."""
+    record = build_inspection_result(
+        inspection, record_id=record_id, line=line, product=product, model=model,
+        image_png=png_bytes(inspection.frame.image),
+        heatmap_png=heatmap_png(inspection.heatmap) if inspection.defective else None)
+    return record.model_dump(mode="json")

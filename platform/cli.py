@@ -33,6 +33,7 @@ GROUPS: list[tuple[str, str, str]] = [
     ("kafka", "npusuite.platform.kafka.cli", "Run a real single-node Apache Kafka 4.x broker locally."),
     ("platform", "npusuite.platform.serving.cli", "Serve models over KServe v2 / OpenAI HTTP; make test models."),
     ("models", "npusuite.platform.repository.cli", "Manage the model repository: add, list, promote, roll back."),
+    ("contracts", "npusuite.platform.contracts.cli", "Generate and check the wire formats' JSON Schemas and AsyncAPI."),
     ("fraud", "npusuite.fraud.cli", "Generate, train, score and evaluate fraud models; run the live scorer."),
     ("review", "npusuite.review.cli", "The case-review web app for fraud analysts and QC engineers."),
     ("inspection", "npusuite.inspection.cli", "Generate, train and run visual defect inspection."),

@@ -1,131 +1,27 @@
-"""Typed records at the fraud app's edges (shared CONTRACTS.md §1–2).
+"""The fraud app's records, re-exported from their wire-format modules.
 
-``Transaction`` is validated once, where bytes become a record
-(:func:`parse_transaction`), and trusted inside.  ``Label`` is one line of a
-labels file; ``FraudScore`` is one line of ``fraud-scores``.
-
-:func:`parse_transaction` raises :class:`SchemaError` whose message names the
-offending field, so callers can prefix a line number (files) or put it in a
-dead-letter record (Kafka).
-
-What is refused at this boundary (so nothing downstream has to cope with it):
-
-* a message over :data:`MAX_TRANSACTION_BYTES`, JSON nested deeper than the
-  platform's ``MAX_JSON_DEPTH``, NaN/Infinity, bytes that are not UTF-8 JSON;
-* identifiers longer than :data:`MAX_ID_CHARS` (``ip``: :data:`MAX_IP_CHARS`):
-  a 1 MB ``transaction_id`` is a dead letter here, not a crash in the
-  changelog or a case the review app refuses (its limit is 128 too);
-* a timestamp without a UTC offset, or one that leaves the representable
-  range (years 1-9999) when moved to UTC.
-
-Everything else that passes, however extreme (an amount of 1e-320 or 1e308, a
-timestamp in year 1), is a valid transaction: the feature code is total over
-it (see :mod:`npusuite.fraud.features`).  :func:`parse_transaction` raises
-nothing but :class:`SchemaError`, whatever the bytes.
+The records and their validation rules live in
+:mod:`npusuite.platform.contracts.transaction` (``Transaction``, ``Label``,
+:func:`parse_transaction`, :func:`parse_label`) and
+:mod:`npusuite.platform.contracts.score` (``FraudScore``); ``docs/contracts.md``
+describes every topic.  This module keeps the names the fraud app has always
+imported, so producers and consumers use the same classes.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-
+from npusuite.platform.contracts.score import Decision, FraudScore
+from npusuite.platform.contracts.transaction import (
+    MAX_ID_CHARS,
+    MAX_IP_CHARS,
+    MAX_TRANSACTION_BYTES,
+    Channel,
+    Label,
+    Transaction,
+    parse_label,
+    parse_transaction,
+)
 from npusuite.platform.errors import SchemaError
-from npusuite.platform.records import check_json_shape, load_json_object, validation_reason
 
-Channel = Literal["card_present", "ecommerce", "atm", "transfer"]
-Decision = Literal["approve", "review", "decline"]
-
-#: Longest identifier (transaction, account, card, merchant, device): the review app's case key is at
-#: most 128 characters, and nothing longer is a real identifier.
-MAX_ID_CHARS = 128
-#: Longest ``ip``: the longest textual IPv6 address (IPv4-mapped) is 45 characters.
-MAX_IP_CHARS = 45
-#: Largest message accepted as a transaction.  A §1 record is about 400 bytes; the room left is for
-#: extra fields (labels), which are ignored, but travel in the changelog, so they stay bounded.
-MAX_TRANSACTION_BYTES = 16 * 1024
-
-
-class Transaction(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    transaction_id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
-    timestamp: datetime
-    account_id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
-    card_id: str = Field(max_length=MAX_ID_CHARS)
-    amount: float = Field(gt=0, allow_inf_nan=False)
-    currency: str = Field(pattern=r"^[A-Z]{3}$")
-    merchant_id: str = Field(max_length=MAX_ID_CHARS)
-    merchant_category: str = Field(pattern=r"^\d{4}$")
-    channel: Channel
-    country: str = Field(pattern=r"^[A-Z]{2}$")
-    lat: float | None = Field(default=None, ge=-90, le=90)
-    lon: float | None = Field(default=None, ge=-180, le=180)
-    device_id: str | None = Field(default=None, max_length=MAX_ID_CHARS)
-    ip: str | None = Field(default=None, max_length=MAX_IP_CHARS)
-
-    @field_validator("timestamp")
-    @classmethod
-    def _utc(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("timestamp must carry a UTC offset (RFC 3339), e.g. 2026-03-02T00:01:16Z")
-        try:
-            return value.astimezone(UTC)
-        except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00: not an error pydantic would catch
-            raise ValueError("timestamp is outside years 1-9999 in UTC") from None
-
-    @property
-    def epoch_s(self) -> float:
-        return self.timestamp.timestamp()
-
-    def to_json_dict(self) -> dict:
-        out = self.model_dump(mode="json")
-        # isoformat pads the year to 4 digits (strftime's %Y writes year 1 as "1", which is not RFC 3339).
-        out["timestamp"] = self.timestamp.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
-        return out
-
-
-class Label(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    transaction_id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
-    is_fraud: bool
-    fraud_type: str | None = Field(default=None, max_length=64)
-
-
-class FraudScore(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    transaction_id: str
-    score: float = Field(ge=0.0, le=1.0)
-    decision: Decision
-    reasons: list[str]
-    model: str
-    latency_ms: float
-
-
-def parse_transaction(raw: bytes | str | dict) -> Transaction:
-    """Bytes (or an already-decoded dict) to a validated Transaction.
-
-    Raises SchemaError (and nothing else): too large or too deep, not JSON, not an object, or a field
-    that breaks the contract.
-    """
-    if isinstance(raw, bytes | str):
-        check_json_shape(raw, max_bytes=MAX_TRANSACTION_BYTES)
-        try:  # pydantic-core parses and validates in one pass (half the time of json.loads + validate)
-            return Transaction.model_validate_json(raw)
-        except ValidationError:
-            pass  # bad input: the path below gives the reason, worded the same for every parser
-    try:
-        return Transaction.model_validate(load_json_object(raw, max_bytes=MAX_TRANSACTION_BYTES))
-    except ValidationError as exc:
-        raise SchemaError(validation_reason(exc)) from None
-
-
-def parse_label(raw: bytes | str | dict) -> Label:
-    """Raises SchemaError like :func:`parse_transaction`."""
-    try:
-        return Label.model_validate(load_json_object(raw))
-    except ValidationError as exc:
-        raise SchemaError(validation_reason(exc)) from None
+__all__ = ["MAX_ID_CHARS", "MAX_IP_CHARS", "MAX_TRANSACTION_BYTES", "Channel", "Decision", "FraudScore", "Label",
+           "SchemaError", "Transaction", "parse_label", "parse_transaction"]

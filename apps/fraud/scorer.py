@@ -37,7 +37,8 @@ import numpy as np
 
 from npusuite.fraud import reasons as rs
 from npusuite.fraud.features import FEATURE_NAMES, AccountState, Features, advance
-from npusuite.fraud.schema import FraudScore, Transaction
+from npusuite.fraud.schema import Transaction
+from npusuite.platform.contracts.score import FraudScore, ScoreFields, score_fields
 from npusuite.platform.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -90,9 +91,9 @@ class ScorerConfig:
 
 @dataclass
 class ScoredTransaction:
-    #: The §2 fields (transaction_id, score, decision, reasons, model, latency_ms); validated only when
-    #: ``score`` is read (the live path sends them as they are).
-    fields: dict
+    #: The ``fraud-scores`` record's fields (see :mod:`npusuite.platform.contracts.score`), built by
+    #: ``score_fields``; validated only when ``score`` is read (the live path encodes them as they are).
+    fields: ScoreFields
     state: AccountState
     features: Features
     llm_rationale: str | None = None
@@ -103,8 +104,8 @@ class ScoredTransaction:
 
     @property
     def score(self) -> FraudScore:
-        """The §2 record as a validated model (built on use: the live scorer only needs ``fields``)."""
-        return FraudScore(**self.fields)
+        """The ``fraud-scores`` record, validated (built on use: the live scorer only needs ``fields``)."""
+        return FraudScore.model_validate(self.fields)
 
 
 class TieredScorer:
@@ -188,8 +189,8 @@ class TieredScorer:
                 decision = "decline" if p >= cfg.decline else "review" if p >= cfg.review else "approve"
                 if fallback and i in grey_set:
                     why = [*why, rs.LLM_UNAVAILABLE]
-            fields = {"transaction_id": tx.transaction_id, "score": min(1.0, max(0.0, score)), "decision": decision,
-                      "reasons": why, "model": model, "latency_ms": round(latency_ms, 3)}
+            fields = score_fields(tx.transaction_id, min(1.0, max(0.0, score)), decision, why, [], model,
+                                  round(latency_ms, 3))
             escalated = i in grey_set
             out.append(ScoredTransaction(fields, states[i], feats[i], rationale, escalated=escalated,
                                          llm_fallback=fallback and escalated, fast_probability=p))

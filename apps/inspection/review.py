@@ -1,11 +1,14 @@
-"""Posting NG results to the review app (interface 4: ``POST /api/ingest/inspections``).
+"""Posting NG results to the review app (``POST /api/ingest/inspections``).
 
 Rules:
 
-* Each NG inspection becomes one JSON body with a stable idempotency ``id``
-  (``<line>:<capture time in µs>:<seq>``), so a retry after a lost answer never
-  creates a second case: the review app answers 201 the first time and 200
-  with ``"created": false`` for a repeat.
+* Each NG inspection becomes one
+  :class:`~npusuite.platform.contracts.inspection.InspectionResult` (the
+  record the edge agent and the review app use too; see ``docs/contracts.md``)
+  with a stable idempotency ``id`` (``<line>:<capture time in µs>:<seq>``), so
+  a retry after a lost answer never creates a second case: the review app
+  answers 201 the first time and 200 with ``"created": false`` for a repeat.
+  Its heatmap is the colour overlay on the frame.
 * Posting happens on one background thread from a bounded queue; when the
   queue is full the *oldest* pending post is dropped and counted (the NG
   archive on disk still holds the record).  A failed post (network error or
@@ -16,7 +19,6 @@ Rules:
 
 from __future__ import annotations
 
-import base64
 import collections
 import logging
 import threading
@@ -25,7 +27,8 @@ from dataclasses import dataclass
 
 from npusuite.inspection.archive import encode_png
 from npusuite.inspection.inspector import heatmap_overlay
-from npusuite.inspection.records import Inspection, rfc3339
+from npusuite.inspection.records import Inspection
+from npusuite.platform.contracts.inspection import InspectionResult, build_inspection_result
 
 logger = logging.getLogger(__name__)
 
@@ -44,22 +47,12 @@ class ReviewConfig:
         return f"ReviewConfig(url={self.url!r}, line={self.line!r})"
 
 
-def ingest_body(inspection: Inspection, line: str) -> dict:
-    """The interface-4 JSON body for one inspection."""
+def ingest_body(inspection: Inspection, line: str) -> InspectionResult:
+    """The review app's ingest record for one inspection."""
     ts_us = int(round(inspection.frame.timestamp * 1e6))
-    return {
-        "id": f"{line}:{ts_us}:{inspection.frame.seq}",
-        "timestamp": rfc3339(inspection.frame.timestamp),
-        "line": line,
-        "product": inspection.product,
-        "image_png_b64": base64.b64encode(encode_png(inspection.frame.image)).decode(),
-        "heatmap_png_b64": base64.b64encode(encode_png(heatmap_overlay(inspection))).decode(),
-        "score": float(inspection.score),
-        "threshold": float(inspection.threshold),
-        "defective": bool(inspection.defective),
-        "boxes": [list(map(int, b)) for b in inspection.boxes],
-        "model": inspection.model,
-    }
+    return build_inspection_result(inspection, record_id=f"{line}:{ts_us}:{inspection.frame.seq}", line=line,
+                                   image_png=encode_png(inspection.frame.image),
+                                   heatmap_png=encode_png(heatmap_overlay(inspection)))
 
 
 @dataclass
@@ -80,7 +73,7 @@ class ReviewPoster:
 
         self.cfg = cfg
         self._client = client or httpx.Client(timeout=cfg.timeout_s)
-        self._pending: collections.deque[dict] = collections.deque()
+        self._pending: collections.deque[InspectionResult] = collections.deque()
         self._cond = threading.Condition()
         self._stats = ReviewStats()
         self._closing = False
@@ -100,12 +93,14 @@ class ReviewPoster:
             self._pending.append(body)
             self._cond.notify_all()
 
-    def _post(self, body: dict) -> None:
+    def _post(self, body: InspectionResult) -> None:
         url = self.cfg.url.rstrip("/") + "/api/ingest/inspections"
         delay = self.cfg.retry_initial_s
         for attempt in range(1, self.cfg.max_attempts + 1):
             try:
-                resp = self._client.post(url, json=body, headers={"Authorization": f"Bearer {self.cfg.token}"})
+                resp = self._client.post(url, content=body.model_dump_json(),
+                                         headers={"Authorization": f"Bearer {self.cfg.token}",
+                                                  "Content-Type": "application/json"})
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"
             else:
@@ -120,18 +115,18 @@ class ReviewPoster:
                 if 400 <= resp.status_code < 500:
                     with self._cond:
                         self._stats.refused += 1
-                    logger.error("review app refused NG %s: HTTP %d %s", body["id"], resp.status_code,
+                    logger.error("review app refused NG %s: HTTP %d %s", body.id, resp.status_code,
                                  resp.text[:200])
                     return
                 error = f"HTTP {resp.status_code}"
             if attempt < self.cfg.max_attempts and not self._closing:
-                logger.warning("posting NG %s to the review app failed (%s); retry %d in %.1f s", body["id"], error,
+                logger.warning("posting NG %s to the review app failed (%s); retry %d in %.1f s", body.id, error,
                                attempt, delay)
                 time.sleep(delay)
                 delay *= 2
         with self._cond:
             self._stats.failed += 1
-        logger.error("giving up posting NG %s to the review app after %d attempts", body["id"],
+        logger.error("giving up posting NG %s to the review app after %d attempts", body.id,
                      self.cfg.max_attempts)
 
     def _run(self) -> None:

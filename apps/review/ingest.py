@@ -2,9 +2,12 @@
 
 Rules:
 
-- Input is validated here, once, into :class:`FraudAlert` /
-  :class:`InspectionRecord`; :func:`parse_fraud_alert` and
-  :func:`parse_inspection` raise :class:`SchemaError` naming the bad field.
+- Input is validated here, once, into the wire records of
+  :mod:`npusuite.platform.contracts.alert` (:class:`FraudAlert`) and
+  :mod:`npusuite.platform.contracts.inspection` (:class:`InspectionRecord`,
+  that module's ``InspectionResult``), whose rules are described there;
+  :func:`parse_fraud_alert` and :func:`parse_inspection` raise
+  :class:`SchemaError` naming the bad field.
 - A case is keyed by ``(kind, external_id)`` (transaction_id / inspection id).
   A repeat delivery returns the existing case with ``created=False`` and
   changes nothing, even when two deliveries race (the unique constraint
@@ -28,71 +31,39 @@ Rules:
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
-import struct
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Annotated, Literal
+from datetime import timedelta
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from npusuite.fraud.schema import Decision, Transaction
-from npusuite.platform.errors import SchemaError
-from npusuite.platform.records import load_json_object, validation_reason
+from npusuite.platform.contracts.alert import MAX_RECENT, FraudAlert, parse_fraud_alert
+from npusuite.platform.contracts.inspection import (
+    BOX_SLACK_PX,
+    InspectionResult,
+    decode_png_b64,
+    parse_inspection_result,
+    png_size,
+)
+from npusuite.platform.contracts.score import MAX_REASON_TEXT_CHARS
 from npusuite.review.config import ReviewConfig
 from npusuite.review.models import Case, CaseImage, CaseReason, JournalEntry, utcnow
+from npusuite.review.reason_phrases import codes_for
 
 logger = logging.getLogger(__name__)
 
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-MAX_RECENT = 20
 #: A reason is a phrase with the transaction's numbers ("card-not-present charge with no device or IP
 #: (keyed by the merchant)" is 67 characters), not a short code: this is the reason row's size.
 MAX_REASON_CHARS = 256
-#: The longest reason accepted at all; the payload keeps it whole, the row holds a shortened copy.
-MAX_REASON_TEXT_CHARS = 4096
 #: What ends a reason cut to fit its row.
 CUT_MARKER = "\u2026"
-#: A box may end this many pixels past its image (the inspector rounds boxes scaled back to frame size).
-BOX_SLACK_PX = 1.0
 _TITLE_CHARS = 200
 
-FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
-
-
-class FraudAlert(BaseModel):
-    """One ``fraud-alerts`` message (interface 3): the score fields of CONTRACTS §2 plus evidence."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    transaction_id: str = Field(min_length=1, max_length=128)
-    score: float = Field(ge=0.0, le=1.0)
-    decision: Decision
-    reasons: list[str] = Field(max_length=64)
-    model: str = Field(min_length=1, max_length=128)
-    latency_ms: float = Field(ge=0, allow_inf_nan=False)
-    transaction: Transaction
-    account_recent: list[Transaction] = Field(default_factory=list)
-    features: dict[str, FiniteFloat] = Field(default_factory=dict, max_length=1024)
-    llm_rationale: str | None = None
-    fraud_type: str | None = Field(default=None, max_length=64)
-
-    @field_validator("account_recent")
-    @classmethod
-    def _last_twenty(cls, value: list[Transaction]) -> list[Transaction]:
-        return value[-MAX_RECENT:]
-
-    @field_validator("reasons")
-    @classmethod
-    def _bounded_reasons(cls, value: list[str]) -> list[str]:
-        if any(not r or len(r) > MAX_REASON_TEXT_CHARS for r in value):
-            raise ValueError(f"each reason must be 1-{MAX_REASON_TEXT_CHARS} characters")
-        return value
+#: The name this app has always used for the inspection ingest record.
+InspectionRecord = InspectionResult
 
 
 def reason_row_text(reason: str) -> str:
@@ -100,82 +71,9 @@ def reason_row_text(reason: str) -> str:
     return reason if len(reason) <= MAX_REASON_CHARS else reason[: MAX_REASON_CHARS - 1] + CUT_MARKER
 
 
-class InspectionRecord(BaseModel):
-    """One inspection NG result (interface 4)."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    id: str = Field(min_length=1, max_length=128)
-    timestamp: datetime
-    line: str = Field(min_length=1, max_length=64)
-    product: str | None = Field(default=None, max_length=64)
-    image_png_b64: str = Field(min_length=1)
-    heatmap_png_b64: str | None = None
-    score: float = Field(allow_inf_nan=False)
-    threshold: float = Field(allow_inf_nan=False)
-    defective: bool
-    boxes: list[tuple[FiniteFloat, FiniteFloat, FiniteFloat, FiniteFloat]] = Field(default_factory=list,
-                                                                                    max_length=256)
-    model: str = Field(min_length=1, max_length=128)
-
-
-def _validate(model: type[BaseModel], raw: bytes | str | dict, max_bytes: int | None):
-    try:
-        return model.model_validate(load_json_object(raw, max_bytes=max_bytes))
-    except ValidationError as exc:
-        raise SchemaError(validation_reason(exc, "body")) from None
-    except (ValueError, ArithmeticError) as exc:
-        # pydantic passes on what a validator raises besides ValueError: a timestamp of year 1 with a
-        # positive offset raises OverflowError when it is moved to UTC.
-        raise SchemaError(f"body: {exc}") from None
-
-
-def parse_fraud_alert(raw: bytes | str | dict, max_bytes: int | None = None) -> FraudAlert:
-    """Raises SchemaError: not JSON, too large or deep, wrong shape, or a transaction id differing from the alert's."""
-    alert = _validate(FraudAlert, raw, max_bytes)
-    if alert.transaction.transaction_id != alert.transaction_id:
-        raise SchemaError("field 'transaction.transaction_id' differs from the alert's transaction_id")
-    return alert
-
-
-def png_size(data: bytes) -> tuple[int, int]:
-    """(width, height) from a PNG header.  Raises SchemaError when DATA is not a PNG."""
-    if len(data) < 24 or not data.startswith(_PNG_SIGNATURE) or data[12:16] != b"IHDR":
-        raise SchemaError("not a PNG image")
-    width, height = struct.unpack(">II", data[16:24])
-    if width == 0 or height == 0:
-        raise SchemaError("PNG image has no pixels")
-    return width, height
-
-
-def decode_png_b64(text: str, field: str) -> tuple[bytes, int, int]:
-    """Raises SchemaError naming FIELD when TEXT is not base64 of a PNG."""
-    try:
-        data = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise SchemaError(f"field '{field}': not valid base64") from None
-    try:
-        width, height = png_size(data)
-    except SchemaError as exc:
-        raise SchemaError(f"field '{field}': {exc}") from None
-    return data, width, height
-
-
-def parse_inspection(raw: bytes | str | dict, max_bytes: int | None = None) -> InspectionRecord:
+def parse_inspection(raw: bytes | str | dict, max_bytes: int | None = None) -> InspectionResult:
     """Raises SchemaError on a bad body, including images that are not PNG and boxes outside the image."""
-    rec = _validate(InspectionRecord, raw, max_bytes)
-    if rec.timestamp.tzinfo is None:
-        raise SchemaError("field 'timestamp': must carry a UTC offset (RFC 3339)")
-    _image, width, height = decode_png_b64(rec.image_png_b64, "image_png_b64")
-    for i, (x, y, w, h) in enumerate(rec.boxes):
-        if w < 0 or h < 0:
-            raise SchemaError(f"field 'boxes.{i}': width and height must be >= 0")
-        if x < 0 or y < 0 or x + w > width + BOX_SLACK_PX or y + h > height + BOX_SLACK_PX:
-            raise SchemaError(f"field 'boxes.{i}': box ({x:g}, {y:g}, {w:g}, {h:g}) lies outside the "
-                              f"{width}x{height} image")
-    if rec.heatmap_png_b64 is not None:
-        decode_png_b64(rec.heatmap_png_b64, "heatmap_png_b64")
-    return rec
+    return parse_inspection_result(raw, max_bytes)
 
 
 @dataclass(frozen=True)
@@ -230,7 +128,9 @@ def ingest_fraud_alert(db: Session, alert: FraudAlert, source: str, cfg: ReviewC
         created_at=now, due_at=now + timedelta(minutes=sla_min),
         payload=alert.model_dump(mode="json"), source=source,
     )
-    reasons = [CaseReason(position=i, reason=reason_row_text(r)) for i, r in enumerate(alert.reasons)]
+    codes = codes_for(alert.reasons, alert.reason_codes)
+    reasons = [CaseReason(position=i, reason=reason_row_text(r), code=c)
+               for i, (r, c) in enumerate(zip(alert.reasons, codes, strict=True))]
     return _store(db, case, reasons, source)
 
 
@@ -253,3 +153,8 @@ def ingest_inspection(db: Session, rec: InspectionRecord, source: str, cfg: Revi
         created_at=now, due_at=now + timedelta(minutes=cfg.sla_inspection_min), payload=payload, source=source,
     )
     return _store(db, case, rows, source)
+
+
+__all__ = ["BOX_SLACK_PX", "CUT_MARKER", "MAX_REASON_CHARS", "MAX_REASON_TEXT_CHARS", "MAX_RECENT", "FraudAlert",
+           "InspectionOutcome", "InspectionRecord", "IngestResult", "decode_png_b64", "ingest_fraud_alert",
+           "ingest_inspection", "parse_fraud_alert", "parse_inspection", "png_size", "reason_row_text"]

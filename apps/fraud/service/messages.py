@@ -1,68 +1,55 @@
-"""Wire formats the scorer writes (shared CONTRACTS.md §2 and the agreed alert message).
+"""The records the scorer writes, encoded for Kafka.  All functions are pure.
 
-* ``fraud-scores``: key = account_id, value = the §2 score JSON.
-* ``fraud-alerts`` (decisions ``review``/``decline``): key = account_id, value =
-  the score fields plus ``transaction`` (§1 object), ``account_recent`` (up to
-  20 previous §1 objects, oldest first), ``features`` ({name: number}),
-  ``llm_rationale`` (str or null) and ``fraud_type`` (always null live).
-* ``transactions-dlq``: key and value are the original message's bytes,
-  untouched; the reason and the source position travel as headers
-  ``npusuite.dlq.reason`` and ``npusuite.dlq.source`` (``topic/partition@offset``),
-  as Kafka Connect's dead-letter queues do.  A reason is one line of at most
+The formats are defined in :mod:`npusuite.platform.contracts` (described in
+``docs/contracts.md``); this module only turns the scorer's results into
+their bytes:
+
+* ``fraud-scores`` (key = account_id): :func:`score_value`, a
+  :class:`~npusuite.platform.contracts.score.FraudScore`;
+* ``fraud-alerts`` (decisions ``review``/``decline``; key = account_id):
+  :func:`alert_value`, a :class:`~npusuite.platform.contracts.alert.FraudAlert`
+  built and validated through the record;
+* ``transactions-dlq``: the original key and value untouched, with the
+  headers of :class:`~npusuite.platform.contracts.dead_letter.DeadLetterHeaders`
+  (:func:`dlq_headers`).  A reason is one line of at most
   :data:`MAX_REASON_CHARS` characters; for a record that failed in scoring it
   is the exception's type and message (:func:`error_reason`).
-
-All functions are pure.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 
-from pydantic_core import to_json
-
 from npusuite.fraud.schema import Transaction
+from npusuite.platform.contracts import dead_letter
+from npusuite.platform.contracts.alert import build_alert, encode_alert
+from npusuite.platform.contracts.dead_letter import DeadLetterHeaders
+from npusuite.platform.contracts.score import ScoreFields, encode_score
+from npusuite.platform.contracts.transaction import TRANSACTION_FIELDS
 
-DLQ_REASON_HEADER = "npusuite.dlq.reason"
-DLQ_SOURCE_HEADER = "npusuite.dlq.source"
+DLQ_REASON_HEADER = dead_letter.REASON_HEADER
+DLQ_SOURCE_HEADER = dead_letter.SOURCE_HEADER
 #: Longest dead-letter reason (characters); longer ones are cut with an ellipsis.
-MAX_REASON_CHARS = 300
+MAX_REASON_CHARS = dead_letter.FRAUD_REASON_CHARS
 
-#: The §1 fields, in contract order; anything else on an incoming message (e.g. labels) is not forwarded.
-TRANSACTION_FIELDS = ("transaction_id", "timestamp", "account_id", "card_id", "amount", "currency", "merchant_id",
-                      "merchant_category", "channel", "country", "lat", "lon", "device_id", "ip")
-
-
-def score_value(score: Mapping) -> bytes:
-    """The §2 record; ``score`` holds at least the six contract fields.  Compact UTF-8 JSON (pydantic-core's
-    encoder: a fifth of the standard library's time per record)."""
-    return to_json(score)
+__all__ = ["DLQ_REASON_HEADER", "DLQ_SOURCE_HEADER", "MAX_REASON_CHARS", "TRANSACTION_FIELDS", "alert_value",
+           "dlq_headers", "error_reason", "one_line", "score_value"]
 
 
-def contract_transaction(raw: bytes) -> dict:
-    """An already validated message's bytes as a §1 object (unknown fields dropped)."""
-    # The bytes passed parse_transaction when they were accepted (size, depth and NaN checked there), so
-    # the plain parser is safe here; the shared loader's checks cost 40% more per recent transaction.
-    data = json.loads(raw)
-    return {name: data.get(name) for name in TRANSACTION_FIELDS}
+def score_value(score: ScoreFields) -> bytes:
+    """The ``fraud-scores`` value (see :func:`~npusuite.platform.contracts.score.encode_score`)."""
+    return encode_score(score)
 
 
-def alert_value(score: Mapping, transaction: Transaction, recent_raw: Iterable[bytes],
+def alert_value(score: ScoreFields | Mapping, transaction: Transaction, recent_raw: Iterable[bytes],
                 features: Mapping[str, float], llm_rationale: str | None) -> bytes:
-    out = dict(score)
-    out["transaction"] = transaction.to_json_dict()
-    out["account_recent"] = [contract_transaction(raw) for raw in recent_raw]
-    out["features"] = {name: float(value) for name, value in features.items()}
-    out["llm_rationale"] = llm_rationale
-    out["fraud_type"] = None
-    return to_json(out)
+    """The ``fraud-alerts`` value; ``recent_raw`` are the account's earlier accepted messages, oldest first."""
+    return encode_alert(build_alert(score, transaction, recent_raw, features, llm_rationale))
 
 
 def one_line(text: str, limit: int = MAX_REASON_CHARS) -> str:
     """``text`` on one line (whitespace runs become one space), cut to ``limit`` characters."""
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit - 1] + "\u2026"
+    return dead_letter.one_line(text, limit)
 
 
 def error_reason(exc: BaseException) -> str:
@@ -75,5 +62,4 @@ def error_reason(exc: BaseException) -> str:
 
 
 def dlq_headers(reason: str, topic: str, partition: int, offset: int) -> list[tuple[str, bytes]]:
-    return [(DLQ_REASON_HEADER, one_line(reason).encode("utf-8", "replace")),
-            (DLQ_SOURCE_HEADER, f"{topic}/{partition}@{offset}".encode())]
+    return DeadLetterHeaders.of(reason, topic, partition, offset, limit=MAX_REASON_CHARS).to_kafka()
