@@ -28,7 +28,7 @@ PIPELINES = ("inspection", "sim")
 def inspection_factory(model_dir: Path) -> Any:
     """Load the inspection engine on ``model_dir``; raises UserError when the engine is not installed."""
     try:
-        from npusuite.inspection.inspector import Inspector  # the inspection engine (interface 5)
+        from npusuite.inspection.inspector import Inspector  # the inspection engine (docs/inspection-api.md)
     except ImportError as exc:
         raise UserError("the inspection engine (npusuite.inspection.inspector) is not available in this build; "
                         "use --pipeline sim for a simulated line") from exc

@@ -20,4 +20,4 @@ class NotFoundError(UserError):
 
 
 class SchemaError(UserError):
-    """Input does not match its contract (see shared CONTRACTS.md)."""
+    """Input does not match its contract (the wire formats: docs/contracts.md, npusuite.platform.contracts)."""

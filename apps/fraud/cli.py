@@ -121,7 +121,7 @@ def train(
 def score(
     model: str = typer.Option(..., "--model", help="MODEL_DIR, a fast-model folder, or NAME[@VERSION|@ALIAS]."),
     input: Path = typer.Option(..., "--input", help="Transactions JSONL to score."),
-    out: Path = typer.Option(..., "--out", help="Scores JSONL to write (CONTRACTS §2)."),
+    out: Path = typer.Option(..., "--out", help="Scores JSONL to write (fraud-scores records)."),
     warmup: Path | None = typer.Option(None, "--warmup", help="Earlier transactions: build state, don't score."),
     model_root: Path | None = typer.Option(None, "--model-root", help="Repository for NAME@VERSION references."),
     no_llm: bool = typer.Option(False, "--no-llm", help="Fast model only (grey band falls back)."),

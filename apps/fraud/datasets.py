@@ -5,7 +5,7 @@ Rules:
   of the form ``FILE line N: field 'amount': ...``, so a CLI prints exactly one
   line that says where and what.  Blank lines are skipped.
 - A transaction file may carry ``is_fraud`` / ``fraud_type`` inline; those
-  lines then count as labels (CONTRACTS §1).
+  lines then count as labels (the Label record).
 - Several label sources merge in order, the later winning on a conflicting
   ``transaction_id`` (:func:`merge_labels`): re-reviewed cases overrule older
   labels.
@@ -158,7 +158,7 @@ def overlay_labels(base: dict[str, Label], extra: dict[str, Label], transaction_
 
 
 def read_scores(path: Path) -> list[dict]:
-    """Score lines (CONTRACTS §2) as dicts.  Raises NotFoundError, SchemaError."""
+    """Score lines (fraud-scores records) as dicts.  Raises NotFoundError, SchemaError."""
     from npusuite.fraud.schema import FraudScore
 
     out = []

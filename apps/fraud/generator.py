@@ -4,7 +4,7 @@ Rules:
 - The output is a pure function of :class:`GeneratorConfig`: the same seed,
   accounts, days and fraud rate give byte-identical files.
 - ``transactions.jsonl`` is sorted by timestamp (ties by account, then
-  merchant), one CONTRACTS §1 object per line; ``labels.jsonl`` has one
+  merchant), one Transaction object per line; ``labels.jsonl`` has one
   ``{"transaction_id", "is_fraud", "fraud_type"}`` line per transaction, in the
   same order; ``fraud_type`` is a
   :class:`~npusuite.platform.contracts.labels.FraudTypology` value (never

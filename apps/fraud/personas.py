@@ -13,7 +13,7 @@ payments, a new phone now and then, public Wi-Fi networks, new shops.
 
 Rule: every draw comes from the ``rng`` passed in, in a fixed order, so a seed
 reproduces the same events.  Events are plain dicts (the transaction fields of
-CONTRACTS §1 minus ``transaction_id``, plus ``_t`` epoch seconds and
+A Transaction record minus ``transaction_id``, plus ``_t`` epoch seconds and
 ``fraud_type`` None); the generator sorts them and assigns ids.
 """
 

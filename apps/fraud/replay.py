@@ -9,7 +9,7 @@ Rules:
 - ``states`` may be passed in (and is updated in place), so a replay can be
   resumed from serialised :class:`AccountState` bytes; this is how the tests
   prove that whole and resumed replays agree.
-- Output: one CONTRACTS §2 line per transaction, plus the optional fields
+- Output: one fraud-scores record per transaction, plus the optional fields
   ``account_id``, ``card_id`` and ``timestamp`` (used by ``fraud evaluate``
   for daily card precision).  The file is written to a temporary name and
   renamed, so a crash never leaves half a file under the final name.

@@ -110,7 +110,7 @@ def score(
     batch: int = typer.Option(32, "--batch", help="Images per forward pass."),
     threads: int = typer.Option(1, "--threads"),
 ) -> None:
-    """Score every image under --images (CONTRACTS §4 lines); exits 2 when any file could not be scored."""
+    """Score every image under --images (score lines: docs/contracts.md); exits 2 when any file could not be scored."""
     from npusuite.inspection.images import IMAGE_SUFFIXES, list_images, scan_folder
     from npusuite.inspection.inspector import Inspector
     from npusuite.inspection.records import Frame

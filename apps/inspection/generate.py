@@ -1,4 +1,4 @@
-"""Synthetic products for inspection, in the MVTec AD layout (CONTRACTS §4).
+"""Synthetic products for inspection, in the MVTec AD layout (score lines: docs/contracts.md).
 
 Rules:
 

@@ -12,7 +12,7 @@ Rules:
   ``float32`` array of the frame's height and width with per-pixel anomaly
   scores in [0, 1] on the same scale as ``threshold``; ``boxes`` are
   ``(x, y, w, h)`` in frame pixels, one per connected component of
-  ``heatmap >= pixel_threshold``.  ``to_json`` gives the CONTRACTS §4 score
+  ``heatmap >= pixel_threshold``.  ``to_json`` gives the inspection score
   line (plus optional extra fields); arrays are never put in JSON.
 """
 
@@ -76,7 +76,7 @@ class Inspection:
         return "NG" if self.defective else "OK"
 
     def to_json(self, **extra: Any) -> dict[str, Any]:
-        """The CONTRACTS §4 line (``image`` = frame name or source) plus timing fields and ``extra``."""
+        """The score line of docs/contracts.md (``image`` = frame name or source) plus timing fields and ``extra``."""
         return {
             "image": self.frame.name if self.frame.name is not None else self.frame.source,
             "score": round(float(self.score), 6),

@@ -170,7 +170,7 @@ def export_labels(
 ) -> None:
     """Write decided cases as training data for the next training run.
 
-    OUT/fraud/labels.jsonl holds CONTRACTS labels; OUT/inspection/good/*.png are false rejects,
+    OUT/fraud/labels.jsonl holds labels (docs/contracts.md); OUT/inspection/good/*.png are false rejects,
     OUT/inspection/defective/TYPE/*.png confirmed defects, OUT/inspection/decisions.jsonl describes each image.
     """
     from npusuite.review.export import export_labels as run_export

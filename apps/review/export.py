@@ -3,7 +3,7 @@
 Layout written under OUT (files are replaced atomically; running it again
 rewrites the same names, so it is safe to repeat):
 
-- ``fraud/labels.jsonl``: one CONTRACTS §1 label per decided fraud case,
+- ``fraud/labels.jsonl``: one label (docs/contracts.md) per decided fraud case,
   ``{"transaction_id", "is_fraud", "fraud_type"}`` (confirmed fraud ->
   ``is_fraud: true`` with the typology, if any; legitimate -> false, null).
 - ``inspection/good/<case>-<id>.png``: images of false rejects (confirmed good);
@@ -12,6 +12,17 @@ rewrites the same names, so it is safe to repeat):
   outcome, defect type, score, threshold, boxes, line, product and model.
 
 Only closed cases are exported; open, held and escalated ones are not labels yet.
+
+Every label is a class training accepts: fraud types are
+:class:`~npusuite.platform.contracts.labels.FraudTypology` values and defect
+folders :class:`~npusuite.platform.contracts.labels.DefectKind` values (decisions
+are checked against them, and migration 0004 mapped older cases).  A stored
+type outside the vocabulary (an alert's own ``fraud_type`` that no analyst
+replaced) is exported as ``other``, with a warning, never as itself.
+
+``npusuite fraud train --extra-labels OUT/fraud/labels.jsonl`` and
+``npusuite inspection train --feedback OUT/inspection/decisions.jsonl`` read
+these files back.
 """
 
 from __future__ import annotations
@@ -27,6 +38,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from tqdm import tqdm
 
+from npusuite.platform.contracts.labels import DefectKind, FraudTypology
 from npusuite.review.models import Case, CaseImage
 
 logger = logging.getLogger(__name__)
@@ -52,13 +64,21 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def _in_vocabulary(case: Case, vocabulary: type[FraudTypology] | type[DefectKind]) -> str | None:
+    """The case's type if the vocabulary has it; ``other`` (logged) if not; None when it has none."""
+    if case.typology is None or case.typology in vocabulary.__members__.values():
+        return case.typology
+    logger.warning("case %d: type %r is not in the vocabulary; exported as 'other'", case.id, case.typology)
+    return "other"
+
+
 def export_labels(db: Session, out: Path, progress: bool = True) -> ExportSummary:
     out = Path(out)
     fraud_lines = []
     for case in db.scalars(select(Case).where(Case.kind == "fraud", Case.status == "closed").order_by(Case.id)):
         is_fraud = case.outcome == "confirmed_fraud"
         fraud_lines.append(json.dumps({"transaction_id": case.external_id, "is_fraud": is_fraud,
-                                       "fraud_type": case.typology if is_fraud else None}))
+                                       "fraud_type": _in_vocabulary(case, FraudTypology) if is_fraud else None}))
     _write_atomic(out / "fraud" / "labels.jsonl", "".join(line + "\n" for line in fraud_lines).encode())
 
     decided = list(db.scalars(select(Case).where(Case.kind == "inspection", Case.status == "closed")
@@ -70,16 +90,18 @@ def export_labels(db: Session, out: Path, progress: bool = True) -> ExportSummar
             logger.warning("case %d has no image; skipped", case.id)
             continue
         name = f"{case.id}-{_safe(case.external_id)}.png"
+        defect_type = None
         if case.outcome == "false_reject":
             rel = Path("good") / name
             good += 1
         else:
-            rel = Path("defective") / _safe(case.typology or "unspecified") / name
+            defect_type = _in_vocabulary(case, DefectKind) or "other"
+            rel = Path("defective") / defect_type / name
             defective += 1
         _write_atomic(out / "inspection" / rel, image.png)
         p = case.payload
         manifest.append(json.dumps({
-            "image": rel.as_posix(), "id": case.external_id, "outcome": case.outcome, "defect_type": case.typology,
+            "image": rel.as_posix(), "id": case.external_id, "outcome": case.outcome, "defect_type": defect_type,
             "score": p.get("score"), "threshold": p.get("threshold"), "boxes": p.get("boxes"),
             "line": p.get("line"), "product": p.get("product"), "model": case.model,
         }))

@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 ASYNCAPI_FILE = "asyncapi.yaml"
 #: The version of the wire formats as a whole (semantic: minor = compatible additions).
-CONTRACTS_VERSION = "1.1.0"
+WIRE_FORMATS_VERSION = "1.1.0"
 KAFKA_BINDING_VERSION = "0.5.0"
 GENERATE_COMMAND = "npusuite contracts generate --out docs/contracts"
 
@@ -108,7 +108,7 @@ def asyncapi_document() -> dict[str, Any]:
             operations[f"receive{spec.slug[0].upper()}{spec.slug[1:]}"] = _operation(spec, "receive", receivers)
     return {
         "asyncapi": "3.0.0",
-        "info": {"title": "npusuite wire formats", "version": CONTRACTS_VERSION,
+        "info": {"title": "npusuite wire formats", "version": WIRE_FORMATS_VERSION,
                  "description": "Kafka topics of the npusuite fraud scorer, review app and edge agent. Generated "
                                 f"by `{GENERATE_COMMAND}` from npusuite.platform.contracts; see "
                                 "docs/contracts.md for keys, ordering, exactly-once and evolution rules. Topic "

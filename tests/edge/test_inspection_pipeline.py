@@ -1,4 +1,4 @@
-"""The edge agent on the real inspection engine (interface 5): signed update of a trained model, health check
+"""The edge agent on the real inspection engine (docs/inspection-api.md): signed update of a trained model, health check
 on real frames, and the agent CLI inspecting a folder with it."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""NG archive retention, and NG posting to the real review app (interface 4)."""
+"""NG archive retention, and NG posting to the real review app (docs/contracts.md)."""
 
 import json
 import os
