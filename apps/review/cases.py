@@ -15,6 +15,12 @@ Rules:
 - Only the holder decides.  Every decision that closes a case, and every
   escalation, needs a comment.  Escalation hands the case back, unassigned,
   to the supervisors.
+- Labels come from one vocabulary
+  (:mod:`npusuite.platform.contracts.labels`): a fraud type must be a
+  ``FraudTypology`` value, a defect type a ``DefectKind`` value; anything else
+  is refused (400), so every exported label is a class training accepts.  The
+  queue's reason filter takes a ``ReasonCode`` value (unknown codes are
+  refused) and matches the code stored with each reason, not its phrase.
 - Every change writes journal rows (field, old value -> new value, actor,
   time, comment) in the same transaction as the change; nothing ever updates
   or deletes a journal row (the database refuses it, see the migration).
@@ -33,6 +39,7 @@ from dataclasses import dataclass
 from sqlalchemy import Select, case, exists, select, update
 from sqlalchemy.orm import Session
 
+from npusuite.platform.contracts.labels import ReasonCode, parse_defect_kind, parse_typology
 from npusuite.platform.errors import NotFoundError, UserError
 from npusuite.review.accounts import SessionInfo, role_at_least
 from npusuite.review.models import Case, CaseReason, JournalEntry, User, utcnow
@@ -104,7 +111,9 @@ def queue_query(flt: QueueFilter, me: SessionInfo) -> Select:
     if flt.outcome:
         q = q.where(Case.outcome == flt.outcome)
     if flt.reason:
-        q = q.where(exists().where(CaseReason.case_id == Case.id, CaseReason.reason == flt.reason))
+        if flt.reason not in ReasonCode.__members__.values():
+            raise UserError(f"unknown reason code {flt.reason[:64]!r}: use one of {', '.join(ReasonCode)}")
+        q = q.where(exists().where(CaseReason.case_id == Case.id, CaseReason.code == flt.reason))
     if flt.typology:
         q = q.where(Case.typology == flt.typology)
     if flt.model:
@@ -219,12 +228,22 @@ def release_case(db: Session, case_id: int, me: SessionInfo) -> Case:
     return found
 
 
+def _label_value(kind: str, value: str) -> str:
+    """VALUE checked against the vocabulary of KIND's labels; raises UserError naming the choices."""
+    if len(value) > 64:
+        raise UserError("type too long: at most 64 characters")
+    try:
+        return (parse_typology(value) if kind == "fraud" else parse_defect_kind(value)).value
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
 def decide(db: Session, case_id: int, me: SessionInfo, action: str, comment: str | None,
            label_type: str | None = None) -> Case:
     """Apply ACTION to a case the caller holds.
 
-    LABEL_TYPE is the defect type (required for ``confirm_defect``) or the fraud
-    typology (optional for ``confirm_fraud``).
+    LABEL_TYPE is the defect type (required for ``confirm_defect``; a DefectKind value) or the
+    fraud typology (optional for ``confirm_fraud``; a FraudTypology value).
     Raises NotFoundError, CaseStateError, PermissionDenied, or UserError for a missing comment or type.
     """
     if action not in ACTIONS:
@@ -238,8 +257,8 @@ def decide(db: Session, case_id: int, me: SessionInfo, action: str, comment: str
         raise UserError(f"comment too long: at most {MAX_COMMENT_CHARS} characters")
     if action == "confirm_defect" and not label_type:
         raise UserError("choose the defect type to confirm a defect")
-    if label_type is not None and len(label_type) > 64:
-        raise UserError("type too long: at most 64 characters")
+    if label_type is not None:
+        label_type = _label_value(kind, label_type)
     found = get_case(db, case_id)
     if found.kind != kind:
         raise UserError(f"action {action!r} is for {kind} cases; case {case_id} is a {found.kind} case")
@@ -284,11 +303,11 @@ def recent_journal(db: Session, limit: int = 200) -> list[JournalEntry]:
 
 
 def facets(db: Session) -> dict[str, list[str]]:
-    """Distinct values for the queue's filter menus."""
+    """Distinct values for the queue's filter menus (reasons by code)."""
     def distinct(col) -> list[str]:
         return [v for v in db.scalars(select(col).distinct().order_by(col)) if v]
 
     return {
-        "model": distinct(Case.model), "reason": distinct(CaseReason.reason), "typology": distinct(Case.typology),
+        "model": distinct(Case.model), "reason": distinct(CaseReason.code), "typology": distinct(Case.typology),
         "decision": distinct(Case.model_decision), "assignee": distinct(User.username),
     }

@@ -113,7 +113,8 @@ class Case(Base):
     #: The model's decision: approve/review/decline for fraud, ng for inspection.
     model_decision: Mapped[str] = mapped_column(String(16))
     model: Mapped[str] = mapped_column(String(128), index=True)
-    #: Fraud typology (from the alert or set by the analyst) or defect type (set by QC).
+    #: Fraud typology (from the alert or set by the analyst) or defect type (set by QC): a value of
+    #: FraudTypology / DefectKind (npusuite.platform.contracts.labels), or null.
     typology: Mapped[str | None] = mapped_column(String(64), nullable=True)
     outcome: Mapped[str | None] = mapped_column(String(32), nullable=True)
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
@@ -133,13 +134,16 @@ class Case(Base):
 
 
 class CaseReason(Base):
-    """One reason code of a case, a row each so the queue can filter on it."""
+    """One reason of a case, a row each so the queue can filter on it: the stable code (a
+    :class:`~npusuite.platform.contracts.labels.ReasonCode` value, what the filter matches) and the
+    phrase the model wrote (what the analyst reads)."""
 
     __tablename__ = "case_reasons"
 
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True)
     position: Mapped[int] = mapped_column(Integer, primary_key=True)
     reason: Mapped[str] = mapped_column(String(256), index=True)
+    code: Mapped[str] = mapped_column(String(32), index=True)
 
 
 class CaseImage(Base):

@@ -72,13 +72,16 @@ def transaction(tx_id: str, account: str = "acct-1", minutes_ago: float = 0.0, a
 
 
 def fraud_alert(tx_id: str | None = None, score: float = 0.9, decision: str = "decline",
-                reasons: list[str] | None = None, model: str = "fraud-mlp@3", rationale: str | None = None) -> dict:
+                reasons: list[str] | None = None, model: str = "fraud-mlp@3", rationale: str | None = None,
+                reason_codes: list[str] | None = None) -> dict:
+    """An alert; without REASON_CODES it has none, as from a scorer that predates them."""
     tx_id = tx_id or f"tx-{uuid.uuid4().hex[:12]}"
     recent = [transaction(f"{tx_id}-prev{i}", minutes_ago=60 * (3 - i), amount=10.0 + i) for i in range(3)]
     return {"transaction_id": tx_id, "score": score, "decision": decision,
             "reasons": reasons if reasons is not None else ["amount_spike", "new_device"], "model": model,
             "latency_ms": 3.2, "transaction": transaction(tx_id, amount=912.0), "account_recent": recent,
-            "features": {"amount_z": 4.1, "tx_count_1h": 3.0}, "llm_rationale": rationale, "fraud_type": None}
+            "features": {"amount_z": 4.1, "tx_count_1h": 3.0}, "llm_rationale": rationale, "fraud_type": None,
+            "reason_codes": reason_codes or []}
 
 
 def inspection_record(rec_id: str | None = None, score: float = 0.8, threshold: float = 0.5,

@@ -113,13 +113,19 @@ def test_inspection_decisions(db, mk):
 
 def test_queue_filters_and_sorts(db, mk):
     alice, _bob, _sue = _users(db, mk)
-    _add_alert(db, mk, score=0.6, decision="review", reasons=["velocity"], model="fraud-mlp@4")
+    _add_alert(db, mk, score=0.6, decision="review", reasons=["3 transactions in the previous hour (4 in 24 h)"],
+               reason_codes=["velocity_burst"], model="fraud-mlp@4")
     _add_alert(db, mk, score=0.9, decision="decline", reasons=["geo_jump"])
     with db.sessions() as s:
         ingest_inspection(s, parse_inspection(mk.inspection(score=0.7)), "test", db.cfg)
         by_risk = cases.list_cases(s, cases.QueueFilter(kind="fraud"), alice)
         assert [c.score for c in by_risk] == [0.9, 0.6]
-        assert [c.model for c in cases.list_cases(s, cases.QueueFilter(reason="velocity"), alice)] == ["fraud-mlp@4"]
+        # The filter matches the stable code, not the phrase (which quotes each transaction's numbers).
+        assert [c.model for c in cases.list_cases(s, cases.QueueFilter(reason="velocity_burst"), alice)] == [
+            "fraud-mlp@4"]
+        assert [c.score for c in cases.list_cases(s, cases.QueueFilter(reason="other"), alice)] == [0.9]
+        with pytest.raises(UserError, match="unknown reason code 'velocity'"):
+            cases.list_cases(s, cases.QueueFilter(reason="velocity"), alice)
         assert len(cases.list_cases(s, cases.QueueFilter(model="fraud-mlp@3"), alice)) == 1
         assert len(cases.list_cases(s, cases.QueueFilter(decision="ng"), alice)) == 1
         assert len(cases.list_cases(s, cases.QueueFilter(status="open", assignee="none"), alice)) == 3

@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
+from npusuite.platform.contracts.labels import DefectKind, FraudTypology
 from npusuite.platform.errors import NotFoundError, UserError
 from npusuite.review import cases, sla
 from npusuite.review.models import OUTCOMES, STATUSES, CaseImage
@@ -25,8 +26,9 @@ logger = logging.getLogger(__name__)
 router = APIRouter()
 
 PAGE_SIZE = 50
-DEFECT_TYPES = ["scratch", "crack", "contamination", "dent", "missing_part", "misprint", "other"]
-FRAUD_TYPES = ["card_testing", "account_takeover", "stolen_card", "merchant_collusion", "money_mule", "other"]
+#: The forms' choices, (value, human label), from the one label vocabulary.
+DEFECT_TYPES = DefectKind.choices()
+FRAUD_TYPES = FraudTypology.choices()
 _FILTERS = ("kind", "status", "decision", "outcome", "reason", "typology", "model", "assignee")
 
 
@@ -49,6 +51,8 @@ def home(user: PageUser) -> Response:
 def queue(request: Request, user: PageUser, db: Db, sort: str = "risk", page: PageNumber = 1,
           notice: str | None = None) -> Response:
     chosen = {k: request.query_params.get(k) or None for k in _FILTERS}
+    if chosen["reason"] not in (None, *views.REASON_LABELS):
+        chosen["reason"] = None  # a stale or hand-typed link: show the whole queue (the API says 400)
     if "status" not in request.query_params:
         chosen["status"] = "active"
     flt = cases.QueueFilter(**chosen, sort=sort if sort in cases.SORTS else "risk")
@@ -64,6 +68,7 @@ def queue(request: Request, user: PageUser, db: Db, sort: str = "risk", page: Pa
         "user": user, "cases": rows[:PAGE_SIZE], "flt": flt, "facets": cases.facets(db), "sorts": cases.SORTS,
         "statuses": ["active", *STATUSES], "outcomes": OUTCOMES, "page": page, "more": more, "link": link,
         "notice": notice, "sla_text": views.sla_text, "age_text": views.age_text,
+        "reason_labels": views.REASON_LABELS, "typology_labels": views.TYPOLOGY_LABELS,
     })
 
 

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from npusuite.platform.contracts.labels import DefectKind, FraudTypology, ReasonCode
 from npusuite.review.models import Case, JournalEntry, utcnow
+
+#: code -> human label, for the queue's filter menus and tags.
+REASON_LABELS: dict[str, str] = {c.value: c.label for c in ReasonCode}
+#: typology or defect type -> human label ("other" reads "Other fraud" or "Other defect" by kind; the
+#: menu lists both kinds, so it says "other").
+TYPOLOGY_LABELS: dict[str, str] = {**{d.value: d.label for d in DefectKind},
+                                   **{t.value: t.label for t in FraudTypology}, "other": "Other"}
 
 
 def iso(at: datetime | None) -> str | None:
@@ -41,7 +49,8 @@ def case_json(case: Case, journal: list[JournalEntry] | None = None) -> dict:
         "priority": case.priority, "score": case.score, "model_decision": case.model_decision,
         "model": case.model, "typology": case.typology, "outcome": case.outcome,
         "assignee": case.assignee.username if case.assignee else None, "title": case.title,
-        "reasons": [r.reason for r in case.reasons], "created_at": iso(case.created_at),
+        "reasons": [r.reason for r in case.reasons], "reason_codes": [r.code for r in case.reasons],
+        "created_at": iso(case.created_at),
         "due_at": iso(case.due_at), "assigned_at": iso(case.assigned_at), "closed_at": iso(case.closed_at),
         "source": case.source,
     }
