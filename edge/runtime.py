@@ -32,6 +32,7 @@ from npusuite.edge.slots import SlotManager
 from npusuite.edge.status_server import StatusServer, create_status_app
 from npusuite.edge.sync import HttpIngestSink, KafkaSink, Sink, Syncer
 from npusuite.edge.updates import UpdateManager, UpdateSource
+from npusuite.platform.contracts.inspection import MAX_LINE_CHARS
 from npusuite.platform.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -84,6 +85,9 @@ class AgentRuntime:
     def __init__(self, config: RuntimeConfig, factory: InspectorFactory, health_frames: list[Any],
                  health_expected_ng: list[bool] | None = None) -> None:
         self.config = c = config
+        # Every result carries line and product (InspectionResult's limits): refuse them now, not per frame.
+        if not 1 <= len(c.line) <= MAX_LINE_CHARS or (c.product is not None and len(c.product) > MAX_LINE_CHARS):
+            raise UserError(f"--line and --product must be 1-{MAX_LINE_CHARS} characters (docs/contracts.md)")
         self.stop_event = threading.Event()
         self.outbox = Outbox(OutboxConfig(c.box_dir / "outbox.db", max_bytes=c.outbox_max_bytes, fsync=c.outbox_fsync))
         self.slots = SlotManager(c.box_dir)

@@ -141,3 +141,11 @@ def test_an_inspection_whose_box_leaves_the_image_is_refused():
     with pytest.raises(ValidationError):
         build_inspection_result(_Verdict(), record_id="box:1", line="x" * 65, image_png=_png(8, 8),
                                 heatmap_png=None)
+
+
+def test_an_edge_agent_whose_line_no_result_could_carry_is_refused_at_start(tmp_path):
+    from npusuite.edge.runtime import AgentRuntime, RuntimeConfig
+    from npusuite.platform.errors import UserError
+
+    with pytest.raises(UserError, match="--line and --product must be 1-64 characters"):
+        AgentRuntime(RuntimeConfig(box_dir=tmp_path, device_id="box-1", source="x", line="l" * 65), None, [])
