@@ -1,4 +1,4 @@
-"""Nothing tracked may point to documents that are not in the repository (a contracts file outside it, numbered interfaces)."""
+"""No tracked file may point to documents outside the repository (a contracts file, numbered interfaces)."""
 
 from __future__ import annotations
 
