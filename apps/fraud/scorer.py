@@ -168,7 +168,7 @@ class TieredScorer:
         matrix = (np.stack([np.asarray(contrib[g]) for g in groups], axis=1) if groups
                   else np.zeros((len(items), 0)))
         txs = [tx for tx, _ in items]
-        reasons = rs.explain_batch(txs, feats, groups, matrix, cfg.max_reasons)
+        reasons = rs.explain_batch_coded(txs, feats, groups, matrix, cfg.max_reasons)
         grey_set = set(grey)
         out = []
         for i, tx in enumerate(txs):
@@ -183,14 +183,14 @@ class TieredScorer:
                 decision = "review" if q >= 0.5 else "approve"
                 verdict = "fraud" if q >= 0.5 else "legitimate"
                 rationale = f"LLM verdict {verdict} (p_fraud={q:.2f}) on a grey-band fast score {p:.3f}"
-                why = [*why, f"LLM verdict: {verdict} ({q:.0%})"]
+                why = [*why, rs.llm_verdict(verdict, q)]
                 model = f"{self.fast.ref}+{self.llm.ref}"
             else:
                 decision = "decline" if p >= cfg.decline else "review" if p >= cfg.review else "approve"
                 if fallback and i in grey_set:
-                    why = [*why, rs.LLM_UNAVAILABLE]
-            fields = score_fields(tx.transaction_id, min(1.0, max(0.0, score)), decision, why, [], model,
-                                  round(latency_ms, 3))
+                    why = [*why, rs.LLM_FALLBACK]
+            fields = score_fields(tx.transaction_id, min(1.0, max(0.0, score)), decision, rs.phrases(why),
+                                  rs.codes(why), model, round(latency_ms, 3))
             escalated = i in grey_set
             out.append(ScoredTransaction(fields, states[i], feats[i], rationale, escalated=escalated,
                                          llm_fallback=fallback and escalated, fast_probability=p))
