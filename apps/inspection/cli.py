@@ -85,6 +85,10 @@ def train(
     batch_size: int = typer.Option(10, "--batch-size"),
     seed: int = typer.Option(0, "--seed"),
     threads: int = typer.Option(1, "--threads", help="torch threads (1 is fastest on a busy shared CPU)."),
+    feedback: Path | None = typer.Option(None, "--feedback", help=(
+        "QC decisions (inspection/decisions.jsonl from `npusuite review export-labels`): this product's false "
+        "rejects join the good images, its confirmed defects are held back to evaluate the nets on. "
+        "OUT/feedback.json records what they changed.")),
 ) -> None:
     """Train a teacher on synthetic anomalies, distil a small student, calibrate both thresholds."""
     from npusuite.inspection.train import TrainConfig
@@ -92,7 +96,12 @@ def train(
 
     cfg = TrainConfig(target_frr=target_frr, teacher_steps=teacher_steps, student_steps=student_steps,
                       batch_size=batch_size, seed=seed, threads=threads)
-    summary = run(good, out, cfg)
+    summary = run(good, out, cfg, feedback=feedback)
+    if "feedback" in summary:
+        fb = summary["feedback"]
+        typer.echo(f"feedback: {fb['good_added']} false rejects added to {summary['images'] - fb['good_added']} "
+                   f"good images; {fb['defects']} confirmed defects held back "
+                   f"(student flags {fb['student'].get('feedback_defects_flagged', 0)})")
     for role in ("teacher", "student"):
         s = summary[role]
         typer.echo(f"{role}: {s['parameters']} parameters, {s['train_seconds']} s, threshold {s['threshold']:.4f}")

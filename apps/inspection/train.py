@@ -16,6 +16,13 @@ Order (each step uses only what the previous ones produced):
 4. Calibrate each net's threshold on the held-back good images to
    ``target_frr`` (:func:`~npusuite.inspection.scoring.calibrate_threshold`).
 
+With ``feedback`` (``inspection/decisions.jsonl`` from ``review
+export-labels``, read by :mod:`npusuite.inspection.feedback`), QC's overruled
+false rejects of this product join the good images in step 1, and its
+confirmed defects are held back: after step 4 each net's score on them and how
+many it flags are reported.  ``OUT/feedback.json`` records what the decisions
+changed (counts and file lists), so a training run shows its analyst input.
+
 Both nets are written with the platform's ``save_module`` plus an
 ``inspection.json`` (threshold, smoothing, image size, calibration scores);
 see :mod:`npusuite.inspection.modelcard`.  Raises :class:`UserError` for a
@@ -24,6 +31,7 @@ missing folder, too few images, or images of mixed sizes.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import asdict, dataclass
@@ -35,6 +43,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from npusuite.inspection import modelcard
+from npusuite.inspection.feedback import Feedback, read_feedback
 from npusuite.inspection.images import list_images, read_image
 from npusuite.inspection.nets import StudentNet, TeacherNet, count_parameters
 from npusuite.inspection.scoring import calibrate_threshold, heatmaps, image_scores
@@ -151,11 +160,19 @@ def _fit(net: torch.nn.Module, steps: int, lr: float, desc: str, make_target, im
     return losses
 
 
-def train(good: Path, out: Path, cfg: TrainConfig = TrainConfig(), product: str | None = None) -> dict:
-    """Train teacher and student from the good images under ``good``; write the student to ``out``
-    and the teacher to ``out/teacher``.  Returns a summary dict (also in the model card)."""
+def _product_of(folder: Path) -> str:
+    return folder.parent.parent.name if folder.name == "good" else folder.name
+
+
+def train(good: Path, out: Path, cfg: TrainConfig = TrainConfig(), product: str | None = None,
+          feedback: Path | None = None) -> dict:
+    """Train teacher and student from the good images under ``good`` (plus QC's false rejects from
+    ``feedback``); write the student to ``out`` and the teacher to ``out/teacher``.  Returns a summary
+    dict (also in the model card; the feedback part in ``out/feedback.json``)."""
     folder = good_folder(good)
-    paths = list_images(folder)
+    product = product or _product_of(folder)
+    fb: Feedback | None = read_feedback(feedback, product) if feedback is not None else None
+    paths = list_images(folder) + (fb.good if fb else [])
     if len(paths) < cfg.min_holdout + 8:
         raise UserError(f"{folder} holds {len(paths)} images; need at least {cfg.min_holdout + 8} good images")
     if cfg.threads:
@@ -163,6 +180,10 @@ def train(good: Path, out: Path, cfg: TrainConfig = TrainConfig(), product: str 
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     images = load_images(paths)
+    defects = load_images([p for p, _ in fb.defects]) if fb and fb.defects else None
+    if defects is not None and defects.shape[1:] != images.shape[1:]:
+        raise UserError(f"confirmed defects in {feedback} are {defects.shape[2]}x{defects.shape[1]}; "
+                        f"the good images are {images.shape[2]}x{images.shape[1]}")
     size = images.shape[1:3]
     multiple = 2 ** (max(len(cfg.teacher_widths), len(cfg.student_widths)) - 1)
     if size[0] % multiple or size[1] % multiple:
@@ -172,7 +193,6 @@ def train(good: Path, out: Path, cfg: TrainConfig = TrainConfig(), product: str 
     hold, fit = images[order[:n_hold]], images[order[n_hold:]]
     mean = fit.reshape(-1, 3).mean(axis=0).tolist()
     std = (fit.reshape(-1, 3).std(axis=0) + 1e-3).tolist()
-    product = product or (folder.parent.parent.name if folder.name == "good" else folder.name)
     logger.info("training %s: %d good images (%dx%d), %d held back for calibration", product, len(images),
                 size[1], size[0], n_hold)
 
@@ -210,6 +230,15 @@ def train(good: Path, out: Path, cfg: TrainConfig = TrainConfig(), product: str 
                        calibration=hold[: min(32, len(hold))])
         summary[role] = {"threshold": threshold, "train_seconds": round(secs, 1), "parameters": card.parameters,
                          "final_loss": card.final_loss}
+        if defects is not None:
+            defect_scores = score_batch(net, defects, cfg.smooth_px)
+            summary[role]["feedback_defects_flagged"] = int((defect_scores >= threshold).sum())
+            summary[role]["feedback_defect_scores"] = [round(float(v), 5) for v in defect_scores]
         logger.info("%s %s: %d params, %.0f s, loss %.3f, threshold %.4f (held-back good max %.4f)", product, role,
                     card.parameters, secs, card.final_loss, threshold, float(good_scores.max()))
+    if fb is not None:
+        summary["feedback"] = {**fb.report(), **{role: {k: v for k, v in summary[role].items()
+                                                       if k.startswith("feedback_")}
+                                                for role in ("teacher", "student")}}
+        (out / "feedback.json").write_text(json.dumps(summary["feedback"], indent=2) + "\n")
     return summary
