@@ -45,7 +45,6 @@ Rules:
 from __future__ import annotations
 
 import logging
-import struct
 import time
 from collections import deque
 from collections.abc import Iterable
@@ -53,9 +52,9 @@ from dataclasses import dataclass, field
 
 from kafka import KafkaConsumer, TopicPartition
 
-logger = logging.getLogger(__name__)
+from npusuite.platform.contracts.account_state import VALUE_HEADER as _HEADER
 
-_HEADER = struct.Struct(">QHI")
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
