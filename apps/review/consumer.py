@@ -37,6 +37,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from npusuite.platform.contracts import dead_letter
+from npusuite.platform.contracts.dead_letter import DeadLetterHeaders
 from npusuite.platform.errors import SchemaError
 from npusuite.review.config import ReviewConfig
 from npusuite.review.failures import first_line, is_transient, one_line
@@ -44,8 +46,8 @@ from npusuite.review.ingest import IngestResult, ingest_fraud_alert, parse_fraud
 
 logger = logging.getLogger(__name__)
 
-DLQ_REASON_HEADER = "npusuite.dlq.reason"
-DLQ_SOURCE_HEADER = "npusuite.dlq.source"
+DLQ_REASON_HEADER = dead_letter.REASON_HEADER
+DLQ_SOURCE_HEADER = dead_letter.SOURCE_HEADER
 _DLQ_MAX_REQUEST_BYTES = 16 * 1024 * 1024
 
 
@@ -182,8 +184,7 @@ class AlertConsumer:
             # A dead letter carries the record whole: allow what the topic's broker accepts, plus headers.
             self._producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all",
                                            client_id="npusuite-review-dlq", max_request_size=_DLQ_MAX_REQUEST_BYTES)
-        headers = [(DLQ_REASON_HEADER, first_line(reason).encode("utf-8", "replace")),
-                   (DLQ_SOURCE_HEADER, f"{rec.topic}/{rec.partition}@{rec.offset}".encode())]
+        headers = DeadLetterHeaders.of(first_line(reason), rec.topic, rec.partition, rec.offset).to_kafka()
         self._producer.send(self.dlq_topic, key=rec.key, value=rec.value, headers=headers).get(timeout=30)
         self.stats.dead_letters += 1
         logger.warning("alert at %s[%d]@%d dead-lettered to %s: %s", rec.topic, rec.partition, rec.offset,
