@@ -5,6 +5,10 @@ Rules:
   for later swaps; loads of different models run independently.
 - ``start()`` loads every model that has a ``production`` alias; a model that
   fails to load is logged and left unloaded, the rest are served.
+- With ``follow_aliases`` the repository is watched (inotify on the whole
+  tree, filtered to alias files, with a slow poll as the fallback; see
+  :mod:`.folder_watch`): a model that gains a ``production`` alias is loaded
+  within a fraction of a second, and each loaded engine follows its alias.
 """
 
 from __future__ import annotations
@@ -14,11 +18,12 @@ import threading
 
 from npusuite.platform.engine.batcher import BatcherConfig
 from npusuite.platform.engine.errors import ModelNotReadyError, SwapError
+from npusuite.platform.engine.folder_watch import FolderWatch
 from npusuite.platform.engine.llm_scheduler import LLMConfig
 from npusuite.platform.engine.model_engine import ModelEngine
 from npusuite.platform.engine.observer import EngineObserver, NullObserver
 from npusuite.platform.errors import NotFoundError
-from npusuite.platform.repository.store import ModelRepository, ModelVersion
+from npusuite.platform.repository.store import ALIASES, ModelRepository, ModelVersion
 from npusuite.platform.runtime.devices import Device, get_device
 
 logger = logging.getLogger(__name__)
@@ -48,15 +53,23 @@ class ModelManager:
                 self._engines[name] = engine
             return engine
 
-    def start(self, watch_interval_s: float = 2.0) -> None:
+    def start(self, fallback_poll_s: float = 30.0) -> None:
         """Load every model with a production alias; with ``follow_aliases``, keep watching for new ones."""
-        self._load_new()
+        watch = None
         if self.follow_aliases and self._watcher is None:
-            def watch() -> None:
-                while not self._stop.wait(watch_interval_s):
-                    self._load_new()
+            # Armed before the first scan, so a model published in between is not missed.
+            watch = FolderWatch(self.repository.root, self._stop, accept=lambda name: name == ALIASES,
+                                fallback_poll_s=fallback_poll_s, recursive=True)
+        self._load_new()
+        if watch is not None:
+            def run() -> None:
+                try:
+                    while watch.wait() is not None:
+                        self._load_new()
+                finally:
+                    watch.close()
 
-            self._watcher = threading.Thread(target=watch, daemon=True, name="repository-watch")
+            self._watcher = threading.Thread(target=run, daemon=True, name="repository-watch")
             self._watcher.start()
 
     def _load_new(self) -> None:

@@ -1,75 +1,58 @@
-"""One served model: the version behind it, its batcher or LLM scheduler, and hot swap.
+"""One served model: the version behind it, its app adapter's object and worker, and hot swap.
 
 Rules (hot swap):
-- ``load(V)`` is serialised per engine (one load at a time).  It resolves V in
-  the repository (checksums verified), loads it BESIDE the serving version,
-  warms it up, and only then switches, atomically, under a short lock.
-- Any failure before the switch raises :class:`SwapError` and changes nothing:
-  the old version keeps serving.
-- Requests take a lease on the version that was current when they arrived and
-  finish on it; after the switch the old version drains (waits for its leases
-  to end) in the background and is then freed.  So no request fails because
-  of a swap.
-- :meth:`follow` polls an alias file and swaps when the alias moves (an
+- ``load(V)`` (a repository version) and ``load_path(folder)`` (a plain model
+  folder, e.g. an edge A/B slot's bundle) are serialised per engine (one load
+  at a time).  The version is resolved (checksums verified for repository
+  versions) and loaded BESIDE the serving one, then, in this order, the app
+  adapter builds its per-version object (``adapter.build``), warms it
+  (``adapter.warm``), and the engine creates and warms the one worker the
+  adapter declares (see :mod:`.adapter`).  Only then does it switch,
+  atomically, under a short lock.
+- Any failure before the switch (a corrupt file, an app-level
+  incompatibility such as another feature set, a warm-up that raises)
+  raises :class:`SwapError` and changes nothing: the old version keeps
+  serving, and what was built for the refused version is freed.
+- Requests take a :class:`~.slot.Lease` (``version``, ``app``, ``worker``) on
+  the version that was current when they arrived and finish on it; after the
+  switch the old version drains (waits for its leases to end) in the
+  background and is then freed.  So no request fails because of a swap.
+- :meth:`follow` watches the alias file's folder (inotify, with a slow poll
+  as the fallback; :mod:`.folder_watch`) and swaps when the alias moves (an
   explicit ``load`` of another version stays until the alias moves again); a
-  version that failed to load is not retried until the alias moves again.
+  version that was refused is logged as a refusal and not retried until the
+  alias moves again.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 
+from npusuite.platform.engine.adapter import AppAdapter, ServingAdapter, check_worker_kind, require_generative
 from npusuite.platform.engine.batcher import BatcherConfig, DynamicBatcher
 from npusuite.platform.engine.errors import ModelNotReadyError, SwapError
+from npusuite.platform.engine.folder_watch import FolderWatch
 from npusuite.platform.engine.llm_scheduler import GenerationStream, LLMConfig, LLMScheduler
 from npusuite.platform.engine.observer import EngineObserver, NullObserver
 from npusuite.platform.engine.sampling import SamplingParams
+from npusuite.platform.engine.slot import Lease, Slot
 from npusuite.platform.errors import UserError
-from npusuite.platform.repository.store import ModelRepository, ModelVersion, resolve_reference
+from npusuite.platform.repository.store import ALIASES, ModelRepository, ModelVersion, resolve_reference
 from npusuite.platform.runtime.devices import Device, get_device
 from npusuite.platform.runtime.servable import load_version
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class _Slot:
-    """A loaded version with its worker and the number of requests leasing it."""
-
-    version: ModelVersion
-    runtime: object
-    worker: DynamicBatcher | LLMScheduler
-    leases: int = 0
-    cond: threading.Condition = field(default_factory=threading.Condition)
-
-    @property
-    def is_llm(self) -> bool:
-        return isinstance(self.worker, LLMScheduler)
-
-    def release(self) -> None:
-        with self.cond:
-            self.leases -= 1
-            self.cond.notify_all()
-
-    def drain_and_free(self, timeout_s: float) -> None:
-        with self.cond:
-            if not self.cond.wait_for(lambda: self.leases <= 0, timeout_s):
-                logger.warning("%s: %d requests still running after %.0f s; freeing anyway",
-                               self.version.ref, self.leases, timeout_s)
-        self.worker.close(drain=True, timeout_s=timeout_s)
-        close = getattr(self.runtime, "close", None)
-        if close:
-            close()
-        self.runtime = None
-        logger.info("freed %s", self.version.ref)
 
 
 @dataclass(frozen=True)
@@ -79,11 +62,15 @@ class InferResult:
 
 
 class ModelEngine:
-    """In-process serving of one model name, with hot swap between its versions."""
+    """In-process serving of one model name, with hot swap between its versions.
+
+    ``adapter``: the app's :class:`~.adapter.AppAdapter` (default :class:`~.adapter.ServingAdapter`:
+    the runtime itself behind a batcher or an LLM scheduler)."""
 
     def __init__(self, name: str, repository: ModelRepository | None = None, device: str | Device = "cpu",
                  batcher: BatcherConfig | None = None, llm: LLMConfig | None = None,
-                 observer: EngineObserver | None = None, drain_timeout_s: float = 120.0):
+                 observer: EngineObserver | None = None, drain_timeout_s: float = 120.0,
+                 adapter: AppAdapter | None = None):
         self.name = name
         self.repository = repository
         self.device = get_device(device)
@@ -91,7 +78,8 @@ class ModelEngine:
         self.llm_config = llm or LLMConfig()
         self.observer = observer or NullObserver()
         self.drain_timeout_s = drain_timeout_s
-        self._slot: _Slot | None = None
+        self.adapter: AppAdapter = adapter or ServingAdapter()
+        self._slot: Slot | None = None
         self._lock = threading.Lock()
         self._load_lock = threading.Lock()
         self._drainers: list[threading.Thread] = []
@@ -108,7 +96,7 @@ class ModelEngine:
         path = Path(ref)
         if path.is_dir():
             engine = cls(path.name, None, **kwargs)
-            engine._switch(resolve_reference(path))
+            engine.load_path(path)
             return engine
         if root is None:
             raise UserError(f"{ref}: no model repository given (and not a model folder)")
@@ -142,28 +130,32 @@ class ModelEngine:
 
     @property
     def runtime(self):
-        """The loaded runtime of the current version (TensorServable or CausalLM); for direct, unbatched use."""
-        slot = self._slot
-        if slot is None:
-            raise ModelNotReadyError(f"model {self.name!r} is not loaded")
-        return slot.runtime
+        """The loaded runtime of the current version, for platform code (e.g. the chat template)."""
+        return self._current().runtime
 
     @property
     def queue_depth(self) -> int:
         slot = self._slot
-        return slot.worker.queue_depth if slot else 0
+        return slot.worker.queue_depth if slot and slot.worker is not None else 0
+
+    def _current(self) -> Slot:
+        slot = self._slot
+        if slot is None:
+            raise ModelNotReadyError(f"model {self.name!r} is not loaded")
+        return slot
+
+    def _acquire(self) -> Slot:
+        with self._lock:
+            slot = self._current()
+            slot.acquire()
+        return slot
 
     @contextmanager
-    def lease(self):
+    def lease(self) -> Iterator[Lease]:
         """Hold the current version for the duration of a request (it will not be freed meanwhile)."""
-        with self._lock:
-            slot = self._slot
-            if slot is None:
-                raise ModelNotReadyError(f"model {self.name!r} is not loaded")
-            with slot.cond:
-                slot.leases += 1
+        slot = self._acquire()
         try:
-            yield slot
+            yield slot.lease()
         finally:
             slot.release()
 
@@ -174,23 +166,20 @@ class ModelEngine:
         The version stays leased until the future is done (answered, failed or cancelled), so callers
         on an event loop can await it (``asyncio.wrap_future``) and cancel it when their client leaves:
         a request cancelled while queued is never computed.
-        Raises ModelNotReadyError, EngineBusyError, ValueError/UserError (bad input) at once.
+        Raises ModelNotReadyError, EngineBusyError, ValueError/UserError (bad input, or a version
+        whose adapter runs no batcher) at once.
         """
-        with self.lease() as slot:
-            if slot.is_llm:
-                raise UserError(f"{slot.version.ref} is a causal LM; use generate()")
-            validate = getattr(slot.runtime, "validate", None)
-            if validate is not None:
-                inputs = validate(inputs)
-            with slot.cond:
-                slot.leases += 1  # held until the future is done; the context's own lease ends now
-            try:
-                future = slot.worker.submit(inputs, deadline_ms)
-            except BaseException:
-                slot.release()
-                raise
-            future.add_done_callback(lambda _f: slot.release())
-            return future, slot.version.ref
+        slot = self._acquire()  # held until the future is done
+        try:
+            if not isinstance(slot.worker, DynamicBatcher):
+                raise UserError(f"{slot.version.ref} is served by {slot.kind!r}, not a batcher"
+                                + ("; use generate()" if slot.is_llm else ""))
+            future = slot.worker.submit(self.adapter.validate(slot.app, inputs), deadline_ms)
+        except BaseException:
+            slot.release()
+            raise
+        future.add_done_callback(lambda _f: slot.release())
+        return future, slot.version.ref
 
     def infer(self, inputs: dict[str, np.ndarray], timeout_s: float | None = 60.0,
               deadline_ms: float | None = None) -> InferResult:
@@ -211,19 +200,14 @@ class ModelEngine:
     def generate_many(self, prompts: list[str | list[int]],
                       params: SamplingParams | None = None) -> list[GenerationStream]:
         """Start several generations, all or none (a refusal leaves none of them running)."""
-        with self._lock:
-            slot = self._slot
-            if slot is None:
-                raise ModelNotReadyError(f"model {self.name!r} is not loaded")
-            if not slot.is_llm:
-                raise UserError(f"{slot.version.ref} is not a causal LM")
-            with slot.cond:
-                slot.leases += 1
+        slot = self._acquire()
         try:
-            ids = [slot.runtime.encode(p) if isinstance(p, str) else list(p) for p in prompts]
+            if not isinstance(slot.worker, LLMScheduler):
+                raise UserError(f"{slot.version.ref} is not served by an LLM scheduler")
+            lm = require_generative(slot.runtime, slot.version)
+            ids = [lm.encode(p) if isinstance(p, str) else list(p) for p in prompts]
             streams = slot.worker.submit_many(ids, params or SamplingParams())
-            with slot.cond:
-                slot.leases += len(streams)  # one per stream, ended by its done callback
+            slot.acquire(len(streams))  # one per stream, ended by its done callback
         finally:
             slot.release()
         for stream in streams:
@@ -241,46 +225,72 @@ class ModelEngine:
                 version = self.repository.resolve(self.name, version_or_alias)
                 logger.debug("%s: resolved and verified %s in %.2f s", self.name, version.ref, time.monotonic() - t0)
             except UserError as exc:
-                self.observer.swap(self.name, False, time.monotonic() - t0)
-                raise SwapError(f"cannot load {self.name}@{version_or_alias}: {exc}; "
-                                f"{self.ref or 'nothing'} keeps serving") from None
+                self._refused(f"cannot load {self.name}@{version_or_alias}: {exc}", t0)
             if self._slot is not None and self._slot.version.version == version.version:
                 return version
             self._switch(version, t0)
             return version
 
+    def load_path(self, folder: Path | str, label: str | None = None) -> ModelVersion:
+        """Swap to a plain model folder (same rules as :meth:`load`).  ``label``: the ``name@version`` the
+        version reports (e.g. a signed bundle's), else the folder's manifest or ``<folder>@local``."""
+        with self._load_lock:
+            t0 = time.monotonic()
+            try:
+                version = resolve_reference(Path(folder))
+            except UserError as exc:
+                self._refused(f"cannot load {folder}: {exc}", t0)
+            if label:
+                name, _, number = label.partition("@")
+                version = dataclasses.replace(version, name=name, version=number or "local")
+            self._switch(version, t0)
+            return version
+
+    def _refused(self, message: str, t0: float) -> NoReturn:
+        self.observer.swap(self.name, False, time.monotonic() - t0)
+        logger.warning("%s: %s; %s keeps serving", self.name, message, self.ref or "nothing")
+        raise SwapError(f"{message}; {self.ref or 'nothing'} keeps serving") from None
+
+    def _build(self, version: ModelVersion) -> Slot:
+        """Load ``version`` beside the serving one and run the adapter's build/warm and the worker's warm-up."""
+        runtime = load_version(version, self.device)
+        slot = Slot(version, runtime, None, None, check_worker_kind(self.adapter.worker(version), version))
+        try:
+            slot.app = self.adapter.build(version, runtime)
+            t_warm = time.monotonic()
+            self.adapter.warm(slot.app)
+            if slot.kind == "batcher":
+                adapter, app = self.adapter, slot.app
+                # the warm-up's time seeds the batcher's admission estimate until a real batch has run
+                slot.worker = DynamicBatcher(lambda inputs: adapter.predict(app, inputs), self.batcher_config,
+                                             self.name, self.observer, batch_seconds_hint=time.monotonic() - t_warm)
+            elif slot.kind == "scheduler":
+                lm = require_generative(runtime, version)
+                slot.worker = LLMScheduler(lm, self.llm_config, self.name, self.observer)
+                slot.worker.submit(lm.encode("warm up"), SamplingParams(max_tokens=2)).result(120)
+        except BaseException:
+            slot.close_worker(5.0)
+            slot.free_runtime()
+            raise
+        return slot
+
     def _switch(self, version: ModelVersion, t0: float | None = None) -> None:
         t0 = time.monotonic() if t0 is None else t0
         try:
-            t_load = time.monotonic()
-            runtime = load_version(version, self.device)
-            t_warm = time.monotonic()
-            if hasattr(runtime, "predict"):
-                runtime.warmup()
-                # the warm-up's time seeds the batcher's admission estimate until a real batch has run
-                worker = DynamicBatcher(runtime.predict, self.batcher_config, self.name, self.observer,
-                                        batch_seconds_hint=time.monotonic() - t_warm)
-            else:
-                worker = LLMScheduler(runtime, self.llm_config, self.name, self.observer)
-                worker.submit(runtime.encode("warm up"), SamplingParams(max_tokens=2)).result(120)
+            new = self._build(version)
         except Exception as exc:
-            self.observer.swap(self.name, False, time.monotonic() - t0)
-            logger.warning("%s: load of %s failed (%s); %s keeps serving", self.name, version.ref, exc,
-                           self.ref or "nothing")
-            raise SwapError(f"cannot load {version.ref}: {exc}; {self.ref or 'nothing'} keeps serving") from None
-        new = _Slot(version, runtime, worker)
+            self._refused(f"cannot load {version.ref}: {exc}", t0)
         with self._lock:
             old, self._slot = self._slot, new
         seconds = time.monotonic() - t0
         self.observer.swap(self.name, True, seconds)
-        self.observer.memory(self.name, getattr(runtime, "memory_bytes", 0))
-        logger.info("%s: now serving %s (was %s; %.2f s: verify %.2f, load %.2f, warm %.2f)", self.name,
-                    version.ref, old.version.ref if old else "nothing", seconds, t_load - t0, t_warm - t_load,
-                    time.monotonic() - t_warm)
+        self.observer.memory(self.name, getattr(new.runtime, "memory_bytes", 0))
+        logger.info("%s: now serving %s (was %s; %.2f s, worker %s)", self.name, version.ref,
+                    old.version.ref if old else "nothing", seconds, new.kind)
         if old is not None:
             self._retire(old)
 
-    def _retire(self, old: _Slot) -> None:
+    def _retire(self, old: Slot) -> None:
         t = threading.Thread(target=old.drain_and_free, args=(self.drain_timeout_s,), daemon=True,
                              name=f"drain-{old.version.ref}")
         t.start()
@@ -298,33 +308,43 @@ class ModelEngine:
             if old is not None:
                 self._retire(old)
 
-    def follow(self, alias: str = "production", poll_interval_s: float = 1.0) -> None:
-        """Swap whenever ``alias`` moves (polls the alias file in a daemon thread)."""
-        if self.repository is None or self._follower is not None:
+    def follow(self, alias: str = "production", fallback_poll_s: float = 30.0, use_inotify: bool = True) -> None:
+        """Swap whenever ``alias`` moves: a daemon thread woken by an inotify watch of the alias file's folder,
+        re-checking every ``fallback_poll_s`` anyway (the only check where inotify is unavailable)."""
+        repo = self.repository
+        if repo is None or self._follower is not None:
             return
         self._stop_follow.clear()
+        # Armed before the alias is first read, so a promote in between is not missed.
+        watch = FolderWatch(repo.model_dir(self.name), self._stop_follow, accept=_is_alias_file,
+                            fallback_poll_s=fallback_poll_s, use_inotify=use_inotify)
 
         def current_target() -> str | None:
             try:
-                return self.repository.alias_target(self.name, alias)
+                return repo.alias_target(self.name, alias)
             except UserError:
                 return None
 
+        # Act only when the alias MOVES: an explicit load() of another version is not undone.
+        seen = current_target()
+
         def run() -> None:
-            # Act only when the alias MOVES: an explicit load() of another version is not undone.
-            seen = current_target()
-            while not self._stop_follow.wait(poll_interval_s):
-                target = current_target()
-                if target is None or target == seen:
-                    continue
-                seen = target
-                if self.version and self.version.version == target:
-                    continue
-                try:
-                    self.load(target)
-                    self.observer.version(self.name, alias, target)
-                except SwapError as exc:  # not retried until the alias moves again
-                    logger.error("%s", exc)
+            nonlocal seen
+            try:
+                while watch.wait() is not None:
+                    target = current_target()
+                    if target is None or target == seen:
+                        continue
+                    seen = target
+                    if self.version and self.version.version == target:
+                        continue
+                    try:
+                        self.load(target)
+                        self.observer.version(self.name, alias, target)
+                    except SwapError as exc:  # not retried until the alias moves again
+                        logger.error("%s@%s -> %s refused: %s", self.name, alias, target, exc)
+            finally:
+                watch.close()
 
         self._follower = threading.Thread(target=run, daemon=True, name=f"follow-{self.name}@{alias}")
         self._follower.start()
@@ -336,3 +356,10 @@ class ModelEngine:
             self._follower = None
         self.unload()
         self.wait_drained()
+
+
+def _is_alias_file(name: str) -> bool:
+    # The repository writes ``.aliases-XXXX`` then renames it to ``aliases.json``; the rename is the change.
+    return name == ALIASES
+
+

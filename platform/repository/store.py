@@ -98,6 +98,10 @@ class ModelRepository:
     def _model_dir(self, name: str) -> Path:
         return folder_under(self.root, check_name("model name", name))
 
+    def model_dir(self, name: str) -> Path:
+        """The folder holding ``name``'s versions and its alias file (what alias followers watch)."""
+        return self._model_dir(name)
+
     def _version_dir(self, name: str, version: str) -> Path:
         return folder_under(self.root, check_name("model name", name), check_name("version", version))
 

@@ -5,7 +5,8 @@ Rules:
   arrays whose first axis is the batch, and returns named arrays with the same
   first axis.  The batcher concatenates requests along that axis.
 - A causal LM is served by a :class:`~npusuite.platform.runtime.causal_lm.CausalLM`
-  and driven by the LLM scheduler, not by ``predict``.
+  and driven by the LLM scheduler, not by ``predict``.  Both satisfy the
+  Protocols of :mod:`.protocols` (``TensorRuntime`` / ``GenerativeRuntime``).
 - :func:`load_version` picks the runtime from ``manifest.kind`` (a registry,
   not a chain of ifs) and never changes anything already serving; a failure
   raises (CorruptModelError / UserError) and leaves the caller's old version alone.
@@ -21,6 +22,7 @@ import numpy as np
 from npusuite.platform.errors import UserError
 from npusuite.platform.repository.store import ModelVersion
 from npusuite.platform.runtime.devices import Device, get_device
+from npusuite.platform.runtime.protocols import Runtime
 
 logger = logging.getLogger(__name__)
 
@@ -127,13 +129,13 @@ def _load_causal_lm(version: ModelVersion, device: Device):
     return CausalLM.load(version.path, device, version.manifest.precision, ref=version.ref)
 
 
-LOADERS: dict[str, Callable[[ModelVersion, Device], object]] = {
+LOADERS: dict[str, Callable[[ModelVersion, Device], Runtime]] = {
     "torch-module": _load_torch_module,
     "causal-lm": _load_causal_lm,
 }
 
 
-def load_version(version: ModelVersion, device: str | Device = "cpu"):
+def load_version(version: ModelVersion, device: str | Device = "cpu") -> Runtime:
     """Load a verified version on ``device``.  Raises UserError (incl. CorruptModelError)."""
     loader = LOADERS.get(version.manifest.kind)
     if loader is None:
