@@ -32,6 +32,11 @@ async def _disconnected(request: Request) -> None:
             return
 
 
+def _consume(task: asyncio.Future) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
 async def until_done_or_gone(request: Request, work: Awaitable[T], cancel: Callable[[], None]) -> T:
     """Await ``work``; if the client disconnects first, call ``cancel`` and raise ClientDisconnected.
     Any exception of ``work`` also calls ``cancel`` (so nothing it started keeps running) and propagates."""
@@ -42,12 +47,14 @@ async def until_done_or_gone(request: Request, work: Awaitable[T], cancel: Calla
     except asyncio.CancelledError:
         cancel()
         task.cancel()
+        task.add_done_callback(_consume)
         raise
     finally:
         watch.cancel()
     if not task.done():
         cancel()
         task.cancel()
+        task.add_done_callback(_consume)  # nobody awaits it any more; do not log "never retrieved"
         raise ClientDisconnected("client disconnected; its work was cancelled")
     if task.exception() is not None:
         cancel()
