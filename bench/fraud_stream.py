@@ -178,13 +178,9 @@ def start_pipeline(kind: str, bootstrap: str, topics: dict, model_root: Path, lo
 
 
 def create_topic(bootstrap: str, name: str, partitions: int) -> None:
-    from kafka import KafkaAdminClient
+    from npusuite.platform.kafka.topics import TopicSpec, bootstrap_create_missing
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        admin.create_topics({name: {"num_partitions": partitions, "replication_factor": 1}}, wait_for_metadata=True)
-    finally:
-        admin.close()
+    bootstrap_create_missing(bootstrap, {name: TopicSpec(partitions)})
 
 
 class Measurer:

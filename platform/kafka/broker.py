@@ -13,6 +13,11 @@
 State of a running broker (pid, ports) is kept in ``DATA/broker.json``; the
 broker's own log is ``DATA/logs/server.log``.  ``down()`` sends SIGTERM (Kafka
 shuts down cleanly on it) and SIGKILLs after a timeout.
+
+A broker built with ``node_id``/``voters``/``cluster_id``/``replication`` is one
+node of a multi-node cluster (see :mod:`.cluster`, which formats every node with
+the same cluster id and starts them together: no node serves before a quorum of
+controllers is up).
 """
 
 from __future__ import annotations
@@ -38,8 +43,8 @@ logger = logging.getLogger(__name__)
 
 SERVER_PROPERTIES = """\
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:{controller_port}
+node.id={node_id}
+controller.quorum.voters={voters}
 listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
 advertised.listeners=PLAINTEXT://127.0.0.1:{port}
 controller.listener.names=CONTROLLER
@@ -47,10 +52,12 @@ listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
 inter.broker.listener.name=PLAINTEXT
 log.dirs={log_dirs}
 num.partitions={partitions}
-offsets.topic.replication.factor=1
+offsets.topic.replication.factor={replication}
 offsets.topic.num.partitions=8
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
+transaction.state.log.replication.factor={replication}
+transaction.state.log.min.isr={min_isr}
+default.replication.factor={replication}
+min.insync.replicas={min_isr}
 transaction.state.log.num.partitions=8
 group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=true
@@ -90,18 +97,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def free_broker_port(low: int = 20000, high: int = 32000) -> int:
-    """A port P with P and P+1 (the controller) both free, below Linux's ephemeral range.
+def free_broker_port(low: int = 20000, high: int = 32000, span: int = 2) -> int:
+    """A port P with P..P+span-1 all free (a broker and its controller: 2; a cluster of N nodes: 2N),
+    below Linux's ephemeral range.
 
     Ports from :func:`free_port` are ephemeral ones, which the kernel may hand to any
     outgoing connection before the broker binds them; this range avoids that race.
     """
     rng = random.Random()
     for _ in range(200):
-        port = rng.randrange(low, high)
-        if port_is_free(port) and port_is_free(port + 1):
+        port = rng.randrange(low, high - span)
+        if all(port_is_free(port + i) for i in range(span)):
             return port
-    raise UserError(f"no two consecutive free ports found between {low} and {high}")
+    raise UserError(f"no {span} consecutive free ports found between {low} and {high}")
 
 
 def _alive(pid: int) -> bool:
@@ -122,12 +130,20 @@ class LocalBroker:
     """One broker per data directory.  Safe to call ``up`` and ``down`` repeatedly."""
 
     def __init__(self, data_dir: Path, port: int = 9092, cache_dir: Path | None = None,
-                 heap_mb: int = 512, partitions: int = 4):
+                 heap_mb: int = 512, partitions: int = 4, node_id: int = 1, voters: str | None = None,
+                 cluster_id: str | None = None, replication: int = 1):
         self.data_dir = Path(data_dir).expanduser().resolve()
         self.port = port
         self.cache_dir = cache_dir or self.data_dir / "cache"
         self.heap_mb = heap_mb
         self.partitions = partitions
+        self.node_id = node_id
+        #: ``controller.quorum.voters``; None: this node alone (a single-node cluster).
+        self.voters = voters
+        #: Every node of a cluster is formatted with the same id; None: a fresh one.
+        self.cluster_id = cluster_id
+        #: Replication factor of the internal topics (offsets, transaction state) and auto-created ones.
+        self.replication = replication
 
     # -- state file -------------------------------------------------------
     @property
@@ -161,6 +177,19 @@ class LocalBroker:
         if current.running:
             wait_until_serving(current.bootstrap, timeout_s)
             return current
+        proc = self.start()
+        bootstrap = f"127.0.0.1:{self.port}"
+        try:
+            wait_until_serving(bootstrap, timeout_s, proc=proc)
+        except UserError:
+            self.down()
+            raise UserError(f"the Kafka broker did not start; see {self.log_file}") from None
+        logger.info("kafka %s serving at %s (pid %d)", jars.kafka_version(), bootstrap, proc.pid)
+        return self.status()
+
+    def start(self) -> subprocess.Popen:
+        """Format (once) and spawn the broker without waiting for it to serve (a cluster node cannot
+        serve before a quorum of its peers runs).  Raises UserError on a busy port or missing tools."""
         java = jars.require_tool("java", "to run the Kafka broker")
         controller_port = self.port + 1
         for p in (self.port, controller_port):
@@ -171,15 +200,25 @@ class LocalBroker:
         self._format_once(java, libs, props)
         proc = self._spawn(java, libs, props)
         self.state_file.write_text(json.dumps({"pid": proc.pid, "port": self.port,
-                                               "controller_port": controller_port}))
-        bootstrap = f"127.0.0.1:{self.port}"
-        try:
-            wait_until_serving(bootstrap, timeout_s, proc=proc)
-        except UserError:
-            self.down()
-            raise UserError(f"the Kafka broker did not start; see {self.log_file}") from None
-        logger.info("kafka %s serving at %s (pid %d)", jars.kafka_version(), bootstrap, proc.pid)
-        return self.status()
+                                               "controller_port": controller_port, "node_id": self.node_id}))
+        return proc
+
+    def terminate(self) -> None:
+        """Send SIGTERM without waiting (``down`` waits)."""
+        state = self._state()
+        if state and _alive(state["pid"]):
+            os.kill(state["pid"], signal.SIGTERM)
+
+    def kill(self) -> bool:
+        """SIGKILL the broker (a crash, for failover tests); returns False when none was running."""
+        state = self._state()
+        if not state or not _alive(state["pid"]):
+            return False
+        os.kill(state["pid"], signal.SIGKILL)
+        while _alive(state["pid"]):
+            time.sleep(0.05)
+        self.state_file.unlink(missing_ok=True)
+        return True
 
     def down(self, timeout_s: float = 30.0) -> bool:
         """Stop the broker; returns False when none was running."""
@@ -203,7 +242,9 @@ class LocalBroker:
         (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
         props = self.data_dir / "server.properties"
         props.write_text(SERVER_PROPERTIES.format(
-            port=self.port, controller_port=controller_port,
+            port=self.port, controller_port=controller_port, node_id=self.node_id,
+            voters=self.voters or f"{self.node_id}@127.0.0.1:{controller_port}",
+            replication=self.replication, min_isr=min_insync_replicas(self.replication),
             log_dirs=self.data_dir / "kraft", partitions=self.partitions))
         return props
 
@@ -211,7 +252,7 @@ class LocalBroker:
         if (self.data_dir / "kraft" / "meta.properties").exists():
             return
         cmd = [java, "-cp", f"{libs}/*", "kafka.tools.StorageTool", "format",
-               "-t", _cluster_id(), "-c", str(props), "--ignore-formatted"]
+               "-t", self.cluster_id or new_cluster_id(), "-c", str(props), "--ignore-formatted"]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             raise UserError(f"formatting KRaft storage failed: {proc.stdout.strip() or proc.stderr.strip()}")
@@ -226,7 +267,12 @@ class LocalBroker:
                                 start_new_session=True, cwd=self.data_dir)
 
 
-def _cluster_id() -> str:
+def min_insync_replicas(replication: int) -> int:
+    """2 when there are at least 3 replicas (a write survives one broker loss and stays on two), else 1."""
+    return 2 if replication >= 3 else 1
+
+
+def new_cluster_id() -> str:
     """A base64url-encoded 16-byte UUID without padding, as KRaft wants it.
 
     Never one that starts with "-" (1 in 64 would): StorageTool's argument parser reads it as an
@@ -319,5 +365,5 @@ def broker_version(bootstrap: str) -> tuple[int, ...]:
         admin.close()
 
 
-__all__ = ["BrokerStatus", "LocalBroker", "broker_version", "free_broker_port", "free_port", "port_is_free",
-           "round_trip", "wait_until_serving"]
+__all__ = ["BrokerStatus", "LocalBroker", "broker_version", "free_broker_port", "free_port", "min_insync_replicas",
+           "new_cluster_id", "port_is_free", "round_trip", "wait_until_serving"]

@@ -5,6 +5,9 @@ the changelog always gets exactly as many partitions as ``transactions`` has
 (partition ``p`` of one holds the accounts of partition ``p`` of the other)
 and ``cleanup.policy=compact``.  An existing changelog with a different
 partition count is refused: its state would be read by the wrong owner.
+Replication (3 replicas and ``min.insync.replicas=2`` on a cluster of three
+or more brokers, 1 on a single broker) is decided by
+:mod:`npusuite.platform.kafka.topics`, which creates every topic of the suite.
 """
 
 from __future__ import annotations
@@ -13,10 +16,10 @@ import logging
 import time
 
 from kafka import KafkaAdminClient, KafkaConsumer
-from kafka.errors import TopicAlreadyExistsError
 
 from npusuite.fraud.service.config import ServiceConfig
 from npusuite.platform.errors import UserError
+from npusuite.platform.kafka.topics import TopicSpec, create_missing
 
 logger = logging.getLogger(__name__)
 
@@ -34,14 +37,6 @@ def partition_count(bootstrap: str, topic: str, timeout_s: float = 30.0) -> int 
         consumer.close()
 
 
-def _create(admin: KafkaAdminClient, spec: dict) -> None:
-    try:
-        admin.create_topics(spec, wait_for_metadata=True)
-        logger.info("created topics %s", ", ".join(spec))
-    except TopicAlreadyExistsError:
-        pass
-
-
 def ensure_topics(config: ServiceConfig) -> tuple[int, bool]:
     """Returns the partition count of ``transactions`` and whether the score, alert and DLQ topics
     have the same count (then a record can go to its input's partition number, which is where the
@@ -50,20 +45,15 @@ def ensure_topics(config: ServiceConfig) -> tuple[int, bool]:
     topics = config.topics
     admin = KafkaAdminClient(bootstrap_servers=config.bootstrap)
     try:
-        existing = set(admin.list_topics())
-        if topics.transactions not in existing:
-            _create(admin, {topics.transactions: {"num_partitions": config.partitions, "replication_factor": 1}})
+        create_missing(admin, {topics.transactions: TopicSpec(config.partitions)})
         n = partition_count(config.bootstrap, topics.transactions)
         if n is None:
             raise UserError(f"topic {topics.transactions!r} has no partitions visible at {config.bootstrap}")
-        for name in (topics.scores, topics.alerts, topics.dlq):
-            if name not in existing:
-                _create(admin, {name: {"num_partitions": n, "replication_factor": 1}})
         changelog = config.changelog_topic
-        if changelog not in existing:
-            _create(admin, {changelog: {"num_partitions": n, "replication_factor": 1,
-                                        "configs": {"cleanup.policy": "compact", "segment.ms": "600000",
-                                                    "min.compaction.lag.ms": "0"}}})
+        create_missing(admin, {
+            **{name: TopicSpec(n) for name in (topics.scores, topics.alerts, topics.dlq)},
+            changelog: TopicSpec(n, {"cleanup.policy": "compact", "segment.ms": "600000",
+                                     "min.compaction.lag.ms": "0"})})
         m = partition_count(config.bootstrap, changelog)
         if m != n:
             raise UserError(f"changelog topic {changelog!r} has {m} partitions but {topics.transactions!r} has {n}; "

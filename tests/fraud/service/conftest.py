@@ -98,14 +98,10 @@ class StreamHarness:
         return f"fraud-{self.suffix}"
 
     def create_topics(self, partitions: int = 4) -> None:
-        from kafka import KafkaAdminClient
+        """Create the input topic as the suite does (replication sized to the cluster)."""
+        from npusuite.platform.kafka.topics import TopicSpec, bootstrap_create_missing
 
-        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap)
-        try:
-            admin.create_topics({self.topics.transactions: {"num_partitions": partitions, "replication_factor": 1}},
-                                wait_for_metadata=True)
-        finally:
-            admin.close()
+        bootstrap_create_missing(self.bootstrap, {self.topics.transactions: TopicSpec(partitions)})
 
     def start(self, instance: str, model: str = "fraud-fast", *extra: str,
               program: tuple[str, ...] = ("-m", "npusuite.fraud.service")) -> Scorer:
