@@ -101,6 +101,8 @@ class ScoredTransaction:
     llm_fallback: bool = False
     fast_probability: float = 0.0
     extras: dict = field(default_factory=dict)
+    #: The config's ``{review, decline}`` thresholds that made ``decision``; alerts carry them.
+    thresholds: dict[str, float] | None = None
 
     @property
     def score(self) -> FraudScore:
@@ -170,6 +172,7 @@ class TieredScorer:
         txs = [tx for tx, _ in items]
         reasons = rs.explain_batch_coded(txs, feats, groups, matrix, cfg.max_reasons)
         grey_set = set(grey)
+        thresholds = {"review": cfg.review, "decline": cfg.decline}
         out = []
         for i, tx in enumerate(txs):
             p = float(probs_list[i])
@@ -193,5 +196,6 @@ class TieredScorer:
                                   rs.codes(why), model, round(latency_ms, 3))
             escalated = i in grey_set
             out.append(ScoredTransaction(fields, states[i], feats[i], rationale, escalated=escalated,
-                                         llm_fallback=fallback and escalated, fast_probability=p))
+                                         llm_fallback=fallback and escalated, fast_probability=p,
+                                         thresholds=thresholds))
         return out

@@ -4,7 +4,9 @@ Rules:
 
 - Usernames are 1-64 characters of letters, digits, ``._-``; passwords at
   least 8 characters.  Roles are analyst < supervisor < admin (each role can do
-  what the ones before it can).
+  what the ones before it can).  Users belong to teams (``fraud``, ``qc`` or
+  both) with a role per team (:mod:`npusuite.review.teams`); without teams
+  given, a new user joins both with the team role of their role.
 - :func:`authenticate` takes the same time whether or not the user exists (a
   dummy hash is verified), so a login answer does not reveal user names.
 - A web session is a random id in an HttpOnly cookie; the database keeps its
@@ -21,7 +23,8 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import delete, select
@@ -30,7 +33,8 @@ from sqlalchemy.orm import Session
 
 from npusuite.platform.errors import NotFoundError, UserError
 from npusuite.review import security
-from npusuite.review.models import ROLES, ServiceToken, User, WebSession, utcnow
+from npusuite.review import teams as team_rules
+from npusuite.review.models import ROLES, ServiceToken, User, UserTeam, WebSession, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -47,11 +51,33 @@ def _check_name(name: str, what: str) -> None:
         raise UserError(f"bad {what} {name!r}: use 1-64 letters, digits, '.', '_' or '-'")
 
 
-def create_user(db: Session, username: str, password: str, role: str, *, update: bool = False) -> User:
-    """Create USERNAME, or with update=True set the password and role of an existing one."""
+def _memberships(role: str, teams: Iterable[str | tuple[str, str]] | None) -> dict[str, str]:
+    """{team: team role} from ``fraud``, ``fraud:supervisor`` or (team, role) items; None: both teams."""
+    if teams is None:
+        return {t: team_rules.team_role_for(role) for t in team_rules.TEAMS}
+    out: dict[str, str] = {}
+    for item in teams:
+        try:
+            team, team_role = (team_rules.parse_team(item, role) if isinstance(item, str)
+                               else team_rules.parse_team(f"{item[0]}:{item[1]}", role))
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        out[team] = team_role
+    if not out and role != "admin":
+        raise UserError("a user needs at least one team: --team fraud and/or --team qc")
+    return out
+
+
+def create_user(db: Session, username: str, password: str, role: str, *, update: bool = False,
+                teams: Iterable[str | tuple[str, str]] | None = None) -> User:
+    """Create USERNAME, or with update=True set the password and role of an existing one.
+
+    TEAMS: ``fraud``, ``qc``, ``fraud:supervisor``... (None: a new user joins both teams, an updated one
+    keeps theirs)."""
     _check_name(username, "user name")
     if role not in ROLES:
         raise UserError(f"bad role {role!r}: choose one of {', '.join(ROLES)}")
+    wanted = _memberships(role, teams) if teams is not None else None
     if len(password) < security.MIN_PASSWORD_CHARS:
         raise UserError(f"password too short: at least {security.MIN_PASSWORD_CHARS} characters")
     user = db.scalar(select(User).where(User.username == username))
@@ -59,9 +85,12 @@ def create_user(db: Session, username: str, password: str, role: str, *, update:
         raise UserError(f"user {username!r} already exists (pass --update to change the password or role)")
     if user is None:
         user = User(username=username, role=role, password_hash=security.hash_password(password), active=True)
+        user.memberships = [UserTeam(team=t, role=r) for t, r in (wanted or _memberships(role, None)).items()]
         db.add(user)
     else:
         user.role = role
+        if wanted is not None:
+            user.memberships = [UserTeam(team=t, role=r) for t, r in wanted.items()]
         user.password_hash = security.hash_password(password)
         db.execute(delete(WebSession).where(WebSession.user_id == user.id))
     try:
@@ -87,6 +116,26 @@ class SessionInfo:
     username: str
     role: str
     csrf_token: str
+    #: {team: team role}; see npusuite.review.teams (an admin acts as supervisor in every team).
+    teams: Mapping[str, str] = field(default_factory=dict)
+
+    def role_in(self, team: str) -> str | None:
+        return team_rules.role_in(self.teams, self.role, team)
+
+    def supervises(self, team: str) -> bool:
+        return team_rules.supervises(self.teams, self.role, team)
+
+    @property
+    def team_list(self) -> list[str]:
+        return team_rules.teams_of(self.teams, self.role)
+
+    @property
+    def supervised(self) -> list[str]:
+        return [t for t in self.team_list if self.supervises(t)]
+
+    @classmethod
+    def of(cls, user: User, csrf_token: str) -> SessionInfo:
+        return cls(user.id, user.username, user.role, csrf_token, user.team_roles())
 
 
 def open_session(db: Session, user: User, ttl_s: float) -> tuple[str, SessionInfo]:
@@ -96,7 +145,7 @@ def open_session(db: Session, user: User, ttl_s: float) -> tuple[str, SessionInf
                      created_at=utcnow(), expires_at=utcnow() + timedelta(seconds=ttl_s))
     db.add(row)
     db.commit()
-    return sid, SessionInfo(user.id, user.username, user.role, row.csrf_token)
+    return sid, SessionInfo.of(user, row.csrf_token)
 
 
 def resolve_session(db: Session, sid: str | None) -> SessionInfo | None:
@@ -109,7 +158,7 @@ def resolve_session(db: Session, sid: str | None) -> SessionInfo | None:
         db.delete(row)
         db.commit()
         return None
-    return SessionInfo(row.user.id, row.user.username, row.user.role, row.csrf_token)
+    return SessionInfo.of(row.user, row.csrf_token)
 
 
 def close_session(db: Session, sid: str | None) -> None:

@@ -9,9 +9,15 @@ Rules:
   picked with ``FOR UPDATE SKIP LOCKED`` so concurrent takers do not queue up
   on the same row.  :func:`next_case` retries with the next candidate when it
   loses a race.
-- "Next case" takes the highest priority first, then the oldest.  Analysts
-  take ``open`` cases; supervisors and admins also take ``escalated`` ones,
-  before any open case.
+- Every queue is a team's (:mod:`npusuite.review.teams`): a user sees, takes
+  and decides only the cases of their teams (others: PermissionDenied), and
+  "next case" takes from one of the user's teams (the one asked for, or any
+  of theirs), never another's.
+- "Next case" takes escalated cases first (supervisors of the team only),
+  then breached ones (a breach raises priority, :mod:`npusuite.review.sla`),
+  then the highest priority (the band on the model's own thresholds,
+  :mod:`npusuite.review.risk`), then the oldest.  Analysts take ``open``
+  cases; supervisors of the case's team also take ``escalated`` ones.
 - Only the holder decides.  Every decision that closes a case, and every
   escalation, needs a comment.  Escalation hands the case back, unassigned,
   to the supervisors.
@@ -35,14 +41,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import Select, case, exists, select, update
+from sqlalchemy import Select, and_, case, exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from npusuite.platform.contracts.labels import ReasonCode, parse_defect_kind, parse_typology
 from npusuite.platform.errors import NotFoundError, UserError
-from npusuite.review.accounts import SessionInfo, role_at_least
+from npusuite.review.accounts import SessionInfo
 from npusuite.review.models import Case, CaseReason, JournalEntry, User, utcnow
+from npusuite.review.sla import breached_expr
+from npusuite.review.teams import TEAM_OF_KIND, TEAMS
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +63,8 @@ ACTIONS: dict[str, tuple[str, str | None, str]] = {
     "confirm_defect": ("inspection", "confirmed_defect", "closed"),
     "false_reject": ("inspection", "false_reject", "closed"),
 }
-SORTS = {"risk": "highest score first", "age": "oldest first", "sla": "nearest SLA deadline first"}
+SORTS = {"risk": "breached first, then highest risk on the model's thresholds", "age": "oldest first",
+         "sla": "nearest SLA deadline first"}
 MAX_COMMENT_CHARS = 4000
 _MAX_TAKE_TRIES = 50
 
@@ -79,9 +89,11 @@ class QueueFilter:
     #: a user name, ``me`` or ``none`` (unassigned)
     assignee: str | None = None
     sort: str = "risk"
+    #: one of the user's teams; None: all of them
+    team: str | None = None
 
 
-def _journal(db: Session, case_obj: Case, actor: str, field: str, old: object, new: object,
+def journal(db: Session, case_obj: Case, actor: str, field: str, old: object, new: object,
              comment: str | None = None) -> None:
     db.add(JournalEntry(case_id=case_obj.id, at=utcnow(), actor=actor, field=field,
                         old_value=None if old is None else str(old), new_value=None if new is None else str(new),
@@ -95,11 +107,27 @@ def get_case(db: Session, case_id: int) -> Case:
     return found
 
 
-def queue_query(flt: QueueFilter, me: SessionInfo) -> Select:
-    """The SELECT for the queue page and ``GET /api/cases``.  Raises UserError on an unknown sort."""
+def visible_case(db: Session, case_id: int, me: SessionInfo) -> Case:
+    """The case, if it is in one of ME's teams; raises NotFoundError or PermissionDenied."""
+    found = get_case(db, case_id)
+    if me.role_in(found.team) is None:
+        raise PermissionDenied(f"case {case_id} is in the {found.team} team's queue, which you are not in")
+    return found
+
+
+def check_team(me: SessionInfo, team: str | None) -> None:
+    if team is not None and team not in TEAMS:
+        raise UserError(f"unknown team {team[:32]!r}: use one of {', '.join(TEAMS)}")
+    if team is not None and me.role_in(team) is None:
+        raise PermissionDenied(f"you are not in the {team} team")
+
+
+def queue_query(flt: QueueFilter, me: SessionInfo, now: datetime | None = None) -> Select:
+    """The SELECT for the queue page and ``GET /api/cases``.  Raises UserError on an unknown sort or team."""
     if flt.sort not in SORTS:
         raise UserError(f"unknown sort {flt.sort!r}: use one of {', '.join(SORTS)}")
-    q = select(Case)
+    check_team(me, flt.team)
+    q = select(Case).where(Case.team.in_([flt.team] if flt.team else me.team_list))
     if flt.kind:
         q = q.where(Case.kind == flt.kind)
     if flt.status == "active":
@@ -124,17 +152,18 @@ def queue_query(flt: QueueFilter, me: SessionInfo) -> Select:
         q = q.where(Case.assignee_id == me.user_id)
     elif flt.assignee:
         q = q.where(Case.assignee.has(User.username == flt.assignee))
-    order = {"risk": [Case.score.desc(), Case.created_at], "age": [Case.created_at, Case.id],
-             "sla": [Case.due_at, Case.priority.desc()]}[flt.sort]
+    order = {"risk": [breached_expr(now or utcnow()).desc(), Case.priority.desc(), Case.created_at],
+             "age": [Case.created_at, Case.id], "sla": [Case.due_at, Case.priority.desc()]}[flt.sort]
     return q.order_by(*order, Case.id)
 
 
-def list_cases(db: Session, flt: QueueFilter, me: SessionInfo, limit: int = 100, offset: int = 0) -> list[Case]:
-    return list(db.scalars(queue_query(flt, me).limit(limit).offset(offset)).unique())
+def list_cases(db: Session, flt: QueueFilter, me: SessionInfo, limit: int = 100, offset: int = 0,
+               now: datetime | None = None) -> list[Case]:
+    return list(db.scalars(queue_query(flt, me, now).limit(limit).offset(offset)).unique())
 
 
-def _takeable_statuses(me: SessionInfo) -> list[str]:
-    return ["open", "escalated"] if role_at_least(me.role, "supervisor") else ["open"]
+def _takeable_statuses(me: SessionInfo, team: str) -> list[str]:
+    return ["open", "escalated"] if me.supervises(team) else ["open"]
 
 
 def _claim(db: Session, case_id: int, me: SessionInfo, statuses: list[str]) -> str | None:
@@ -153,27 +182,39 @@ def _claim(db: Session, case_id: int, me: SessionInfo, statuses: list[str]) -> s
 
 def _after_claim(db: Session, case_id: int, me: SessionInfo, old_status: str) -> Case:
     found = get_case(db, case_id)
-    _journal(db, found, me.username, "assignee", None, me.username)
-    _journal(db, found, me.username, "status", old_status, "in_review")
+    journal(db, found, me.username, "assignee", None, me.username)
+    journal(db, found, me.username, "status", old_status, "in_review")
     db.commit()
     db.refresh(found)
     logger.info("case %d taken by %s", case_id, me.username)
     return found
 
 
-def next_case(db: Session, me: SessionInfo, kind: str | None = None) -> Case | None:
-    """Take and lock the highest-priority unassigned case (of KIND, if given); None when the queue is empty."""
-    statuses = _takeable_statuses(me)
+def next_case(db: Session, me: SessionInfo, kind: str | None = None, team: str | None = None,
+              now: datetime | None = None) -> Case | None:
+    """Take and lock the most urgent unassigned case of TEAM (or KIND's team; neither: any of ME's teams).
+
+    None when that queue is empty.  Raises UserError for an unknown kind or team, PermissionDenied for a
+    team ME is not in."""
+    if kind is not None and team is None:
+        if kind not in TEAM_OF_KIND:
+            raise UserError(f"unknown kind {kind[:32]!r}: use one of {', '.join(TEAM_OF_KIND)}")
+        team = TEAM_OF_KIND[kind]
+    check_team(me, team)
+    teams = [team] if team else me.team_list
+    if not teams:
+        return None
+    mine = or_(*[and_(Case.team == t, Case.status.in_(_takeable_statuses(me, t))) for t in teams])
     for _ in range(_MAX_TAKE_TRIES):
-        q = select(Case.id).where(Case.assignee_id.is_(None), Case.status.in_(statuses))
-        if kind:
-            q = q.where(Case.kind == kind)
-        q = q.order_by(case((Case.status == "escalated", 0), else_=1), Case.priority.desc(), Case.created_at, Case.id)
-        candidate = db.scalar(q.limit(1).with_for_update(skip_locked=True))
-        if candidate is None:
+        q = select(Case.id, Case.team).where(Case.assignee_id.is_(None), mine)
+        q = q.order_by(case((Case.status == "escalated", 0), else_=1), breached_expr(now or utcnow()).desc(),
+                       Case.priority.desc(), Case.created_at, Case.id)
+        row = db.execute(q.limit(1).with_for_update(skip_locked=True)).first()
+        if row is None:
             db.rollback()
             return None
-        old_status = _claim(db, candidate, me, statuses)
+        candidate, candidate_team = row
+        old_status = _claim(db, candidate, me, _takeable_statuses(me, candidate_team))
         if old_status is not None:
             return _after_claim(db, candidate, me, old_status)
         db.rollback()
@@ -182,12 +223,12 @@ def next_case(db: Session, me: SessionInfo, kind: str | None = None) -> Case | N
 
 def take_case(db: Session, case_id: int, me: SessionInfo) -> Case:
     """Take one case by id.  Raises NotFoundError, CaseStateError (held by someone, closed) or PermissionDenied."""
-    found = get_case(db, case_id)
+    found = visible_case(db, case_id, me)
     if found.assignee_id == me.user_id:
         return found
-    if found.status == "escalated" and not role_at_least(me.role, "supervisor"):
+    if found.status == "escalated" and not me.supervises(found.team):
         raise PermissionDenied("escalated cases are for supervisors")
-    old_status = _claim(db, case_id, me, _takeable_statuses(me))
+    old_status = _claim(db, case_id, me, _takeable_statuses(me, found.team))
     if old_status is None:
         db.rollback()
         db.expire_all()
@@ -207,10 +248,10 @@ def _status_before_take(db: Session, case_id: int) -> str:
 
 def release_case(db: Session, case_id: int, me: SessionInfo) -> Case:
     """Give a held case back to the queue (to ``escalated`` if it came from there)."""
-    found = get_case(db, case_id)
+    found = visible_case(db, case_id, me)
     if found.status != "in_review" or found.assignee_id is None:
         raise CaseStateError(f"case {case_id} is not held by anyone")
-    if found.assignee_id != me.user_id and not role_at_least(me.role, "supervisor"):
+    if found.assignee_id != me.user_id and not me.supervises(found.team):
         raise PermissionDenied("only the holder or a supervisor can release a case")
     back_to = _status_before_take(db, case_id)
     holder_id, holder = found.assignee_id, found.assignee.username
@@ -220,8 +261,8 @@ def release_case(db: Session, case_id: int, me: SessionInfo) -> Case:
     if res.rowcount != 1:
         db.rollback()
         raise CaseStateError(f"case {case_id} changed meanwhile; reload it")
-    _journal(db, found, me.username, "assignee", holder, None)
-    _journal(db, found, me.username, "status", "in_review", back_to)
+    journal(db, found, me.username, "assignee", holder, None)
+    journal(db, found, me.username, "status", "in_review", back_to)
     db.commit()
     db.expire(found)
     db.refresh(found)
@@ -238,16 +279,23 @@ def _label_value(kind: str, value: str) -> str:
         raise UserError(str(exc)) from None
 
 
-def decide(db: Session, case_id: int, me: SessionInfo, action: str, comment: str | None,
-           label_type: str | None = None) -> Case:
-    """Apply ACTION to a case the caller holds.
+@dataclass(frozen=True)
+class Decision:
+    kind: str
+    #: None for escalation
+    outcome: str | None
+    new_status: str
+    comment: str
+    label_type: str | None
 
-    LABEL_TYPE is the defect type (required for ``confirm_defect``; a DefectKind value) or the
-    fraud typology (optional for ``confirm_fraud``; a FraudTypology value).
-    Raises NotFoundError, CaseStateError, PermissionDenied, or UserError for a missing comment or type.
-    """
+    def __iter__(self):
+        return iter((self.kind, self.outcome, self.new_status, self.comment, self.label_type))
+
+
+def checked_decision(action: str, comment: str | None, label_type: str | None) -> Decision:
+    """ACTION with its comment and type checked (the rules of :func:`decide`); raises UserError."""
     if action not in ACTIONS:
-        raise UserError(f"unknown action {action!r}: use one of {', '.join(ACTIONS)}")
+        raise UserError(f"unknown action {str(action)[:32]!r}: use one of {', '.join(ACTIONS)}")
     kind, outcome, new_status = ACTIONS[action]
     comment = (comment or "").strip()
     label_type = (label_type or "").strip() or None
@@ -259,7 +307,19 @@ def decide(db: Session, case_id: int, me: SessionInfo, action: str, comment: str
         raise UserError("choose the defect type to confirm a defect")
     if label_type is not None:
         label_type = _label_value(kind, label_type)
-    found = get_case(db, case_id)
+    return Decision(kind, outcome, new_status, comment, label_type)
+
+
+def decide(db: Session, case_id: int, me: SessionInfo, action: str, comment: str | None,
+           label_type: str | None = None) -> Case:
+    """Apply ACTION to a case the caller holds.
+
+    LABEL_TYPE is the defect type (required for ``confirm_defect``; a DefectKind value) or the
+    fraud typology (optional for ``confirm_fraud``; a FraudTypology value).
+    Raises NotFoundError, CaseStateError, PermissionDenied, or UserError for a missing comment or type.
+    """
+    kind, outcome, new_status, comment, label_type = checked_decision(action, comment, label_type)
+    found = visible_case(db, case_id, me)
     if found.kind != kind:
         raise UserError(f"action {action!r} is for {kind} cases; case {case_id} is a {found.kind} case")
     if found.status == "closed":
@@ -281,12 +341,12 @@ def decide(db: Session, case_id: int, me: SessionInfo, action: str, comment: str
         db.rollback()
         raise CaseStateError(f"case {case_id} changed meanwhile; reload it")
     if outcome is not None:
-        _journal(db, found, me.username, "outcome", old_outcome, outcome, comment)
+        journal(db, found, me.username, "outcome", old_outcome, outcome, comment)
         if label_type is not None and label_type != old_typology:
-            _journal(db, found, me.username, "typology", old_typology, label_type)
+            journal(db, found, me.username, "typology", old_typology, label_type)
     else:
-        _journal(db, found, me.username, "assignee", me.username, None)
-    _journal(db, found, me.username, "status", old_status, new_status, comment)
+        journal(db, found, me.username, "assignee", me.username, None)
+    journal(db, found, me.username, "status", old_status, new_status, comment)
     db.commit()
     db.expire(found)
     db.refresh(found)
@@ -303,7 +363,7 @@ def recent_journal(db: Session, limit: int = 200) -> list[JournalEntry]:
 
 
 def facets(db: Session) -> dict[str, list[str]]:
-    """Distinct values for the queue's filter menus (reasons by code)."""
+    """Distinct values for the queue's filter menus (reasons by code; across teams: values, not cases)."""
     def distinct(col) -> list[str]:
         return [v for v in db.scalars(select(col).distinct().order_by(col)) if v]
 

@@ -35,9 +35,11 @@ class ReviewConfig(BaseModel):
     db_url: str
     #: A bearer token accepted by the ingest API besides the stored service tokens (NPUSUITE_REVIEW_INGEST_TOKEN).
     env_ingest_token: str | None = Field(default=None, repr=False)
-    #: Service level: how long a case may stay open before it is a breach.
+    #: Service level, per team and SLA tier (npusuite.review.risk): how long a case may stay open before it
+    #: breaches.  Fraud: high = declines, normal = reviews; QC: high = severe rejects, normal = other rejects.
     sla_fraud_decline_min: float = Field(default=60.0, gt=0)
     sla_fraud_review_min: float = Field(default=240.0, gt=0)
+    sla_qc_severe_min: float = Field(default=240.0, gt=0)
     sla_inspection_min: float = Field(default=480.0, gt=0)
     session_ttl_s: float = Field(default=8 * 3600.0, gt=0)
     #: Failed logins allowed per (username, client address) inside the window, then 429 until it passes.
@@ -51,3 +53,9 @@ class ReviewConfig(BaseModel):
     cookie_secure: bool = False
     #: Largest accepted ingest body (base64 images included).
     max_ingest_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
+
+    def sla_target_min(self, team: str, tier: str) -> float:
+        """Minutes a case of TEAM on TIER (high/normal) may stay open."""
+        if team == "fraud":
+            return self.sla_fraud_decline_min if tier == "high" else self.sla_fraud_review_min
+        return self.sla_qc_severe_min if tier == "high" else self.sla_inspection_min

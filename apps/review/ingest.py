@@ -12,8 +12,11 @@ Rules:
   A repeat delivery returns the existing case with ``created=False`` and
   changes nothing, even when two deliveries race (the unique constraint
   decides, and the loser reads the winner's row).
-- Priority (higher first in "next case"): fraud = score, plus 1 for
-  ``decline``; inspection = score / threshold, capped at 2.
+- Risk, priority and SLA tier come from :mod:`npusuite.review.risk` (the
+  model's own thresholds); the due time from the team's target for the tier
+  (:meth:`ReviewConfig.sla_target_min`).  The case's team is its kind's
+  (:mod:`npusuite.review.teams`); its linked entities are stored as
+  ``case_links`` rows (:mod:`npusuite.review.links`).
 - The SLA clock starts when the case arrives here, not at the transaction's
   own timestamp (replayed or late data must not arrive already breached).
 - Images must be PNG; their size is read from the PNG header.
@@ -50,8 +53,11 @@ from npusuite.platform.contracts.inspection import (
 )
 from npusuite.platform.contracts.score import MAX_REASON_TEXT_CHARS
 from npusuite.review.config import ReviewConfig
-from npusuite.review.models import Case, CaseImage, CaseReason, JournalEntry, utcnow
+from npusuite.review.links import entities_of
+from npusuite.review.models import Case, CaseImage, CaseLink, CaseReason, JournalEntry, utcnow
 from npusuite.review.reason_phrases import codes_for
+from npusuite.review.risk import Risk, fraud_risk, inspection_risk
+from npusuite.review.teams import TEAM_OF_KIND
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +116,17 @@ def _store(db: Session, case: Case, extra: list, source: str) -> IngestResult:
     return IngestResult(case.id, True)
 
 
+def _risk_fields(kind: str, risk: Risk, now, cfg: ReviewConfig) -> dict:
+    team = TEAM_OF_KIND[kind]
+    return {"kind": kind, "team": team, "risk_band": risk.band, "risk_ratio": risk.ratio, "sla_tier": risk.tier,
+            "priority": risk.priority, "created_at": now,
+            "due_at": now + timedelta(minutes=cfg.sla_target_min(team, risk.tier))}
+
+
+def _links(kind: str, payload: dict, model: str) -> list[CaseLink]:
+    return [CaseLink(entity=e, value=v) for e, v in entities_of(kind, payload, model).items()]
+
+
 def _title(text: str) -> str:
     """A case title fits its column: a long merchant id must not make the database refuse the case."""
     return text if len(text) <= _TITLE_CHARS else text[: _TITLE_CHARS - 1] + CUT_MARKER
@@ -118,20 +135,19 @@ def _title(text: str) -> str:
 def ingest_fraud_alert(db: Session, alert: FraudAlert, source: str, cfg: ReviewConfig) -> IngestResult:
     now = utcnow()
     tx = alert.transaction
-    sla_min = cfg.sla_fraud_decline_min if alert.decision == "decline" else cfg.sla_fraud_review_min
+    payload = alert.model_dump(mode="json")
+    risk = fraud_risk(alert.score, alert.decision, payload.get("thresholds"))
     case = Case(
-        kind="fraud", external_id=alert.transaction_id, status="open",
-        priority=alert.score + (1.0 if alert.decision == "decline" else 0.0), score=alert.score,
+        external_id=alert.transaction_id, status="open", score=alert.score,
         model_decision=alert.decision, model=alert.model, typology=alert.fraud_type, outcome=None,
         title=_title(f"{tx.amount:,.2f} {tx.currency} {tx.channel.replace('_', ' ')} at {tx.merchant_id} "
                      f"({tx.country})"),
-        created_at=now, due_at=now + timedelta(minutes=sla_min),
-        payload=alert.model_dump(mode="json"), source=source,
+        payload=payload, source=source, **_risk_fields("fraud", risk, now, cfg),
     )
     codes = codes_for(alert.reasons, alert.reason_codes)
     reasons = [CaseReason(position=i, reason=reason_row_text(r), code=c)
                for i, (r, c) in enumerate(zip(alert.reasons, codes, strict=True))]
-    return _store(db, case, reasons, source)
+    return _store(db, case, [*reasons, *_links("fraud", payload, alert.model)], source)
 
 
 InspectionOutcome = Literal["confirmed_defect", "false_reject"]
@@ -144,15 +160,15 @@ def ingest_inspection(db: Session, rec: InspectionRecord, source: str, cfg: Revi
     if rec.heatmap_png_b64 is not None:
         heat, hw, hh = decode_png_b64(rec.heatmap_png_b64, "heatmap_png_b64")
         rows.append(CaseImage(name="heatmap", png=heat, width_px=hw, height_px=hh))
-    ratio = rec.score / rec.threshold if rec.threshold > 0 else 1.0
     payload = rec.model_dump(mode="json", exclude={"image_png_b64", "heatmap_png_b64"})
+    risk = inspection_risk(rec.score, rec.threshold)
     case = Case(
-        kind="inspection", external_id=rec.id, status="open", priority=max(0.0, min(2.0, ratio)),
+        external_id=rec.id, status="open",
         score=rec.score, model_decision="ng" if rec.defective else "ok", model=rec.model, typology=None,
         outcome=None, title=_title(f"{rec.line} / {rec.product or 'unknown product'}: {len(rec.boxes)} region(s)"),
-        created_at=now, due_at=now + timedelta(minutes=cfg.sla_inspection_min), payload=payload, source=source,
+        payload=payload, source=source, **_risk_fields("inspection", risk, now, cfg),
     )
-    return _store(db, case, rows, source)
+    return _store(db, case, [*rows, *_links("inspection", payload, rec.model)], source)
 
 
 __all__ = ["BOX_SLACK_PX", "CUT_MARKER", "MAX_REASON_CHARS", "MAX_REASON_TEXT_CHARS", "MAX_RECENT", "FraudAlert",

@@ -60,6 +60,22 @@ class User(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
+    memberships: Mapped[list[UserTeam]] = relationship(lazy="selectin", cascade="all, delete-orphan",
+                                                       order_by="UserTeam.team")
+
+    def team_roles(self) -> dict[str, str]:
+        return {m.team: m.role for m in self.memberships}
+
+
+class UserTeam(Base):
+    """A user's membership of a team (``fraud``/``qc``) with the role there (``analyst``/``supervisor``)."""
+
+    __tablename__ = "user_teams"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    team: Mapped[str] = mapped_column(String(16), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+
 
 class WebSession(Base):
     __tablename__ = "web_sessions"
@@ -101,10 +117,13 @@ class Case(Base):
     __table_args__ = (
         UniqueConstraint("kind", "external_id", name="uq_cases_kind_external_id"),
         Index("ix_cases_queue", "status", "assignee_id", "priority"),
+        Index("ix_cases_team_queue", "team", "status", "assignee_id", "priority"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))
+    #: The team whose queue it is in (npusuite.review.teams.TEAM_OF_KIND).
+    team: Mapped[str] = mapped_column(String(16))
     external_id: Mapped[str] = mapped_column(String(128))
     status: Mapped[str] = mapped_column(String(16), default="open")
     #: Higher is more urgent; "next case" takes the highest first (then the oldest).
@@ -112,6 +131,12 @@ class Case(Base):
     score: Mapped[float] = mapped_column(Float)
     #: The model's decision: approve/review/decline for fraud, ng for inspection.
     model_decision: Mapped[str] = mapped_column(String(16))
+    #: The band on the model's own thresholds (npusuite.review.risk): approve/review/decline, pass/reject/severe.
+    risk_band: Mapped[str] = mapped_column(String(16))
+    #: score ÷ the threshold that triggers action; null when the alert carried no thresholds.
+    risk_ratio: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: SLA tier (high/normal) the due time was set from.
+    sla_tier: Mapped[str] = mapped_column(String(16))
     model: Mapped[str] = mapped_column(String(128), index=True)
     #: Fraud typology (from the alert or set by the analyst) or defect type (set by QC): a value of
     #: FraudTypology / DefectKind (npusuite.platform.contracts.labels), or null.
@@ -144,6 +169,18 @@ class CaseReason(Base):
     position: Mapped[int] = mapped_column(Integer, primary_key=True)
     reason: Mapped[str] = mapped_column(String(256), index=True)
     code: Mapped[str] = mapped_column(String(32), index=True)
+
+
+class CaseLink(Base):
+    """An entity a case shares with others (account, card, device, ip_net, merchant; line, product,
+    model), a row each so linked cases are an indexed lookup (npusuite.review.links)."""
+
+    __tablename__ = "case_links"
+    __table_args__ = (Index("ix_case_links_entity_value", "entity", "value"),)
+
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True)
+    entity: Mapped[str] = mapped_column(String(16), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128))
 
 
 class CaseImage(Base):

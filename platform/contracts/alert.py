@@ -12,7 +12,11 @@ plus the evidence an analyst reads:
   longer list);
 * ``features``: ``{name: finite number}``, at most :data:`MAX_FEATURES`;
 * ``llm_rationale``: the LLM tier's words, or null;
-* ``fraud_type``: null from the live scorer (a label, not a prediction).
+* ``fraud_type``: null from the live scorer (a label, not a prediction);
+* ``thresholds``: the deciding model's ``{review, decline}`` thresholds on
+  ``score`` (:class:`~npusuite.platform.contracts.score.DecisionThresholds`),
+  or null/absent from scorers that predate it (optional: older producers stay
+  valid; the review app then falls back to ``decision``).
 
 Unknown fields are ignored.  The scorer sends alerts only for the decisions
 ``review`` and ``decline``.
@@ -26,7 +30,7 @@ from typing import Annotated
 from pydantic import Field, field_validator
 
 from npusuite.platform.contracts.parsing import parse_record
-from npusuite.platform.contracts.score import FraudScore, ScoreFields
+from npusuite.platform.contracts.score import DecisionThresholds, FraudScore, ScoreFields
 from npusuite.platform.contracts.transaction import MAX_FRAUD_TYPE_CHARS, Transaction
 from npusuite.platform.errors import SchemaError
 
@@ -46,6 +50,8 @@ class FraudAlert(FraudScore):
     features: dict[str, FiniteFloat] = Field(default_factory=dict, max_length=MAX_FEATURES)
     llm_rationale: str | None = None
     fraud_type: str | None = Field(default=None, max_length=MAX_FRAUD_TYPE_CHARS)
+    thresholds: DecisionThresholds | None = Field(
+        default=None, description="The model card's review/decline thresholds on score; absent from older scorers.")
 
     @field_validator("account_recent")
     @classmethod
@@ -54,8 +60,10 @@ class FraudAlert(FraudScore):
 
 
 def build_alert(score: ScoreFields | Mapping, transaction: Transaction, recent: Iterable[bytes | Transaction],
-                features: Mapping[str, float], llm_rationale: str | None) -> FraudAlert:
-    """The alert for a score the scorer made (``recent``: earlier accepted transactions, raw bytes or records).
+                features: Mapping[str, float], llm_rationale: str | None,
+                thresholds: DecisionThresholds | Mapping[str, float] | None = None) -> FraudAlert:
+    """The alert for a score the scorer made (``recent``: earlier accepted transactions, raw bytes or records;
+    ``thresholds``: the deciding model's ``{review, decline}``, or None when unknown).
 
     Raises pydantic's ValidationError when the pieces break the record's rules (a scorer bug, never input:
     every transaction here passed :func:`~npusuite.platform.contracts.transaction.parse_transaction`).
@@ -63,7 +71,9 @@ def build_alert(score: ScoreFields | Mapping, transaction: Transaction, recent: 
     account_recent = [r if isinstance(r, Transaction) else Transaction.model_validate_json(r) for r in recent]
     return FraudAlert(**score, transaction=transaction, account_recent=account_recent,
                       features={name: float(value) for name, value in features.items()},
-                      llm_rationale=llm_rationale, fraud_type=None)
+                      llm_rationale=llm_rationale, fraud_type=None,
+                      thresholds=thresholds if thresholds is None or isinstance(thresholds, DecisionThresholds)
+                      else DecisionThresholds(review=thresholds["review"], decline=thresholds["decline"]))
 
 
 def encode_alert(alert: FraudAlert) -> bytes:

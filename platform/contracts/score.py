@@ -84,6 +84,22 @@ class FraudScore(BaseModel):
         return self
 
 
+class DecisionThresholds(BaseModel):
+    """The deciding model's own thresholds on ``score`` (its model card's): ``review`` at or above
+    ``review``, ``decline`` at or above ``decline``; 0 < review <= decline <= 1."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    review: float = Field(gt=0.0, le=1.0, allow_inf_nan=False)
+    decline: float = Field(gt=0.0, le=1.0, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.review > self.decline:
+            raise ValueError(f"review threshold {self.review} is above the decline threshold {self.decline}")
+        return self
+
+
 class ScoreFields(TypedDict):
     """A :class:`FraudScore` as the scorer's hot path holds it (same keys, same order)."""
 

@@ -94,7 +94,7 @@ def inspection_record(rec_id: str | None = None, score: float = 0.8, threshold: 
 
 
 def as_session(user) -> SessionInfo:
-    return SessionInfo(user.id, user.username, user.role, "test-csrf")
+    return SessionInfo.of(user, "test-csrf")
 
 
 # ---------------------------------------------------------------- databases

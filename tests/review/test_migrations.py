@@ -19,7 +19,7 @@ def test_migrate_is_repeatable(db):
     migrate(db.engine)
     migrate(db.engine)
     with db.engine.connect() as conn:
-        assert MigrationContext.configure(conn).get_current_revision() == "0004"
+        assert MigrationContext.configure(conn).get_current_revision() == "0005"
 
 
 def _to(engine, revision: str, direction: str = "upgrade") -> None:
@@ -74,4 +74,4 @@ def test_0004_maps_old_labels_and_reasons_onto_the_vocabulary(db):
     _to(db.engine, "head")
     with db.engine.connect() as conn:
         assert dict(conn.execute(text("SELECT reason, code FROM case_reasons WHERE case_id = 1")).all()) == reasons
-        assert MigrationContext.configure(conn).get_current_revision() == "0004"
+        assert MigrationContext.configure(conn).get_current_revision() == "0005"

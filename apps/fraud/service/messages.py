@@ -42,9 +42,11 @@ def score_value(score: ScoreFields) -> bytes:
 
 
 def alert_value(score: ScoreFields | Mapping, transaction: Transaction, recent_raw: Iterable[bytes],
-                features: Mapping[str, float], llm_rationale: str | None) -> bytes:
-    """The ``fraud-alerts`` value; ``recent_raw`` are the account's earlier accepted messages, oldest first."""
-    return encode_alert(build_alert(score, transaction, recent_raw, features, llm_rationale))
+                features: Mapping[str, float], llm_rationale: str | None,
+                thresholds: Mapping[str, float] | None = None) -> bytes:
+    """The ``fraud-alerts`` value; ``recent_raw`` are the account's earlier accepted messages, oldest first;
+    ``thresholds`` the deciding model's ``{review, decline}`` (None: unknown, the field stays null)."""
+    return encode_alert(build_alert(score, transaction, recent_raw, features, llm_rationale, thresholds))
 
 
 def one_line(text: str, limit: int = MAX_REASON_CHARS) -> str:

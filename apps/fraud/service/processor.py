@@ -86,6 +86,8 @@ class ScoreResult:
     llm_rationale: str | None = None
     escalated: bool = False
     llm_fallback: bool = False
+    #: The deciding model's ``{review, decline}`` thresholds, carried into alerts (None: unknown).
+    thresholds: dict | None = None
 
 
 class BatchScorer(Protocol):
@@ -202,7 +204,9 @@ def _score(valid: list[tuple[InRecord, Transaction, AccountEntry]], store: Accou
             feats = result.features
             feats = feats.as_dict() if hasattr(feats, "as_dict") else feats
             out.records.append(OutRecord(topics.alerts, rec.key, messages.alert_value(
-                score, tx, [raw for _, raw in entry.recent], feats, result.llm_rationale), partition))
+                score, tx, [raw for _, raw in entry.recent], feats, result.llm_rationale,
+                # getattr: any object with ScoreResult's attributes will do, older ones lack this one.
+                getattr(result, "thresholds", None)), partition))
         due = last[id(entry)] == i and store.snapshot_due(entry)
         snapshot = scorer.encode_state(result.state) if due else None
         ckey, cvalue = store.record(entry, tx.account_id, tx.transaction_id, result.state, snapshot, rec.value)
