@@ -12,7 +12,7 @@ from npusuite.platform.engine import ModelManager
 from npusuite.platform.repository import ModelRepository
 from npusuite.platform.serving.metrics import PlatformMetrics
 
-EXAMPLES_PER_OPERATION = 25  # x 2 modes x ~25 operations: about 1,200 requests, ~1-2 minutes here
+EXAMPLES_PER_OPERATION = 50  # x 2 modes x 16 operations: ~1,000 requests, ~1.5 minutes here
 
 
 def _short(case) -> None:
@@ -24,10 +24,29 @@ def _short(case) -> None:
         case.body.setdefault("max_tokens", 8)
 
 
+def _fuzz(op, mode, url: str, headers: dict, label: str, tried: dict[str, int], failures: list[str]) -> None:
+    from hypothesis import HealthCheck, given, settings
+
+    @given(case=op.as_strategy(generation_mode=mode))
+    @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    def run(case):
+        _short(case)
+        response = case.call(base_url=url, headers=headers, timeout=60)
+        tried[label] = tried.get(label, 0) + 1
+        if response.status_code >= 500:
+            failures.append(f"{label}: {response.status_code} {response.text[:200]}")
+        elif response.status_code >= 400:
+            body = json.loads(response.text)  # every refusal is a JSON object (KServe's ready=false included)
+            assert isinstance(body, dict) and ("error" in body or body.get("ready") is False), (label, body)
+
+    run()
+
+
 @pytest.mark.slow
 def test_fuzz_the_openapi_schema_finds_no_server_error(serve, admin_headers, tmp_path: Path, tiny_llm_dir: Path):
     import schemathesis
-    from hypothesis import HealthCheck, given, settings
+    from hypothesis.errors import Unsatisfiable
     from schemathesis import GenerationMode
 
     from npusuite.platform.runtime.reference_models import save_scale
@@ -44,19 +63,10 @@ def test_fuzz_the_openapi_schema_finds_no_server_error(serve, admin_headers, tmp
         for result in schema.get_all_operations():
             op = result.ok()
             for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-                @given(case=op.as_strategy(generation_mode=mode))
-                @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None,
-                          suppress_health_check=list(HealthCheck))
-                def run(case, label=f"{op.label} [{mode.value}]"):
-                    _short(case)
-                    response = case.call(base_url=url, headers=admin_headers, timeout=60)
-                    tried[label] = tried.get(label, 0) + 1
-                    if response.status_code >= 500:
-                        failures.append(f"{label}: {response.status_code} {response.text[:200]}")
-                    elif response.status_code >= 400:
-                        body = json.loads(response.text)  # every error is JSON
-                        assert "error" in body, (label, response.text[:200])
-                run()
+                try:
+                    _fuzz(op, mode, url, admin_headers, f"{op.label} [{mode.value}]", tried, failures)
+                except Unsatisfiable:  # e.g. no way to violate the schema of an operation without inputs
+                    continue
     total = sum(tried.values())
     print(f"schemathesis: {total} cases over {len(tried)} operation/mode pairs")
     assert failures == [], failures[:5]
