@@ -3,6 +3,11 @@
 ``kafka_bootstrap``: an existing cluster from ``KAFKA_BOOTSTRAP`` if set;
 otherwise a real Apache Kafka 4.x broker started through the same code as
 ``npusuite kafka up`` on a free port, stopped when the session ends.
+
+``kafka_cluster``: a real 3-node KRaft cluster (``npusuite kafka up --brokers 3``'s
+code), started once per session and only when a test asks for it (failover tests
+kill and restart its nodes; each restores what it kills).  Never ``KAFKA_BOOTSTRAP``:
+those tests crash brokers.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from collections.abc import Iterator
 import pytest
 
 from npusuite.platform.kafka.broker import LocalBroker, free_broker_port
+from npusuite.platform.kafka.cluster import LocalCluster
 from npusuite.platform.settings import KafkaSettings, PathSettings
 
 
@@ -29,6 +35,17 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield status.bootstrap
     finally:
         broker.down()
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    cluster = LocalCluster(tmp_path_factory.mktemp("kafka-cluster"), brokers=3, port=free_broker_port(span=6),
+                           cache_dir=PathSettings().cache_dir(), heap_mb=384)
+    try:
+        cluster.up(timeout_s=180)
+        yield cluster
+    finally:
+        cluster.down()
 
 
 @pytest.fixture

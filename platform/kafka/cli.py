@@ -1,7 +1,13 @@
-"""``npusuite kafka up|status|down``: a local single-node Kafka 4.x broker.
+"""``npusuite kafka up|status|down|mirror``: a local Kafka 4.x broker or cluster, and MirrorMaker 2.
+
+``up`` starts one broker, or with ``--brokers 3`` a 3-node KRaft cluster
+(every node a broker and a controller) whose topics are created with 3
+replicas and min.insync.replicas=2.  ``status`` and ``down`` find what the
+``--data`` folder holds and cover every node.  ``mirror`` runs Kafka's own
+MirrorMaker 2 between two clusters (zones); see docs/kafka.md.
 
 To use an existing cluster instead, set ``KAFKA_BOOTSTRAP=host:port`` and skip
-these commands; every component reads it.
+``up``; every component reads it.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from pathlib import Path
 import typer
 
 from npusuite.platform.kafka.broker import LocalBroker
+from npusuite.platform.kafka.cluster import LocalCluster, is_cluster
 from npusuite.platform.settings import PathSettings
 
 app = typer.Typer(no_args_is_help=True, help=__doc__)
@@ -18,36 +25,62 @@ app = typer.Typer(no_args_is_help=True, help=__doc__)
 DataOpt = typer.Option(None, "--data", help="Broker data folder (default: ~/.local/share/npusuite/kafka).")
 
 
+def _data(data: Path | None) -> Path:
+    return data or PathSettings().data_dir() / "kafka"
+
+
 def _broker(data: Path | None, port: int = 9092) -> LocalBroker:
-    paths = PathSettings()
-    return LocalBroker(data or paths.data_dir() / "kafka", port=port, cache_dir=paths.cache_dir())
+    return LocalBroker(_data(data), port=port, cache_dir=PathSettings().cache_dir())
+
+
+def _target(data: Path | None) -> LocalBroker | LocalCluster:
+    """Whatever --data holds: a cluster (it has cluster.json) or a single broker."""
+    if is_cluster(_data(data)):
+        return LocalCluster.open(_data(data), cache_dir=PathSettings().cache_dir())
+    return _broker(data)
 
 
 @app.command()
 def up(
-    port: int = typer.Option(9092, "--port", help="Client port; the KRaft controller uses PORT+1."),
+    port: int = typer.Option(9092, "--port", help=(
+        "Client port; the KRaft controller uses PORT+1.  With --brokers N, node i uses PORT+2(i-1) and the port "
+        "above it.")),
+    brokers: int = typer.Option(1, "--brokers", min=1, help=(
+        "Nodes (each a broker and a controller).  3 gives a cluster that survives the loss of one broker: "
+        "topics get 3 replicas and min.insync.replicas=2.")),
     data: Path | None = DataOpt,
-    heap_mb: int = typer.Option(512, "--heap-mb", help="Broker JVM heap in MiB."),
+    heap_mb: int | None = typer.Option(None, "--heap-mb", help="JVM heap per node in MiB (default 512, 384 per "
+                                       "node of a cluster)."),
 ) -> None:
-    """Start the broker (fetching its jars from Maven Central on first use) and wait until it serves.
+    """Start the broker or cluster (fetching its jars from Maven Central on first use) and wait until it serves.
 
-    Idempotent: with a broker already running from the same --data folder it just reports it.
+    Idempotent: with a broker or cluster already running from the same --data folder it just reports it
+    (and starts any node of it that is down).
+
+    Example: npusuite kafka up --brokers 3 --port 19092
     """
-    broker = _broker(data, port)
-    broker.heap_mb = heap_mb
-    typer.echo(broker.up().describe())
+    if brokers == 1 and not is_cluster(_data(data)):
+        broker = _broker(data, port)
+        broker.heap_mb = heap_mb or 512
+        typer.echo(broker.up().describe())
+        return
+    cluster = LocalCluster(_data(data), brokers=brokers, port=port, cache_dir=PathSettings().cache_dir(),
+                           heap_mb=heap_mb or 384)
+    typer.echo(cluster.up().describe())
 
 
 @app.command()
 def status(data: Path | None = DataOpt) -> None:
-    """Say whether the broker is running, where, and where its log is.  Exit 1 when it is down."""
-    st = _broker(data).status()
+    """Say whether the broker (or every node of the cluster) is running, where, and where its logs are.
+    Exit 1 when it, or any node, is down."""
+    st = _target(data).status()
     typer.echo(st.describe())
     raise typer.Exit(0 if st.running else 1)
 
 
 @app.command()
 def down(data: Path | None = DataOpt) -> None:
-    """Stop the broker cleanly (SIGTERM, then SIGKILL after 30 s).  Stopping a stopped broker is fine."""
-    stopped = _broker(data).down()
+    """Stop the broker, or every node of the cluster, cleanly (SIGTERM, then SIGKILL after a timeout).
+    Stopping a stopped broker is fine."""
+    stopped = _target(data).down()
     typer.echo("kafka: stopped" if stopped else "kafka: was not running")

@@ -38,7 +38,13 @@ from pathlib import Path
 
 from npusuite.platform.errors import UserError
 from npusuite.platform.kafka import jars
-from npusuite.platform.kafka.broker import BrokerStatus, LocalBroker, new_cluster_id, wait_until_serving
+from npusuite.platform.kafka.broker import (
+    BrokerStatus,
+    LocalBroker,
+    _quiet_kafka_client,
+    new_cluster_id,
+    wait_until_serving,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -188,8 +194,6 @@ class LocalCluster:
 def live_broker_ids(bootstrap: str) -> set[int]:
     """The ids of the brokers the cluster reports as live (empty when it cannot be asked)."""
     from kafka import KafkaAdminClient
-
-    from npusuite.platform.kafka.broker import _quiet_kafka_client
 
     with _quiet_kafka_client():
         try:

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 
 from kafka import KafkaAdminClient
 from kafka.errors import TopicAlreadyExistsError
-
 from npusuite.platform.kafka.broker import min_insync_replicas
 
 logger = logging.getLogger(__name__)
