@@ -4,8 +4,11 @@ Rules:
 
 * Models are served by the platform's :class:`~npusuite.platform.engine.ModelEngine`
   (a repository reference such as ``washer`` = ``washer@production``, or a
-  folder).  Following an alias, the engine loads and warms a new version
-  beside the old one and switches atomically; each batch of frames runs under
+  folder) with the :class:`~npusuite.inspection.adapter.InspectionAdapter`.
+  Following an alias, the engine loads a new version beside the old one,
+  builds and warms its inspector (a version that cannot inspect is refused
+  there and the old one keeps inspecting: no part is failed by a bad
+  promote) and switches atomically; each batch of frames runs under
   one engine *lease*, so it finishes on the version it started with and no
   frame is lost or inspected twice because of a swap.  Each result names the
   ``name@version`` that produced it.
@@ -35,12 +38,10 @@ import numpy as np
 
 from npusuite.inspection.archive import NgArchive
 from npusuite.inspection.inspector import Inspector
-from npusuite.inspection.modelcard import LoadedModel, read_card
 from npusuite.inspection.records import Frame, Inspection
 from npusuite.inspection.reject import RejectSignaller
 from npusuite.inspection.review import ReviewPoster
 from npusuite.inspection.source import FrameSource
-from npusuite.platform.errors import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -48,61 +49,35 @@ logger = logging.getLogger(__name__)
 class EngineInspectors:
     """Inspectors over whatever version the platform engine serves right now.
 
-    ``precision="int8"`` quantises each version once, on first use, with the
-    calibration images stored in it.
-    """
+    The engine runs :class:`~npusuite.inspection.adapter.InspectionAdapter`: each version's
+    :class:`Inspector` (card checked, int8 quantised once, warmed on a calibration image) is built
+    BEFORE the engine switches to it, so a version that cannot inspect is refused and never reaches
+    a frame."""
 
-    def __init__(self, engine, precision: str = "fp32", min_box_area_px: int = 1) -> None:
-        if precision not in ("fp32", "int8"):
-            raise UserError(f"precision {precision!r}: inspection runs fp32 or int8")
+    def __init__(self, engine) -> None:
         self.engine = engine
-        self.precision = precision
-        self.min_box_area_px = min_box_area_px
-        self._cache: dict[str, Inspector] = {}
-        self._lock = threading.Lock()
 
     @classmethod
     def open(cls, ref: str | Path, root: Path | None = None, device: str = "cpu", precision: str = "fp32",
-             follow_alias: bool = True) -> EngineInspectors:
-        """Open ``ref`` through the platform engine.  Raises UserError (unknown model, bad files, no card)."""
-        from npusuite.platform.engine import BatcherConfig, ModelEngine
+             follow_alias: bool = True, min_box_area_px: int = 1) -> EngineInspectors:
+        """Open ``ref`` through the platform engine.  Raises UserError (unknown model, bad files, no card,
+        an input the net cannot take)."""
+        from npusuite.inspection.adapter import InspectionAdapter
+        from npusuite.platform.engine import ModelEngine
 
-        engine = ModelEngine.open(ref, root=root, follow_alias=follow_alias, device=device,
-                                  batcher=BatcherConfig(max_batch_size=8, max_queue_delay_ms=1.0))
-        read_card(engine.version.path)  # refuse a non-inspection model now, not at the first frame
-        return cls(engine, precision)
-
-    def _inspector(self, slot) -> Inspector:
-        version = slot.version
-        key = f"{version.path}|{version.ref}"
-        with self._lock:
-            found = self._cache.get(key)
-            if found is None:
-                card = read_card(version.path)
-                net = slot.runtime.module
-                if self.precision == "int8":
-                    from safetensors.torch import load_file
-
-                    from npusuite.inspection.modelcard import CALIBRATION
-                    from npusuite.inspection.nets import quantize_int8
-
-                    net = quantize_int8(net, load_file(str(version.path / CALIBRATION))["images"])
-                ref = version.ref if version.version != "local" else f"{card.product or version.name}-{card.role}@local"
-                found = Inspector(LoadedModel(net, card, ref, version.path, self.precision), self.min_box_area_px)
-                self._cache = {key: found, **{k: v for k, v in self._cache.items() if k != key}}
-                if len(self._cache) > 2:  # keep the current and the previous version only
-                    self._cache.pop(next(reversed(self._cache)))
-            return found
+        adapter = InspectionAdapter(precision, min_box_area_px)
+        return cls(ModelEngine.open(ref, root=root, follow_alias=follow_alias, device=device, adapter=adapter))
 
     @contextlib.contextmanager
     def lease(self) -> Iterator[Inspector]:
         """The current version's inspector, held for the duration of the ``with`` block."""
-        with self.engine.lease() as slot:
-            yield self._inspector(slot)
+        with self.engine.lease() as lease:
+            yield lease.app
 
     @property
     def ref(self) -> str | None:
-        return self.engine.ref
+        with self.engine.lease() as lease:
+            return lease.app.ref
 
     def close(self) -> None:
         self.engine.close()

@@ -163,10 +163,12 @@ _MESSAGE = st.one_of(
 @pytest.fixture(scope="module")
 def live_scorer(fraud_model):
     """The live service's scorer on the trained fast model (no LLM: the grey band falls back)."""
+    from npusuite.fraud.service.adapters import FraudFastAdapter
     from npusuite.fraud.service.scoring import LiveScorer
     from npusuite.platform.engine import ModelEngine
 
-    scorer = LiveScorer(ModelEngine.open("fraud-fast", root=fraud_model[1], follow_alias=True, device="cpu"))
+    scorer = LiveScorer(ModelEngine.open("fraud-fast", root=fraud_model[1], follow_alias=True, device="cpu",
+                                         adapter=FraudFastAdapter()))
     yield scorer
     scorer.close()
 

@@ -74,3 +74,47 @@ def test_hot_swap_while_frames_flow_loses_no_frame(tiny_model: Path, small_data:
     switch = models.index("washer@2")
     assert set(models[:switch]) == {"washer@1"} and set(models[switch:]) == {"washer@2"}
     assert stats.errors == 0 and stats.frames == n
+
+
+def test_a_promoted_version_that_cannot_inspect_is_refused_and_fail_safe_rejects_no_part(
+        tiny_model: Path, small_data: Path, tmp_path: Path):
+    """Issue 13 (b): ``inspection run --fail-safe`` follows ``washer@production``; a version whose card asks
+    for an input size the net cannot take (not a multiple of its down-sampling) is promoted mid-run.  The
+    engine refuses it before the switch: every frame still gets a verdict from version 1 and fail-safe
+    rejects nothing."""
+    import shutil
+
+    repo = ModelRepository(tmp_path / "models")
+    repo.add("washer", tiny_model)
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_model, bad)
+    (bad / "manifest.json").unlink(missing_ok=True)
+    card = json.loads((bad / "inspection.json").read_text())
+    card["size_px"] = [card["size_px"][0] - 2, card["size_px"][1] - 2]
+    (bad / "inspection.json").write_text(json.dumps(card))  # the net and its declared tensors are unchanged
+    repo.add("washer", bad)
+    clip = tmp_path / "line.avi"
+    write_line_video(clip, "washer", frames=80, fps=20.0, defect_rate=0.3, seed=5)  # 4 s, paced like a camera
+    results, log = tmp_path / "results.jsonl", tmp_path / "line.log"
+    with log.open("w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "npusuite.platform", "inspection", "run", "--source", str(clip), "--model",
+             "washer", "--model-root", str(tmp_path / "models"), "--fail-safe", "--window-ms", "3000",
+             "--results", str(results), "--queue-size", "64"], stderr=err, stdout=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 120
+            while not (results.is_file() and results.read_text().count("\n") >= 5):
+                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+                time.sleep(0.05)
+            repo.promote("washer", "2")
+            assert proc.wait(180) == 0, log.read_text()[-3000:]
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    text = log.read_text()
+    lines = [json.loads(x) for x in results.read_text().splitlines()]
+    assert [r["seq"] for r in lines] == list(range(80)) and {r["model"] for r in lines} == {"washer@1"}
+    summary = json.loads(text.strip().splitlines()[-1])["summary"]
+    assert summary["errors"] == 0 and summary["reject"]["rejects_failsafe"] == 0
+    assert summary["reject"]["rejects_ng"] == sum(r["defective"] for r in lines)
+    assert "washer@production -> 2 refused" in text, text[-3000:]  # the refusal happened while frames flowed

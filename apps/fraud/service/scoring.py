@@ -9,13 +9,16 @@ Rules:
 * a wave is scored under one engine lease of the fast model: one forward
   pass (plus its reason-code passes), and every score of the wave names the
   version that produced it;
-* hot swap is the engine's: a promoted version is loaded and warmed beside
-  the serving one in the engine's own thread and switched atomically; the
-  scorer never waits for a load or a drain.  Thresholds come from the card of
-  the version in use;
-* the grey band goes to the LLM verdict model through the platform's
+* hot swap is the engine's: a promoted version is loaded beside the serving
+  one in the engine's own thread, built and warmed by
+  :class:`~.adapters.FraudFastAdapter` (card, thresholds, feature set, one
+  synthetic transaction) and only then switched atomically; a version that
+  does not fit is refused there and the old one keeps scoring.  The scorer
+  never waits for a load or a drain, and builds nothing per version itself;
+* the grey band goes to the LLM verdict model through its engine's own
   :class:`~npusuite.platform.engine.batcher.DynamicBatcher` (bounded queue,
-  deadlines) and the scorer waits at most ``llm_deadline_ms``; a full queue,
+  deadlines; :class:`~.adapters.FraudVerdictAdapter`) and the scorer waits at
+  most ``llm_deadline_ms``; a full queue,
   a missed deadline, an LLM error or no LLM at all leaves the fast decision
   with the reason ``llm_unavailable`` (the tiered scorer's fallback), so the
   stream never stalls on the LLM;
@@ -28,7 +31,6 @@ Rules:
 from __future__ import annotations
 
 import concurrent.futures
-import json
 import logging
 from collections.abc import Sequence
 
@@ -36,11 +38,11 @@ import numpy as np
 
 from npusuite.fraud.features import AccountState, Features, advance
 from npusuite.fraud.schema import Transaction, parse_transaction
-from npusuite.fraud.scorer import ScoredTransaction, ScorerConfig, TieredScorer
+from npusuite.fraud.scorer import ScoredTransaction, TieredScorer
+from npusuite.fraud.service.adapters import FastApp, FraudFastAdapter, FraudVerdictAdapter, card_of
 from npusuite.fraud.service.config import ModelConfig
 from npusuite.fraud.service.metrics import ServiceMetrics
 from npusuite.fraud.service.processor import ScoreRequest
-from npusuite.platform.errors import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -57,35 +59,35 @@ class _InPlaceTieredScorer(TieredScorer):
 
 
 class BatchedVerdict:
-    """The tiered scorer's ``VerdictModel``: the LLM engine behind a bounded, deadline-aware batcher.
+    """The tiered scorer's ``VerdictModel``: the LLM engine's own batcher (bounded, deadline-aware).
 
-    ``fraud_probabilities`` raises (EngineBusyError, TimeoutError, DeadlineExceededError, the model's
-    error) instead of waiting longer than ``deadline_ms``; the tiered scorer then falls back."""
+    The engine runs :class:`~.adapters.FraudVerdictAdapter` (worker ``"batcher"``), so each batch is one
+    ``label_probabilities`` call on the version current when it was queued.  ``fraud_probabilities``
+    raises (EngineBusyError, TimeoutError, DeadlineExceededError, the model's error) instead of waiting
+    longer than ``deadline_ms``; the tiered scorer then falls back."""
 
-    def __init__(self, engine, deadline_ms: float, max_queue: int = 64, max_batch_size: int = 64):
-        from npusuite.platform.engine import BatcherConfig
-        from npusuite.platform.engine.batcher import DynamicBatcher
-
+    def __init__(self, engine, deadline_ms: float):
         self.engine = engine
         self.deadline_ms = deadline_ms
         self.ref = engine.ref
-        self.batcher = DynamicBatcher(self._predict, BatcherConfig(
-            max_batch_size=max_batch_size, max_queue_delay_ms=1.0, max_queue_size=max_queue,
-            default_deadline_ms=deadline_ms), name="fraud-llm-verdict")
 
-    def _predict(self, tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from npusuite.fraud.llm_verdict import LABELS
+    @classmethod
+    def open(cls, ref: str, root, deadline_ms: float, max_queue: int = 64, max_batch_size: int = 64
+             ) -> BatchedVerdict:
+        """Open ``ref`` behind a batcher sized for the grey band.  Raises UserError/SwapError."""
+        from npusuite.platform.engine import BatcherConfig, ModelEngine
 
-        with self.engine.lease() as slot:
-            probs = slot.runtime.label_probabilities(list(tensors["prompt"]), list(LABELS))[:, 0]
-            self.ref = slot.version.ref
-        return {"p_fraud": probs.double().numpy()}
+        batcher = BatcherConfig(max_batch_size=max_batch_size, max_queue_delay_ms=1.0, max_queue_size=max_queue,
+                                default_deadline_ms=deadline_ms)
+        engine = ModelEngine.open(ref, root=root, follow_alias=True, device="cpu", batcher=batcher,
+                                  adapter=FraudVerdictAdapter())
+        return cls(engine, deadline_ms)
 
     def fraud_probabilities(self, items: Sequence[tuple[Transaction, Features]]) -> list[float]:
         from npusuite.fraud.llm_verdict import prompt_for
 
         prompts = np.array([prompt_for(tx, f) for tx, f in items], dtype=object)
-        future = self.batcher.submit({"prompt": prompts}, deadline_ms=self.deadline_ms)
+        future, self.ref = self.engine.submit({"prompt": prompts}, deadline_ms=self.deadline_ms)
         try:
             return future.result(timeout=self.deadline_ms / 1000.0)["p_fraud"].tolist()
         except concurrent.futures.TimeoutError:
@@ -93,25 +95,16 @@ class BatchedVerdict:
             raise TimeoutError(f"LLM verdicts not back within {self.deadline_ms:.0f} ms") from None
 
     def close(self) -> None:
-        self.batcher.close(drain=False, timeout_s=5)
         self.engine.close()
 
 
-def _card_of(version) -> dict:
-    path = version.path / "card.json"
-    if path.is_file():
-        return json.loads(path.read_text())
-    return dict((version.manifest.metadata or {}).get("model_card") or {})
-
-
 class LiveScorer:
-    def __init__(self, fast_engine, llm: BatchedVerdict | None = None, metrics: ServiceMetrics | None = None,
-                 **threshold_overrides: float | None):
+    """The processor's ``BatchScorer`` over the fast engine (run with :class:`~.adapters.FraudFastAdapter`)."""
+
+    def __init__(self, fast_engine, llm: BatchedVerdict | None = None, metrics: ServiceMetrics | None = None):
         self.fast = fast_engine
-        self.overrides = threshold_overrides
         self.llm = llm
         self.metrics = metrics
-        self._cards: dict[str, tuple[dict, ScorerConfig]] = {}
         self._last_ref: str | None = None
 
     def encode_state(self, state: AccountState) -> bytes:
@@ -123,29 +116,16 @@ class LiveScorer:
             advance(state, parse_transaction(raw))
         return state
 
-    def _config(self, version) -> tuple[dict, ScorerConfig]:
-        cached = self._cards.get(version.ref)
-        if cached is None:
-            card = _card_of(version)
-            try:
-                cached = self._cards[version.ref] = (card, ScorerConfig.from_card(card, **self.overrides))
-            except ValueError as exc:
-                raise UserError(f"{version.ref}: {exc} (train it with `npusuite fraud train`)") from None
-        return cached
-
     def score_batch(self, requests: Sequence[ScoreRequest]) -> list[ScoredTransaction]:
-        from npusuite.fraud.fast_model import FastModel
-
         items = [(r.transaction, r.state if r.state is not None else AccountState()) for r in requests]
-        with self.fast.lease() as slot:
-            card, config = self._config(slot.version)
-            tiered = _InPlaceTieredScorer(FastModel(slot.runtime.module, slot.version.ref, card), self.llm, config)
-            scored = tiered.score_batch(items)
-        ref = slot.version.ref
+        with self.fast.lease() as lease:
+            app: FastApp = lease.app  # built, checked and warmed by the engine before it was switched to
+            scored = _InPlaceTieredScorer(app.model, self.llm, app.config).score_batch(items)
+        ref = app.ref
         if ref != self._last_ref:
             if self._last_ref is not None and self.metrics is not None:
                 self.metrics.swaps.labels(ref).inc()
-            logger.info("scoring with %s (thresholds %s)", ref, config)
+            logger.info("scoring with %s (thresholds %s)", ref, app.config)
             self._last_ref = ref
         return scored  # ScoredTransaction has every attribute of the processor's ScoreResult
 
@@ -159,7 +139,7 @@ def _llm_reference(fast_engine, config: ModelConfig) -> str | None:
     """--llm-model, else the LLM the fast model's card names, followed through its production alias."""
     if config.llm_model:
         return config.llm_model
-    named = _card_of(fast_engine.version).get("llm")
+    named = card_of(fast_engine.version).get("llm")
     return named.split("@")[0] if named and config.model_root is not None else None
 
 
@@ -173,16 +153,15 @@ def build_live_scorer(config: ModelConfig, metrics: ServiceMetrics | None = None
     # Batches are small (tens to hundreds of rows); intra-op threads only add synchronisation and
     # fight the Kafka client and the broker for the cores.
     torch.set_num_threads(config.torch_threads)
-    fast = ModelEngine.open(config.model, root=config.model_root, follow_alias=True, device="cpu")
+    adapter = FraudFastAdapter(grey_low=config.grey_low, grey_high=config.grey_high)
+    # A version without thresholds or of another feature set is refused here (SwapError, a UserError).
+    fast = ModelEngine.open(config.model, root=config.model_root, follow_alias=True, device="cpu", adapter=adapter)
     llm = None
     llm_ref = _llm_reference(fast, config)
     if llm_ref:
         try:
-            llm = BatchedVerdict(ModelEngine.open(llm_ref, root=config.model_root, follow_alias=True, device="cpu"),
-                                 config.llm_deadline_ms)
+            llm = BatchedVerdict.open(llm_ref, config.model_root, config.llm_deadline_ms)
         except Exception as exc:  # the fast tier must run without it
             logger.error("LLM verdict model %s unavailable, grey band falls back to the fast score: %s", llm_ref, exc)
     logger.info("fast model %s, LLM %s", fast.ref, llm.ref if llm else None)
-    scorer = LiveScorer(fast, llm, metrics, grey_low=config.grey_low, grey_high=config.grey_high)
-    scorer._config(fast.version)  # refuse a model without thresholds now, not at the first batch
-    return scorer
+    return LiveScorer(fast, llm, metrics)
