@@ -16,6 +16,8 @@ Variables (all optional):
 ``NPUSUITE_LOG_FORMAT``        ``text`` (default) or ``json``
 ``NPUSUITE_REVIEW_DB``          review app database URL (default: SQLite file)
 ``NPUSUITE_REVIEW_INGEST_TOKEN``  extra bearer token accepted by review ingest
+``NOTIFY_SOCKET``               set by systemd (``Type=notify``): sd_notify socket
+``WATCHDOG_USEC``, ``WATCHDOG_PID``  set by systemd (``WatchdogSec=``): the watchdog
 =============================  ==============================================
 """
 
@@ -74,3 +76,13 @@ class ReviewSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NPUSUITE_REVIEW_", extra="ignore")
     db: str | None = None
     ingest_token: str | None = Field(default=None, repr=False)
+
+
+class SystemdSettings(BaseSettings):
+    """What systemd tells a ``Type=notify`` service (see ``npusuite.platform.sd_notify``); all unset
+    outside systemd."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+    notify_socket: str | None = Field(default=None, validation_alias="NOTIFY_SOCKET")
+    watchdog_usec: int | None = Field(default=None, validation_alias="WATCHDOG_USEC")
+    watchdog_pid: int | None = Field(default=None, validation_alias="WATCHDOG_PID")
