@@ -29,10 +29,17 @@ admin token (``--admin-token`` / ``NPUSUITE_ADMIN_TOKEN``; audited as
 ``admin``).  Device tokens never grant management access.  The TUF files are
 public on purpose: boxes trust them because of their signatures, not the
 transport.
+
+Under systemd (``deploy/systemd/npusuite-fleet-server.service``, ``Type=notify``) the app's
+lifespan sends ``READY=1`` at start (uvicorn binds its socket right after) and pings the watchdog
+from the event loop that serves requests, so a stalled loop gets the service restarted; outside
+systemd both are no-ops (:mod:`npusuite.platform.sd_notify`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import logging
 from pathlib import Path
@@ -49,6 +56,7 @@ from npusuite.edge.release import check_target_path, check_version
 from npusuite.edge.rollout import RolloutPlan
 from npusuite.platform.errors import NotFoundError, SchemaError, UserError
 from npusuite.platform.records import load_json_object, validation_reason
+from npusuite.platform.sd_notify import SdNotify
 
 logger = logging.getLogger(__name__)
 
@@ -164,8 +172,24 @@ Operator = Annotated[str, Depends(_operator)]
 Device = Annotated[str, Depends(_device)]
 
 
-def create_app(store: FleetStore, admin_token: str | None = None, release_dir: Path | None = None) -> FastAPI:
-    app = FastAPI(title="npusuite edge fleet", docs_url=None, redoc_url=None)
+def _systemd_lifespan(notifier: SdNotify | None):
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        n = notifier or SdNotify.from_settings()
+        watchdog = asyncio.create_task(n.watchdog_loop())
+        n.ready("fleet server up")
+        try:
+            yield
+        finally:
+            n.stopping()
+            watchdog.cancel()
+    return lifespan
+
+
+def create_app(store: FleetStore, admin_token: str | None = None, release_dir: Path | None = None,
+               notifier: SdNotify | None = None) -> FastAPI:
+    """The fleet app; ``notifier`` (default: from the environment) gets systemd's READY/WATCHDOG."""
+    app = FastAPI(title="npusuite edge fleet", docs_url=None, redoc_url=None, lifespan=_systemd_lifespan(notifier))
     app.state.store = store
     app.state.admin_token = admin_token
 
