@@ -6,7 +6,11 @@ Rules, per frame, in this order:
    replayable source an id the outbox already knows is skipped *before*
    inspection (a restarted agent does not redo or re-signal old frames);
 2. inspect with the *current* inspector (an update swaps it atomically
-   between two frames, never during one);
+   between two frames, never during one) and build the result record; if
+   either raises (a broken model, a NaN score the record refuses), the frame
+   is counted in ``inspect_errors`` and gets no verdict, like a part the
+   inspection line could not inspect (a fail-safe reject signaller rejects
+   it when its window closes); the line never stops for it;
 3. ``outbox.put`` commits the result durably;
 4. only then run the actions (reject signal, archive, ...), and nudge the
    syncer.  A crash between 3 and 4 can lose an action, never a result.
@@ -77,6 +81,8 @@ class AgentCounters:
     dropped: int = 0
     ng: int = 0
     no_model: int = 0
+    #: frames whose inspection or result record failed (no verdict: fail-safe rejects the part)
+    inspect_errors: int = 0
     errors: int = 0
     last_model: str | None = None
     started_at_s: float = field(default_factory=time.time)
@@ -122,8 +128,14 @@ class EdgeAgent:
             return None
         if self.on_frame is not None:
             self.on_frame(frame)
-        result = inspector.inspect(frame)
-        payload = ingest_payload(result, rid, self.config.line, self.config.product, model=label)
+        try:
+            result = inspector.inspect(frame)
+            # Building the record validates it: a broken model's NaN score fails here (pydantic ValidationError).
+            payload = ingest_payload(result, rid, self.config.line, self.config.product, model=label)
+        except Exception:  # this frame gets no verdict (fail-safe rejects its part); the line goes on
+            self.counters.inspect_errors += 1
+            logger.exception("inspecting frame %s (%s) failed; no verdict for it", frame.seq, rid)
+            return None
         outcome = self.outbox.put(rid, result.defective, payload)
         self.counters.last_model = payload["model"]
         if outcome is PutOutcome.STORED:
@@ -162,5 +174,6 @@ class EdgeAgent:
         c = self.counters
         return {"device_id": self.config.device_id, "boot": self.boot, "frames": c.frames, "stored": c.stored,
                 "ng": c.ng, "skipped_known": c.skipped_known, "duplicates": c.duplicates, "dropped": c.dropped,
-                "no_model": c.no_model, "action_errors": c.errors, "model": c.last_model,
+                "no_model": c.no_model, "inspect_errors": c.inspect_errors, "action_errors": c.errors,
+                "model": c.last_model,
                 "outbox": self.outbox.stats().to_json()}
