@@ -191,6 +191,28 @@ class LocalCluster:
         raise UserError(f"nodes {sorted(want - seen)} did not register within {timeout_s:.0f}s")
 
 
+def leader_of(bootstrap: str, topic: str, partition: int) -> int:
+    """The node that leads ``topic``'s ``partition`` now (-1: none)."""
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        parts = admin.describe_topics([topic])[0]["partitions"]
+        return next(p["leader_id"] for p in parts if p["partition_index"] == partition)
+    finally:
+        admin.close()
+
+
+def transaction_coordinator(bootstrap: str, transactional_id: str, state_partitions: int = 8) -> int:
+    """The node coordinating ``transactional_id``'s transactions: the leader of its ``__transaction_state``
+    partition, ``abs(javaHashCode(id)) % partitions`` as Kafka computes it (our brokers use 8 partitions).
+    Java hashes UTF-16 code units; for the ids the suite uses (``[A-Za-z0-9._-]``) those are the characters."""
+    h = 0
+    for ch in transactional_id:
+        h = (31 * h + ord(ch)) & 0xFFFFFFFF
+    return leader_of(bootstrap, "__transaction_state", (h & 0x7FFFFFFF) % state_partitions)
+
+
 def live_broker_ids(bootstrap: str) -> set[int]:
     """The ids of the brokers the cluster reports as live (empty when it cannot be asked)."""
     from kafka import KafkaAdminClient
@@ -208,4 +230,4 @@ def live_broker_ids(bootstrap: str) -> set[int]:
             admin.close()
 
 
-__all__ = ["ClusterStatus", "LocalCluster", "is_cluster", "live_broker_ids"]
+__all__ = ["ClusterStatus", "LocalCluster", "is_cluster", "leader_of", "live_broker_ids", "transaction_coordinator"]

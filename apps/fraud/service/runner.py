@@ -65,6 +65,7 @@ from npusuite.fraud.service.processor import BatchOutcome, BatchScorer, InRecord
 from npusuite.fraud.service.reporting import BatchReport, consumer_lag
 from npusuite.fraud.service.topics import ensure_topics
 from npusuite.platform.gc_policy import GcPolicy
+from npusuite.platform.kafka.leaders import LeaderWatch
 
 logger = logging.getLogger(__name__)
 #: librdkafka's own log lines and client errors (connection losses, retries) go here.
@@ -130,14 +131,17 @@ class FraudService:
         self._stop = True
 
     # -- set-up -----------------------------------------------------------
-    def _client_config(self) -> dict:
+    def _client_config(self, role: str) -> dict:
+        # Leader changes (a broker lost, a partition moved) are logged at WARNING from the client's statistics,
+        # which librdkafka hands over between polls: nothing is added per record.
+        watch = LeaderWatch(client_logger, f"kafka {role}")
         return {"bootstrap.servers": self.config.bootstrap, "client.id": self.config.transactional_id,
-                "logger": client_logger, "error_cb": _client_error}
+                "logger": client_logger, "error_cb": _client_error, **watch.client_config()}
 
     def _producer(self) -> Producer:
         c = self.config
         producer = Producer({
-            **self._client_config(), "transactional.id": c.transactional_id,
+            **self._client_config("producer"), "transactional.id": c.transactional_id,
             "transaction.timeout.ms": c.transaction_timeout_ms, "enable.idempotence": True, "acks": "all",
             "linger.ms": 1, "batch.size": 1024 * 1024, "message.max.bytes": 8 * 1024 * 1024,
             # Right after a commit the broker is still writing the markers of the last transaction and
@@ -152,7 +156,7 @@ class FraudService:
     def _consumer(self) -> Consumer:
         c = self.config
         consumer = Consumer({
-            **self._client_config(), "group.id": c.group_id, "enable.auto.commit": False,
+            **self._client_config("consumer"), "group.id": c.group_id, "enable.auto.commit": False,
             "isolation.level": "read_committed", "auto.offset.reset": "earliest",
             "session.timeout.ms": c.session_timeout_ms, "heartbeat.interval.ms": c.heartbeat_interval_ms,
             "max.poll.interval.ms": 300_000, "fetch.wait.max.ms": c.poll_timeout_ms,
