@@ -1,7 +1,8 @@
 """Which inspection pipeline the agent runs, and the sample frames its health checks use.
 
 ``inspection`` (the default) is the suite's inspection engine
-(``npusuite.inspection.inspector``); ``sim`` is :mod:`npusuite.edge.simulate`'s tiny
+(``npusuite.inspection.inspector``), built by the same adapter the platform
+engine runs on the live line (:mod:`npusuite.inspection.adapter`); ``sim`` is :mod:`npusuite.edge.simulate`'s tiny
 simulated model, for fleet simulations and benchmarks.  Both are loaded from a
 model folder by an :data:`~npusuite.edge.health.InspectorFactory`.
 
@@ -26,13 +27,23 @@ PIPELINES = ("inspection", "sim")
 
 
 def inspection_factory(model_dir: Path) -> Any:
-    """Load the inspection engine on ``model_dir``; raises UserError when the engine is not installed."""
+    """Build the inspector for ``model_dir`` by the platform engine's adapter rules (card, input size vs net,
+    warm-up on a calibration image: :class:`~npusuite.inspection.adapter.InspectionAdapter`), so a bundle the
+    live line's engine would refuse fails the edge's health check at its load step.  Raises UserError when the
+    inspection engine is not installed, or the model does not fit."""
     try:
-        from npusuite.inspection.inspector import Inspector  # the inspection engine (docs/inspection-api.md)
+        from npusuite.inspection.adapter import InspectionAdapter  # the inspection engine (docs/inspection-api.md)
     except ImportError as exc:
         raise UserError("the inspection engine (npusuite.inspection.inspector) is not available in this build; "
                         "use --pipeline sim for a simulated line") from exc
-    return Inspector.load(model_dir)
+    from npusuite.platform.repository import resolve_reference
+    from npusuite.platform.runtime.servable import load_version
+
+    version = resolve_reference(Path(model_dir))
+    adapter = InspectionAdapter()
+    inspector = adapter.build(version, load_version(version))
+    adapter.warm(inspector)
+    return inspector
 
 
 def factory_for(pipeline: str) -> InspectorFactory:
