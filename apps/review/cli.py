@@ -65,7 +65,9 @@ def serve(
     group: str = typer.Option("npusuite-review", "--group", help="Kafka consumer group id."),
     sla_decline_min: float = typer.Option(60.0, "--sla-decline-min", help="SLA for declined-transaction alerts."),
     sla_review_min: float = typer.Option(240.0, "--sla-review-min", help="SLA for review alerts."),
-    sla_inspection_min: float = typer.Option(480.0, "--sla-inspection-min", help="SLA for inspection rejects."),
+    sla_qc_severe_min: float = typer.Option(240.0, "--sla-qc-severe-min",
+                                            help="SLA for severe inspection rejects (score >= 1.5x threshold)."),
+    sla_inspection_min: float = typer.Option(480.0, "--sla-inspection-min", help="SLA for other inspection rejects."),
     cookie_secure: bool = typer.Option(False, "--cookie-secure", help="Mark cookies Secure (serve behind HTTPS)."),
 ) -> None:
     """Serve the review web app (pages, JSON API, ingest API) and consume fraud alerts.
@@ -86,7 +88,8 @@ def serve(
     try:
         cfg = ReviewConfig(db_url=engine.url.render_as_string(), env_ingest_token=ReviewSettings().ingest_token,
                            sla_fraud_decline_min=sla_decline_min, sla_fraud_review_min=sla_review_min,
-                           sla_inspection_min=sla_inspection_min, cookie_secure=cookie_secure)
+                           sla_qc_severe_min=sla_qc_severe_min, sla_inspection_min=sla_inspection_min,
+                           cookie_secure=cookie_secure)
     except ValidationError as exc:
         err = exc.errors()[0]
         raise UserError(f"bad setting {err['loc'][0]}: {err['msg']}") from None
@@ -115,10 +118,13 @@ def add_user(
     role: str = typer.Option(..., "--role", help="analyst, supervisor or admin."),
     db: str | None = typer.Option(None, "--db", help=DB_HELP),
     update: bool = typer.Option(False, "--update", help="Change the password and role of an existing user."),
+    team: list[str] | None = typer.Option(None, "--team", help=(
+        "A team: fraud or qc, optionally with its role (fraud:supervisor); repeat for both. "
+        "Default: both teams with --role (a new user), or the teams they had (--update).")),
 ) -> None:
     """Create a user; the password is read from stdin (first line), never from the command line.
 
-    Example: printf '%s\\n' "$PASSWORD" | npusuite review add-user alice --role analyst
+    Example: printf '%s\\n' "$PASSWORD" | npusuite review add-user alice --role analyst --team fraud
     """
     from npusuite.review.accounts import create_user
 
@@ -128,8 +134,9 @@ def add_user(
                         "npusuite review add-user ...")
     _engine, sessions = _sessions(db)
     with sessions() as session:
-        user = create_user(session, name, password, role, update=update)
-    typer.echo(f"user {user.username} ({user.role}) saved")
+        user = create_user(session, name, password, role, update=update, teams=team or None)
+        teams = ", ".join(f"{t} {r}" for t, r in user.team_roles().items()) or "no team"
+    typer.echo(f"user {user.username} ({user.role}; {teams}) saved")
 
 
 @app.command("add-token")

@@ -73,15 +73,20 @@ def transaction(tx_id: str, account: str = "acct-1", minutes_ago: float = 0.0, a
 
 def fraud_alert(tx_id: str | None = None, score: float = 0.9, decision: str = "decline",
                 reasons: list[str] | None = None, model: str = "fraud-mlp@3", rationale: str | None = None,
-                reason_codes: list[str] | None = None) -> dict:
-    """An alert; without REASON_CODES it has none, as from a scorer that predates them."""
+                reason_codes: list[str] | None = None, thresholds: dict | None = None,
+                merchant: str = "m-77", account: str = "acct-1", features: dict | None = None) -> dict:
+    """An alert; without REASON_CODES it has none, and without THRESHOLDS none either, as from a scorer
+    that predates them."""
     tx_id = tx_id or f"tx-{uuid.uuid4().hex[:12]}"
-    recent = [transaction(f"{tx_id}-prev{i}", minutes_ago=60 * (3 - i), amount=10.0 + i) for i in range(3)]
+    recent = [transaction(f"{tx_id}-prev{i}", account=account, minutes_ago=60 * (3 - i), amount=10.0 + i)
+              for i in range(3)]
+    tx = {**transaction(tx_id, account=account, amount=912.0), "merchant_id": merchant}
     return {"transaction_id": tx_id, "score": score, "decision": decision,
             "reasons": reasons if reasons is not None else ["amount_spike", "new_device"], "model": model,
-            "latency_ms": 3.2, "transaction": transaction(tx_id, amount=912.0), "account_recent": recent,
-            "features": {"amount_z": 4.1, "tx_count_1h": 3.0}, "llm_rationale": rationale, "fraud_type": None,
-            "reason_codes": reason_codes or []}
+            "latency_ms": 3.2, "transaction": tx, "account_recent": recent,
+            "features": features if features is not None else {"amount_z": 4.1, "tx_count_1h": 3.0},
+            "llm_rationale": rationale, "fraud_type": None, "reason_codes": reason_codes or [],
+            "thresholds": thresholds}
 
 
 def inspection_record(rec_id: str | None = None, score: float = 0.8, threshold: float = 0.5,
@@ -203,8 +208,12 @@ class _Server:
 def start_live(made: Db, consumer=None) -> tuple[_Server, LiveApp]:
     from npusuite.review.web.app import create_app
 
-    passwords = {"alice": "alice-pass-1", "bob": "bob-pass-22", "sue": "sue-pass-333", "ada": "ada-pass-4444"}
+    passwords = {"alice": "alice-pass-1", "bob": "bob-pass-22", "sue": "sue-pass-333", "ada": "ada-pass-4444",
+                 "quinn": "quinn-pass-55", "fay": "fay-pass-666"}
     with made.sessions() as s:
+        # alice, bob, sue and ada are in both teams (as users were before teams); quinn only in QC, fay only in fraud.
+        create_user(s, "quinn", passwords["quinn"], "analyst", teams=["qc"])
+        create_user(s, "fay", passwords["fay"], "analyst", teams=["fraud"])
         create_user(s, "alice", passwords["alice"], "analyst")
         create_user(s, "bob", passwords["bob"], "analyst")
         create_user(s, "sue", passwords["sue"], "supervisor")
@@ -218,6 +227,14 @@ def start_live(made: Db, consumer=None) -> tuple[_Server, LiveApp]:
 @pytest.fixture
 def live(sqlite_db: Db) -> Iterator[LiveApp]:
     server, info = start_live(sqlite_db)
+    with server:
+        yield info
+
+
+@pytest.fixture
+def live_any(db: Db) -> Iterator[LiveApp]:
+    """The live app on SQLite and on PostgreSQL."""
+    server, info = start_live(db)
     with server:
         yield info
 

@@ -53,7 +53,7 @@ def test_analyst_confirms_fraud_and_sees_it_in_the_journal(browser, live, mk):
     assert page.locator("table.queue tbody tr").count() == 6
     page.screenshot(path=str(ARTIFACTS / "queue.png"), full_page=True)
 
-    page.select_option(".next-form select[name=kind]", "fraud")
+    page.select_option(".next-form select[name=team]", "fraud")
     page.click("#next-case")
     page.wait_for_url("**/cases/*")
     assert "tx-browser-1" in page.inner_text("main")  # the highest-priority case

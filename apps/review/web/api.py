@@ -23,14 +23,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from npusuite.platform.errors import SchemaError
 from npusuite.platform.records import load_json_object
-from npusuite.review import accounts, cases, ingest
+from npusuite.review import accounts, cases, ingest, supervision
 from npusuite.review.models import CaseImage
-from npusuite.review.web.deps import ApiUser, ApiWriter, CaseId, Db, Offset
+from npusuite.review.web.deps import MAX_ID, ApiUser, ApiWriter, CaseId, Db, Offset
 from npusuite.review.web.views import case_json
 
 logger = logging.getLogger(__name__)
@@ -100,7 +100,7 @@ async def ingest_inspection(request: Request) -> JSONResponse:
 
 @router.get("/api/me")
 def me(user: ApiUser) -> dict:
-    return {"username": user.username, "role": user.role, "csrf_token": user.csrf_token}
+    return {"username": user.username, "role": user.role, "teams": dict(user.teams), "csrf_token": user.csrf_token}
 
 
 @router.get("/api/cases")
@@ -108,23 +108,24 @@ def list_cases(user: ApiUser, db: Db, kind: str | None = None, status: str | Non
                decision: str | None = None, outcome: str | None = None, reason: str | None = None,
                typology: str | None = None, model: str | None = None, assignee: str | None = None,
                sort: str = "risk", limit: Annotated[int, Query(ge=1, le=500)] = 100,
-               offset: Offset = 0) -> dict:
-    flt = cases.QueueFilter(kind, status, decision, outcome, reason, typology, model, assignee, sort)
+               offset: Offset = 0, team: str | None = None) -> dict:
+    flt = cases.QueueFilter(kind, status, decision, outcome, reason, typology, model, assignee, sort, team)
     return {"cases": [case_json(c) for c in cases.list_cases(db, flt, user, limit, offset)]}
 
 
 @router.get("/api/cases/{case_id}")
 def get_case(case_id: CaseId, user: ApiUser, db: Db) -> dict:
-    return case_json(cases.get_case(db, case_id), cases.journal_for(db, case_id))
+    return case_json(cases.visible_case(db, case_id, user), cases.journal_for(db, case_id))
 
 
 class NextBody(BaseModel):
-    kind: str | None = None
+    kind: str | None = Field(default=None, max_length=32)
+    team: str | None = Field(default=None, max_length=32)
 
 
 @router.post("/api/cases/next")
 def next_case(user: ApiWriter, db: Db, body: NextBody | None = None) -> dict:
-    taken = cases.next_case(db, user, body.kind if body else None)
+    taken = cases.next_case(db, user, body.kind if body else None, body.team if body else None)
     return {"case": None if taken is None else case_json(taken)}
 
 
@@ -150,10 +151,35 @@ def decide(case_id: CaseId, body: DecideBody, user: ApiWriter, db: Db) -> dict:
     return case_json(found, cases.journal_for(db, case_id))
 
 
+class AssignBody(BaseModel):
+    username: str = Field(min_length=1, max_length=64)
+
+
+@router.post("/api/cases/{case_id}/assign")
+def assign(case_id: CaseId, body: AssignBody, user: ApiWriter, db: Db) -> dict:
+    """Supervisors of the case's team: hand the case to a member of the team (403 for others)."""
+    return case_json(supervision.reassign(db, case_id, user, body.username))
+
+
+class BulkBody(BaseModel):
+    ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(min_length=1, max_length=supervision.MAX_BULK)
+    action: str = Field(max_length=32)
+    comment: str | None = None
+    type: str | None = None
+
+
+@router.post("/api/cases/bulk-decide")
+def bulk_decide(body: BulkBody, user: ApiWriter, db: Db) -> dict:
+    """Supervisors: close many cases of their team with one decision; one journal entry per closed case."""
+    result = supervision.bulk_decide(db, user, body.ids, body.action, body.comment, body.type)
+    return {"closed": result.closed, "skipped": [{"id": i, "reason": why} for i, why in result.skipped]}
+
+
 @router.get("/cases/{case_id}/{name}.png")
 def case_image(case_id: CaseId, name: str, user: ApiUser, db: Db) -> Response:
     if name not in ("image", "heatmap"):
         raise HTTPException(404, f"no image {name!r}")
+    cases.visible_case(db, case_id, user)
     row = db.get(CaseImage, (case_id, name))
     if row is None:
         raise HTTPException(404, f"case {case_id} has no {name}")

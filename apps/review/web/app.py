@@ -15,7 +15,8 @@ Rules:
 - ``/healthz`` (liveness) answers 503 when the alert consumer was started and
   its thread is gone; ``/readyz`` answers 200 only when the database answers
   and the consumer (if any) is consuming, 503 otherwise.  Both report the
-  consumer's counters and state.
+  consumer's counters and state.  ``/metrics`` is the Prometheus exposition
+  (breached open cases per team; counts only, no login).
 - Every response carries a strict Content-Security-Policy (same-origin only:
   no CDN, no inline scripts), ``X-Frame-Options: DENY``, ``nosniff`` and
   ``Referrer-Policy: same-origin``; pages are ``Cache-Control: no-store``.
@@ -39,12 +40,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from npusuite.platform.errors import NotFoundError, UserError
-from npusuite.review import cases
+from npusuite.review import cases, metrics
 from npusuite.review.config import ReviewConfig
 from npusuite.review.consumer import AlertConsumer
 from npusuite.review.failures import database_refusal, is_transient, one_line
 from npusuite.review.login_limiter import LoginLimiter
-from npusuite.review.web import admin, api, auth_routes, pages
+from npusuite.review.web import admin, api, auth_routes, pages, supervision_pages
 from npusuite.review.web.deps import LoginRequired, templates
 
 logger = logging.getLogger(__name__)
@@ -187,9 +188,18 @@ def create_app(cfg: ReviewConfig, sessions: sessionmaker[Session], consumer: Ale
                 out["status"] = f"consumer {consumer.stats.state if consumer.alive else 'thread died'}"
         return JSONResponse(out, status_code=200 if out["status"] == "ready" else 503)
 
+    registry = metrics.registry_for(sessions)
+
+    @app.get("/metrics")
+    async def prometheus_metrics() -> Response:
+        """Prometheus text format; counts only (see npusuite.review.metrics), so no login."""
+        body = await run_in_threadpool(metrics.exposition, registry)
+        return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+
     app.include_router(auth_routes.router)
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(supervision_pages.router)
     app.include_router(admin.router)
     app.mount("/static", StaticFiles(directory=str(_STATIC)), name="static")
     return app

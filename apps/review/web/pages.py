@@ -3,7 +3,9 @@
 Every page needs a session (no session: 303 to the login page).  Every form
 post is checked for the session's CSRF token before anything else.  Actions
 answer 303 back to the case page on success (post/redirect/get), and re-render
-the case page with the reason and a 4xx status when refused.
+the case page with the reason and a 4xx status when refused.  A user sees only
+their teams' queues and cases (another team's case page is a 403); the
+supervisors' forms (reassign, bulk decide) are in ``supervision_pages.py``.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from fastapi.responses import RedirectResponse, Response
 
 from npusuite.platform.contracts.labels import DefectKind, FraudTypology
 from npusuite.platform.errors import NotFoundError, UserError
-from npusuite.review import cases, sla
-from npusuite.review.models import OUTCOMES, STATUSES, CaseImage
+from npusuite.review import cases, links, sla, sla_chart
+from npusuite.review.accounts import list_users
+from npusuite.review.models import OUTCOMES, STATUSES, CaseImage, utcnow
+from npusuite.review.teams import TEAM_LABELS
 from npusuite.review.web import views
 from npusuite.review.web.deps import CaseId, Db, PageNumber, PageUser, check_form_csrf, need_role, templates
 
@@ -29,7 +33,10 @@ PAGE_SIZE = 50
 #: The forms' choices, (value, human label), from the one label vocabulary.
 DEFECT_TYPES = DefectKind.choices()
 FRAUD_TYPES = FraudTypology.choices()
-_FILTERS = ("kind", "status", "decision", "outcome", "reason", "typology", "model", "assignee")
+_FILTERS = ("team", "kind", "status", "decision", "outcome", "reason", "typology", "model", "assignee")
+#: What every page that lists cases needs to draw them.
+HELPERS = {"sla_text": views.sla_text, "age_text": views.age_text, "ref": views.case_ref, "risk": views.risk_view,
+           "breached": views.breached, "team_labels": TEAM_LABELS}
 
 
 def _status_of(exc: UserError) -> int:
@@ -53,6 +60,8 @@ def queue(request: Request, user: PageUser, db: Db, sort: str = "risk", page: Pa
     chosen = {k: request.query_params.get(k) or None for k in _FILTERS}
     if chosen["reason"] not in (None, *views.REASON_LABELS):
         chosen["reason"] = None  # a stale or hand-typed link: show the whole queue (the API says 400)
+    if chosen["team"] not in (None, *user.team_list):
+        chosen["team"] = None
     if "status" not in request.query_params:
         chosen["status"] = "active"
     flt = cases.QueueFilter(**chosen, sort=sort if sort in cases.SORTS else "risk")
@@ -67,28 +76,33 @@ def queue(request: Request, user: PageUser, db: Db, sort: str = "risk", page: Pa
     return templates.TemplateResponse(request, "queue.html", {
         "user": user, "cases": rows[:PAGE_SIZE], "flt": flt, "facets": cases.facets(db), "sorts": cases.SORTS,
         "statuses": ["active", *STATUSES], "outcomes": OUTCOMES, "page": page, "more": more, "link": link,
-        "notice": notice, "sla_text": views.sla_text, "age_text": views.age_text,
-        "reason_labels": views.REASON_LABELS, "typology_labels": views.TYPOLOGY_LABELS,
+        "notice": notice, "reason_labels": views.REASON_LABELS, "typology_labels": views.TYPOLOGY_LABELS,
+        "defect_types": DEFECT_TYPES, "fraud_types": FRAUD_TYPES, **HELPERS,
     })
 
 
 @router.post("/queue/next")
 def take_next(user: PageUser, db: Db, csrf_token: Annotated[str, Form()] = "",
-              kind: Annotated[str, Form()] = "") -> Response:
+              kind: Annotated[str, Form()] = "", team: Annotated[str, Form()] = "") -> Response:
     check_form_csrf(user, csrf_token)
-    taken = cases.next_case(db, user, kind or None)
+    taken = cases.next_case(db, user, kind or None, team or None)
     if taken is None:
         return RedirectResponse("/queue?" + urlencode({"notice": "No unassigned case is waiting."}), status_code=303)
     return RedirectResponse(f"/cases/{taken.id}", status_code=303)
 
 
 def _case_page(request: Request, user, db, case_id: int, error: str | None = None, status: int = 200) -> Response:
-    found = cases.get_case(db, case_id)
+    found = cases.visible_case(db, case_id, user)
+    supervises = user.supervises(found.team)
     ctx = {"user": user, "case": found, "journal": cases.journal_for(db, case_id), "error": error,
-           "sla": views.sla_text(found), "age_text": views.age_text, "can_decide": found.assignee_id == user.user_id,
-           "defect_types": DEFECT_TYPES, "fraud_types": FRAUD_TYPES}
+           "sla": views.sla_text(found), "can_decide": found.assignee_id == user.user_id,
+           "defect_types": DEFECT_TYPES, "fraud_types": FRAUD_TYPES, "supervises": supervises,
+           "linked": links.linked_context(db, found, utcnow()),
+           "members": [u.username for u in list_users(db) if u.active and (
+               u.role == "admin" or found.team in u.team_roles())] if supervises else [], **HELPERS}
     if found.kind == "fraud":
-        ctx.update(timeline=views.timeline(found), features=views.top_features(found))
+        headline, every = views.human_features(found)
+        ctx.update(timeline=views.timeline(found), features=headline, all_features=every)
         return templates.TemplateResponse(request, "case_fraud.html", ctx, status_code=status)
     image = db.get(CaseImage, (case_id, "image"))
     ctx.update(image=image, has_heatmap=db.get(CaseImage, (case_id, "heatmap")) is not None,
@@ -141,8 +155,10 @@ def journal(request: Request, user: PageUser, db: Db) -> Response:
 
 @router.get("/dashboard")
 def dashboard(request: Request, user: PageUser, db: Db) -> Response:
-    need_role(user, "supervisor")
-    board = sla.dashboard(db)
+    """The SLA figures and workload of the teams the user supervises."""
+    if not user.supervised:
+        need_role(user, "supervisor")
+    board = sla.dashboard(db, teams=user.supervised)
     return templates.TemplateResponse(request, "dashboard.html", {
-        "user": user, "board": board, "chart": sla.chart_svg(board), "buckets": sla.AGE_BUCKETS,
-        "sla_text": views.sla_text, "age_text": views.age_text})
+        "user": user, "board": board, "chart": sla_chart.chart_svg(board), "buckets": sla.AGE_BUCKETS,
+        **HELPERS})

@@ -1,11 +1,21 @@
-"""Turning stored cases into what pages and JSON show; pure functions, no I/O."""
+"""Turning stored cases into what pages and JSON show; pure functions, no I/O.
+
+Case references are short and human: ``F-0042`` (fraud) / ``Q-0042`` (QC),
+from the case's own id; the source's id (a transaction id, an inspection
+record id) is kept and shown beside it.  Risk is shown as the score with the
+threshold it is judged against, coloured by its band on the model's own
+thresholds (:mod:`npusuite.review.risk`).
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from npusuite.fraud.feature_docs import FeatureText, describe_all, headline
 from npusuite.platform.contracts.labels import DefectKind, FraudTypology, ReasonCode
+from npusuite.review import risk as risk_rules
 from npusuite.review.models import Case, JournalEntry, utcnow
+from npusuite.review.sla import is_breached
 
 #: code -> human label, for the queue's filter menus and tags.
 REASON_LABELS: dict[str, str] = {c.value: c.label for c in ReasonCode}
@@ -13,6 +23,34 @@ REASON_LABELS: dict[str, str] = {c.value: c.label for c in ReasonCode}
 #: menu lists both kinds, so it says "other").
 TYPOLOGY_LABELS: dict[str, str] = {**{d.value: d.label for d in DefectKind},
                                    **{t.value: t.label for t in FraudTypology}, "other": "Other"}
+
+
+_REF_PREFIX = {"fraud": "F", "inspection": "Q"}
+BAND_LABELS = {"approve": "below review", "review": "review", "decline": "decline", "pass": "below threshold",
+               "reject": "reject", "severe": "severe reject"}
+
+
+def case_ref(case: Case) -> str:
+    """'F-0042': short, typed, readable aloud; the source id stays in ``external_id``."""
+    return f"{_REF_PREFIX.get(case.kind, 'C')}-{case.id:04d}"
+
+
+def risk_view(case: Case) -> dict:
+    """What the risk badge shows: band, score, the threshold it is judged against, and the scale in words."""
+    r = risk_rules.case_risk(case.kind, case.score, case.model_decision, case.payload or {})
+    return {"band": case.risk_band, "band_label": BAND_LABELS.get(case.risk_band, case.risk_band),
+            "score": case.score, "threshold": r.threshold, "ratio": case.risk_ratio, "source": r.source,
+            "scale": risk_rules.threshold_text(case.kind, r, case.payload or {})}
+
+
+def breached(case: Case, now: datetime | None = None) -> bool:
+    return case.status != "closed" and is_breached(case.due_at, now or utcnow())
+
+
+def human_features(case: Case, n: int = 10) -> tuple[list[FeatureText], list[FeatureText]]:
+    """(headline features, all features) in people's words."""
+    feats = case.payload.get("features") or {}
+    return headline(feats, n), describe_all(feats)
 
 
 def iso(at: datetime | None) -> str | None:
@@ -37,16 +75,18 @@ def sla_text(case: Case, now: datetime | None = None) -> tuple[str, str]:
         late = case.closed_at is not None and case.closed_at > case.due_at
         return ("closed late" if late else "met"), ("bad" if late else "good")
     minutes = (case.due_at - now).total_seconds() / 60
-    if minutes < 0:
-        return f"breached {age_text(case.due_at, now)} ago", "bad"
+    if is_breached(case.due_at, now):
+        return ("breached now" if minutes > -1 else f"breached {age_text(case.due_at, now)} ago"), "bad"
     left = f"{minutes:.0f} min left" if minutes < 120 else f"{minutes / 60:.1f} h left"
     return left, "warn" if minutes < 30 else "ok"
 
 
 def case_json(case: Case, journal: list[JournalEntry] | None = None) -> dict:
     out = {
-        "id": case.id, "kind": case.kind, "external_id": case.external_id, "status": case.status,
-        "priority": case.priority, "score": case.score, "model_decision": case.model_decision,
+        "id": case.id, "ref": case_ref(case), "kind": case.kind, "team": case.team, "external_id": case.external_id,
+        "status": case.status, "priority": case.priority, "score": case.score, "model_decision": case.model_decision,
+        "risk_band": case.risk_band, "risk_ratio": case.risk_ratio, "sla_tier": case.sla_tier,
+        "breached": breached(case),
         "model": case.model, "typology": case.typology, "outcome": case.outcome,
         "assignee": case.assignee.username if case.assignee else None, "title": case.title,
         "reasons": [r.reason for r in case.reasons], "reason_codes": [r.code for r in case.reasons],
@@ -94,7 +134,3 @@ def box_percentages(case: Case, width_px: int, height_px: int) -> list[dict]:
     return [{"left": 100 * x / width_px, "top": 100 * y / height_px, "width": 100 * w / width_px,
              "height": 100 * h / height_px} for x, y, w, h in case.payload.get("boxes", [])]
 
-
-def top_features(case: Case, n: int = 12) -> list[tuple[str, float]]:
-    feats = case.payload.get("features") or {}
-    return sorted(feats.items(), key=lambda kv: -abs(kv[1]))[:n]
