@@ -16,8 +16,10 @@ from pathlib import Path
 
 import typer
 
+from npusuite.platform.errors import UserError
 from npusuite.platform.kafka.broker import LocalBroker
 from npusuite.platform.kafka.cluster import LocalCluster, is_cluster
+from npusuite.platform.kafka.mirror import DEFAULT_TOPICS
 from npusuite.platform.settings import PathSettings
 
 app = typer.Typer(no_args_is_help=True, help=__doc__)
@@ -84,3 +86,45 @@ def down(data: Path | None = DataOpt) -> None:
     Stopping a stopped broker is fine."""
     stopped = _target(data).down()
     typer.echo("kafka: stopped" if stopped else "kafka: was not running")
+
+
+@app.command()
+def mirror(
+    source: str = typer.Option(..., "--source", metavar="ZONE=HOST:PORT",
+                               help="The zone mirrored from, e.g. A=10.0.1.5:9092."),
+    target: str = typer.Option(..., "--target", metavar="ZONE=HOST:PORT",
+                               help="The zone mirrored to, e.g. B=10.0.2.5:9092."),
+    both_ways: bool = typer.Option(False, "--both-ways", help=(
+        "Mirror TARGET's topics to SOURCE as well (dual-active: each zone holds a copy of the other's).")),
+    topics: str = typer.Option(DEFAULT_TOPICS, "--topics", help=(
+        "Java regex of the topics to mirror (default: the scorer's inputs, outputs and state changelogs).")),
+    data: Path | None = typer.Option(None, "--data", help=(
+        "Folder for mm2.properties and MirrorMaker's log (default: ~/.local/share/npusuite/mirror-SOURCE-TARGET).")),
+    heap_mb: int = typer.Option(384, "--heap-mb", help="MirrorMaker's JVM heap in MiB."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Write and print mm2.properties; do not start."),
+) -> None:
+    """Run Kafka's MirrorMaker 2 (dedicated mode) from one zone's cluster to another's, in the foreground.
+
+    Topics arrive prefixed with their zone (A's `transactions` is `A.transactions` in B), only committed
+    records are copied (read_committed), and consumer-group offsets are translated.  Stop it with SIGTERM or
+    Ctrl-C.  Failover and failback: docs/kafka.md.
+
+    Example: npusuite kafka mirror --source A=127.0.0.1:19092 --target B=127.0.0.1:29092 --both-ways
+    """
+    from npusuite.platform.kafka.mirror import MirrorPlan, exec_mirror, mirror_command, parse_zone
+    from npusuite.platform.kafka.topics import bootstrap_live_brokers, replication_for
+
+    (a, a_boot), (b, b_boot) = parse_zone(source, "--source"), parse_zone(target, "--target")
+    if a == b:
+        raise UserError(f"--source and --target name the same zone {a!r}")
+    rf = min(replication_for(bootstrap_live_brokers(boot))[0] for boot in (a_boot, b_boot))
+    plan = MirrorPlan({a: a_boot, b: b_boot}, [(a, b), (b, a)] if both_ways else [(a, b)], topics=topics,
+                      replication=rf)
+    folder = data or PathSettings().data_dir() / f"mirror-{a}-{b}"
+    cmd = mirror_command(folder.expanduser().resolve(), PathSettings().cache_dir(), plan, heap_mb)
+    typer.echo(f"mirror: {' and '.join(f'{x}->{y}' for x, y in plan.flows)}; topics {topics!r}; "
+               f"config {folder / 'mm2.properties'}; log {folder / 'logs' / 'server.log'}")
+    if dry_run:
+        typer.echo((folder / "mm2.properties").read_text(), nl=False)
+        return
+    exec_mirror(cmd)

@@ -46,6 +46,15 @@ def live_brokers(admin: KafkaAdminClient) -> int:
     return len(admin.describe_cluster()["brokers"])
 
 
+def bootstrap_live_brokers(bootstrap: str) -> int:
+    """:func:`live_brokers` with an admin client of its own."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        return live_brokers(admin)
+    finally:
+        admin.close()
+
+
 def create_missing(admin: KafkaAdminClient, specs: Mapping[str, TopicSpec]) -> list[str]:
     """Create the topics of ``specs`` that do not exist; returns the names this call created."""
     existing = set(admin.list_topics())
@@ -79,4 +88,5 @@ def bootstrap_create_missing(bootstrap: str, specs: Mapping[str, TopicSpec]) -> 
         admin.close()
 
 
-__all__ = ["TopicSpec", "bootstrap_create_missing", "create_missing", "live_brokers", "replication_for"]
+__all__ = ["TopicSpec", "bootstrap_create_missing", "bootstrap_live_brokers", "create_missing", "live_brokers",
+           "replication_for"]
