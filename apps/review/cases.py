@@ -49,7 +49,8 @@ from sqlalchemy.orm import Session
 from npusuite.platform.contracts.labels import ReasonCode, parse_defect_kind, parse_typology
 from npusuite.platform.errors import NotFoundError, UserError
 from npusuite.review.accounts import SessionInfo
-from npusuite.review.models import Case, CaseReason, JournalEntry, User, utcnow
+from npusuite.review.links import ENTITY_LABELS
+from npusuite.review.models import Case, CaseLink, CaseReason, JournalEntry, User, utcnow
 from npusuite.review.sla import breached_expr
 from npusuite.review.teams import TEAM_OF_KIND, TEAMS
 
@@ -91,6 +92,8 @@ class QueueFilter:
     sort: str = "risk"
     #: one of the user's teams; None: all of them
     team: str | None = None
+    #: ``entity:value`` (``merchant:m-77``): only cases linked to it (npusuite.review.links)
+    linked: str | None = None
 
 
 def journal(db: Session, case_obj: Case, actor: str, field: str, old: object, new: object,
@@ -142,6 +145,12 @@ def queue_query(flt: QueueFilter, me: SessionInfo, now: datetime | None = None) 
         if flt.reason not in ReasonCode.__members__.values():
             raise UserError(f"unknown reason code {flt.reason[:64]!r}: use one of {', '.join(ReasonCode)}")
         q = q.where(exists().where(CaseReason.case_id == Case.id, CaseReason.code == flt.reason))
+    if flt.linked:
+        entity, _, value = flt.linked.partition(":")
+        if entity not in ENTITY_LABELS or not value:
+            raise UserError(f"bad linked filter {flt.linked[:64]!r}: use ENTITY:VALUE, ENTITY one of "
+                            f"{', '.join(ENTITY_LABELS)}")
+        q = q.where(exists().where(CaseLink.case_id == Case.id, CaseLink.entity == entity, CaseLink.value == value))
     if flt.typology:
         q = q.where(Case.typology == flt.typology)
     if flt.model:

@@ -108,8 +108,9 @@ def list_cases(user: ApiUser, db: Db, kind: str | None = None, status: str | Non
                decision: str | None = None, outcome: str | None = None, reason: str | None = None,
                typology: str | None = None, model: str | None = None, assignee: str | None = None,
                sort: str = "risk", limit: Annotated[int, Query(ge=1, le=500)] = 100,
-               offset: Offset = 0, team: str | None = None) -> dict:
-    flt = cases.QueueFilter(kind, status, decision, outcome, reason, typology, model, assignee, sort, team)
+               offset: Offset = 0, team: str | None = None,
+               linked: Annotated[str | None, Query(max_length=160)] = None) -> dict:
+    flt = cases.QueueFilter(kind, status, decision, outcome, reason, typology, model, assignee, sort, team, linked)
     return {"cases": [case_json(c) for c in cases.list_cases(db, flt, user, limit, offset)]}
 
 

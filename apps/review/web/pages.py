@@ -33,7 +33,7 @@ PAGE_SIZE = 50
 #: The forms' choices, (value, human label), from the one label vocabulary.
 DEFECT_TYPES = DefectKind.choices()
 FRAUD_TYPES = FraudTypology.choices()
-_FILTERS = ("team", "kind", "status", "decision", "outcome", "reason", "typology", "model", "assignee")
+_FILTERS = ("team", "linked", "kind", "status", "decision", "outcome", "reason", "typology", "model", "assignee")
 #: What every page that lists cases needs to draw them.
 HELPERS = {"sla_text": views.sla_text, "age_text": views.age_text, "ref": views.case_ref, "risk": views.risk_view,
            "breached": views.breached, "team_labels": TEAM_LABELS}
