@@ -38,6 +38,11 @@ from npusuite.review.config import ReviewConfig, sqlite_url
 from npusuite.review.db import make_engine, migrate, session_factory
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+#: Screenshots for people to look at (git-ignored).
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "review"
 
 
 # ---------------------------------------------------------------- builders
@@ -253,6 +258,25 @@ def login(live: LiveApp, username: str) -> httpx.Client:
 
 def ingest(live: LiveApp, path: str, body: dict) -> httpx.Response:
     return httpx.post(f"{live.url}{path}", json=body, headers={"Authorization": f"Bearer {live.token}"}, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium through Playwright (skipped, with the reason, when it is not installed)."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not found (.ci/run installs Debian's chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
 
 
 @pytest.fixture(scope="session")

@@ -2,37 +2,17 @@
 
 Log in, open the queue, take the next case, confirm fraud with a comment, and
 see the decision in the journal.  Screenshots go to ``test-artifacts/review/``
-(git-ignored) for people to look at.
+(git-ignored) for people to look at.  The ``browser`` fixture is in conftest.py.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "review"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} not found (.ci/run installs Debian's chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield b
-        b.close()
-
-
-def test_analyst_confirms_fraud_and_sees_it_in_the_journal(browser, live, mk):
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+def test_analyst_confirms_fraud_and_sees_it_in_the_journal(browser, live, mk, artifacts):
+    artifacts.mkdir(parents=True, exist_ok=True)
     top = mk.alert("tx-browser-1", score=0.97, decision="decline", reasons=["amount_spike", "new_device", "geo_jump"],
                    rationale="Three card-not-present charges within four minutes from a device never seen on "
                              "this account, the last one 20x the account's median amount.")
@@ -45,13 +25,13 @@ def test_analyst_confirms_fraud_and_sees_it_in_the_journal(browser, live, mk):
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     page.goto(f"{live.url}/queue")
     assert "/login" in page.url  # no session: the queue sends us to the login page
-    page.screenshot(path=str(ARTIFACTS / "login.png"))
+    page.screenshot(path=str(artifacts / "login.png"))
     page.fill("input[name=username]", "alice")
     page.fill("input[name=password]", live.passwords["alice"])
     page.click("button[type=submit]")
     page.wait_for_url("**/queue")
     assert page.locator("table.queue tbody tr").count() == 6
-    page.screenshot(path=str(ARTIFACTS / "queue.png"), full_page=True)
+    page.screenshot(path=str(artifacts / "queue.png"), full_page=True)
 
     page.select_option(".next-form select[name=team]", "fraud")
     page.click("#next-case")
@@ -68,16 +48,16 @@ def test_analyst_confirms_fraud_and_sees_it_in_the_journal(browser, live, mk):
     assert "confirmed_fraud" in journal and "alice" in journal
     assert "Customer confirmed by phone" in journal
     assert "closed" in page.inner_text(".headstats")
-    page.screenshot(path=str(ARTIFACTS / "fraud-case-decided.png"), full_page=True)
+    page.screenshot(path=str(artifacts / "fraud-case-decided.png"), full_page=True)
 
     page.goto(f"{live.url}/journal")
     assert "confirmed_fraud" in page.inner_text("table.journal")
-    page.screenshot(path=str(ARTIFACTS / "journal.png"), full_page=True)
+    page.screenshot(path=str(artifacts / "journal.png"), full_page=True)
     page.close()
 
 
-def test_inspection_case_and_dashboard_render(browser, live, mk):
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+def test_inspection_case_and_dashboard_render(browser, live, mk, artifacts):
+    artifacts.mkdir(parents=True, exist_ok=True)
     case_id = mk.ingest(live, "/api/ingest/inspections", mk.inspection("line1-0007")).json()["case_id"]
     mk.ingest(live, "/api/ingest/fraud-alerts", mk.alert())
     page = browser.new_page(viewport={"width": 1400, "height": 900})
@@ -93,8 +73,8 @@ def test_inspection_case_and_dashboard_render(browser, live, mk):
     assert images.count() == 2
     assert all(images.nth(i).evaluate("img => img.complete && img.naturalWidth > 0") for i in range(2))
     assert page.locator(".viewer .box").count() == 1
-    page.screenshot(path=str(ARTIFACTS / "inspection-case.png"), full_page=True)
+    page.screenshot(path=str(artifacts / "inspection-case.png"), full_page=True)
     page.goto(f"{live.url}/dashboard")
     assert page.locator("svg.chart rect").count() > 0
-    page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+    page.screenshot(path=str(artifacts / "dashboard.png"), full_page=True)
     page.close()
