@@ -276,11 +276,12 @@ def test_fast_model_swapped_midway_later_scores_name_the_new_version_and_none_ar
     by_id = {s["transaction_id"]: s["model"] for s in scores}
     assert {by_id[tx["transaction_id"]] for tx in second} == {"fraud-fast@2"}
     assert before_swap and {by_id[tid] for tid in before_swap} == {"fraud-fast@1"}
-    # In each partition, in commit order, the version changes once and never goes back.
+    # In each partition, in commit order, the version changes at most once and never goes back (the
+    # followed alias switches within milliseconds, so a partition may see no version-1 score at all).
     for p in {r.partition for r in records}:
         models = [json.loads(r.value)["model"] for r in records if r.partition == p]
         switch = models.index("fraud-fast@2")
-        assert set(models[:switch]) == {"fraud-fast@1"} and set(models[switch:]) == {"fraud-fast@2"}
+        assert set(models[:switch]) <= {"fraud-fast@1"} and set(models[switch:]) == {"fraud-fast@2"}
     assert scorer.terminate() == 0, h.logs()
 
 
