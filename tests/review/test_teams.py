@@ -31,7 +31,8 @@ def _people(db, mk):
     with db.sessions() as s:
         return (mk.as_session(create_user(s, "quinn", "password-q", "analyst", teams=["qc"])),
                 mk.as_session(create_user(s, "fay", "password-f", "analyst", teams=["fraud"])),
-                mk.as_session(create_user(s, "sue", "password-s", "supervisor", teams=["fraud:supervisor", "qc:analyst"])))
+                mk.as_session(create_user(s, "sue", "password-s", "supervisor",
+                                          teams=["fraud:supervisor", "qc:analyst"])))
 
 
 def test_bands_follow_the_models_thresholds_not_a_0_to_1_scale():
