@@ -75,3 +75,55 @@ def test_0004_maps_old_labels_and_reasons_onto_the_vocabulary(db):
     with db.engine.connect() as conn:
         assert dict(conn.execute(text("SELECT reason, code FROM case_reasons WHERE case_id = 1")).all()) == reasons
         assert MigrationContext.configure(conn).get_current_revision() == "0005"
+
+
+def test_0005_puts_users_in_both_teams_and_maps_cases_onto_teams_risk_and_links(db):
+    """Users and cases stored before teams, on SQLite and PostgreSQL."""
+    import json
+
+    from sqlalchemy import text
+
+    _to(db.engine, "0004", "downgrade")
+    alert = {"score": 0.166, "decision": "decline", "thresholds": {"review": 0.04, "decline": 0.08},
+             "transaction": {"account_id": "a-1", "card_id": "c-1", "device_id": None, "ip": "192.168.4.7",
+                             "merchant_id": "m-9"}}
+    old_alert = {"score": 0.9, "decision": "review", "transaction": {"account_id": "a-1", "card_id": "c-2",
+                                                                     "merchant_id": "m-9"}}
+    record = {"line": "line-1", "product": None, "threshold": 0.5, "score": 0.8}
+    rows = [("fraud", 0.166, "decline", alert), ("fraud", 0.9, "review", old_alert),
+            ("inspection", 0.8, "ng", record)]
+    with db.engine.begin() as conn:
+        for name, role in (("ann", "analyst"), ("sam", "supervisor"), ("root", "admin")):
+            conn.execute(text("INSERT INTO users (username, password_hash, role, active, created_at) "
+                              "VALUES (:n, 'x', :r, true, '2026-03-02 12:00:00')"), {"n": name, "r": role})
+        for i, (kind, score, decision, payload) in enumerate(rows, start=1):
+            conn.execute(text(
+                "INSERT INTO cases (id, kind, external_id, status, priority, score, model_decision, model, title, "
+                "created_at, due_at, payload, source) VALUES (:id, :kind, :ext, 'open', 1, :score, :dec, 'm@1', 't', "
+                "'2026-03-02 12:00:00', '2026-03-02 13:00:00', :payload, 'test')"),
+                {"id": i, "kind": kind, "ext": f"x{i}", "score": score, "dec": decision,
+                 "payload": json.dumps(payload)})
+    _to(db.engine, "head")
+    with db.engine.connect() as conn:
+        teams = conn.execute(text("SELECT u.username, t.team, t.role FROM user_teams t "
+                                  "JOIN users u ON u.id = t.user_id ORDER BY u.username, t.team")).all()
+        cases = conn.execute(text("SELECT id, team, risk_band, risk_ratio, sla_tier, due_at FROM cases "
+                                  "ORDER BY id")).all()
+        links = conn.execute(text("SELECT case_id, entity, value FROM case_links ORDER BY case_id, entity")).all()
+    assert [tuple(t) for t in teams] == [("ann", "fraud", "analyst"), ("ann", "qc", "analyst"),
+                                         ("root", "fraud", "supervisor"), ("root", "qc", "supervisor"),
+                                         ("sam", "fraud", "supervisor"), ("sam", "qc", "supervisor")]
+    assert [(c.team, c.risk_band, c.sla_tier) for c in cases] == [("fraud", "decline", "high"),
+                                                                  ("fraud", "review", "normal"),
+                                                                  ("qc", "severe", "high")]
+    assert abs(cases[0].risk_ratio - 0.166 / 0.08) < 1e-9 and cases[1].risk_ratio is None
+    assert str(cases[0].due_at).startswith("2026-03-02 13:00")  # due times are left as they were
+    assert [tuple(x) for x in links] == [(1, "account", "a-1"), (1, "card", "c-1"), (1, "ip_net", "192.168"),
+                                         (1, "merchant", "m-9"), (2, "account", "a-1"), (2, "card", "c-2"),
+                                         (2, "merchant", "m-9"), (3, "line", "line-1"), (3, "model", "m@1")]
+    # Down and up again.
+    _to(db.engine, "0004", "downgrade")
+    _to(db.engine, "head")
+    with db.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM case_links")).scalar() == len(links)
+        assert MigrationContext.configure(conn).get_current_revision() == "0005"
