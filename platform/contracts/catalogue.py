@@ -32,7 +32,8 @@ SCORER = "npusuite fraud serve (the fraud scorer)"
 REVIEW = "npusuite review serve (the case-review app)"
 EDGE = "npusuite edge agent"
 BANK = "the bank (outside the suite)"
-SUITE = (SCORER, REVIEW, EDGE)
+COMPARE = "npusuite fraud compare (champion/challenger report)"
+SUITE = (SCORER, REVIEW, EDGE, COMPARE)
 
 
 @dataclass(frozen=True)
@@ -81,8 +82,16 @@ TOPICS: tuple[TopicSpec, ...] = (
               "per account: the key sends an account's transactions to one partition, scored in offset order",
               "the bank's choice; the scorer dead-letters a repeated transaction_id"),
     TopicSpec("fraud-scores", "Exactly one score per transaction.", "account_id (UTF-8)", FraudScore,
-              "one FraudScore JSON object", None, (SCORER,), (),
+              "one FraudScore JSON object", None, (SCORER,), (COMPARE,),
               "per account, in the order the transactions were read", _EXACTLY_ONCE),
+    TopicSpec("fraud-scores-shadow", "The challenger's score of every transaction (npusuite fraud run --shadow): "
+              "champion/challenger comparison only, never a decision.", "account_id (UTF-8)", FraudScore,
+              "one FraudScore JSON object; model names the challenger version, reasons and reason_codes are "
+              "empty, latency_ms is the challenger's own forward pass", None, (SCORER,), (COMPARE,),
+              "per account, in the order the transactions were read",
+              _EXACTLY_ONCE + ", in the same transaction as the champion's fraud-scores record (exactly one "
+              "shadow score per committed score; a batch the challenger failed on has none, counted in "
+              "fraud_shadow_skipped_total)"),
     TopicSpec("fraud-alerts", "Scores that need a person (decisions review and decline), with evidence.",
               "account_id (UTF-8)", FraudAlert, "one FraudAlert JSON object", None, (SCORER,), (REVIEW,),
               "per account, in the order the transactions were read",

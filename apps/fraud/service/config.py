@@ -22,6 +22,9 @@ class Topics(BaseModel):
     scores: str = "fraud-scores"
     alerts: str = "fraud-alerts"
     dlq: str = "transactions-dlq"
+    #: The challenger's scores (``fraud run --shadow``): one per scored transaction, in the same Kafka
+    #: transaction as the champion's (see :mod:`.shadow`).
+    shadow_scores: str = "fraud-scores-shadow"
     #: Compacted changelog of account state; defaults to ``<group>-account-state``.
     changelog: str | None = None
 
@@ -54,8 +57,6 @@ class ServiceConfig(BaseModel):
     overlap_min_records: int = Field(default=200, ge=1)
     #: A batch taking longer than this (begin to commit) is logged with its phases.
     slow_batch_ms: float = Field(default=100.0, gt=0)
-    #: How often the scorer checks the model aliases for a new version.
-    alias_poll_interval_s: float = Field(default=1.0, gt=0)
     #: Serve Prometheus metrics on this port (0 = do not serve).
     metrics_port: int = Field(default=0, ge=0, le=65535)
     #: Address the metrics endpoint binds to (loopback by default).
@@ -92,5 +93,8 @@ class ModelConfig(BaseModel):
     #: Grey band [low, high) of the fast probability that goes to the LLM (None: the model card's).
     grey_low: float | None = Field(default=None, ge=0, le=1)
     grey_high: float | None = Field(default=None, ge=0, le=1)
+    #: Challenger to shadow-score with: ``ALIAS`` (of the fast model's name, e.g. ``challenger``) or a full
+    #: ``NAME@ALIAS|VERSION``; None = no shadow scoring (see :mod:`.shadow`).
+    shadow: str | None = None
     #: torch intra-op threads in the scorer process.
     torch_threads: int = Field(default=1, ge=1)

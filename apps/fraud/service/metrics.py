@@ -43,6 +43,10 @@ class ServiceMetrics:
         self.aborts = Counter("fraud_kafka_transaction_aborts", "Kafka transactions aborted.", registry=r)
         self.swaps = Counter("fraud_model_swaps", "Model versions swapped in while consuming.", ["model"],
                              registry=r)
+        self.shadow_scores = Counter("fraud_shadow_scores", "Challenger scores committed to the shadow topic.",
+                                     registry=r)
+        self.shadow_skipped = Counter("fraud_shadow_skipped", "Shadow scores skipped because the challenger failed "
+                                      "(the champion's scores committed).", registry=r)
         self.restore_seconds = Histogram("fraud_state_restore_seconds",
                                          "Changelog restore time when partitions are gained.", registry=r)
 
@@ -58,6 +62,9 @@ class ServiceMetrics:
         if outcome.llm_fallbacks:
             self.llm_fallbacks.inc(outcome.llm_fallbacks)
         self.latency.observe_many(outcome.latencies_s)
+        if outcome.shadow:
+            self.shadow_scores.inc(outcome.shadow["scored"])
+            self.shadow_skipped.inc(outcome.shadow["skipped"])
 
     def set_lag(self, lag_by_partition: dict[int, int]) -> None:
         for partition, lag in lag_by_partition.items():

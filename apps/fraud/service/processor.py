@@ -24,6 +24,9 @@ Rules, in order, for each record:
    changelog record of the batch (see :mod:`.account_store`).  Account entries
    are updated in place (see there for what the runner does when the Kafka
    transaction then aborts).
+4. shadow scoring (:mod:`.shadow`): a result whose ``extras`` hold a
+   challenger score also yields one ``fraud-scores-shadow`` record, in the
+   same transaction as its champion score; one marked skipped is counted.
 
 Validation never raises.  Anything that raises later (the scorer, a
 changelog value that cannot be encoded) propagates out of
@@ -44,6 +47,7 @@ from npusuite.fraud.schema import SchemaError, Transaction, parse_transaction
 from npusuite.fraud.service import messages
 from npusuite.fraud.service.account_store import AccountEntry, AccountStore, PendingState
 from npusuite.fraud.service.config import Topics
+from npusuite.fraud.service.shadow import SHADOW, SHADOW_SKIPPED
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs ~3x per record
@@ -120,6 +124,8 @@ class BatchOutcome:
     #: Per scored transaction: seconds from the producer's timestamp to scored.
     latencies_s: list[float] = field(default_factory=list)
     models: Counter = field(default_factory=Counter)
+    #: Shadow scoring: ``scored`` records written to the shadow topic, ``skipped`` (the challenger failed).
+    shadow: Counter = field(default_factory=Counter)
 
 
 def process_batch(records: Sequence[InRecord], store: AccountStore, scorer: BatchScorer, topics: Topics,
@@ -180,6 +186,20 @@ def merge(out: BatchOutcome, part: BatchOutcome) -> None:
     out.llm_fallbacks += part.llm_fallbacks
     out.latencies_s.extend(part.latencies_s)
     out.models.update(part.models)
+    out.shadow.update(part.shadow)
+
+
+def shadow_record(out: BatchOutcome, result: object, key: bytes | None, topic: str) -> None:
+    """The challenger's score of ``result`` (see :mod:`.shadow`) as a record, or count it skipped."""
+    extras = getattr(result, "extras", None)
+    if not extras:
+        return
+    shadow = extras.get(SHADOW)
+    if shadow is not None:
+        out.records.append(OutRecord(topic, key, messages.score_value(shadow)))
+        out.shadow["scored"] += 1
+    elif extras.get(SHADOW_SKIPPED):
+        out.shadow["skipped"] += 1
 
 
 def _score(valid: list[tuple[InRecord, Transaction, AccountEntry]], store: AccountStore, scorer: BatchScorer,
@@ -211,6 +231,7 @@ def _score(valid: list[tuple[InRecord, Transaction, AccountEntry]], store: Accou
         snapshot = scorer.encode_state(result.state) if due else None
         ckey, cvalue = store.record(entry, tx.account_id, tx.transaction_id, result.state, snapshot, rec.value)
         out.records.append(OutRecord(topics.scores, rec.key, messages.score_value(score), partition))
+        shadow_record(out, result, rec.key, topics.shadow_scores)
         out.records.append(OutRecord(changelog_topic, ckey, cvalue, rec.partition))
         out.decisions[decision] += 1
         out.models[score["model"]] += 1

@@ -25,7 +25,10 @@ Rules:
 * account states are :class:`~npusuite.fraud.features.AccountState` objects
   updated in place (copying one costs about as much as its features; see
   :mod:`.account_store` for how an abort restores them); snapshots are the
-  feature module's own ``to_bytes`` format.
+  feature module's own ``to_bytes`` format;
+* with a challenger (``--shadow``, :mod:`.shadow`), each wave's feature rows
+  also go through the challenger's fast model after the champion scored
+  them; the challenger changes nothing the champion decided.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from npusuite.fraud.service.adapters import FastApp, FraudFastAdapter, FraudVerd
 from npusuite.fraud.service.config import ModelConfig
 from npusuite.fraud.service.metrics import ServiceMetrics
 from npusuite.fraud.service.processor import ScoreRequest
+from npusuite.fraud.service.shadow import ShadowScorer
 
 logger = logging.getLogger(__name__)
 
@@ -101,10 +105,12 @@ class BatchedVerdict:
 class LiveScorer:
     """The processor's ``BatchScorer`` over the fast engine (run with :class:`~.adapters.FraudFastAdapter`)."""
 
-    def __init__(self, fast_engine, llm: BatchedVerdict | None = None, metrics: ServiceMetrics | None = None):
+    def __init__(self, fast_engine, llm: BatchedVerdict | None = None, metrics: ServiceMetrics | None = None,
+                 shadow: ShadowScorer | None = None):
         self.fast = fast_engine
         self.llm = llm
         self.metrics = metrics
+        self.shadow = shadow
         self._last_ref: str | None = None
 
     def encode_state(self, state: AccountState) -> bytes:
@@ -127,12 +133,16 @@ class LiveScorer:
                 self.metrics.swaps.labels(ref).inc()
             logger.info("scoring with %s (thresholds %s)", ref, app.config)
             self._last_ref = ref
+        if self.shadow is not None:
+            self.shadow.score(scored)  # after the champion: same feature rows, never raises
         return scored  # ScoredTransaction has every attribute of the processor's ScoreResult
 
     def close(self) -> None:
         self.fast.close()
         if self.llm is not None:
             self.llm.close()
+        if self.shadow is not None:
+            self.shadow.close()
 
 
 def _llm_reference(fast_engine, config: ModelConfig) -> str | None:
@@ -163,5 +173,15 @@ def build_live_scorer(config: ModelConfig, metrics: ServiceMetrics | None = None
             llm = BatchedVerdict.open(llm_ref, config.model_root, config.llm_deadline_ms)
         except Exception as exc:  # the fast tier must run without it
             logger.error("LLM verdict model %s unavailable, grey band falls back to the fast score: %s", llm_ref, exc)
-    logger.info("fast model %s, LLM %s", fast.ref, llm.ref if llm else None)
-    return LiveScorer(fast, llm, metrics)
+    shadow = None
+    if config.shadow:
+        try:
+            shadow = ShadowScorer.open(config.shadow, config.model_root, fast.name)
+        except BaseException:
+            fast.close()
+            if llm is not None:
+                llm.close()
+            raise
+    logger.info("fast model %s, LLM %s, challenger %s", fast.ref, llm.ref if llm else None,
+                shadow.ref if shadow else None)
+    return LiveScorer(fast, llm, metrics, shadow)
