@@ -14,7 +14,8 @@ reader's own reconnection.
   arrivals; :meth:`ArrivalClock.rate_series` the records per second over time.
 * :func:`paced_produce` sends messages at a fixed rate with an idempotent
   ``acks=all`` producer, so a broker loss neither loses nor duplicates an input
-  record (the retries are de-duplicated by the broker).
+  record (the retries are de-duplicated by the broker); it can stop at a chosen
+  point (a zone lost mid-stream) and says what was acknowledged.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
@@ -92,15 +94,36 @@ class ArrivalClock:
         return [(i * bucket_s, c / bucket_s) for i, c in enumerate(counts)]
 
 
+@dataclass
+class Produced:
+    """What :func:`paced_produce` sent, and what the cluster acknowledged (acks=all)."""
+
+    sent: int = 0
+    acked: int = 0
+    #: Record timestamp (ms, CreateTime) of the newest acknowledged record.
+    newest_acked_ms: int = 0
+
+
 def paced_produce(bootstrap: str, topic: str, messages: Sequence[tuple[bytes | None, bytes | None]], rate: float,
-                  tick: Callable[[int], None] | None = None) -> None:
-    """Send ``messages`` (key, value) at ``rate`` per second (idempotent, acks=all, Java's key partitioner);
-    ``tick(sent)`` is called about every 100 ms (e.g. to kill a broker at a chosen point)."""
+                  tick: Callable[[int], bool | None] | None = None, flush_s: float = 120.0) -> Produced:
+    """Send ``messages`` (key, value) at ``rate`` per second (idempotent, acks=all, Java's key partitioner).
+
+    ``tick(sent)`` is called about every 100 ms (e.g. to kill a broker at a chosen point); when it returns True
+    no more messages are sent, and what was sent gets 2 s to be acknowledged (the cluster may be gone).
+    Otherwise every message must be acknowledged within ``flush_s`` (RuntimeError)."""
+    out = Produced()
+
+    def delivered(err, msg) -> None:
+        if err is None:
+            out.acked += 1
+            out.newest_acked_ms = max(out.newest_acked_ms, msg.timestamp()[1])
+
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
-                         "linger.ms": 5, "partitioner": "murmur2_random",
-                         "error_cb": lambda err: logger.info("paced producer: %s", err.str()), "logger": logger})
+                         "linger.ms": 5, "partitioner": "murmur2_random", "logger": logger,
+                         "error_cb": lambda err: logger.info("paced producer: %s", err.str())})
     start = time.monotonic()
     next_tick = start
+    stopped = False
     for i, (key, value) in enumerate(messages):
         due = start + i / rate
         now = time.monotonic()
@@ -108,17 +131,21 @@ def paced_produce(bootstrap: str, topic: str, messages: Sequence[tuple[bytes | N
             time.sleep(due - now)
         while True:
             try:
-                producer.produce(topic, value, key)
+                producer.produce(topic, value, key, on_delivery=delivered)
                 break
             except BufferError:
                 producer.poll(0.05)
+        out.sent += 1
         producer.poll(0)
         if tick is not None and time.monotonic() >= next_tick:
-            tick(i + 1)
+            if tick(i + 1):
+                stopped = True
+                break
             next_tick = time.monotonic() + 0.1
-    remaining = producer.flush(120)
-    if remaining:
-        raise RuntimeError(f"{remaining} messages not delivered to {topic} within 120 s")
+    remaining = producer.flush(2.0 if stopped else flush_s)
+    if remaining and not stopped:
+        raise RuntimeError(f"{remaining} messages not delivered to {topic} within {flush_s:.0f} s")
+    return out
 
 
-__all__ = ["ArrivalClock", "paced_produce"]
+__all__ = ["ArrivalClock", "Produced", "paced_produce"]

@@ -46,6 +46,17 @@ def run(
     scores_topic: str = typer.Option("fraud-scores", "--scores-topic"),
     alerts_topic: str = typer.Option("fraud-alerts", "--alerts-topic"),
     dlq_topic: str = typer.Option("transactions-dlq", "--dlq-topic"),
+    shadow: str | None = typer.Option(None, "--shadow", metavar="ALIAS", help=(
+        "Champion/challenger: also score every transaction with the fast model's ALIAS (e.g. challenger; or "
+        "NAME@ALIAS|VERSION), following that alias, and write its scores to --shadow-topic in the same Kafka "
+        "transaction.  It never changes decisions, alerts or state; same features, fast tier only, no LLM.  "
+        "Compare the two with `npusuite fraud compare`.")),
+    shadow_topic: str = typer.Option("fraud-scores-shadow", "--shadow-topic", help="Where the challenger's scores "
+                                     "go (with --shadow)."),
+    takeover_zone: str | None = typer.Option(None, "--takeover-zone", metavar="ZONE", help=(
+        "Take over a lost zone's accounts: consume ZONE.<transactions-topic> (mirrored here by `npusuite kafka "
+        "mirror`) with their state restored from, and kept in, ZONE.<group>-account-state; consumer group "
+        "<group>-takeover-ZONE; scores go to this zone's --scores-topic.  See docs/kafka.md.")),
 ) -> None:
     """Score the transactions topic live: exactly one committed score per transaction.
 
@@ -67,18 +78,29 @@ def run(
     from npusuite.platform.settings import KafkaSettings
 
     bootstrap = bootstrap or KafkaSettings().bootstrap or "127.0.0.1:9092"
-    topics = Topics(transactions=transactions_topic, scores=scores_topic, alerts=alerts_topic, dlq=dlq_topic)
+    topics = Topics(transactions=transactions_topic, scores=scores_topic, alerts=alerts_topic, dlq=dlq_topic,
+                    shadow_scores=shadow_topic)
     extra = {"instance_id": instance_id} if instance_id else {}
     try:
         config = ServiceConfig(bootstrap=bootstrap, group_id=group, topics=topics, partitions=partitions,
                                max_poll_records=max_poll_records, metrics_port=metrics_port,
                                metrics_host=metrics_host, **extra)
         model_config = ModelConfig(model=model, model_root=model_root, llm_model=llm_model,
-                                   llm_deadline_ms=llm_deadline_ms, grey_low=grey_low, grey_high=grey_high)
+                                   llm_deadline_ms=llm_deadline_ms, grey_low=grey_low, grey_high=grey_high,
+                                   shadow=shadow)
     except ValidationError as exc:
         err = exc.errors()[0]
         raise UserError(f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg']}") from None
+    if takeover_zone:
+        from npusuite.fraud.service.takeover import seed_offsets, takeover_config
+
+        config = takeover_config(config, takeover_zone)
+        seed_offsets(config)  # before the consumer joins: where the mirrored state ends
     metrics = ServiceMetrics()
+    if shadow:
+        from npusuite.fraud.service.shadow import ensure_shadow_topic
+
+        ensure_shadow_topic(config)
     scorer = build_live_scorer(model_config, metrics)
     service = FraudService(config, scorer, metrics)
     if metrics_port:
