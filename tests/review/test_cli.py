@@ -60,6 +60,33 @@ def test_add_user_reads_password_from_stdin_and_stores_a_hash(tmp_path, monkeypa
     assert [r[1] for r in token_rows] == [1] and token.stdout.strip() not in str(token_rows)
 
 
+def test_add_user_with_teams(tmp_path, monkeypatch, capsys):
+    db = str(tmp_path / "r.db")
+    code, _ = _run_here(monkeypatch, capsys, "add-user", "quinn", "--role", "analyst", "--team", "qc", "--db", db,
+                        stdin="quinn-secret-1\n")
+    assert code in (0, None)
+    code, _ = _run_here(monkeypatch, capsys, "add-user", "sue", "--role", "supervisor", "--team", "fraud",
+                        "--team", "qc:analyst", "--db", db, stdin="sue-secret-22\n")
+    assert code in (0, None)
+    code, _ = _run_here(monkeypatch, capsys, "add-user", "old", "--role", "analyst", "--db", db,
+                        stdin="old-secret-333\n")
+    assert code in (0, None)
+    code, err = _run_here(monkeypatch, capsys, "add-user", "bad", "--role", "analyst", "--team", "payroll",
+                          "--db", db, stdin="bad-secret-4444\n")
+    assert code == 2 and "unknown team 'payroll'" in err
+    code, err = _run_here(monkeypatch, capsys, "add-user", "bad", "--role", "analyst", "--team", "qc:boss",
+                          "--db", db, stdin="bad-secret-4444\n")
+    assert code == 2 and "unknown team role 'boss'" in err
+    engine = create_engine(f"sqlite:///{db}")
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT u.username, t.team, t.role FROM user_teams t JOIN users u ON u.id = t.user_id "
+                                 "ORDER BY u.username, t.team")).all()
+    engine.dispose()
+    assert [tuple(r) for r in rows] == [("old", "fraud", "analyst"), ("old", "qc", "analyst"),
+                                        ("quinn", "qc", "analyst"), ("sue", "fraud", "supervisor"),
+                                        ("sue", "qc", "analyst")]
+
+
 def test_export_labels_command_and_bad_input(tmp_path):
     db = str(tmp_path / "r.db")
     out = _run("export-labels", "--out", str(tmp_path / "labels"), "--db", db)
