@@ -178,6 +178,74 @@ def evaluate(
     typer.echo(text)
 
 
+@app.command()
+def compare(
+    bootstrap: str | None = typer.Option(None, "--bootstrap", metavar="HOST:PORT", help=(
+        "Kafka to read the two score topics from (read_committed, to their end; default: KAFKA_BOOTSTRAP, else "
+        "127.0.0.1:9092).  Not used with --scores/--shadow-scores files.")),
+    scores_topic: str = typer.Option("fraud-scores", "--scores-topic", help="The champion's scores."),
+    shadow_topic: str = typer.Option("fraud-scores-shadow", "--shadow-topic", help=(
+        "The challenger's scores (`npusuite fraud run --shadow ALIAS`).")),
+    scores_file: Path | None = typer.Option(None, "--scores", help="Read the champion's scores from this JSONL "
+                                            "instead of Kafka (needs --shadow-scores)."),
+    shadow_file: Path | None = typer.Option(None, "--shadow-scores", help="The challenger's scores as JSONL."),
+    labels: list[Path] = typer.Option(..., "--labels", help="Labels JSONL; repeat it, later files win conflicts."),
+    alert_budget: float = typer.Option(0.01, "--alert-budget", help="Share of transactions analysts can review: "
+                                       "recall and precision are taken at the top ceil(budget * n) scores."),
+    out: Path = typer.Option(..., "--out", help="Folder for compare.json and compare.png."),
+    model_root: Path | None = typer.Option(None, "--model-root", help=(
+        "Also attach the comparison to the challenger version in this repository, where `npusuite models "
+        "promote --require-comparison` checks it.")),
+    count: int | None = typer.Option(None, "--count", help="Wait for this many records in each topic (a scorer "
+                                     "still running); default: what is committed now."),
+    timeout_s: float = typer.Option(120.0, "--timeout-s", help="Longest wait for the topics."),
+    champion: str | None = typer.Option(None, "--champion", metavar="NAME@VERSION", help=(
+        "Compare only this champion version's scores (when the topic holds several).")),
+    challenger: str | None = typer.Option(None, "--challenger", metavar="NAME@VERSION", help=(
+        "Compare only this challenger version's scores.")),
+    ap_tolerance: float = typer.Option(0.01, "--ap-tolerance", help="Passing rule: challenger AP >= champion AP "
+                                       "minus this."),
+    recall_tolerance: float = typer.Option(0.01, "--recall-tolerance", help="Passing rule: challenger recall at "
+                                           "the budget >= champion's minus this."),
+) -> None:
+    """Champion vs challenger on labels: AP, recall at the alert budget, alert rate, latency, decision agreement.
+
+    Joins the champion's and the challenger's scores by transaction_id with the labels and writes
+    OUT/compare.json and OUT/compare.png (PR curves + agreement heatmap).  The comparison PASSES when
+    the challenger's AP and recall at the budget are each at most the tolerance below the champion's.
+
+    Example: npusuite fraud compare --bootstrap 127.0.0.1:9092 --labels data/labels.jsonl --out cmp
+    --model-root models
+    """
+    from npusuite.fraud.compare import attach, parse_side, read_file, read_topic, write_report
+    from npusuite.fraud.compare import compare as run_compare
+    from npusuite.fraud.datasets import merge_labels, read_labels
+
+    if (scores_file is None) != (shadow_file is None):
+        raise UserError("--scores and --shadow-scores go together (or read both topics from Kafka)")
+    if count is not None and count < 1:
+        raise UserError(f"--count must be positive (got {count})")
+    _positive("timeout-s", timeout_s)
+    merged = merge_labels([read_labels(p) for p in labels])
+    if scores_file is not None:
+        raw_a, raw_b = read_file(scores_file), read_file(shadow_file)
+    else:
+        from npusuite.platform.settings import KafkaSettings
+
+        server = bootstrap or KafkaSettings().bootstrap or "127.0.0.1:9092"
+        raw_a = read_topic(server, scores_topic, count, timeout_s)
+        raw_b = read_topic(server, shadow_topic, count, timeout_s)
+    comparison, rows = run_compare(parse_side("champion", raw_a, champion), parse_side("challenger", raw_b, challenger),
+                                   merged, alert_budget, ap_tolerance, recall_tolerance)
+    json_path, png_path = write_report(comparison, rows, out)
+    where = f"; attached to {comparison.challenger} in {model_root}" if model_root is not None else ""
+    if model_root is not None:
+        attach(comparison, model_root)
+    typer.echo(json.dumps(comparison.model_dump(mode="json"), indent=2))
+    typer.echo(f"{comparison.challenger} vs {comparison.champion}: {'PASSED' if comparison.passed else 'FAILED'} "
+               f"({comparison.reason}); wrote {json_path} and {png_path}{where}", err=True)
+
+
 # `fraud run`, the live Kafka scorer, belongs to npusuite.fraud.service; its command module imports only typer.
 from npusuite.fraud.service.command import run as _run  # noqa: E402
 

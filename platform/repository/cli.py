@@ -71,10 +71,22 @@ def show(ref: str = typer.Argument(..., help="name, name@version or name@alias."
 
 @app.command("promote")
 def promote(name: str, version: str, root: Path = ROOT,
-            alias: str = typer.Option("production", "--alias", help="Alias to move (production, canary...).")) -> None:
-    """Point an alias at a version (verified first)."""
+            alias: str = typer.Option("production", "--alias", help="Alias to move (production, canary...)."),
+            require_comparison: bool = typer.Option(False, "--require-comparison", help=(
+                "Refuse unless VERSION has a PASSED champion/challenger comparison against the version the alias "
+                "points at now (written by `npusuite fraud compare --model-root ROOT`); a comparison against "
+                "an earlier champion does not count.")),
+            ) -> None:
+    """Point an alias at a version (verified first).
+
+    Example: npusuite models promote --root models fraud-fast 2 --require-comparison"""
     repo = _repo(root)
     repo.resolve(name, version)  # refuse corrupt versions before anyone follows the alias
+    if require_comparison:
+        from npusuite.platform.repository.comparison import require_passed_comparison
+
+        verdict = require_passed_comparison(repo, name, version, alias)
+        typer.echo(f"comparison with {verdict.champion} passed: {verdict.reason}")
     previous = repo.promote(name, version, alias)
     typer.echo(f"{name}@{alias}: {previous or '-'} -> {version}")
 

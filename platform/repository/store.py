@@ -5,6 +5,7 @@ Layout::
     ROOT/<name>/<version>/manifest.json    kind, precision, tensor specs, sha256 of every file
     ROOT/<name>/<version>/...              the model files (safetensors, config, tokenizer)
     ROOT/<name>/aliases.json               {"aliases": {"production": "2"}, "history": {"production": ["1"]}}
+    ROOT/<name>/.documents/<version>/<kind>.json   JSON documents attached to a version (e.g. a comparison)
 
 Rules:
 - Versions are immutable once added: ``add`` copies into a temporary folder
@@ -19,6 +20,10 @@ Rules:
   be promoted.  ``rollback`` returns an alias to its previous target.
 - A reference is ``name``, ``name@version``, ``name@alias``, or a plain model
   folder (with a manifest, or a folder ``add`` would accept).
+- Documents attached to a version (``attach``; e.g. the champion/challenger
+  comparison ``models promote --require-comparison`` checks) live beside the
+  version, not in it, so the version's files and checksums never change; one
+  JSON object per ``kind``, replaced atomically like the alias file.
 - Every name, version and alias is checked against
   :data:`~npusuite.platform.repository.names.NAME_PATTERN` before the disk is
   touched, and the folder it names must resolve inside the root
@@ -46,6 +51,8 @@ from npusuite.platform.repository.names import check_name, folder_under, is_vali
 logger = logging.getLogger(__name__)
 
 ALIASES = "aliases.json"
+#: Hidden folder of ``ROOT/<name>/`` holding documents attached to versions (never listed as a version).
+DOCUMENTS = ".documents"
 
 
 @dataclass(frozen=True)
@@ -210,13 +217,38 @@ class ModelRepository:
         return ModelVersion(name, version, final, manifest)
 
     def _write_aliases(self, name: str, state: dict) -> None:
-        path = self._model_dir(name) / ALIASES
-        fd, tmp = tempfile.mkstemp(prefix=".aliases-", dir=path.parent)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(state, fh, indent=2)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        _write_json_atomically(self._model_dir(name) / ALIASES, state)
+
+    def _document_path(self, name: str, version: str, kind: str) -> Path:
+        check_name("document kind", kind)
+        if version not in self.versions(name):
+            raise NotFoundError(f"model {name!r} has no version {version!r}")
+        # folder_under: a .documents symlink pointing outside the root is refused like any other
+        return folder_under(self.root, check_name("model name", name), DOCUMENTS, version, f"{kind}.json")
+
+    def attach(self, name: str, version: str, kind: str, document: dict[str, Any]) -> Path:
+        """Attach a JSON object to an existing version as ``kind`` (replacing an earlier one, atomically).
+        Raises NotFoundError (unknown model or version), UserError (bad kind, not a JSON object)."""
+        if not isinstance(document, dict):
+            raise UserError(f"a document attached to a version must be a JSON object, not {type(document).__name__}")
+        path = self._document_path(name, version, kind)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_json_atomically(path, document)
+        logger.info("attached %s to %s@%s", kind, name, version)
+        return path
+
+    def attachment(self, name: str, version: str, kind: str) -> dict[str, Any] | None:
+        """The ``kind`` document attached to ``name@version``, or None.  Raises UserError when it is unreadable."""
+        path = self._document_path(name, version, kind)
+        if not path.is_file():
+            return None
+        try:
+            document = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise UserError(f"{name}@{version}: unreadable {kind} document {path}: {exc}") from None
+        if not isinstance(document, dict):
+            raise UserError(f"{name}@{version}: {kind} document {path} is not a JSON object")
+        return document
 
     def promote(self, name: str, version: str, alias: str = "production") -> str | None:
         """Point ``alias`` at ``version`` (which must exist).  Returns the previous target."""
@@ -247,6 +279,20 @@ class ModelRepository:
         self._write_aliases(name, state)
         logger.info("rolled back %s@%s: %s -> %s", name, alias, current, target)
         return target
+
+
+def _write_json_atomically(path: Path, document: dict) -> None:
+    """Temporary file in the same folder, fsync, ``os.replace``: readers see the old or the new file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(document, fh, indent=2)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def resolve_reference(ref: str | Path, root: Path | str | None = None, verify: bool = True) -> ModelVersion:
