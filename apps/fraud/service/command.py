@@ -78,6 +78,9 @@ def run(
     from npusuite.platform.settings import KafkaSettings
 
     bootstrap = bootstrap or KafkaSettings().bootstrap or "127.0.0.1:9092"
+    from npusuite.platform.kafka.probe import probe_bootstrap
+
+    probe_bootstrap(bootstrap)  # fail in seconds, naming the address, before any client retries for minutes
     topics = Topics(transactions=transactions_topic, scores=scores_topic, alerts=alerts_topic, dlq=dlq_topic,
                     shadow_scores=shadow_topic)
     extra = {"instance_id": instance_id} if instance_id else {}
