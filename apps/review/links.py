@@ -32,7 +32,7 @@ ENTITY_LABELS = {"account": "Account", "card": "Card", "device": "Device", "ip_n
                  "merchant": "Merchant", "line": "Line", "product": "Product", "model": "Model version"}
 INSPECTION_WINDOW_H = 8
 #: Cases listed per entity (counts cover all of them).
-LISTED = 5
+LISTED = 3
 MAX_VALUE_CHARS = 128
 _CONFIRMED = ("confirmed_fraud", "confirmed_defect")
 _CLEARED = ("legitimate", "false_reject")

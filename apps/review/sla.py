@@ -66,10 +66,6 @@ class Dashboard:
     workload: list[tuple[str, str, int]]
     breaches: list[Case]
 
-    @property
-    def kinds(self) -> list[TeamStats]:  # the chart's panels (one per team)
-        return self.teams
-
 
 def _bucket(age_min: float) -> int:
     for i, (_label, bound) in enumerate(AGE_BUCKETS):

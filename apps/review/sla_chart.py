@@ -16,9 +16,9 @@ _COLORS = {"ok": "#3b82f6", "breach": "#dc2626"}
 def chart_svg(board: Dashboard, width_px: int = 720, height_px: int = 260) -> str:
     """Stacked bars (within SLA / breached) of open cases per age bucket, one panel per kind."""
     pad_l, pad_b, pad_t = 40, 46, 28
-    panel_w = (width_px - pad_l) / len(board.kinds)
+    panel_w = (width_px - pad_l) / len(board.teams)
     plot_h = height_px - pad_b - pad_t
-    highest = max([sum(b) for k in board.kinds for b in k.buckets] + [1])
+    highest = max([sum(b) for k in board.teams for b in k.buckets] + [1])
     step = -(-highest // 4)  # whole-number gridlines: four steps of ceil(highest / 4)
     top = step * 4
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {width_px} {height_px}" '
@@ -30,7 +30,7 @@ def chart_svg(board: Dashboard, width_px: int = 720, height_px: int = 260) -> st
         parts.append(f'<line x1="{pad_l}" x2="{width_px}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e2e8f0"/>')
         parts.append(f'<text x="{pad_l - 6}" y="{y + 4:.1f}" text-anchor="end">{value:.0f}</text>')
     bar_gap = 8
-    for k_i, kind in enumerate(board.kinds):
+    for k_i, kind in enumerate(board.teams):
         x0 = pad_l + k_i * panel_w
         parts.append(f'<text class="t" x="{x0 + panel_w / 2:.1f}" y="16" text-anchor="middle">'
                      f'{kind.team} ({kind.open_total} open)</text>')

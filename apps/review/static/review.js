@@ -75,7 +75,8 @@
     var help = document.getElementById("shortcuts");
     document.addEventListener("keydown", function (ev) {
       if (ev.ctrlKey || ev.metaKey || ev.altKey) { return; }
-      var key = ev.key === "Enter" ? "o" : ev.key;
+      // Enter opens the selected row only when nothing else has the focus (a focused button keeps its Enter).
+      var key = ev.key === "Enter" && ev.target === document.body ? "o" : ev.key;
       if (key === "Escape") {
         if (help && !help.hidden) { help.hidden = true; }
         if (typing(document.activeElement)) { document.activeElement.blur(); }
