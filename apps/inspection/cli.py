@@ -214,6 +214,13 @@ def run(
                                                                 "(default: stdout)."),
     max_frames: int | None = typer.Option(None, "--max-frames", help="Stop after this many frames."),
     threads: int = typer.Option(1, "--threads"),
+    shadow: str | None = typer.Option(None, "--shadow", metavar="ALIAS", help=(
+        "Champion/challenger: also inspect every batch with the model's ALIAS (e.g. challenger; or NAME@TAG) from "
+        "--model-root, following that alias, AFTER the champion's verdict is acted on.  It never changes verdicts, "
+        "rejects, archives or results; its agreement (OK/NG confusion, mean |score/threshold| difference) is in "
+        "the summary.  It costs its own forward pass per batch.")),
+    shadow_report: Path | None = typer.Option(None, "--shadow-report", help="Also write the agreement as JSON "
+                                              "here when the line stops (with --shadow)."),
 ) -> None:
     """Run a live line: capture, inspect, signal rejects, archive NG, post NG for review; Ctrl-C stops."""
     from npusuite.inspection.archive import ArchiveConfig, NgArchive
@@ -223,6 +230,8 @@ def run(
     from npusuite.inspection.source import FrameSource, SourceConfig
 
     _threads(threads)
+    if shadow_report is not None and not shadow:
+        raise UserError("--shadow-report needs --shadow ALIAS")
     reject_cfg = RejectConfig(line=line, window_ms=window_ms, fail_safe=fail_safe, modbus_coil=coil, pulse_ms=pulse_ms,
                               mqtt_topic=mqtt_topic)
     if modbus:
@@ -241,6 +250,15 @@ def run(
         poster = ReviewPoster(ReviewConfig(url=review_url, token=token, line=line))
     src = FrameSource(SourceConfig(source, queue_size=queue_size, realtime=realtime, loop=loop))
     inspectors = EngineInspectors.open(model, model_root, device=device, precision=precision)
+    challenger = None
+    if shadow:
+        from npusuite.inspection.shadow import ShadowInspector
+
+        try:
+            challenger = ShadowInspector.open(shadow, inspectors.engine, model_root, device, precision)
+        except BaseException:
+            inspectors.close()
+            raise
     signaller = RejectSignaller(reject_cfg)
     ng_archive = NgArchive(ArchiveConfig(archive, archive_max, archive_max_mb * 1024 * 1024, line)) if archive else None
     out = results.open("a") if results else sys.stdout
@@ -250,7 +268,7 @@ def run(
         out.flush()
 
     the_line = InspectionLine(src, inspectors, LineConfig(line=line, max_batch=max_batch), signaller, ng_archive,
-                              poster, sink)
+                              poster, sink, challenger)
     signal.signal(signal.SIGTERM, lambda *_: the_line.stop())
     logger.info("line %s: %s -> %s (reject: modbus %s, mqtt %s, window %.0f ms, fail-safe %s)", line, source,
                 inspectors.ref, modbus, mqtt, window_ms, fail_safe)
@@ -264,6 +282,8 @@ def run(
         if poster is not None:
             poster.close()
         inspectors.close()
+        if challenger is not None:
+            challenger.close()
         if results:
             out.close()
     summary = the_line.stats.summary()
@@ -273,6 +293,10 @@ def run(
         summary["review"] = poster.stats().__dict__
     if ng_archive is not None:
         summary["archive"] = {"records": len(ng_archive.records()), "deleted": ng_archive.deleted}
+    if challenger is not None:
+        summary["shadow"] = challenger.agreement.summary()
+        if shadow_report is not None:
+            challenger.write_report(shadow_report)
     logger.info("line %s stopped: %s", line, json.dumps(summary))
     print(json.dumps({"summary": summary}), file=sys.stderr)
 

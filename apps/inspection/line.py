@@ -21,6 +21,10 @@ Rules:
   for NG only, archived and queued for the review app; finally the result
   goes to the sink (e.g. a JSONL writer).  An exception while inspecting is
   logged and counted, and the frames get no verdict (fail-safe rejects them).
+* With a challenger (``--shadow``, :mod:`npusuite.inspection.shadow`), each
+  batch is inspected by it too, after all of the above; it changes no
+  verdict, reject, archive record or result, and its agreement with the
+  champion is logged with the line's progress.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from npusuite.inspection.inspector import Inspector
 from npusuite.inspection.records import Frame, Inspection
 from npusuite.inspection.reject import RejectSignaller
 from npusuite.inspection.review import ReviewPoster
+from npusuite.inspection.shadow import ShadowInspector
 from npusuite.inspection.source import FrameSource
 
 logger = logging.getLogger(__name__)
@@ -112,7 +117,8 @@ class InspectionLine:
 
     def __init__(self, source: FrameSource, inspectors: EngineInspectors, cfg: LineConfig = LineConfig(),
                  reject: RejectSignaller | None = None, archive: NgArchive | None = None,
-                 review: ReviewPoster | None = None, sink: Callable[[Inspection], None] | None = None) -> None:
+                 review: ReviewPoster | None = None, sink: Callable[[Inspection], None] | None = None,
+                 shadow: ShadowInspector | None = None) -> None:
         self.source = source
         self.inspectors = inspectors
         self.cfg = cfg
@@ -120,6 +126,7 @@ class InspectionLine:
         self.archive = archive
         self.review = review
         self.sink = sink
+        self.shadow = shadow
         self.stats = LineStats()
         self._stop = threading.Event()
         self._last_seq: int | None = None
@@ -179,6 +186,8 @@ class InspectionLine:
             if self.sink is not None:
                 self.sink(r)
         del self.stats.latencies_ms[:-10000]
+        if self.shadow is not None:  # after every action: the challenger never delays or changes a verdict
+            self.shadow.compare(frames, results)
         return results
 
     def run(self, max_frames: int | None = None) -> LineStats:
@@ -193,7 +202,8 @@ class InspectionLine:
             self.process(frames)
             if time.monotonic() - last_log >= self.cfg.log_every_s:
                 last_log = time.monotonic()
-                logger.info("line %s: %s; source %s", self.cfg.line, self.stats.summary(), self.source.stats())
+                logger.info("line %s: %s; source %s%s", self.cfg.line, self.stats.summary(), self.source.stats(),
+                            f"; shadow {self.shadow.agreement.summary()}" if self.shadow is not None else "")
             if max_frames is not None and self.stats.frames >= max_frames:
                 break
         return self.stats

@@ -118,3 +118,66 @@ def test_a_promoted_version_that_cannot_inspect_is_refused_and_fail_safe_rejects
     assert summary["errors"] == 0 and summary["reject"]["rejects_failsafe"] == 0
     assert summary["reject"]["rejects_ng"] == sum(r["defective"] for r in lines)
     assert "washer@production -> 2 refused" in text, text[-3000:]  # the refusal happened while frames flowed
+
+
+def _shadow_repo(tiny_model: Path, root: Path) -> ModelRepository:
+    """washer@1 = the student (production), washer@2 = the teacher (another net and threshold) as challenger."""
+    repo = ModelRepository(root)
+    repo.add("washer", tiny_model)
+    repo.add("washer", tiny_model / "teacher")
+    repo.promote("washer", "2", "challenger")
+    return repo
+
+
+def _verdicts(folder: Path, inspectors: EngineInspectors, shadow=None) -> list[tuple[int, str, bool, float]]:
+    seen = []
+    source = FrameSource(SourceConfig(str(folder), queue_size=64))
+    line = InspectionLine(source, inspectors, LineConfig(max_batch=3),
+                          sink=lambda r: seen.append((r.frame.seq, r.model, r.defective, r.score)), shadow=shadow)
+    with source:
+        line.run()
+    return seen
+
+
+def test_shadow_inspects_with_the_challenger_and_changes_no_verdict(tiny_model: Path, small_data: Path,
+                                                                    tmp_path: Path):
+    from npusuite.inspection.shadow import ShadowInspector
+
+    root = tmp_path / "models"
+    _shadow_repo(tiny_model, root)
+    alone = EngineInspectors.open("washer", root)
+    paired = EngineInspectors.open("washer", root)
+    shadow = ShadowInspector.open("challenger", paired.engine, root)
+    try:
+        plain = _verdicts(small_data / "washer", alone)
+        shadowed = _verdicts(small_data / "washer", paired, shadow)
+    finally:
+        for closing in (alone, paired, shadow):
+            closing.close()
+    assert shadowed == plain and {m for _, m, _, _ in plain} == {"washer@1"}  # the champion's, unchanged
+    report = shadow.agreement.summary()
+    assert report["frames"] == len(plain) and report["errors"] == 0
+    assert sum(report["confusion"].values()) == len(plain)
+    assert report["confusion"]["both_ng"] + report["confusion"]["champion_only_ng"] == sum(d for *_, d, _ in plain)
+    assert report["challengers"] == {"washer@2": len(plain)} and report["champions"] == {"washer@1": len(plain)}
+    assert report["mean_abs_relative_score_diff"] > 0  # another net: the scores differ
+
+
+def test_inspection_run_shadow_writes_the_agreement_report(tiny_model: Path, small_data: Path, tmp_path: Path):
+    root = tmp_path / "models"
+    _shadow_repo(tiny_model, root)
+    results, report = tmp_path / "results.jsonl", tmp_path / "shadow.json"
+    base = [sys.executable, "-m", "npusuite.platform", "inspection", "run", "--source", str(small_data / "washer"),
+            "--model", "washer", "--model-root", str(root), "--as-fast-as-possible", "--queue-size", "64"]
+    proc = subprocess.run([*base, "--results", str(results), "--shadow", "challenger", "--shadow-report", str(report)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = [json.loads(x) for x in results.read_text().splitlines()]
+    agreement = json.loads(report.read_text())
+    assert agreement == json.loads(proc.stderr.strip().splitlines()[-1])["summary"]["shadow"]
+    assert agreement["frames"] == len(lines) > 0 and {r["model"] for r in lines} == {"washer@1"}
+    for args, expect in ((["--shadow-report", str(report)], "--shadow-report needs --shadow"),
+                         (["--shadow", "nope"], "no version or alias 'nope'")):
+        bad = subprocess.run([*base, *args], capture_output=True, text=True, timeout=300)
+        errors = [x for x in bad.stderr.splitlines() if x.startswith("npusuite: error:")]
+        assert bad.returncode == 2 and len(errors) == 1 and expect in errors[0], bad.stderr[-2000:]
