@@ -2,9 +2,14 @@
 
 Rules:
 - The module (:class:`FraudMLP`, registered as architecture ``fraud-mlp``)
-  carries its own feature standardisation and Platt calibration as buffers,
-  so ``forward(features) -> probability`` is the whole model wherever it is
-  loaded (in-process, or served by the platform over KServe v2).
+  carries its own categorical risk table (see :mod:`npusuite.fraud.categorical`:
+  the key features are looked up in it first), feature standardisation and
+  Platt calibration as buffers, so ``forward(features) -> probability`` is the
+  whole model wherever it is loaded (in-process, or served by the platform
+  over KServe v2).
+- In training, the key columns are replaced by the *time-safe* risk of each
+  row (labels known before it), never by the final table, which is filled in
+  only after the weights are fitted and calibrated.
 - Class imbalance is handled with a positive-class weight in the loss; the
   probabilities are then re-calibrated (Platt scaling) on a later, held-out
   slice of the training stream, so a score of 0.3 means about 30% fraud.
@@ -59,8 +64,18 @@ _PASS_ROWS = 2048
 class FraudMLP(nn.Module):
     """features (B, F) -> calibrated fraud probability (B,)."""
 
-    def __init__(self, n_features: int = N_FEATURES, hidden: int = 64, dropout: float = 0.1):
+    def __init__(self, n_features: int = N_FEATURES, hidden: int = 64, dropout: float = 0.1,
+                 risk_columns: list[int] | None = None, risk_sizes: list[int] | None = None):
         super().__init__()
+        cols, sizes = list(risk_columns or []), list(risk_sizes or [])
+        if len(cols) != len(sizes):
+            raise ValueError("risk_columns and risk_sizes need one entry per key column")
+        # Index helpers follow from the config, so only the table itself is stored with the weights.
+        self.register_buffer("risk_columns", torch.tensor(cols, dtype=torch.long), persistent=False)
+        self.register_buffer("risk_offsets", torch.tensor(np.cumsum([0, *sizes[:-1]]).tolist() if sizes else [],
+                                                          dtype=torch.long), persistent=False)
+        self.register_buffer("risk_limit", torch.tensor([s - 1 for s in sizes], dtype=torch.long), persistent=False)
+        self.register_buffer("risk", torch.zeros(sum(sizes)))
         self.register_buffer("mean", torch.zeros(n_features))
         self.register_buffer("std", torch.ones(n_features))
         self.register_buffer("calibration", torch.tensor([1.0, 0.0]))  # Platt: a * logit + b
@@ -70,8 +85,20 @@ class FraudMLP(nn.Module):
             nn.Linear(hidden // 2, 1),
         )
 
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Key columns -> their learned risk (a table lookup); the other columns as they are."""
+        if self.risk_columns.numel() == 0:
+            return x
+        keys = torch.minimum(x[:, self.risk_columns].long().clamp_min(0), self.risk_limit) + self.risk_offsets
+        out = x.clone()
+        out[:, self.risk_columns] = self.risk[keys]
+        return out
+
+    def scale(self, encoded: torch.Tensor) -> torch.Tensor:
+        return ((encoded - self.mean) / self.std).clamp(-8.0, 8.0)
+
     def standardise(self, x: torch.Tensor) -> torch.Tensor:
-        return ((x - self.mean) / self.std).clamp(-8.0, 8.0)
+        return self.scale(self.encode(x))
 
     def logit_from_standard(self, z: torch.Tensor) -> torch.Tensor:
         raw = self.net(z).squeeze(-1)
@@ -162,12 +189,24 @@ def _platt(raw: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
     return a, b
 
 
+@dataclass(frozen=True)
+class RiskInputs:
+    """Categorical risk for training: the time-safe risk of every row and the serving table."""
+
+    columns: list[int]      # the key columns of x, in categorical.FIELDS order
+    sizes: list[int]        # buckets per key column
+    time_safe: np.ndarray   # (rows, len(columns)) risk from labels known before each row
+    table: np.ndarray       # flat serving table (all training labels)
+
+
 def train_fast_model(x: np.ndarray, y: np.ndarray, config: FastTrainConfig = FastTrainConfig(),
-                     progress: bool = True) -> tuple[FraudMLP, dict]:
+                     progress: bool = True, risk: RiskInputs | None = None) -> tuple[FraudMLP, dict]:
     """Train on the time-ordered rows ``x``/``y``; the last ``calibration_fraction`` calibrates.
 
-    Returns the module and calibration-slice predictions/labels for thresholds and the card.
-    Raises ValueError when there are no fraud labels to learn from.
+    With ``risk``, the key columns are learned categorical risk (module rules); without, the model
+    has no table and sees every column as it is.  Returns the module and calibration-slice
+    predictions/labels for thresholds and the card, and ``p_all``, every row's probability with its
+    time-safe risk.  Raises ValueError when there are no fraud labels to learn from.
     """
     torch.manual_seed(config.seed)
     # A 64-wide MLP gains nothing from more threads, and on a shared machine they fight.
@@ -179,7 +218,12 @@ def train_fast_model(x: np.ndarray, y: np.ndarray, config: FastTrainConfig = Fas
     if y_fit.sum() < 2 or y_cal.sum() < 1:
         raise ValueError("too few fraud labels to train and calibrate (need fraud in both the first 80% "
                          "and the last 20% of the stream)")
-    module = FraudMLP(x.shape[1], config.hidden)
+    module = FraudMLP(x.shape[1], config.hidden, risk_columns=risk.columns if risk else None,
+                      risk_sizes=risk.sizes if risk else None)
+    if risk is not None:
+        x = x.copy()
+        x[:, risk.columns] = risk.time_safe
+        x_fit, x_cal = x[:cut], x[cut:]
     mean = x_fit.mean(axis=0)
     std = x_fit.std(axis=0)
     module.mean.copy_(torch.from_numpy(mean))
@@ -188,7 +232,7 @@ def train_fast_model(x: np.ndarray, y: np.ndarray, config: FastTrainConfig = Fas
     pos_weight = min(config.max_pos_weight, (len(y_fit) - pos) / pos)
     loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight))
     opt = torch.optim.AdamW(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    xt = module.standardise(torch.from_numpy(x_fit))
+    xt = module.scale(torch.from_numpy(x_fit))  # x is encoded already (time-safe risk)
     yt = torch.from_numpy(y_fit.astype(np.float32))
     steps = config.epochs * math.ceil(len(x_fit) / config.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=steps)
@@ -208,19 +252,25 @@ def train_fast_model(x: np.ndarray, y: np.ndarray, config: FastTrainConfig = Fas
     bar.close()
     module.eval()
     with torch.inference_mode():
-        raw_cal = module.net(module.standardise(torch.from_numpy(x_cal))).squeeze(-1)
+        raw_cal = module.net(module.scale(torch.from_numpy(x_cal))).squeeze(-1)
     a, b = _platt(raw_cal, torch.from_numpy(y_cal.astype(np.float32)))
     module.calibration.copy_(torch.tensor([a, b]))
     with torch.inference_mode():
-        p_cal = module(torch.from_numpy(x_cal)).double().numpy()
+        p_all = torch.sigmoid(module.logit_from_standard(module.scale(torch.from_numpy(x)))).double().numpy()
+    p_cal = p_all[cut:]
+    if risk is not None:
+        module.risk.copy_(torch.from_numpy(risk.table))  # for serving, after every row used its time-safe risk
     logger.info("fast model trained on %d rows (%d fraud, pos_weight %.1f); Platt a=%.3f b=%.3f on %d rows",
                 len(x_fit), int(pos), pos_weight, a, b, len(x_cal))
-    return module, {"p_cal": p_cal, "y_cal": y_cal, "pos_weight": pos_weight, "platt": [a, b],
+    return module, {"p_cal": p_cal, "y_cal": y_cal, "p_all": p_all, "pos_weight": pos_weight, "platt": [a, b],
                     "rows_fit": len(x_fit), "rows_cal": len(x_cal)}
 
 
 def save_fast_model(module: FraudMLP, out_dir: Path, card: dict) -> Path:
-    save_module(module, out_dir, ARCH, {"n_features": module.mean.numel(), "hidden": module.net[0].out_features},
+    config = {"n_features": module.mean.numel(), "hidden": module.net[0].out_features}
+    if module.risk_columns.numel():
+        config |= {"risk_columns": module.risk_columns.tolist(), "risk_sizes": (module.risk_limit + 1).tolist()}
+    save_module(module, out_dir, ARCH, config,
                 inputs=[{"name": "features", "datatype": "FP32", "shape": [-1, module.mean.numel()]}],
                 outputs=[{"name": "probability", "datatype": "FP32", "shape": [-1]}])
     (out_dir / CARD).write_text(json.dumps(card, indent=2) + "\n")

@@ -139,9 +139,15 @@ SPECS: dict[str, Spec] = {
     "unfamiliar_access": _flag("new device and new network within the hour", "familiar device or network"),
     "small_ecom_unfamiliar": Spec("card testing, unfamiliar access",
                                   lambda v: f"{v:.0f} {_SMALL} from a new device and network", lambda v: v >= 1),
+    # Keys of categorical fields: the fast model turns them into the risk it learned (npusuite.fraud.categorical).
+    **{f"{field}_key": Spec(f"{words} (learned risk)",
+                            lambda v, w=words: f"{w}: key {v:.0f}, risk looked up by the model")
+       for field, words in (("mcc", "merchant category"), ("country", "country"), ("channel", "channel"),
+                            ("merchant", "merchant reputation"), ("device", "device reputation"))},
 }
 #: The channel one-hots say the same thing as the transaction's channel: listed only among all features.
-_REDUNDANT = frozenset({"ch_card_present", "ch_ecommerce", "ch_atm", "ch_transfer", "log_amount"})
+_REDUNDANT = frozenset({"ch_card_present", "ch_ecommerce", "ch_atm", "ch_transfer", "log_amount", "mcc_key",
+                        "country_key", "channel_key", "merchant_key", "device_key"})
 
 
 @dataclass(frozen=True)

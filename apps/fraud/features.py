@@ -27,6 +27,11 @@ Rules:
   sums stay finite; ratios of amounts are taken through :func:`_log_ratio`,
   which also copes with states written before the clamp.  Real amounts lie
   well inside the bounds, so the features of real data do not change.
+- Categorical fields (merchant category, country, channel, merchant,
+  device) also enter as *keys* (:func:`~npusuite.fraud.categorical.category_keys`,
+  the last features): hash buckets that the fast model turns into the risk it
+  learned from labels (:mod:`npusuite.fraud.categorical`); nothing learned
+  lives here.
 - The window is kept sorted by time, so each span (1 min to 7 days) is a
   suffix of it, found by bisection: the cost per transaction grows with the
   log of the window, not its length (accounts with thousands of weekly
@@ -44,6 +49,7 @@ from operator import itemgetter
 import numpy as np
 from pydantic_core import to_json
 
+from npusuite.fraud.categorical import KEY_FEATURES, category_keys
 from npusuite.fraud.schema import Transaction
 from npusuite.fraud.world import haversine_km
 from npusuite.platform.errors import SchemaError
@@ -76,6 +82,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "transfer_to_max_log", "no_device_ecommerce",
     "ch_card_present", "ch_ecommerce", "ch_atm", "ch_transfer",
     "unfamiliar_access", "small_ecom_unfamiliar",
+    *KEY_FEATURES,
 )
 N_FEATURES = len(FEATURE_NAMES)
 
@@ -354,7 +361,8 @@ def advance(state: AccountState, tx: Transaction) -> Features:
     amount = tx.amount
     if not MIN_AMOUNT <= amount <= MAX_AMOUNT:  # a chained compare: the clamp costs nothing on real amounts
         amount = min(MAX_AMOUNT, max(MIN_AMOUNT, amount))
-    features = Features(_compute(state, tx, amount, t, net, hour))
+    features = Features(_compute(state, tx, amount, t, net, hour)
+                        + category_keys(tx.merchant_category, tx.country, tx.channel, tx.merchant_id, tx.device_id))
     _update(state, tx, amount, t, net, hour)
     return features
 

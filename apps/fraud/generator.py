@@ -14,6 +14,13 @@ Rules:
   transactions make up ``fraud_rate`` of the stream, split between typologies
   by :data:`~npusuite.fraud.typologies.TYPOLOGY_SHARE`.  An account is the
   victim of at most one episode while unused accounts remain.
+- Customers also join mid-stream (:data:`JOINER_SHARE` of ``accounts``, on
+  top of them): genuine accounts whose activity starts on their opening day,
+  so that a young account is not a sign of fraud in itself.  A
+  ``synthetic_identity`` episode is a made-up customer of the same kind whose
+  quiet build-up is labelled genuine and whose bust-out is fraud.  A
+  ``dormant_bust_out`` victim's genuine activity stops for a quiet spell
+  before the spree and does not come back.
 """
 
 from __future__ import annotations
@@ -36,6 +43,8 @@ from npusuite.platform.contracts.labels import FraudTypology
 logger = logging.getLogger(__name__)
 
 DEFAULT_START = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday
+#: Genuine customers who open an account during the stream, as a share of ``accounts``.
+JOINER_SHARE = 0.04
 
 
 @dataclass(frozen=True)
@@ -89,6 +98,14 @@ def generate(config: GeneratorConfig, progress: bool = True) -> tuple[list[dict]
         used.add(i)
         return personas[i]
 
+    n_joiners = max(1, round(JOINER_SHARE * config.accounts))
+    joiners = [make_persona(rng, world, config.accounts + k, config.days) for k in range(n_joiners)]
+    for p in joiners:
+        opened = start_epoch + float(rng.uniform(1, config.days)) * DAY_S
+        activity = genuine_activity(rng, world, p, start_epoch, config.start.weekday(), config.days)
+        genuine[p.account_id] = [e for e in activity if e["_t"] >= opened]
+    next_index = config.accounts + n_joiners
+
     for kind in ty.TYPOLOGIES:
         goal = target * ty.TYPOLOGY_SHARE[kind]
         made = 0
@@ -104,12 +121,27 @@ def generate(config: GeneratorConfig, progress: bool = True) -> tuple[list[dict]
                 p = victim()
                 events = ty.cloned_card(rng, world, p, ty.anchor_after_card_present(
                     rng, genuine[p.account_id], start_epoch, config.days))
+            elif kind == "dormant_bust_out":
+                p = victim()
+                quiet_days = min(int(rng.integers(*ty.DORMANT_DAYS)), max(1, config.days - 4))
+                t0 = start_epoch + float(rng.uniform(quiet_days + 2, max(quiet_days + 2.5, config.days))) * DAY_S
+                quiet_from = t0 - quiet_days * DAY_S  # silent from here on: dormant, then gone after the spree
+                genuine[p.account_id] = [e for e in genuine[p.account_id] if e["_t"] < quiet_from]
+                events = ty.dormant_bust_out(rng, world, p, t0)
+            elif kind == "synthetic_identity":
+                p = make_persona(rng, world, next_index, config.days)
+                next_index += 1
+                opened = start_epoch + float(rng.uniform(0.5, max(1.0, config.days - 8))) * DAY_S
+                t0 = opened + float(rng.uniform(5, 21)) * DAY_S
+                activity = genuine_activity(rng, world, p, start_epoch, config.start.weekday(), config.days)
+                extra_genuine.extend(e for e in activity if opened <= e["_t"] < t0)  # the build-up
+                events = ty.synthetic_identity(rng, world, p, t0)
             else:
                 p = victim()
                 events = getattr(ty, kind)(rng, world, p, t0)
             events = [e for e in events if e["_t"] < end_epoch]
             fraud_events.extend(events)
-            made += len(events)
+            made += len(events) or 1  # an episode past the end still counts, so short streams terminate
     everything = [e for evs in genuine.values() for e in evs] + extra_genuine + fraud_events
     everything = [e for e in everything if start_epoch <= e["_t"] < end_epoch]
     for e in everything:

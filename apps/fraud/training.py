@@ -10,7 +10,11 @@ Order of work (each step logs what it did):
    transactions flipped; a transaction without any label counts as genuine,
    and the count is logged;
 2. replay the whole stream through :mod:`npusuite.fraud.features`;
-3. train the fast model on the first 80% (by time), calibrate on the last
+3. learn categorical risk (:mod:`npusuite.fraud.categorical`): each row's
+   time-safe risk (labels known before it) for fitting, and the table of all
+   training labels for serving, kept in the model and its card
+   (``categorical_risk``);
+   train the fast model on the first 80% (by time), calibrate on the last
    20%, and choose thresholds there: ``review`` at the alert budget (1% of
    transactions by default), ``decline`` where precision reaches 90%
    (at least the top 0.1%), and the LLM grey band around ``review``;
@@ -31,8 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
+from npusuite.fraud import categorical
 from npusuite.fraud.datasets import LabelOverlay, merge_labels, overlay_labels, read_labels, read_transactions
-from npusuite.fraud.fast_model import FastTrainConfig, save_fast_model, train_fast_model
+from npusuite.fraud.fast_model import FastTrainConfig, RiskInputs, save_fast_model, train_fast_model
 from npusuite.fraud.features import FEATURE_NAMES, StreamFeaturizer
 from npusuite.fraud.llm_verdict import LlmTrainConfig
 from npusuite.fraud.schema import Transaction
@@ -61,6 +66,7 @@ class TrainConfig:
     llm_examples: int = 1200
     alert_budget: float = 0.01
     name: str = "fraud"
+    risk: categorical.RiskConfig = categorical.RiskConfig()
 
 
 def load_dataset(data: Path, label_files: list[Path], progress: bool = True,
@@ -124,6 +130,17 @@ def quality(p: np.ndarray, y: np.ndarray, budgets: tuple[float, ...] = (0.005, 0
     return out
 
 
+def learn_risk(ds: Dataset, config: categorical.RiskConfig) -> tuple[RiskInputs, dict]:
+    """Time-safe risk per row and the serving table (with its card) from the data set's labels."""
+    columns = [FEATURE_NAMES.index(name) for name in categorical.KEY_FEATURES]
+    keys = ds.x[:, columns]
+    times = np.array([tx.epoch_s for tx in ds.transactions])
+    time_safe = categorical.time_safe_risk(keys, ds.y, times, config)
+    fitted = categorical.fit_table(keys, ds.y, categorical.raw_fields(ds.transactions), config)
+    sizes = [categorical.SPECS[f].buckets for f in categorical.FIELDS]
+    return RiskInputs(columns, sizes, time_safe, fitted.table), fitted.card
+
+
 def _llm_examples(ds: Dataset, p_all: np.ndarray, rows: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     """All fraud rows (up to n/2), then the hardest genuine rows, then random genuine rows."""
     fraud = rows[ds.y[rows]]
@@ -138,7 +155,6 @@ def _llm_examples(ds: Dataset, p_all: np.ndarray, rows: np.ndarray, n: int, rng:
 def train(ds: Dataset, out_dir: Path, config: TrainConfig = TrainConfig(), model_root: Path | None = None,
           promote: bool = False, progress: bool = True) -> dict:
     """Train, save and (optionally) publish.  Returns the combined model card."""
-    import torch
 
     from npusuite.fraud import bundle
     from npusuite.fraud.llm_verdict import fine_tune, prompt_for
@@ -146,8 +162,9 @@ def train(ds: Dataset, out_dir: Path, config: TrainConfig = TrainConfig(), model
     if ds.y.sum() < 5:
         raise UserError(f"only {int(ds.y.sum())} fraud labels: need at least 5 to train")
     fast_version, llm_version = bundle.next_versions(model_root, config.name)
+    risk, risk_card = learn_risk(ds, config.risk)
     try:
-        module, info = train_fast_model(ds.x, ds.y, config.fast, progress=progress)
+        module, info = train_fast_model(ds.x, ds.y, config.fast, progress=progress, risk=risk)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     thresholds = choose_thresholds(info["p_cal"], info["y_cal"], config.alert_budget)
@@ -163,6 +180,7 @@ def train(ds: Dataset, out_dir: Path, config: TrainConfig = TrainConfig(), model
                  "fraud_by_type": _by_type(ds),
                  "analyst_labels": None if ds.analyst is None else ds.analyst.model_dump()},
         "features": list(FEATURE_NAMES),
+        "categorical_risk": risk_card,
         "training": {**asdict(config.fast), "pos_weight": round(info["pos_weight"], 3), "platt": info["platt"]},
         "metrics_calibration_slice": quality(info["p_cal"], info["y_cal"]),
         "alert_budget": config.alert_budget,
@@ -171,8 +189,7 @@ def train(ds: Dataset, out_dir: Path, config: TrainConfig = TrainConfig(), model
     }
     fast_dir = out_dir / "fast"
     if config.with_llm:
-        with torch.inference_mode():
-            p_all = module(torch.from_numpy(ds.x)).double().numpy()
+        p_all = info["p_all"]  # with each row's time-safe risk: the final table has seen these labels
         rng = np.random.default_rng(config.fast.seed)
         fit_rows = _llm_examples(ds, p_all, np.arange(cut), config.llm_examples, rng)
         hold_rows = _llm_examples(ds, p_all, np.arange(cut, len(ds.y)), max(100, config.llm_examples // 4), rng)

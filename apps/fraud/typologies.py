@@ -20,6 +20,25 @@ review app and training share), drawn from the ``rng`` it is given:
 - ``merchant_bust_out``: a merchant builds a short genuine history, then in
   one or two days keys large card-not-present charges (no device, no IP)
   against many compromised cards and disappears.  Spans several accounts.
+
+Three more were added for issue 19's leave-one-typology-out protocol and were
+designed (here, before any model saw them) from how they happen, not from what
+the streaming features look at; none needs a new device, a foreign network or
+impossible travel, so the features built for the five above are no head start:
+
+- ``dormant_bust_out``: first-party fraud.  The account holder goes quiet for
+  one to three weeks, then in one to three days spends far above their usual
+  amounts at many shops near home and online, from their own phone and home
+  network, with a few maximum ATM withdrawals, and is never heard from again.
+- ``synthetic_identity``: an account opened mid-stream under a made-up identity
+  behaves like a modest new customer for a while (credit building, labelled
+  genuine: the bank finds out at the loss), then busts out within two days:
+  electronics, jewellery, gift cards, cash and transfers to new payees, all
+  from the one device it always used.  Genuine customers also join mid-stream
+  (see the generator), so a young account is not fraud in itself.
+- ``app_scam`` (authorised push payment): the genuine customer is talked into
+  paying a fraudster, from their own device and network at their usual hours:
+  one to four escalating transfers to one new payee over up to three days.
 """
 
 from __future__ import annotations
@@ -28,8 +47,9 @@ import math
 
 import numpy as np
 
-from npusuite.fraud.personas import DAY_S, Persona, event
+from npusuite.fraud.personas import DAY_S, Persona, event, sample_hour
 from npusuite.fraud.world import (
+    ATMS_PER_CITY,
     FRAUD_CITIES,
     HOME_COUNTRY,
     TRANSFER_MCC,
@@ -47,8 +67,14 @@ CLONE_MIN_KM = 2000.0
 #: Each typology's function below has the typology's value as its name.
 TYPOLOGIES: tuple[T, ...] = GENERATED_TYPOLOGIES
 #: Share of fraudulent *transactions* each typology contributes.
-TYPOLOGY_SHARE: dict[T, float] = {T.CARD_TESTING: 0.25, T.ACCOUNT_TAKEOVER: 0.18, T.CLONED_CARD: 0.2,
-                                  T.ATM_CASHOUT: 0.17, T.MERCHANT_BUST_OUT: 0.2}
+TYPOLOGY_SHARE: dict[T, float] = {T.CARD_TESTING: 0.18, T.ACCOUNT_TAKEOVER: 0.13, T.CLONED_CARD: 0.14,
+                                  T.ATM_CASHOUT: 0.12, T.MERCHANT_BUST_OUT: 0.14, T.DORMANT_BUST_OUT: 0.1,
+                                  T.SYNTHETIC_IDENTITY: 0.09, T.APP_SCAM: 0.1}
+#: A dormant bust-out's quiet spell before the spree, in days (shortened on short streams).
+DORMANT_DAYS = (7, 22)
+#: Where first-party and synthetic bust-outs spend: goods that resell (electronics, jewellery,
+#: department stores, furniture, clothing).
+RESALE_MCCS = ("5732", "5944", "5311", "5712", "5651")
 
 
 def _night_or_any(rng: np.random.Generator) -> float:
@@ -153,6 +179,81 @@ def merchant_bust_out(rng: np.random.Generator, world: World, victims: list[Pers
             amount = float(rng.choice([249.99, 399.0, 499.99, 650.0, 899.0, 1199.0, 1499.99]))
             out.append(event(v, t, merchant_id, mcc, amount, "ecommerce", HOME_COUNTRY, None, None, None, None,
                              T.MERCHANT_BUST_OUT))
+    return out
+
+
+def _home_ip(rng: np.random.Generator, world: World, p: Persona) -> str:
+    return random_ip(rng, world, HOME_COUNTRY, p.home_prefixes[0])
+
+
+def dormant_bust_out(rng: np.random.Generator, world: World, p: Persona, t0: float) -> list[dict]:
+    """The spree after the quiet spell (the generator silences the account before ``t0`` and after)."""
+    shops = [m for m in world.local[p.home.name] if m.mcc in RESALE_MCCS]
+    web = [m for m in world.online if m.mcc in ("5732", "5999", "5651")]
+    device = p.devices[0]
+    out, t = [], t0
+    for _ in range(int(rng.integers(6, 21))):
+        t += float(rng.uniform(600, 4 * 3600))
+        if rng.random() < 0.6:
+            m = shops[int(rng.integers(len(shops)))]
+            amount = min(3000.0, p.typical_amount() * m.amount_scale ** 0.6 * float(rng.uniform(3, 12)))
+            out.append(event(p, t, m.merchant_id, m.mcc, amount, "card_present", HOME_COUNTRY, m.lat, m.lon, None,
+                             None, T.DORMANT_BUST_OUT))
+        else:
+            m = web[int(rng.integers(len(web)))]
+            amount = min(3000.0, p.typical_amount() * float(rng.uniform(5, 25)))
+            out.append(event(p, t, m.merchant_id, m.mcc, amount, "ecommerce", HOME_COUNTRY, None, None, device,
+                             _home_ip(rng, world, p), T.DORMANT_BUST_OUT))
+    for _ in range(int(rng.integers(0, 3))):
+        t += float(rng.uniform(1800, 6 * 3600))
+        atm = p.home_atms[int(rng.integers(len(p.home_atms)))]
+        out.append(event(p, t, atm.merchant_id, atm.mcc, float(rng.choice([250, 300, 500])), "atm", HOME_COUNTRY,
+                         atm.lat, atm.lon, None, None, T.DORMANT_BUST_OUT))
+    return out
+
+
+def synthetic_identity(rng: np.random.Generator, world: World, p: Persona, t0: float) -> list[dict]:
+    """The bust-out of a synthetic account ``p`` (its quiet build-up is genuine activity, made by the generator)."""
+    device = p.devices[0]
+    shops = [m for m in world.local[p.home.name] if m.mcc in RESALE_MCCS]
+    gift = [m for m in world.online if m.mcc in ("5999", "5732")]
+    out, t = [], t0
+    for _ in range(int(rng.integers(5, 16))):
+        t += float(rng.uniform(300, 3 * 3600))
+        r = rng.random()
+        if r < 0.4:
+            m = shops[int(rng.integers(len(shops)))]
+            out.append(event(p, t, m.merchant_id, m.mcc, float(rng.uniform(300, 2500)), "card_present", HOME_COUNTRY,
+                             m.lat, m.lon, None, None, T.SYNTHETIC_IDENTITY))
+        elif r < 0.7:
+            m = gift[int(rng.integers(len(gift)))]
+            out.append(event(p, t, m.merchant_id, m.mcc, float(rng.uniform(200, 1500)), "ecommerce", HOME_COUNTRY,
+                             None, None, device, _home_ip(rng, world, p), T.SYNTHETIC_IDENTITY))
+        elif r < 0.85:
+            atm = world.atms[p.home.name][int(rng.integers(ATMS_PER_CITY))]
+            out.append(event(p, t, atm.merchant_id, atm.mcc, float(rng.choice([300, 400, 500])), "atm", HOME_COUNTRY,
+                             atm.lat, atm.lon, None, None, T.SYNTHETIC_IDENTITY))
+        else:
+            out.append(event(p, t, f"P{int(rng.integers(1e9)):09d}", TRANSFER_MCC, float(rng.uniform(500, 3000)),
+                             "transfer", HOME_COUNTRY, None, None, device, _home_ip(rng, world, p),
+                             T.SYNTHETIC_IDENTITY))
+    return out
+
+
+def app_scam(rng: np.random.Generator, world: World, p: Persona, t0: float) -> list[dict]:
+    """Escalating transfers to one new payee, sent by the customer at their usual hours."""
+    payee = f"P{int(rng.integers(1e9)):09d}"
+    device = p.devices[int(rng.integers(len(p.devices)))]
+    ip = random_ip(rng, world, HOME_COUNTRY, p.home_prefixes[min(p.devices.index(device), 1)])
+    day0 = t0 - t0 % DAY_S
+    out, factor = [], float(rng.uniform(4, 15))
+    for k in range(int(rng.integers(1, 5))):
+        day = day0 + DAY_S * min(2, k // 2 + int(rng.random() < 0.3))
+        t = max(day + sample_hour(rng, p) * 3600.0, out[-1]["_t"] + 600.0 if out else t0)
+        amount = min(9500.0, max(250.0, p.typical_amount() * factor))
+        out.append(event(p, t, payee, TRANSFER_MCC, amount, "transfer", HOME_COUNTRY, None, None, device, ip,
+                         T.APP_SCAM))
+        factor *= float(rng.uniform(1.2, 2.5))  # "one more payment and the money is released"
     return out
 
 

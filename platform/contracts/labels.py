@@ -2,7 +2,7 @@
 
 Rules:
 
-- :class:`FraudTypology` holds the five typologies the transaction generator
+- :class:`FraudTypology` holds the eight typologies the transaction generator
   produces and the fraud models are trained on, plus :attr:`FraudTypology.OTHER`
   for confirmed fraud that fits none of them (analysts only; the generator
   never writes it).  "Not fraud" is not a typology: it is ``is_fraud: false``
@@ -48,6 +48,9 @@ class FraudTypology(_Labelled):
     CLONED_CARD = "cloned_card"
     ATM_CASHOUT = "atm_cashout"
     MERCHANT_BUST_OUT = "merchant_bust_out"
+    DORMANT_BUST_OUT = "dormant_bust_out"
+    SYNTHETIC_IDENTITY = "synthetic_identity"
+    APP_SCAM = "app_scam"
     OTHER = "other"
 
 
@@ -104,6 +107,8 @@ _LABELS: dict[str, dict[str, str]] = {
     "FraudTypology": {
         "card_testing": "Card testing", "account_takeover": "Account takeover", "cloned_card": "Cloned card",
         "atm_cashout": "ATM cash-out", "merchant_bust_out": "Merchant bust-out",
+        "dormant_bust_out": "Bust-out after a dormant period", "synthetic_identity": "Synthetic identity",
+        "app_scam": "Authorised push payment scam",
         "other": "Other fraud (none of the above)",
     },
     "DefectKind": {

@@ -43,7 +43,8 @@ def test_fraud_rate_and_typologies(stream):
     rate = sum(lab["is_fraud"] for lab in labels) / len(labels)
     assert 0.002 < rate < 0.006, rate
     kinds = {lab["fraud_type"] for lab in labels if lab["is_fraud"]}
-    assert kinds == {"card_testing", "account_takeover", "cloned_card", "atm_cashout", "merchant_bust_out"}
+    assert kinds == {"card_testing", "account_takeover", "cloned_card", "atm_cashout", "merchant_bust_out",
+                     "dormant_bust_out", "synthetic_identity", "app_scam"}
     # One vocabulary: what the generator writes is what the review app offers and training accepts.
     assert kinds == {t.value for t in GENERATED_TYPOLOGIES} == {t.value for t in FraudTypology} - {"other"}
     assert all(type(lab["fraud_type"]) is str for lab in labels if lab["is_fraud"])
@@ -95,3 +96,54 @@ def test_genuine_oddities_exist(stream):
     assert len(genuine_abroad) > 50
     big = [t for t, lab in zip(txs, labels, strict=True) if not lab["is_fraud"] and t["amount"] > 500]
     assert len(big) > 20
+
+
+def _t(e) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(e["timestamp"].replace("Z", "+00:00")).timestamp()
+
+
+def test_dormant_bust_out_follows_a_quiet_spell_on_known_devices(stream):
+    txs, episodes = _episodes(stream, "dormant_bust_out")
+    assert episodes
+    for account, events in episodes.items():
+        before = [e for e in txs if e["account_id"] == account and _t(e) < _t(events[0])]
+        after = [e for e in txs if e["account_id"] == account and _t(e) > _t(events[-1])]
+        assert not after  # the customer is never heard from again
+        if before:
+            assert _t(events[0]) - _t(before[-1]) >= 86400  # quiet for days before the spree
+        devices = {e["device_id"] for e in events if e["device_id"]}
+        known = {e["device_id"] for e in before if e["device_id"]}
+        assert not devices - known - {None} or not known  # their own phone, not a fraudster's
+        assert all(e["country"] == "GB" for e in events)
+
+
+def test_synthetic_identity_builds_up_genuine_then_busts_out_on_one_device(stream):
+    txs, labels = stream
+    _, episodes = _episodes(stream, "synthetic_identity")
+    assert episodes
+    for account, events in episodes.items():
+        history = [(t, lab) for t, lab in zip(txs, labels, strict=True) if t["account_id"] == account]
+        build_up = [t for t, lab in history if not lab["is_fraud"]]
+        assert build_up and all(_t(t) < _t(events[0]) for t in build_up)  # genuine-labelled, then the loss
+        assert len({e["device_id"] for e in events if e["device_id"]}) <= 1
+    # A young account is not fraud in itself: genuine customers join mid-stream too.
+    first_seen: dict[str, float] = {}
+    for t in txs:
+        first_seen.setdefault(t["account_id"], _t(t))
+    start = min(first_seen.values())
+    joiners = {a for a, t0 in first_seen.items() if t0 - start > 2 * 86400} - set(episodes)
+    assert joiners
+
+
+def test_app_scam_is_escalating_transfers_to_one_new_payee(stream):
+    txs, episodes = _episodes(stream, "app_scam")
+    assert episodes
+    for account, events in episodes.items():
+        assert {e["channel"] for e in events} == {"transfer"}
+        assert len({e["merchant_id"] for e in events}) == 1
+        amounts = [e["amount"] for e in events]
+        assert amounts == sorted(amounts)
+        paid_before = {e["merchant_id"] for e in txs if e["account_id"] == account and _t(e) < _t(events[0])}
+        assert events[0]["merchant_id"] not in paid_before
