@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
@@ -78,19 +79,20 @@ def _partitions(consumer: Consumer, topic: str) -> int:
     return len(meta.partitions)
 
 
-def _read(consumer: Consumer, topic: str, partition: int, start: int, end: int) -> list:
+def _read(consumer: Consumer, topic: str, partition: int, start: int, end: int, timeout_s: float = 30.0) -> list:
     """Records of [start, end) (fewer where there are gaps: transaction markers, compaction)."""
-    consumer.assign([TopicPartition(topic, partition, start)])
+    tp = TopicPartition(topic, partition, start)
+    consumer.assign([tp])
     out = []
-    while True:
-        msgs = consumer.consume(500, 2.0)
-        if not msgs:
-            return out
-        for m in msgs:
+    deadline = time.monotonic() + timeout_s
+    # consume(n, t) waits for n records or t seconds: short waits, and the position tells when [start, end) is read.
+    while time.monotonic() < deadline:
+        for m in consumer.consume(500, 0.1):
             if m.error() is None and m.offset() < end:
                 out.append(m)
-            if m.offset() >= end - 1:
-                return out
+        if consumer.position([tp])[0].offset >= end:
+            return out
+    raise UserError(f"reading {topic}[{partition}] offsets {start}..{end} took over {timeout_s:.0f}s")
 
 
 def last_state_transaction(consumer: Consumer, changelog: str, partition: int) -> str | None:
