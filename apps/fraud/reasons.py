@@ -100,6 +100,11 @@ def llm_verdict(verdict: str, p_fraud: float) -> Reason:
     return Reason(code, f"LLM verdict: {verdict} ({p_fraud:.0%})")
 
 
+def rule_hit(name: str, when: str) -> Reason:
+    """An analyst's rule that fired: ``rule <name>: <condition>`` (bounded)."""
+    return Reason(C.RULE_HIT, _bounded(f"rule {name}: {' '.join(when.split())}"))
+
+
 def phrases(reasons: Sequence[Reason]) -> list[str]:
     return [r.text for r in reasons]
 

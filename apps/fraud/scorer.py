@@ -23,6 +23,19 @@ Rules:
   fast model's decision stands and the reason ``llm_unavailable`` is added.
 - ``model`` is the fast model's ``name@version``; when the LLM decided, its
   reference is added after a ``+`` (``fraud-fast@3+fraud-llm@2``).
+- Novelty tier (optional, :mod:`npusuite.fraud.novelty`): one forward pass
+  per batch on the same feature rows.  Where novelty exceeds the card's
+  ``review_quantile`` of legitimate behaviour, the decision is at least
+  ``review``, the score is raised per the card's combination rule
+  (:class:`~npusuite.fraud.novelty.NoveltyRule`), the reason ``novelty``
+  says which behaviour is unusual, and ``+<novelty ref>`` is added to
+  ``model`` when it raised the score.  If the novelty model raises, the batch
+  is scored without it (logged), like the LLM tier.
+- Rules (optional, :mod:`npusuite.fraud.rules`): evaluated on every batch;
+  each rule that fires raises the decision to at least its action, adds the
+  reason ``rule_hit`` (``rule <name>: <condition>``) and its name to
+  ``rules_fired``.  Rules change decisions, never the score (the ranking
+  stays the models').
 """
 
 from __future__ import annotations
@@ -37,8 +50,11 @@ import numpy as np
 
 from npusuite.fraud import reasons as rs
 from npusuite.fraud.features import FEATURE_NAMES, AccountState, Features, advance
+from npusuite.fraud.novelty_rule import NoveltyConfig, combined_score
+from npusuite.fraud.rules import Rule
 from npusuite.fraud.schema import Transaction
-from npusuite.platform.contracts.score import FraudScore, ScoreFields, score_fields
+from npusuite.platform.contracts.labels import ReasonCode
+from npusuite.platform.contracts.score import MAX_RULES_FIRED, FraudScore, ScoreFields, score_fields
 from npusuite.platform.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -59,6 +75,30 @@ class FastScorer(Protocol):
     card: dict
 
     def contributions(self, x: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]: ...
+
+
+class NoveltyScorer(Protocol):
+    """What the scorer needs from the novelty tier (see :class:`~npusuite.fraud.novelty.NoveltyModel`)."""
+
+    ref: str
+    config: NoveltyConfig
+
+    def score(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+
+    def reason(self, tx: Transaction, f: Features, group_errors: np.ndarray,
+               feature_errors: np.ndarray) -> rs.Reason: ...
+
+
+class RuleEvaluator(Protocol):
+    """What the scorer needs from analysts' rules (see :class:`~npusuite.fraud.rules.RuleSet`)."""
+
+    ref: str
+    rules: tuple[Rule, ...]
+
+    def evaluate(self, transactions: Sequence[Transaction], x: np.ndarray) -> np.ndarray: ...
+
+
+_RANK = {"approve": 0, "review": 1, "decline": 2}
 
 
 @dataclass(frozen=True)
@@ -114,7 +154,8 @@ class TieredScorer:
     """Fast model for everything, the LLM for the grey band."""
 
     def __init__(self, fast: FastScorer, llm: VerdictModel | None = None, config: ScorerConfig | None = None,
-                 clock: Callable[[], float] = time.perf_counter):
+                 clock: Callable[[], float] = time.perf_counter, novelty: NoveltyScorer | None = None,
+                 rules: RuleEvaluator | None = None):
         trained_on = fast.card.get("features")
         if trained_on is not None and list(trained_on) != list(FEATURE_NAMES):
             raise UserError(f"{fast.ref} was trained on a different feature set ({len(trained_on)} features, "
@@ -123,6 +164,8 @@ class TieredScorer:
         self.llm = llm
         self.config = config or ScorerConfig.from_card(fast.card)
         self.clock = clock
+        self.novelty = novelty
+        self.rules = rules
 
     @property
     def ref(self) -> str:
@@ -149,6 +192,9 @@ class TieredScorer:
         feats, states = self.featurise(items)
         x = np.array([f.values for f in feats], dtype=np.float32)
         probs, contrib = self.fast.contributions(x)
+        txs = [tx for tx, _ in items]
+        novelty = self._novelty(x)
+        hits = self._rule_hits(txs, x)
         cfg = self.config
         probs_list = np.asarray(probs).tolist()
         grey = [i for i, p in enumerate(probs_list) if cfg.grey_low <= p < cfg.grey_high and p < cfg.decline]
@@ -169,7 +215,6 @@ class TieredScorer:
         groups = list(contrib)
         matrix = (np.stack([np.asarray(contrib[g]) for g in groups], axis=1) if groups
                   else np.zeros((len(items), 0)))
-        txs = [tx for tx, _ in items]
         reasons = rs.explain_batch_coded(txs, feats, groups, matrix, cfg.max_reasons)
         grey_set = set(grey)
         thresholds = {"review": cfg.review, "decline": cfg.decline}
@@ -192,10 +237,46 @@ class TieredScorer:
                 decision = "decline" if p >= cfg.decline else "review" if p >= cfg.review else "approve"
                 if fallback and i in grey_set:
                     why = [*why, rs.LLM_FALLBACK]
+            fired: list[str] = []
+            if novelty is not None and novelty[0][i] >= 0:
+                raised = combined_score(score, float(novelty[0][i]), cfg.review, cfg.decline)
+                if raised > score:
+                    score, model = raised, f"{model}+{self.novelty.ref}"
+                decision = decision if _RANK[decision] else "review"
+                why = [*(w for w in why if w.code is not ReasonCode.NO_RISK),
+                       self.novelty.reason(tx, feats[i], novelty[1][i], novelty[2][i])]
+            if hits is not None and hits[i].any():
+                rules = [r for r, hit in zip(self.rules.rules, hits[i].tolist(), strict=True) if hit]
+                decision = max([decision, *(r.action for r in rules)], key=_RANK.__getitem__)
+                fired = [r.name for r in rules[:MAX_RULES_FIRED]]
+                why = [*(w for w in why if w.code is not ReasonCode.NO_RISK),
+                       *(rs.rule_hit(r.name, r.when) for r in rules[:cfg.max_reasons])]
             fields = score_fields(tx.transaction_id, min(1.0, max(0.0, score)), decision, rs.phrases(why),
-                                  rs.codes(why), model, round(latency_ms, 3))
+                                  rs.codes(why), model, round(latency_ms, 3), fired)
             escalated = i in grey_set
             out.append(ScoredTransaction(fields, states[i], feats[i], rationale, escalated=escalated,
                                          llm_fallback=fallback and escalated, fast_probability=p,
                                          thresholds=thresholds))
         return out
+
+    def _novelty(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(excess t, group errors, feature errors), or None without a novelty tier or when it failed."""
+        if self.novelty is None:
+            return None
+        try:
+            values, groups, features = self.novelty.score(x)
+            return self.novelty.config.excess(values), groups, features
+        except Exception as exc:  # like the LLM tier, the novelty tier must never stop scoring
+            logger.warning("novelty model %s failed on %d transactions, scoring without it: %s", self.novelty.ref,
+                           len(x), exc)
+            return None
+
+    def _rule_hits(self, txs: Sequence[Transaction], x: np.ndarray) -> np.ndarray | None:
+        if self.rules is None or not self.rules.rules:
+            return None
+        try:
+            return self.rules.evaluate(txs, x)
+        except Exception as exc:  # evaluation is total by design; a bug there must not stop scoring either
+            logger.warning("rules %s failed on %d transactions, scoring without them: %s", self.rules.ref, len(txs),
+                           exc)
+            return None

@@ -99,6 +99,10 @@ class ReasonCode(_Labelled):
     LLM_VERDICT_LEGITIMATE = "llm_verdict_legitimate"
     LLM_UNAVAILABLE = "llm_unavailable"
     NO_RISK = "no_risk"
+    #: An analyst's rule fired (``npusuite fraud rules``); the phrase names the rule and its condition.
+    RULE_HIT = "rule_hit"
+    #: The novelty tier: behaviour far from the account's history and from legitimate behaviour.
+    NOVELTY = "novelty"
     #: A reason the vocabulary has no code for (a phrase from an older scorer, another model's group).
     OTHER = "other"
 
@@ -143,6 +147,8 @@ _LABELS: dict[str, dict[str, str]] = {
         "llm_verdict_legitimate": "LLM verdict: legitimate",
         "llm_unavailable": "LLM verdict model unavailable (fast model decided)",
         "no_risk": "no risk indicators",
+        "rule_hit": "an analyst's rule fired",
+        "novelty": "behaviour unlike the account's history and legitimate behaviour (novelty)",
         "other": "other reason",
     },
 }

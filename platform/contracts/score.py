@@ -17,6 +17,9 @@ alert that breaks them):
   code of each phrase (``amount_spike``...), same order; optional (default
   empty) so records from producers that predate it stay valid.  When it is
   not empty it has exactly as many entries as ``reasons``.
+* ``rules_fired``: the names of the analysts' rules (``npusuite fraud rules``)
+  that fired on this transaction, at most :data:`MAX_RULES_FIRED`, each
+  1-64 characters; optional (default empty) so older records stay valid.
 
 The scorer's hot path does not build this model per score (validating one
 costs about 1.6 µs, more than encoding it): it builds a :class:`ScoreFields`
@@ -46,6 +49,9 @@ MAX_REASON_TEXT_CHARS = 4096
 MAX_REASON_CODE_CHARS = 64
 #: Longest ``model`` reference.
 MAX_MODEL_CHARS = 128
+#: Most rule names a score carries, and the longest rule name.
+MAX_RULES_FIRED = 32
+MAX_RULE_NAME_CHARS = 64
 
 
 class FraudScore(BaseModel):
@@ -62,6 +68,15 @@ class FraudScore(BaseModel):
                                                 "producers.")
     model: str = Field(min_length=1, max_length=MAX_MODEL_CHARS, description="name@version[+name@version].")
     latency_ms: float = Field(ge=0, allow_inf_nan=False)
+    rules_fired: list[str] = Field(default_factory=list, max_length=MAX_RULES_FIRED,
+                                   description="Analysts' rules that fired, by name; empty from older producers.")
+
+    @field_validator("rules_fired")
+    @classmethod
+    def _bounded_rule_names(cls, value: list[str]) -> list[str]:
+        if any(not r or len(r) > MAX_RULE_NAME_CHARS for r in value):
+            raise ValueError(f"each rule name must be 1-{MAX_RULE_NAME_CHARS} characters")
+        return value
 
     @field_validator("reasons")
     @classmethod
@@ -110,6 +125,7 @@ class ScoreFields(TypedDict):
     reason_codes: list[str]
     model: str
     latency_ms: float
+    rules_fired: list[str]
 
 
 #: The record's fields in order; :func:`score_fields` builds its dict in this order.
@@ -117,10 +133,12 @@ SCORE_FIELDS: tuple[str, ...] = tuple(FraudScore.model_fields)
 
 
 def score_fields(transaction_id: str, score: float, decision: Decision, reasons: list[str],
-                 reason_codes: list[str], model: str, latency_ms: float) -> ScoreFields:
+                 reason_codes: list[str], model: str, latency_ms: float,
+                 rules_fired: list[str] | None = None) -> ScoreFields:
     """The score as a :class:`ScoreFields` dict, keys in record order (what :func:`encode_score` relies on)."""
     return {"transaction_id": transaction_id, "score": score, "decision": decision, "reasons": reasons,
-            "reason_codes": reason_codes, "model": model, "latency_ms": latency_ms}
+            "reason_codes": reason_codes, "model": model, "latency_ms": latency_ms,
+            "rules_fired": rules_fired if rules_fired is not None else []}
 
 
 def encode_score(fields: ScoreFields) -> bytes:

@@ -1,0 +1,213 @@
+"""The novelty tier: how far a transaction's behaviour is from legitimate behaviour, trained on legitimate data only.
+
+A small autoencoder (:class:`NoveltyAE`, architecture ``fraud-novelty-ae``)
+over the same streaming features as the fast model.  Those features already
+measure the transaction against the account's own history (amount against the
+account's median, first-seen device, transactions in the last hour, distance
+from the last card-present payment ...); the autoencoder learns which
+combinations of them legitimate behaviour produces, and its reconstruction
+error says how far a transaction is from that population.  Rules:
+
+- Trained on legitimate transactions only (``is_fraud`` false): it is general,
+  aimed at no typology, so it can flag fraud no label has shown yet.  The
+  first 80% (by time) fit it; the last 20% calibrate it.
+- The module carries its standardisation and the per-group scale of the
+  legitimate error as buffers, so ``forward(features) -> novelty`` is the whole
+  model wherever it is loaded.  The error is squared per standardised feature,
+  averaged per feature group (:data:`NOVELTY_GROUPS`: the fast model's reason
+  groups plus ``history`` and ``channel`` for the rest) and divided by that
+  group's mean error on legitimate data, so a group at 1.0 is as unusual as
+  legitimate behaviour usually is; ``novelty`` is the mean over groups.
+- The card records the calibration (quantiles of ``novelty`` on the held-out
+  legitimate slice), each feature's 5-95% legitimate range in its documented
+  unit (for reasons), and the combination rule (:class:`NoveltyRule`) the
+  scorer applies; see ``docs/fraud-models.md``.
+- Reasons are readable: the group with the largest error, its feature with the
+  largest error, this transaction's value against the legitimate range.
+- :func:`train_novelty` is deterministic for a given seed and data.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from npusuite.fraud import reasons as rs
+from npusuite.fraud.fast_model import REASON_GROUPS
+from npusuite.fraud.features import FEATURE_NAMES, N_FEATURES, Features
+from npusuite.fraud.novelty_rule import NoveltyConfig, NoveltyRule
+from npusuite.fraud.rules import decoded
+from npusuite.fraud.schema import Transaction
+from npusuite.platform.contracts.labels import ReasonCode
+from npusuite.platform.runtime.modules import load_module, register_architecture, save_module
+
+logger = logging.getLogger(__name__)
+
+ARCH = "fraud-novelty-ae"
+CARD = "card.json"
+_GROUPED = {n for names in REASON_GROUPS.values() for n in names}
+NOVELTY_GROUPS: dict[str, tuple[str, ...]] = {
+    **REASON_GROUPS,
+    "channel": tuple(n for n in FEATURE_NAMES if n.startswith("ch_")),
+    "history": tuple(n for n in FEATURE_NAMES if n not in _GROUPED and not n.startswith("ch_")),
+}
+GROUP_WORDS = {"amount": "amount", "velocity": "velocity", "new_merchant": "merchant",
+               "device_ip": "device and network", "country": "country", "geo": "location",
+               "card_testing": "small online payments", "hour": "hour",
+               "merchants_1h": "merchants in the hour", "atm": "ATM use", "transfer": "transfers",
+               "channel": "channel", "history": "history"}
+CALIBRATION_QUANTILES = (0.5, 0.9, 0.99, 0.995, 0.998, 0.999, 0.9995, 0.9999)
+
+
+@register_architecture(ARCH)
+class NoveltyAE(nn.Module):
+    """features (B, F) -> novelty (B,); :meth:`errors` also gives the per-group errors (B, G)."""
+
+    def __init__(self, n_features: int = N_FEATURES, hidden: int = 32, bottleneck: int = 8, n_groups: int = 0):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(n_features))
+        self.register_buffer("std", torch.ones(n_features))
+        # (F, G) averaging matrix: column g holds 1/|g| on g's features; group_scale: legitimate mean per group.
+        self.register_buffer("groups", torch.zeros(n_features, max(1, n_groups)))
+        self.register_buffer("group_scale", torch.ones(max(1, n_groups)))
+        self.net = nn.Sequential(nn.Linear(n_features, hidden), nn.SiLU(), nn.Linear(hidden, bottleneck), nn.SiLU(),
+                                 nn.Linear(bottleneck, hidden), nn.SiLU(), nn.Linear(hidden, n_features))
+
+    def standardise(self, x: torch.Tensor) -> torch.Tensor:
+        return ((x - self.mean) / self.std).clamp(-8.0, 8.0)
+
+    def squared_errors(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.standardise(x)
+        return (self.net(z) - z) ** 2
+
+    def errors(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(novelty (B,), group errors (B, G), feature errors (B, F)) in one pass."""
+        e = self.squared_errors(x)
+        g = (e @ self.groups) / self.group_scale
+        return g.mean(dim=1), g, e
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.errors(x)[0]
+
+
+@dataclass
+class NoveltyModel:
+    """A loaded novelty model: the module, its reference, its card and its combination."""
+
+    module: NoveltyAE
+    ref: str
+    card: dict
+    config: NoveltyConfig
+
+    @classmethod
+    def load(cls, folder: Path, ref: str | None = None) -> NoveltyModel:
+        module = load_module(folder)
+        card = json.loads((folder / CARD).read_text()) if (folder / CARD).is_file() else {}
+        return cls(module, ref or card.get("ref") or f"{folder.name}@local", card, NoveltyConfig.from_card(card))
+
+    @torch.inference_mode()
+    def score(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(novelty, group errors, feature errors) of a feature matrix, one forward pass."""
+        novelty, groups, feats = self.module.errors(torch.from_numpy(np.asarray(x, dtype=np.float32)))
+        return novelty.double().numpy(), groups.numpy(), feats.numpy()
+
+    def reason(self, tx: Transaction, f: Features, group_errors: np.ndarray, feature_errors: np.ndarray
+               ) -> rs.Reason:
+        """Which part of the behaviour is unusual, against what legitimate history (one bounded phrase)."""
+        names = list(NOVELTY_GROUPS)
+        g = int(np.argmax(group_errors))
+        group = names[g]
+        cols = [FEATURE_NAMES.index(n) for n in NOVELTY_GROUPS[group]]
+        col = cols[int(np.argmax(feature_errors[cols]))]
+        name = FEATURE_NAMES[col]
+        value = float(decoded(name, np.array([f.values[col]]))[0])
+        lo, hi = (self.card.get("feature_ranges") or {}).get(name, (float("nan"), float("nan")))
+        text = (f"novelty: {GROUP_WORDS.get(group, group)} {group_errors[g]:.0f}x as unusual as legitimate; "
+                f"{name} {rs._number(value)} against a legitimate {rs._number(lo)}-{rs._number(hi)}")
+        return rs.Reason(ReasonCode.NOVELTY, rs._bounded(text))
+
+
+@dataclass(frozen=True)
+class NoveltyTrainConfig:
+    hidden: int = 32
+    bottleneck: int = 8
+    epochs: int = 8
+    batch_size: int = 512
+    lr: float = 3e-3
+    calibration_fraction: float = 0.2
+    seed: int = 0
+    threads: int = 1
+
+
+def _group_matrix() -> torch.Tensor:
+    m = torch.zeros(N_FEATURES, len(NOVELTY_GROUPS))
+    for g, names in enumerate(NOVELTY_GROUPS.values()):
+        for n in names:
+            m[FEATURE_NAMES.index(n), g] = 1.0 / len(names)
+    return m
+
+
+def train_novelty(x: np.ndarray, y: np.ndarray, config: NoveltyTrainConfig = NoveltyTrainConfig(),
+                  rule: NoveltyRule = NoveltyRule()) -> tuple[NoveltyAE, dict]:
+    """Train on the legitimate rows of the time-ordered ``x`` (``y`` true = fraud, left out).
+
+    Returns the module and the card's ``calibration``, ``feature_ranges``, ``combination`` and ``training``.
+    Raises ValueError when there are too few legitimate rows."""
+    torch.manual_seed(config.seed)
+    torch.set_num_threads(config.threads)
+    legit = np.asarray(x, dtype=np.float32)[~np.asarray(y, dtype=bool)]
+    cut = int(len(legit) * (1.0 - config.calibration_fraction))
+    if cut < 100 or len(legit) - cut < 100:
+        raise ValueError(f"too few legitimate transactions to train and calibrate ({len(legit)})")
+    fit, cal = legit[:cut], legit[cut:]
+    module = NoveltyAE(N_FEATURES, config.hidden, config.bottleneck, len(NOVELTY_GROUPS))
+    std = fit.std(axis=0)
+    module.mean.copy_(torch.from_numpy(fit.mean(axis=0)))
+    module.std.copy_(torch.from_numpy(np.where(std > 1e-6, std, 1.0).astype(np.float32)))
+    module.groups.copy_(_group_matrix())
+    z = module.standardise(torch.from_numpy(fit))
+    opt = torch.optim.AdamW(module.net.parameters(), lr=config.lr, weight_decay=1e-5)
+    rng = np.random.default_rng(config.seed)
+    module.train()
+    for _ in range(config.epochs):
+        perm = torch.from_numpy(rng.permutation(len(z)))
+        for i in range(0, len(z), config.batch_size):
+            batch = z[perm[i:i + config.batch_size]]
+            loss = ((module.net(batch) - batch) ** 2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    module.eval()
+    with torch.inference_mode():
+        per_group = (module.squared_errors(torch.from_numpy(fit)) @ module.groups).mean(dim=0)
+        module.group_scale.copy_(per_group.clamp_min(1e-6))
+        novelty = module(torch.from_numpy(cal)).double().numpy()
+    quantiles = {str(q): float(np.quantile(novelty, q)) for q in sorted({*CALIBRATION_QUANTILES,
+                                                                         rule.review_quantile, rule.scale_quantile})}
+    ranges = {}
+    for j, name in enumerate(FEATURE_NAMES):
+        lo, hi = np.quantile(decoded(name, legit[:, j]), [0.05, 0.95])
+        ranges[name] = [round(float(lo), 4), round(float(hi), 4)]
+    logger.info("novelty model trained on %d legitimate rows (final loss %.4f); calibrated on %d: %s", len(fit),
+                float(loss), len(cal), quantiles)
+    return module, {"calibration": {"rows": len(cal), "quantiles": quantiles}, "feature_ranges": ranges,
+                    "combination": rule.model_dump(), "groups": {g: list(v) for g, v in NOVELTY_GROUPS.items()},
+                    "training": {"rows_fit": len(fit), "final_loss": round(float(loss), 5), "hidden": config.hidden,
+                                 "bottleneck": config.bottleneck, "epochs": config.epochs, "seed": config.seed}}
+
+
+def save_novelty_model(module: NoveltyAE, out_dir: Path, card: dict) -> Path:
+    save_module(module, out_dir, ARCH, {"n_features": int(module.mean.numel()),
+                                        "hidden": module.net[0].out_features,
+                                        "bottleneck": module.net[2].out_features,
+                                        "n_groups": int(module.group_scale.numel())},
+                inputs=[{"name": "features", "datatype": "FP32", "shape": [-1, int(module.mean.numel())]}],
+                outputs=[{"name": "novelty", "datatype": "FP32", "shape": [-1]}])
+    (out_dir / CARD).write_text(json.dumps(card, indent=2) + "\n")
+    return out_dir

@@ -1,0 +1,79 @@
+"""How the novelty tier's score combines with the supervised score: the rule a novelty model's card documents.
+
+Kept apart from :mod:`npusuite.fraud.novelty` (the torch model) so the pure
+tiered scorer can apply it without importing torch.  Rules:
+
+- The card's ``combination`` is a :class:`NoveltyRule`; its ``calibration``
+  holds quantiles of the novelty score on held-out legitimate transactions.
+  :meth:`NoveltyConfig.from_card` refuses a card that lacks the quantiles the
+  rule names, or whose quantiles are not finite and increasing.
+- ``t = (novelty - q[review_quantile]) / (q[scale_quantile] - q[review_quantile])``.
+  ``t >= 0`` (novelty above that share of legitimate behaviour): at least
+  ``review``, score ``max(p, review + (decline - review) * t / (1 + t))`` on
+  the fast card's thresholds.  ``t < 0``: nothing changes.  Novelty alone
+  never declines.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class NoveltyRule(BaseModel):
+    """How the scorer combines novelty with the supervised score (the card's ``combination``).
+
+    ``t = (novelty - q[review_quantile]) / (q[scale_quantile] - q[review_quantile])`` on the card's legitimate
+    quantiles ``q``.  When ``t >= 0`` the transaction is at least reviewed and its score is
+    ``max(p, review + (decline - review) * t / (1 + t))`` (the fast card's thresholds): above every supervised
+    score of a review, below a decline, ordered by novelty.  Below that, nothing changes.  Novelty alone never
+    declines: what no label has shown goes to a person."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rule: str = Field(default="max-review", pattern=r"^max-review$")
+    review_quantile: float = Field(default=0.998, gt=0.5, lt=1.0)
+    scale_quantile: float = Field(default=0.9999, gt=0.5, lt=1.0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> NoveltyRule:
+        if self.scale_quantile <= self.review_quantile:
+            raise ValueError("scale_quantile must be above review_quantile")
+        return self
+
+
+@dataclass(frozen=True)
+class NoveltyConfig:
+    """The card's calibration and combination, resolved to numbers (refused when incomplete)."""
+
+    rule: NoveltyRule
+    review_level: float
+    scale_level: float
+
+    @classmethod
+    def from_card(cls, card: dict) -> NoveltyConfig:
+        """Raises ValueError naming what the card lacks."""
+        rule = NoveltyRule.model_validate(card.get("combination") or {})
+        quantiles = (card.get("calibration") or {}).get("quantiles") or {}
+        try:
+            review, scale = float(quantiles[str(rule.review_quantile)]), float(quantiles[str(rule.scale_quantile)])
+        except KeyError as exc:
+            raise ValueError(f"card has no calibration quantile {exc} (has {sorted(quantiles)})") from None
+        if not (math.isfinite(review) and math.isfinite(scale)) or scale <= review:
+            raise ValueError(f"calibration quantiles must be finite and increasing (got {review}, {scale})")
+        return cls(rule, review, scale)
+
+    def excess(self, novelty: np.ndarray) -> np.ndarray:
+        """``t`` of :class:`NoveltyRule` per row (negative: within legitimate behaviour; NaN counts as 0)."""
+        t = (np.asarray(novelty, dtype=np.float64) - self.review_level) / (self.scale_level - self.review_level)
+        return np.nan_to_num(t, nan=0.0, posinf=1e6, neginf=-1e6)
+
+
+def combined_score(p: float, t: float, review: float, decline: float) -> float:
+    """The supervised ``p`` raised by novelty excess ``t`` (see :class:`NoveltyRule`)."""
+    if t < 0:
+        return p
+    return max(p, review + (decline - review) * (t / (1.0 + t)))
