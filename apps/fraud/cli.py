@@ -155,27 +155,90 @@ def score(
 
 @app.command()
 def evaluate(
-    scores: Path = typer.Option(..., "--scores", help="Scores JSONL from `fraud score`."),
+    scores: Path | None = typer.Option(None, "--scores", help="Scores JSONL from `fraud score` (not with "
+                                       "--leave-out)."),
     labels: list[Path] = typer.Option(..., "--labels", help="Labels JSONL; repeat it, later files win conflicts."),
-    plot: Path | None = typer.Option(None, "--plot", help="Write a precision-recall curve PNG here."),
+    plot: Path | None = typer.Option(None, "--plot", help="Write a PNG here: the precision-recall curve, or with "
+                                     "--leave-out the left-out typologies' recall."),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the report as JSON here."),
+    leave_out: str | None = typer.Option(None, "--leave-out", metavar="TYPOLOGY|all", help=(
+        "Measure novelty: train without this typology's fraud (removed from the training period), test on the "
+        "later period that contains it, and report its recall at the alert budget beside the overall AP. "
+        "'all' leaves each typology out in turn and adds 'none' (nothing left out) as the reference.")),
+    data: Path | None = typer.Option(None, "--data", help="With --leave-out: the labelled transactions JSONL."),
+    train_days: float | None = typer.Option(None, "--train-days", help="With --leave-out: days from the first "
+                                            "transaction that train (default: the first two thirds)."),
+    alert_budget: float = typer.Option(0.01, "--alert-budget", help="With --leave-out: share of test "
+                                       "transactions alerted."),
+    epochs: int = typer.Option(12, "--epochs", help="With --leave-out: fast-model epochs per trained model."),
+    seed: int = typer.Option(0, "--seed", help="With --leave-out: training seed."),
 ) -> None:
     """Report AP, ROC-AUC, recall/precision at 0.5% and 1% budgets, card precision, recall by type.
 
     Daily card precision@100 needs card_id and timestamp on the score lines (`fraud score` writes
     them). With --plot, also a precision-recall curve PNG.
+
+    With --leave-out (and --data instead of --scores) it runs the leave-one-typology-out protocol:
+    e.g. `npusuite fraud evaluate --leave-out all --data data/transactions.jsonl --labels
+    data/labels.jsonl --json loo.json --plot loo.png` trains one fast model per typology (a few
+    minutes each on a large stream).
     """
     from npusuite.fraud.datasets import merge_labels, read_labels, read_scores
     from npusuite.fraud.evaluation import evaluate as run_evaluation
 
-    rows = read_scores(scores)
     merged = merge_labels([read_labels(p) for p in labels])
-    report = run_evaluation(rows, merged, plot=plot)
+    if leave_out is not None:
+        report = _leave_out(leave_out, data, merged, train_days, alert_budget, epochs, seed, plot, scores)
+    else:
+        if scores is None:
+            raise UserError("--scores is required (or run the leave-one-typology-out protocol with --leave-out)")
+        report = run_evaluation(read_scores(scores), merged, plot=plot)
     text = json.dumps(report, indent=2)
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(text + "\n")
     typer.echo(text)
+
+
+def _leave_out(which: str, data: Path | None, labels: dict, train_days: float | None, budget: float, epochs: int,
+               seed: int, plot: Path | None, scores: Path | None) -> dict:
+    from datetime import timedelta
+
+    from npusuite.fraud import leave_out as lo
+    from npusuite.fraud.datasets import read_transactions
+    from npusuite.fraud.fast_model import FastTrainConfig
+    from npusuite.platform.contracts.labels import GENERATED_TYPOLOGIES, parse_typology
+
+    if scores is not None or data is None:
+        raise UserError("--leave-out trains its own models: give --data (the labelled transactions), not --scores")
+    _positive("epochs", epochs)
+    if not 0 < budget < 0.5:
+        raise UserError(f"--alert-budget is a share of transactions, e.g. 0.01 (got {budget})")
+    if which == "all":
+        typologies = [lo.NONE, *(t.value for t in GENERATED_TYPOLOGIES)]
+    else:
+        try:
+            typologies = [parse_typology(which).value]
+        except ValueError as exc:
+            raise UserError(f"--leave-out: {exc}, or all") from None
+    txs, inline = read_transactions(data)
+    labels = {**inline, **labels}
+    if not txs:
+        raise UserError(f"--data {data} holds no transactions")
+    first, last = txs[0].timestamp, txs[-1].timestamp
+    until = first + (timedelta(days=train_days) if train_days is not None else (last - first) * 2 / 3)
+    if not first < until <= last:
+        raise UserError(f"--train-days {train_days}: the split must fall inside the data ({first:%Y-%m-%d} to "
+                        f"{last:%Y-%m-%d})")
+    method = lo.FastMethod("fast model (learned categorical risk)", fast=FastTrainConfig(epochs=epochs, seed=seed))
+    try:
+        report = lo.leave_out(txs, labels, until, typologies, [method], budget).as_dict()
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if plot is not None and len(typologies) > 1:
+        lo.plot(report, plot)
+        report["plot"] = str(plot)
+    return report
 
 
 @app.command()
@@ -245,6 +308,13 @@ def compare(
     typer.echo(f"{comparison.challenger} vs {comparison.champion}: {'PASSED' if comparison.passed else 'FAILED'} "
                f"({comparison.reason}); wrote {json_path} and {png_path}{where}", err=True)
 
+
+# The novelty tier's training and the analysts' rules live in their own command modules (typer only at import).
+from npusuite.fraud.novelty_command import train_novelty as _train_novelty  # noqa: E402
+from npusuite.fraud.rules_command import app as _rules_app  # noqa: E402
+
+app.command("train-novelty")(_train_novelty)
+app.add_typer(_rules_app, name="rules")
 
 # `fraud run`, the live Kafka scorer, belongs to npusuite.fraud.service; its command module imports only typer.
 from npusuite.fraud.service.command import run as _run  # noqa: E402

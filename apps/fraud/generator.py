@@ -123,8 +123,11 @@ def generate(config: GeneratorConfig, progress: bool = True) -> tuple[list[dict]
                     rng, genuine[p.account_id], start_epoch, config.days))
             elif kind == "dormant_bust_out":
                 p = victim()
-                quiet_days = min(int(rng.integers(*ty.DORMANT_DAYS)), max(1, config.days - 4))
-                t0 = start_epoch + float(rng.uniform(quiet_days + 2, max(quiet_days + 2.5, config.days))) * DAY_S
+                # Sprees spread over the whole stream like the other typologies; early ones get a shorter
+                # quiet spell (at least a day, after at least two days of history).
+                day = float(rng.uniform(min(5.0, config.days - 1.0), config.days))
+                quiet_days = max(1.0, min(float(rng.integers(*ty.DORMANT_DAYS)), day - 2.0))
+                t0 = start_epoch + day * DAY_S
                 quiet_from = t0 - quiet_days * DAY_S  # silent from here on: dormant, then gone after the spree
                 genuine[p.account_id] = [e for e in genuine[p.account_id] if e["_t"] < quiet_from]
                 events = ty.dormant_bust_out(rng, world, p, t0)

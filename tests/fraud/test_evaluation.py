@@ -47,3 +47,74 @@ def test_refuses_one_class_or_no_labels():
         evaluate(rows, labels)
     with pytest.raises(UserError):
         evaluate(rows, {})
+
+
+# ---- leave-one-typology-out (npusuite.fraud.leave_out) --------------------------------------------
+
+
+def _part(types: list[str]):
+    import numpy as np
+
+    from npusuite.fraud.leave_out import Part
+
+    t = np.array(types)
+    return Part([], np.zeros((len(t), 1), dtype=np.float32), t != "", t)
+
+
+def test_measure_counts_the_left_out_typology_within_the_budget():
+    import numpy as np
+
+    from npusuite.fraud.leave_out import measure
+
+    types = [""] * 200
+    types[:2], types[2:4] = ["app_scam"] * 2, ["cloned_card"] * 2
+    # Budget 1% of 200 = 2 alerts: one app_scam and one cloned_card make it, the others rank last.
+    p = np.linspace(0.5, 0.0, 200)
+    p[0], p[2], p[1], p[3] = 0.99, 0.98, 0.0, 0.0
+    out = measure(p, _part(types), "app_scam", 0.01)
+    assert out["left_out_recall_at_budget"] == 0.5 and out["left_out_test_fraud"] == 2
+    assert out["recall_at_budget"] == 0.5 and out["recall_by_type_at_budget"] == {"app_scam": 0.5, "cloned_card": 0.5}
+    assert 0 < out["average_precision"] < 1
+
+
+def test_split_removes_the_left_out_fraud_from_training_only(fraud_data):
+    from datetime import timedelta
+
+    from npusuite.fraud.datasets import read_labels, read_transactions
+    from npusuite.fraud.leave_out import NONE, split
+
+    txs, _ = read_transactions(fraud_data.transactions)
+    labels = read_labels(fraud_data.labels)
+    until = txs[0].timestamp + timedelta(days=14)
+    train, test = split(txs, labels, until, "atm_cashout")
+    everything, _ = split(txs, labels, until, NONE)
+    assert all(tx.timestamp < until for tx in train.transactions) and all(tx.timestamp >= until
+                                                                         for tx in test.transactions)
+    assert "atm_cashout" not in set(train.types) and "atm_cashout" in set(everything.types)
+    assert len(everything.y) - len(train.y) == int((everything.types == "atm_cashout").sum())  # removed, not relabelled
+    assert len(test.y) == sum(tx.timestamp >= until for tx in txs)
+    assert train.x.shape == (len(train.y), everything.x.shape[1])
+
+
+def test_leave_out_cli_reports_left_out_recall_beside_ap(capsys, tmp_path, fraud_data):
+    import json
+
+    from npusuite.platform.cli import main
+
+    def run(*args):
+        with pytest.raises(SystemExit) as info:
+            main(list(args))
+        return int(info.value.code or 0), capsys.readouterr()
+
+    code, out = run("fraud", "evaluate", "--leave-out", "app_scam", "--data", str(fraud_data.transactions),
+                    "--labels", str(fraud_data.labels), "--epochs", "2", "--json", str(tmp_path / "loo.json"))
+    assert code == 0, out.err
+    report = json.loads((tmp_path / "loo.json").read_text())
+    (method, row), = report["results"]["app_scam"].items()
+    assert report["sizes"]["app_scam"]["left_out_in_test"] == row["left_out_test_fraud"] > 0
+    assert 0.0 <= row["left_out_recall_at_budget"] <= 1.0 and 0.0 < row["average_precision"] <= 1.0
+    assert report["mean_left_out_recall"][method] == row["left_out_recall_at_budget"]
+    code, out = run("fraud", "evaluate", "--leave-out", "phishing", "--data", str(fraud_data.transactions),
+                    "--labels", str(fraud_data.labels))
+    lines = [line for line in out.err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and "unknown fraud type 'phishing'" in lines[0], out.err
