@@ -24,6 +24,16 @@ def _repo(root: Path):
     return ModelRepository(root)
 
 
+def existing_repository(root: Path):
+    """The repository at ``root`` for a command that reads it (list, serve): a missing folder is the one
+    error every such command gives (``NotFoundError``, exit 2), never an empty listing."""
+    from npusuite.platform.errors import NotFoundError
+
+    if not root.is_dir():
+        raise NotFoundError(f"model repository {root} does not exist (create it with `npusuite models add`)")
+    return _repo(root)
+
+
 @app.command("add")
 def add(name: str = typer.Argument(..., help="Model name (letters, digits, . _ -)."),
         src_dir: Path = typer.Argument(..., help="Folder made by save_module or make-tiny-llm (or any HF causal LM)."),
@@ -48,7 +58,7 @@ def add(name: str = typer.Argument(..., help="Model name (letters, digits, . _ -
 @app.command("list")
 def list_(root: Path = ROOT) -> None:
     """Every model with its versions and aliases."""
-    repo = _repo(root)
+    repo = existing_repository(root)
     names = repo.models()
     if not names:
         typer.echo(f"no models in {root}")
@@ -63,7 +73,7 @@ def list_(root: Path = ROOT) -> None:
 def show(ref: str = typer.Argument(..., help="name, name@version or name@alias."), root: Path = ROOT,
          verify: bool = typer.Option(True, "--verify/--no-verify", help="Check every file's sha256.")) -> None:
     """Print a version's manifest (and verify its checksums)."""
-    mv = _repo(root).resolve_ref(ref, verify=verify)
+    mv = existing_repository(root).resolve_ref(ref, verify=verify)
     typer.echo(json.dumps(mv.manifest.model_dump(), indent=2))
     if verify:
         typer.echo(f"# {mv.ref}: all {len(mv.manifest.files)} files match their sha256", err=True)
@@ -94,5 +104,5 @@ def promote(name: str, version: str, root: Path = ROOT,
 @app.command("rollback")
 def rollback(name: str, root: Path = ROOT, alias: str = typer.Option("production", "--alias")) -> None:
     """Return an alias to the version it pointed at before."""
-    target = _repo(root).rollback(name, alias)
+    target = existing_repository(root).rollback(name, alias)
     typer.echo(f"{name}@{alias} -> {target}")

@@ -22,7 +22,7 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 
 from npusuite.platform.engine.manager import ModelManager
-from npusuite.platform.serving import oip, openai_api
+from npusuite.platform.serving import oip, oip_statistics, openai_api
 from npusuite.platform.serving.body_limits import DEFAULT_MAX_BODY_BYTES, BodyLimit
 from npusuite.platform.serving.errors import ErrorBoundary, install_error_handlers
 from npusuite.platform.serving.metrics import PlatformMetrics
@@ -66,6 +66,7 @@ def create_app(manager: ModelManager, metrics: PlatformMetrics | None = None,
     app.state.manager = manager
     app.state.metrics = metrics or PlatformMetrics()
     app.state.admin_token = admin_token
+    app.include_router(oip_statistics.router)  # first: /v2/models/stats is not a model named "stats"
     app.include_router(oip.router)
     app.include_router(openai_api.router)
 

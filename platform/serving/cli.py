@@ -72,6 +72,9 @@ def serve(
         "Largest request body accepted; larger ones are answered 413 before they are read.")),
     follow_aliases: bool = typer.Option(True, "--follow-aliases/--no-follow-aliases", help=(
         "Hot-swap automatically when a model's production alias moves (npusuite models promote/rollback).")),
+    version_policy: list[str] = typer.Option([], "--version-policy", metavar="NAME=latest:N|NAME=V1,V2", help=(
+        "Also serve these versions of a model at /v2/models/NAME/versions/V/... (repeatable); unversioned "
+        "paths stay on production.")),
 ) -> None:
     """Serve every model of the repository that has a production alias.
 
@@ -83,26 +86,35 @@ def serve(
     import uvicorn
 
     from npusuite.platform.engine import BatcherConfig, LLMConfig, ModelManager
-    from npusuite.platform.repository import ModelRepository
+    from npusuite.platform.engine.version_policy import parse_policy
+    from npusuite.platform.repository.cli import existing_repository
     from npusuite.platform.serving.app import create_app
+    from npusuite.platform.serving.listener import AnnouncingServer, bind_listener
     from npusuite.platform.serving.metrics import PlatformMetrics
     from npusuite.platform.settings import AdminSettings
 
-    if not model_root.is_dir():
-        raise UserError(f"model repository {model_root} does not exist (create it with `npusuite models add`)")
+    repository = existing_repository(model_root)
+    policies = dict(parse_policy(spec) for spec in version_policy)
     token = admin_token or AdminSettings().admin_token
     if not token:
         logger.warning("no admin token: management endpoints are disabled")
+    sock = bind_listener(host, port)  # before loading anything: a taken port fails now, not after the loads
     metrics = PlatformMetrics()
-    manager = ModelManager(ModelRepository(model_root), device=device,
+    manager = ModelManager(repository, device=device,
                            batcher=BatcherConfig(max_batch_size=max_batch_size, max_queue_delay_ms=max_queue_delay_ms,
                                                  max_queue_size=max_queue_size),
-                           llm=LLMConfig(max_running=max_running), observer=metrics, follow_aliases=follow_aliases)
-    manager.start()
-    served = [e.ref for e in manager.loaded()]
-    logger.info("serving %s on http://%s:%d (device %s)", ", ".join(served) or "no models", host, port, device)
+                           llm=LLMConfig(max_running=max_running), observer=metrics, follow_aliases=follow_aliases,
+                           version_policies=policies)
+
+    def announce(url: str) -> None:
+        served = [f"{name}@{version}" for name, version in manager.served()]
+        logger.info("serving %s on %s (device %s)", ", ".join(served) or "no models", url, device)
+
     try:
-        uvicorn.run(create_app(manager, metrics, token, max_body_bytes=max_body_bytes), host=host, port=port,
-                    log_level="warning")
+        manager.start()
+        config = uvicorn.Config(create_app(manager, metrics, token, max_body_bytes=max_body_bytes),
+                                log_level="warning")
+        AnnouncingServer(config, announce).run(sockets=[sock])
     finally:
+        sock.close()
         manager.close()

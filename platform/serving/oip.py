@@ -5,6 +5,16 @@ Rules:
   ``tritonclient.http`` works unchanged (JSON and the binary-data extension).
 - Infer answers ``model_version`` = the version that actually ran the request
   (it may change between requests during a swap, never within one).
+  ``/v2/models/NAME/versions/V/...`` answers for every version the server
+  serves (production plus the model's ``--version-policy``); another version
+  is 404.  Unversioned paths are the ``production`` version.
+- Metadata ``platform`` follows OIP's ``<project>_<format>`` naming: a torch
+  module (an ``nn.Module`` class run eagerly from safetensors weights) is
+  ``pytorch_safetensors``, a causal LM (Hugging Face layout) is
+  ``transformers_safetensors``; neither is ``pytorch_libtorch`` (Triton's
+  name for a TorchScript model run by libtorch), which these are not.
+- Every answered infer is counted for the statistics extension (success or
+  failure with its time) under the version that ran it.
 - Repository endpoints (index, load, unload) are management: they need the
   admin bearer token.  ``load`` answers 200 only once the version is serving;
   a failed load answers 4xx/5xx with the reason and the old version keeps serving.
@@ -27,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import numpy as np
 from fastapi import APIRouter, Depends, Request, Response
@@ -53,11 +64,14 @@ def _manager(request: Request):
     return request.app.state.manager
 
 
-def _metadata(engine) -> dict:
+#: OIP platform name by manifest framework (see module rules).
+PLATFORMS = {"torch": "pytorch_safetensors", "transformers": "transformers_safetensors"}
+
+
+def _metadata(request: Request, engine) -> dict:
     m = engine.version.manifest
-    return {"name": engine.name, "versions": engine.repository.versions(engine.name) if engine.repository else [],
-            "platform": {"torch": "pytorch_libtorch", "transformers": "pytorch_transformers"}.get(m.framework,
-                                                                                                   m.framework),
+    return {"name": engine.name, "versions": _manager(request).served_versions(engine.name),
+            "platform": PLATFORMS.get(m.framework, m.framework),
             "inputs": [s.model_dump() for s in m.inputs], "outputs": [s.model_dump() for s in m.outputs],
             "parameters": {"kind": m.kind, "precision": m.precision, "version_serving": engine.version.version}}
 
@@ -66,16 +80,13 @@ def _engine_for(request: Request, name: str, version: str | None):
     check_name("model name", name)
     if version is not None:
         check_name("version", version)
-    engine = _manager(request).get(name)
-    if version is not None and engine.version.version != version:
-        raise NotFoundError(f"model {name!r} version {version!r} is not the one serving "
-                            f"(serving {engine.version.version}); load it first")
-    return engine
+    return _manager(request).get(name, version)
 
 
 @router.get("/v2")
 def server_metadata() -> dict:
-    return {"name": "npusuite", "version": "0.1.0", "extensions": ["model_repository", "binary_tensor_data"]}
+    return {"name": "npusuite", "version": "0.1.0",
+            "extensions": ["model_repository", "binary_tensor_data", "statistics"]}
 
 
 @router.get("/v2/health/live")
@@ -92,7 +103,7 @@ def ready(request: Request) -> Response:
 @router.get("/v2/models/{name}")
 @router.get("/v2/models/{name}/versions/{version}")
 def model_metadata(request: Request, name: str, version: str | None = None) -> dict:
-    return _metadata(_engine_for(request, name, version))
+    return _metadata(request, _engine_for(request, name, version))
 
 
 @router.get("/v2/models/{name}/config")
@@ -102,7 +113,7 @@ def model_config(request: Request, name: str, version: str | None = None) -> dic
     cfg = request.app.state.manager.batcher
     return {"name": name, "max_batch_size": cfg.max_batch_size,
             "dynamic_batching": {"max_queue_delay_microseconds": int(cfg.max_queue_delay_ms * 1000)},
-            **{k: v for k, v in _metadata(engine).items() if k in ("inputs", "outputs", "platform")}}
+            **{k: v for k, v in _metadata(request, engine).items() if k in ("inputs", "outputs", "platform")}}
 
 
 @router.get("/v2/models/{name}/ready")
@@ -126,13 +137,21 @@ async def infer(request: Request, name: str, version: str | None = None) -> Resp
     """Decode, run on the engine (batched), encode.  Engine work is awaited on the event loop (no thread
     pool in front of the engine's bounded queue) and cancelled when the client disconnects."""
     engine = _engine_for(request, name, version)
-    req, arrays = parse_request(await request.body(), request.headers.get("inference-header-content-length"))
-    if engine.is_llm:
-        outputs, model_ref = await _generate(request, engine, req, arrays)
-    else:
-        future, model_ref = engine.submit(arrays, deadline_ms=req.parameters.deadline() if req.parameters else None)
-        outputs = await until_done_or_gone(request, asyncio.wrap_future(future), future.cancel)
+    t0 = time.monotonic()
+    counted_version = engine.version.version
+    try:
+        req, arrays = parse_request(await request.body(), request.headers.get("inference-header-content-length"))
+        if engine.is_llm:
+            outputs, model_ref = await _generate(request, engine, req, arrays)
+        else:
+            future, model_ref = engine.submit(arrays,
+                                              deadline_ms=req.parameters.deadline() if req.parameters else None)
+            outputs = await until_done_or_gone(request, asyncio.wrap_future(future), future.cancel)
+    except Exception:
+        _manager(request).statistics.request(name, counted_version, False, time.monotonic() - t0)
+        raise
     served_version = model_ref.rpartition("@")[2]
+    _manager(request).statistics.request(name, served_version, True, time.monotonic() - t0)
     body, json_len = encode_response(req, outputs, name, served_version)
     headers = {"Inference-Header-Content-Length": str(json_len)} if json_len is not None else {}
     media = "application/octet-stream" if json_len is not None else "application/json"
