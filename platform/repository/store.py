@@ -183,7 +183,9 @@ class ModelRepository:
         if not src.is_dir():
             raise NotFoundError(f"model folder {src} does not exist")
         check_name("model name", name)
-        info = describe_source(src) if kind is None else {"kind": kind, "framework": "torch"}
+        # A "data" version (e.g. a rule set) is files an app reads itself, not a torch model.
+        info = describe_source(src) if kind is None else {"kind": kind, "framework": "none" if kind == "data"
+                                                           else "torch"}
         if precision is not None and precision not in mf.PRECISIONS:
             raise UserError(f"precision {precision!r}: choose one of {', '.join(mf.PRECISIONS)}")
         model_dir = self._model_dir(name)

@@ -7,6 +7,9 @@ Rules:
 - A causal LM is served by a :class:`~npusuite.platform.runtime.causal_lm.CausalLM`
   and driven by the LLM scheduler, not by ``predict``.  Both satisfy the
   Protocols of :mod:`.protocols` (``TensorRuntime`` / ``GenerativeRuntime``).
+- A ``data`` version (files an app reads itself, e.g. an analysts' rule set)
+  is a :class:`DataServable`: nothing is loaded; its app adapter reads the
+  version's folder, so data hot-swaps through aliases like a model.
 - :func:`load_version` picks the runtime from ``manifest.kind`` (a registry,
   not a chain of ifs) and never changes anything already serving; a failure
   raises (CorruptModelError / UserError) and leaves the caller's old version alone.
@@ -111,6 +114,23 @@ class TensorServable:
         self.module = None
 
 
+class DataServable:
+    """A ``data`` version: its verified folder, for the app adapter to read (no model, no memory held)."""
+
+    memory_bytes = 0
+
+    def __init__(self, version: ModelVersion):
+        self.version = version
+        self.path = version.path
+
+    def close(self) -> None:
+        pass
+
+
+def _load_data(version: ModelVersion, device: Device) -> DataServable:
+    return DataServable(version)
+
+
 def _load_torch_module(version: ModelVersion, device: Device):
     from npusuite.platform.runtime.modules import load_module
 
@@ -129,13 +149,14 @@ def _load_causal_lm(version: ModelVersion, device: Device):
     return CausalLM.load(version.path, device, version.manifest.precision, ref=version.ref)
 
 
-LOADERS: dict[str, Callable[[ModelVersion, Device], Runtime]] = {
+LOADERS: dict[str, Callable[[ModelVersion, Device], Runtime | DataServable]] = {
     "torch-module": _load_torch_module,
     "causal-lm": _load_causal_lm,
+    "data": _load_data,
 }
 
 
-def load_version(version: ModelVersion, device: str | Device = "cpu") -> Runtime:
+def load_version(version: ModelVersion, device: str | Device = "cpu") -> Runtime | DataServable:
     """Load a verified version on ``device``.  Raises UserError (incl. CorruptModelError)."""
     loader = LOADERS.get(version.manifest.kind)
     if loader is None:

@@ -53,6 +53,14 @@ def run(
         "Compare the two with `npusuite fraud compare`.")),
     shadow_topic: str = typer.Option("fraud-scores-shadow", "--shadow-topic", help="Where the challenger's scores "
                                      "go (with --shadow)."),
+    novelty_model: str | None = typer.Option(None, "--novelty-model", metavar="NAME[@ALIAS]", help=(
+        "Novelty tier (`npusuite fraud train-novelty`), e.g. fraud-novelty: transactions far from legitimate "
+        "behaviour are at least reviewed, with a reason saying what is unusual.  Followed through its alias; "
+        "a version that does not fit is refused before the switch.")),
+    rules: str | None = typer.Option(None, "--rules", metavar="NAME[@ALIAS]", help=(
+        "Analysts' rules (`npusuite fraud rules add`), e.g. fraud-rules: each rule that fires raises the "
+        "decision to its action and is named in rules_fired.  Followed through its alias: a promoted rule set "
+        "takes effect within milliseconds; a broken one is refused and the old rules keep scoring.")),
     takeover_zone: str | None = typer.Option(None, "--takeover-zone", metavar="ZONE", help=(
         "Take over a lost zone's accounts: consume ZONE.<transactions-topic> (mirrored here by `npusuite kafka "
         "mirror`) with their state restored from, and kept in, ZONE.<group>-account-state; consumer group "
@@ -90,7 +98,7 @@ def run(
                                metrics_host=metrics_host, **extra)
         model_config = ModelConfig(model=model, model_root=model_root, llm_model=llm_model,
                                    llm_deadline_ms=llm_deadline_ms, grey_low=grey_low, grey_high=grey_high,
-                                   shadow=shadow)
+                                   shadow=shadow, novelty_model=novelty_model, rules=rules)
     except ValidationError as exc:
         err = exc.errors()[0]
         raise UserError(f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg']}") from None

@@ -96,5 +96,11 @@ class ModelConfig(BaseModel):
     #: Challenger to shadow-score with: ``ALIAS`` (of the fast model's name, e.g. ``challenger``) or a full
     #: ``NAME@ALIAS|VERSION``; None = no shadow scoring (see :mod:`.shadow`).
     shadow: str | None = None
+    #: Novelty tier (``fraud train-novelty``): ``NAME`` (= ``NAME@production``), ``NAME@ALIAS|VERSION`` or a
+    #: folder, followed through its alias; None = no novelty tier (see :mod:`.novelty_adapter`).
+    novelty_model: str | None = None
+    #: Analysts' rules (``fraud rules add``): a rule-set ``NAME[@ALIAS|VERSION]`` in the repository, followed
+    #: through its alias; None = no rules (see :mod:`.rules_adapter`).
+    rules: str | None = None
     #: torch intra-op threads in the scorer process.
     torch_threads: int = Field(default=1, ge=1)

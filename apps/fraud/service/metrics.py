@@ -47,6 +47,11 @@ class ServiceMetrics:
                                      registry=r)
         self.shadow_skipped = Counter("fraud_shadow_skipped", "Shadow scores skipped because the challenger failed "
                                       "(the champion's scores committed).", registry=r)
+        self.rule_hits = Counter("npusuite_fraud_rule_hits", "Analysts' rules that fired, by rule name (counted "
+                                 "when a batch is scored; a batch retried after an abort counts again).", ["rule"],
+                                 registry=r)
+        self.novelty_escalations = Counter("npusuite_fraud_novelty_escalations", "Transactions the novelty tier "
+                                           "raised to at least review (counted when scored).", registry=r)
         self.restore_seconds = Histogram("fraud_state_restore_seconds",
                                          "Changelog restore time when partitions are gained.", registry=r)
 

@@ -26,6 +26,12 @@ Rules:
   updated in place (copying one costs about as much as its features; see
   :mod:`.account_store` for how an abort restores them); snapshots are the
   feature module's own ``to_bytes`` format;
+* optional tiers, each on its own alias-following engine (worker
+  ``"direct"``) and leased for the batch with the fast model: the novelty
+  model (``--novelty-model``, :mod:`.novelty_adapter`) and the analysts'
+  rules (``--rules``, :mod:`.rules_adapter`); a promoted rule set or novelty
+  model that does not fit is refused by its engine before the switch, so
+  scoring never pauses; rule hits and novelty escalations are counted;
 * with a challenger (``--shadow``, :mod:`.shadow`), each wave's feature rows
   also go through the challenger's fast model after the champion scored
   them; the challenger changes nothing the champion decided.
@@ -36,6 +42,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 from collections.abc import Sequence
+from contextlib import ExitStack
 
 import numpy as np
 
@@ -45,7 +52,9 @@ from npusuite.fraud.scorer import ScoredTransaction, TieredScorer
 from npusuite.fraud.service.adapters import FastApp, FraudFastAdapter, FraudVerdictAdapter, card_of
 from npusuite.fraud.service.config import ModelConfig
 from npusuite.fraud.service.metrics import ServiceMetrics
+from npusuite.fraud.service.novelty_adapter import FraudNoveltyAdapter
 from npusuite.fraud.service.processor import ScoreRequest
+from npusuite.fraud.service.rules_adapter import FraudRulesAdapter
 from npusuite.fraud.service.shadow import ShadowScorer
 
 logger = logging.getLogger(__name__)
@@ -106,12 +115,15 @@ class LiveScorer:
     """The processor's ``BatchScorer`` over the fast engine (run with :class:`~.adapters.FraudFastAdapter`)."""
 
     def __init__(self, fast_engine, llm: BatchedVerdict | None = None, metrics: ServiceMetrics | None = None,
-                 shadow: ShadowScorer | None = None):
+                 shadow: ShadowScorer | None = None, novelty_engine=None, rules_engine=None):
         self.fast = fast_engine
         self.llm = llm
         self.metrics = metrics
         self.shadow = shadow
+        self.novelty = novelty_engine
+        self.rules = rules_engine
         self._last_ref: str | None = None
+        self._last_tiers: tuple[str | None, str | None] = (None, None)
 
     def encode_state(self, state: AccountState) -> bytes:
         return state.to_bytes()
@@ -124,9 +136,13 @@ class LiveScorer:
 
     def score_batch(self, requests: Sequence[ScoreRequest]) -> list[ScoredTransaction]:
         items = [(r.transaction, r.state if r.state is not None else AccountState()) for r in requests]
-        with self.fast.lease() as lease:
-            app: FastApp = lease.app  # built, checked and warmed by the engine before it was switched to
-            scored = _InPlaceTieredScorer(app.model, self.llm, app.config).score_batch(items)
+        with ExitStack() as leases:
+            app: FastApp = leases.enter_context(self.fast.lease()).app  # built, checked and warmed before the switch
+            novelty = leases.enter_context(self.novelty.lease()).app if self.novelty is not None else None
+            rules = leases.enter_context(self.rules.lease()).app if self.rules is not None else None
+            scored = _InPlaceTieredScorer(app.model, self.llm, app.config, novelty=novelty,
+                                          rules=rules).score_batch(items)
+        self._observe_tiers(novelty, rules, scored)
         ref = app.ref
         if ref != self._last_ref:
             if self._last_ref is not None and self.metrics is not None:
@@ -137,8 +153,27 @@ class LiveScorer:
             self.shadow.score(scored)  # after the champion: same feature rows, never raises
         return scored  # ScoredTransaction has every attribute of the processor's ScoreResult
 
+    def _observe_tiers(self, novelty, rules, scored: Sequence[ScoredTransaction]) -> None:
+        tiers = (novelty.ref if novelty is not None else None, rules.ref if rules is not None else None)
+        if tiers != self._last_tiers:
+            logger.info("scoring with novelty %s and rules %s (%d rules)", tiers[0], tiers[1],
+                        len(rules.rules) if rules is not None else 0)
+            self._last_tiers = tiers
+        if self.metrics is None or (novelty is None and rules is None):
+            return
+        escalated = 0
+        for s in scored:
+            for name in s.fields["rules_fired"]:
+                self.metrics.rule_hits.labels(name).inc()
+            escalated += "novelty" in s.fields["reason_codes"]
+        if escalated:
+            self.metrics.novelty_escalations.inc(escalated)
+
     def close(self) -> None:
         self.fast.close()
+        for engine in (self.novelty, self.rules):
+            if engine is not None:
+                engine.close()
         if self.llm is not None:
             self.llm.close()
         if self.shadow is not None:
@@ -173,15 +208,22 @@ def build_live_scorer(config: ModelConfig, metrics: ServiceMetrics | None = None
             llm = BatchedVerdict.open(llm_ref, config.model_root, config.llm_deadline_ms)
         except Exception as exc:  # the fast tier must run without it
             logger.error("LLM verdict model %s unavailable, grey band falls back to the fast score: %s", llm_ref, exc)
-    shadow = None
-    if config.shadow:
-        try:
+    shadow = novelty = rules = None
+    try:
+        if config.shadow:
             shadow = ShadowScorer.open(config.shadow, config.model_root, fast.name)
-        except BaseException:
-            fast.close()
-            if llm is not None:
-                llm.close()
-            raise
-    logger.info("fast model %s, LLM %s, challenger %s", fast.ref, llm.ref if llm else None,
-                shadow.ref if shadow else None)
-    return LiveScorer(fast, llm, metrics, shadow)
+        # A version that does not fit is refused here (SwapError, a UserError): start-up fails, not silently.
+        if config.novelty_model:
+            novelty = ModelEngine.open(config.novelty_model, root=config.model_root, follow_alias=True,
+                                       device="cpu", adapter=FraudNoveltyAdapter())
+        if config.rules:
+            rules = ModelEngine.open(config.rules, root=config.model_root, follow_alias=True, device="cpu",
+                                     adapter=FraudRulesAdapter())
+    except BaseException:
+        for opened in (fast, llm, shadow, novelty):
+            if opened is not None:
+                opened.close()
+        raise
+    logger.info("fast model %s, LLM %s, challenger %s, novelty %s, rules %s", fast.ref, llm.ref if llm else None,
+                shadow.ref if shadow else None, novelty.ref if novelty else None, rules.ref if rules else None)
+    return LiveScorer(fast, llm, metrics, shadow, novelty, rules)
