@@ -22,6 +22,15 @@ Rules:
   probed alone, so only the rows that fail by themselves get an error event
   (:class:`~npusuite.platform.engine.errors.GenerationError` from
   :meth:`GenerationStream.result`) and the others keep decoding.
+- Prefix caching: the scheduler owns its model's prefix cache
+  (:class:`~npusuite.platform.engine.prefix_cache.PrefixCache`, bounded by
+  ``prefix_cache_max_bytes``, 0 = off) and hands it to the model, whose
+  prefill reuses the KV of cached leading blocks.  Hits and misses:
+  :meth:`LLMScheduler.prefix_cache_stats`.
+- A model with a bounded decode batch (``lm.max_rows``, the static KV
+  cache's slots) caps ``max_running``.
+- Greedy rows take their token from one batched argmax per step (one device
+  sync per step, not one per row); sampled rows are sampled one by one.
 - :func:`plan_admission` is the pure scheduling policy.
 - ``close(drain=True)``: stop accepting, finish every accepted request, stop.
 """
@@ -32,12 +41,19 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from npusuite.platform.engine.errors import EngineBusyError, EngineClosedError, InvalidParameterError
 from npusuite.platform.engine.generation_stream import GenerationStream, TokenEvent
 from npusuite.platform.engine.observer import EngineObserver, NullObserver
-from npusuite.platform.engine.sampling import SamplingParams, make_generator, sample_row, stop_cut
+from npusuite.platform.engine.prefix_cache import PrefixCache, PrefixCacheConfig
+from npusuite.platform.engine.sampling import (
+    SamplingParams,
+    make_generator,
+    sample_row,
+    stop_cut,
+    token_logprobs,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +68,10 @@ class LLMConfig:
     max_prompt_tokens: int = 1024
     #: prompts prefilled together when several join at once.
     max_prefill_batch: int = 16
+    #: bound on the prefix cache's KV, in bytes (0: no prefix caching).
+    prefix_cache_max_bytes: int = 64 * 2**20
+    #: prefixes are shared in whole blocks of this many tokens.
+    prefix_block_tokens: int = 16
 
 
 @dataclass
@@ -80,6 +100,14 @@ class LLMScheduler:
     observer: EngineObserver = field(default_factory=NullObserver)
 
     def __post_init__(self) -> None:
+        rows = getattr(self.lm, "max_rows", None)
+        if rows is not None and rows < self.config.max_running:
+            self.config = replace(self.config, max_running=rows)
+        if hasattr(self.lm, "prefix_cache"):
+            # a fresh cache per scheduler: a cached KV is only valid for the weights that computed it
+            self.lm.prefix_cache = PrefixCache(PrefixCacheConfig(
+                self.config.prefix_cache_max_bytes, self.config.prefix_block_tokens)) \
+                if self.config.prefix_cache_max_bytes > 0 else None
         self._waiting: deque[GenerationStream] = deque()
         self._cond = threading.Condition()
         self._closed = False
@@ -95,6 +123,11 @@ class LLMScheduler:
     @property
     def running(self) -> int:
         return len(self._running)
+
+    def prefix_cache_stats(self) -> dict | None:
+        """Blocks, bytes, looked-up and hit tokens of the prefix cache (None when off)."""
+        cache = getattr(self.lm, "prefix_cache", None)
+        return cache.stats() if cache is not None else None
 
     def check(self, prompt_ids: list[int], params: SamplingParams) -> None:
         """Refuse what must not reach a step: raises InvalidParameterError (prompt or max_tokens)."""
@@ -207,9 +240,14 @@ class LLMScheduler:
                 state = part if state is None else lm.merge(state, part)
             return self._keep_sampled(rows, state)
         self.observer.batch(self.name, len(joining), [t0 - s.created_s for s in joining], time.monotonic() - t0)
-        for r, row_logits in zip(rows, logits, strict=True):
-            self._sample_and_accept(r, row_logits)
+        self._sample_all(rows, logits)
         return self._keep_sampled(rows, state)
+
+    def _sample_all(self, rows: list[_Running], logits) -> None:
+        """Sample and accept one token per row; greedy rows share one argmax (one device sync)."""
+        greedy = logits.argmax(dim=-1).tolist() if any(r.stream.params.temperature == 0 for r in rows) else None
+        for i, (r, row_logits) in enumerate(zip(rows, logits, strict=True)):
+            self._sample_and_accept(r, row_logits, greedy[i] if greedy is not None else None)
 
     def _keep_sampled(self, rows: list[_Running], state) -> tuple[list[_Running], object]:
         """Drop joiners whose first sampling failed (their state rows too)."""
@@ -242,8 +280,7 @@ class LLMScheduler:
             fed = fed[keep]
             logits, self._state = lm.decode(self._state, fed)
         self.observer.batch(self.name, len(self._running), [], time.monotonic() - t0)
-        for r, row_logits in zip(self._running, logits, strict=True):
-            self._sample_and_accept(r, row_logits)
+        self._sample_all(self._running, logits)
 
     def _probe_rows(self, fed, exc: Exception) -> list[int]:
         """Indices of running rows whose decode fails on its own (all of them when none does)."""
@@ -260,12 +297,17 @@ class LLMScheduler:
                 bad.append(i)
         return bad or list(range(rows))
 
-    def _sample_and_accept(self, r: _Running, logits) -> None:
+    def _sample_and_accept(self, r: _Running, logits, greedy: int | None = None) -> None:
         """Sample one token for ``r`` and accept it; a failure here is ``r``'s alone."""
         try:
             if r.generator is None and r.stream.params.temperature != 0:
                 r.generator = make_generator(r.stream.params)
-            token = sample_row(logits, r.stream.params, r.generator)
+            if r.stream.params.temperature == 0 and greedy is not None:
+                token = greedy
+            else:
+                token = sample_row(logits, r.stream.params, r.generator)
+            if r.stream.params.logprobs is not None:  # only when asked: a log_softmax per row and token
+                r.stream.logprobs.append(token_logprobs(logits, token, r.stream.params.logprobs))
         except Exception as exc:
             logger.warning("%s: sampling for request %d failed: %s", self.name, r.stream.id, exc)
             r.failed = r.done = True

@@ -14,6 +14,21 @@ Rules:
   positions and each row's next position id.  Rows can be added
   (:meth:`CausalLM.merge`) and removed (:meth:`CausalLM.select`) between
   decode steps, which is what lets a new request join a running batch.
+- With a prefix cache (``prefix_cache``, set by the scheduler that owns the
+  model; see ``npusuite.platform.engine.prefix_cache``), :meth:`CausalLM.prefill`
+  copies the cached KV of each prompt's longest cached leading blocks into the
+  batch and computes only the rest; prompts are grouped by the prefix they
+  hit.  When several prompts of one batch share leading blocks that are not
+  cached yet, that shared prefix is prefilled once first.  Every full block a
+  prefill computed is offered to the cache.  The cached KV of a position is the
+  KV a plain prefill computes there (same tokens, same position id), so
+  outputs match a prefill without the cache up to float rounding.
+- Decode has two KV layouts.  ``dynamic`` (default): the model's
+  ``DynamicCache``, grown by one column per step and re-padded when rows join.
+  ``static`` (``StaticKVConfig``): preallocated slots never rebuilt
+  (:mod:`kv_cache`), and the step captured as a device graph where the device
+  class can (:mod:`decode_graphs`), eager otherwise.  Prefill is the same for
+  both; joining copies the prefill's KV into free slots.
 - Everything runs under ``torch.inference_mode``; the runtime holds no locks:
   one scheduler thread owns a model.
 """
@@ -28,7 +43,10 @@ import torch
 
 from npusuite.platform.errors import UserError
 from npusuite.platform.repository.manifest import CorruptModelError
+from npusuite.platform.runtime.decode_graphs import DecodeRunner
 from npusuite.platform.runtime.devices import Device, get_device
+from npusuite.platform.runtime.kv_cache import SlotState, StaticKVCache, StaticKVConfig
+from npusuite.platform.runtime.prefix_prefill import prefill_with_prefixes
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +96,8 @@ def quantize_int8_weight_only(model: torch.nn.Module) -> torch.nn.Module:
 class CausalLM:
     """A loaded causal LM plus its tokenizer on one device."""
 
-    def __init__(self, model, tokenizer, device: Device, precision: str, ref: str = "local"):
+    def __init__(self, model, tokenizer, device: Device, precision: str, ref: str = "local",
+                 static_kv: StaticKVConfig | None = None):
         self.model = model
         self.tokenizer = tokenizer
         self.device = device
@@ -91,10 +110,22 @@ class CausalLM:
         self.vocab_size: int | None = getattr(config, "vocab_size", None)
         #: prompt + generated tokens one sequence may reach; every generation is capped by it.
         self.max_context: int | None = getattr(config, "max_position_embeddings", None)
+        #: a PrefixCache (engine) or None; the scheduler that owns this model sets it.
+        self.prefix_cache = None
+        self.kv_layout = "dynamic"
+        self._static: StaticKVCache | None = None
+        if static_kv is not None:
+            self.kv_layout = "static"
+            self._static = StaticKVCache(static_kv, device.torch_device())
+            self.max_context = min(self.max_context or static_kv.max_tokens, static_kv.max_tokens)
+            #: rows one decode step may hold (the scheduler caps ``max_running`` to it)
+            self.max_rows = static_kv.max_slots
+            mask_dtype = model.get_input_embeddings().weight.dtype
+            self._runner = DecodeRunner(model, self._static, device, mask_dtype)
 
     @classmethod
     def load(cls, folder: Path | str, device: str | Device = "cpu", precision: str = "fp32",
-             ref: str = "local") -> CausalLM:
+             ref: str = "local", static_kv: StaticKVConfig | None = None) -> CausalLM:
         """Load from a local folder.  Raises CorruptModelError on unreadable files, UserError on bad precision."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -112,7 +143,7 @@ class CausalLM:
         if precision == "int8":
             quantize_int8_weight_only(model)
         logger.info("loaded causal LM %s (%s, %s on %s)", ref, type(model).__name__, precision, dev.name)
-        return cls(model, tokenizer, dev, precision, ref)
+        return cls(model, tokenizer, dev, precision, ref, static_kv=static_kv)
 
     # ---- text <-> ids --------------------------------------------------------------------
     def encode(self, text: str) -> list[int]:
@@ -131,9 +162,21 @@ class CausalLM:
     @torch.inference_mode()
     def prefill(self, prompts: list[list[int]]) -> tuple[torch.Tensor, BatchState]:
         """Run the prompts (left-padded together); returns last-position logits [n, vocab] and their state."""
+        if self.prefix_cache is None:
+            return self.prefill_after(prompts, [])
+        return prefill_with_prefixes(self, prompts, self.prefix_cache)
+
+    @torch.inference_mode()
+    def prefill_after(self, prompts: list[list[int]], prefix: list[tuple[torch.Tensor, torch.Tensor]]
+                      ) -> tuple[torch.Tensor, BatchState]:
+        """Prefill prompts that all start with the same ``P`` tokens whose KV is given (``prefix``: per layer
+        keys and values [heads, P, head_dim]; empty: none); only the rest of each prompt is computed.
+        The batch's KV is [prefix][left padding][rest of the prompt], the mask marks the padding."""
         from transformers import DynamicCache
 
         dev = self.device.torch_device()
+        done = prefix[0][0].shape[1] if prefix else 0
+        prompts = [p[done:] for p in prompts]
         length = max(len(p) for p in prompts)
         pad = self.tokenizer.pad_token_id
         ids = torch.full((len(prompts), length), pad, dtype=torch.long)
@@ -141,16 +184,22 @@ class CausalLM:
         for i, p in enumerate(prompts):
             ids[i, length - len(p):] = torch.tensor(p)
             mask[i, length - len(p):] = 1
+        mask = torch.cat([torch.ones((len(prompts), done), dtype=torch.long), mask], dim=1)
         ids, mask = ids.to(dev), mask.to(dev)
-        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
-        cache = DynamicCache()
+        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)[:, done:]
+        n = len(prompts)
+        # the shared prefix is expanded (a view), the model's first update copies it into each row
+        past = tuple((k.unsqueeze(0).expand(n, -1, -1, -1), v.unsqueeze(0).expand(n, -1, -1, -1)) for k, v in prefix)
+        cache = DynamicCache.from_legacy_cache(past) if prefix else DynamicCache()
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=position_ids,
                          past_key_values=cache, use_cache=True, logits_to_keep=1)
         return out.logits[:, -1, :].float(), BatchState(cache, mask, mask.sum(-1))
 
     @torch.inference_mode()
-    def decode(self, state: BatchState, tokens: torch.Tensor) -> tuple[torch.Tensor, BatchState]:
+    def decode(self, state: BatchState | SlotState, tokens: torch.Tensor) -> tuple[torch.Tensor, BatchState]:
         """One decode step for every row: feed ``tokens`` [rows]; returns logits [rows, vocab] and the new state."""
+        if isinstance(state, SlotState):
+            return self._decode_slots(state, tokens)
         dev = self.device.torch_device()
         mask = torch.cat([state.attention_mask, torch.ones((state.rows, 1), dtype=torch.long, device=dev)], dim=1)
         # the cache grows in place (one concatenation per layer, as in `generate`)
@@ -158,9 +207,33 @@ class CausalLM:
                          position_ids=state.next_position.view(-1, 1), past_key_values=state.cache, use_cache=True)
         return out.logits[:, -1, :].float(), BatchState(state.cache, mask, state.next_position + 1)
 
+    def _decode_slots(self, state: SlotState, tokens: torch.Tensor) -> tuple[torch.Tensor, SlotState]:
+        kv = self._static
+        kv.prepare(state.slots, tokens)
+        logits = self._runner.run(kv.bucket_for(state.slots))
+        rows = logits.index_select(0, torch.tensor(state.slots, dtype=torch.long, device=logits.device)).float()
+        if state.owner:  # a probe's write at each row's length is overwritten by the real step
+            kv.commit(state.slots)
+        return rows, state
+
+    @property
+    def decode_modes(self) -> dict[int, str]:
+        """How each bucket of the static path decoded ("graph" or "eager"); empty on the dynamic path."""
+        return dict(self._runner.modes) if self._static is not None else {}
+
+    def merge(self, a: BatchState | SlotState | None, b: BatchState) -> BatchState | SlotState:
+        """Rows of ``a`` then rows of ``b``.  Dynamic: left-pads the shorter cache and reuses (mutates) ``a``'s.
+        Static (``a`` a SlotState or None): copies ``b``'s KV into free slots; ``a`` None means no row is
+        running, so every slot is free."""
+        if self._static is not None and not isinstance(a, BatchState):
+            if a is None:
+                self._static.release_all()
+            slots = self._static.join(b.cache, b.attention_mask)
+            return SlotState((a.slots if a is not None else []) + slots)
+        return self._merge_dynamic(a, b)
+
     @staticmethod
-    def merge(a: BatchState | None, b: BatchState) -> BatchState:
-        """Rows of ``a`` then rows of ``b``, left-padding the shorter cache.  Reuses (mutates) ``a``'s cache."""
+    def _merge_dynamic(a: BatchState | None, b: BatchState) -> BatchState:
         if a is None or a.rows == 0:
             return b
         la, lb = a.attention_mask.shape[1], b.attention_mask.shape[1]
@@ -180,17 +253,18 @@ class CausalLM:
         return BatchState(a.cache, mask, torch.cat([a.next_position, b.next_position]))
 
     @staticmethod
-    def checkpoint(state: BatchState | None) -> list[int]:
-        """The cached length of every layer, so a failed :meth:`decode` can be undone with :meth:`rollback`."""
-        if state is None:
+    def checkpoint(state: BatchState | SlotState | None) -> list[int]:
+        """The cached length of every layer, so a failed :meth:`decode` can be undone with :meth:`rollback`
+        (static slots: nothing to undo, lengths advance only after a step succeeded)."""
+        if state is None or isinstance(state, SlotState):
             return []
         return [int(layer.keys.shape[2]) if getattr(layer, "keys", None) is not None else 0
                 for layer in state.cache.layers]
 
     @staticmethod
-    def rollback(state: BatchState | None, lengths: list[int]) -> None:
+    def rollback(state: BatchState | SlotState | None, lengths: list[int]) -> None:
         """Cut every layer back to its :meth:`checkpoint` length (a decode that raised may have grown some)."""
-        if state is None:
+        if state is None or isinstance(state, SlotState):
             return
         for layer, length in zip(state.cache.layers, lengths, strict=False):
             if getattr(layer, "keys", None) is not None and layer.keys.shape[2] > length:
@@ -198,15 +272,23 @@ class CausalLM:
                 layer.values = layer.values[:, :, :length]
 
     @staticmethod
-    def copy_state(state: BatchState) -> BatchState:
-        """An independent copy (for probing rows after a failed step; :meth:`select` mutates its input)."""
+    def copy_state(state: BatchState | SlotState) -> BatchState | SlotState:
+        """An independent copy (for probing rows after a failed step; :meth:`select` mutates its input).
+        Static: a non-owning view of the same slots (its decode commits nothing, its select frees nothing)."""
         import copy
 
+        if isinstance(state, SlotState):
+            return SlotState(list(state.slots), owner=False)
         return BatchState(copy.deepcopy(state.cache), state.attention_mask.clone(), state.next_position.clone())
 
-    @staticmethod
-    def select(state: BatchState, keep: list[int]) -> BatchState | None:
-        """Keep only rows ``keep`` (in that order) and drop columns that are padding for all of them."""
+    def select(self, state: BatchState | SlotState, keep: list[int]) -> BatchState | SlotState | None:
+        """Keep only rows ``keep`` (in that order) and drop columns that are padding for all of them
+        (static: free the slots of the rows not kept)."""
+        if isinstance(state, SlotState):
+            kept = [state.slots[i] for i in keep]
+            if state.owner:
+                self._static.release(sorted(set(state.slots) - set(kept)))
+            return SlotState(kept, state.owner) if kept else None
         if not keep:
             return None
         idx = torch.tensor(keep, dtype=torch.long, device=state.attention_mask.device)

@@ -9,12 +9,17 @@ Rules:
 - ``npu`` imports ``torch_npu`` lazily, only when asked for; where it (or the
   hardware) is missing, :class:`DeviceUnavailableError` says so in one line.
   ``cuda`` likewise refuses when torch sees no CUDA device.
+- A device states whether a decode step can be captured as a graph:
+  :meth:`Device.graph_capture` returns a :class:`GraphCapture` (CUDA graphs on
+  ``cuda``, ``torch_npu``'s NPU graphs on ``npu`` where its build has them) or
+  None (``cpu``: the step runs eagerly).
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
+from collections.abc import Callable
 from typing import ClassVar
 
 from npusuite.platform.errors import UserError
@@ -34,6 +39,38 @@ def register_device(kind: str):
         _REGISTRY[kind] = cls
         return cls
     return deco
+
+
+class GraphCapture:
+    """Capture a function as a device graph and replay it (``torch.cuda.CUDAGraph`` and its NPU twin).
+
+    ``capture(fn)`` warms ``fn`` up on a side stream (allocator and kernel
+    choices settle there, as PyTorch's graph docs require), records one call,
+    and returns ``replay``: a function that reruns the recorded kernels on the
+    same input/output storage and returns ``fn``'s recorded output.  All
+    graphs of one instance share a memory pool.  Capture errors propagate: the
+    caller falls back to eager.
+    """
+
+    def __init__(self, backend, graph_cls, warmup: int = 2):
+        self.backend, self.graph_cls, self.warmup, self.pool = backend, graph_cls, warmup, None
+
+    def capture(self, fn: Callable[[], object]) -> Callable[[], object]:
+        side = self.backend.Stream()
+        side.wait_stream(self.backend.current_stream())
+        with self.backend.stream(side):
+            for _ in range(self.warmup):
+                fn()
+        self.backend.current_stream().wait_stream(side)
+        graph = self.graph_cls()
+        with self.backend.graph(graph, pool=self.pool):
+            out = fn()
+        self.pool = graph.pool()
+
+        def replay():
+            graph.replay()
+            return out
+        return replay
 
 
 class Device:
@@ -73,6 +110,10 @@ class Device:
     def memory_allocated_bytes(self) -> int | None:
         return None
 
+    def graph_capture(self) -> GraphCapture | None:
+        """How a decode step is captured as a graph here; None: run it eagerly."""
+        return None
+
     def __repr__(self) -> str:
         return f"<Device {self.name}>"
 
@@ -109,6 +150,11 @@ class CudaDevice(Device):
 
         return int(torch.cuda.memory_allocated(self.torch_device()))
 
+    def graph_capture(self) -> GraphCapture | None:
+        import torch
+
+        return GraphCapture(torch.cuda, torch.cuda.CUDAGraph)
+
 
 @register_device("npu")
 class NpuDevice(Device):
@@ -133,6 +179,13 @@ class NpuDevice(Device):
         import torch
 
         torch.npu.synchronize()  # type: ignore[attr-defined]
+
+    def graph_capture(self) -> GraphCapture | None:
+        import torch
+
+        # torch_npu mirrors torch.cuda's graph API (NPUGraph, torch.npu.graph) in its newer builds only
+        graph_cls = getattr(torch.npu, "NPUGraph", None)  # type: ignore[attr-defined]
+        return GraphCapture(torch.npu, graph_cls) if graph_cls is not None else None  # type: ignore[attr-defined]
 
 
 def device_kinds() -> list[str]:
