@@ -5,8 +5,9 @@ Rules, per frame, in this order:
 1. compute the result id (:func:`npusuite.edge.results.result_id`); for a
    replayable source an id the outbox already knows is skipped *before*
    inspection (a restarted agent does not redo or re-signal old frames);
-2. inspect with the *current* inspector (an update swaps it atomically
-   between two frames, never during one) and build the result record; if
+2. inspect under a *lease* of the current inspector (an update swaps it
+   atomically between two frames, never during one: the frame finishes on
+   the version it started with) and build the result record; if
    either raises (a broken model, a NaN score the record refuses), the frame
    is counted in ``inspect_errors`` and gets no verdict, like a part the
    inspection line could not inspect (a fail-safe reject signaller rejects
@@ -16,33 +17,69 @@ Rules, per frame, in this order:
    syncer.  A crash between 3 and 4 can lose an action, never a result.
 
 The agent's boot number (a durable counter) keeps ids of live sources unique
-across restarts.  The agent takes its collaborators through the constructor:
+across restarts.  Models come and go through an :class:`Inspectors` (one
+swap mechanism for the first load and every update): ``install(model_dir,
+label, check)`` builds the candidate, runs ``check`` (the update's health
+check) on it and switches only when both pass.  ``--pipeline inspection``
+uses :class:`~npusuite.edge.pipeline.EngineInspectors` (a platform
+``ModelEngine`` with the ``InspectionAdapter``); :class:`InspectorHolder` is
+the plain holder for inspectors that are no platform model (``--pipeline
+sim``).  The agent takes its collaborators through the constructor:
 the inspection pipeline, the outbox, the syncer, the update manager and the
 fleet client are all optional parts around one loop.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
-from npusuite.edge.health import Inspector
+from npusuite.edge.health import HealthReport, Inspector, InspectorFactory
 from npusuite.edge.outbox import Outbox, PutOutcome
 from npusuite.edge.results import ingest_payload, result_id
 
 logger = logging.getLogger(__name__)
 
 
-class InspectorHolder:
-    """The inspector the line runs now; ``swap`` replaces it between frames."""
+#: The update's health check of a built candidate (rules 2-4 of :mod:`npusuite.edge.health`).
+CandidateCheck = Callable[[Inspector], HealthReport]
 
-    def __init__(self, inspector: Inspector | None = None, label: str | None = None) -> None:
+
+class Inspectors(Protocol):
+    """Where the agent's inspector comes from; ``ready`` is set once one is installed."""
+
+    ready: threading.Event
+
+    def lease(self) -> AbstractContextManager[tuple[Inspector | None, str | None]]:
+        """The current inspector (None: none yet) and the ``name@version`` its results report (None: its own),
+        held for one frame."""
+        ...
+
+    def install(self, model_dir: Path, label: str | None = None, check: CandidateCheck | None = None) -> HealthReport:
+        """Build the candidate from ``model_dir``, run ``check`` on it, switch to it only if both pass.  Never
+        raises for a bad model: a failed report says why, and the current inspector stays."""
+        ...
+
+    def close(self) -> None:
+        """Free the models (at shutdown)."""
+        ...
+
+
+class InspectorHolder:
+    """The plain holder: the inspector the line runs now; ``swap``/``install`` replace it between frames."""
+
+    def __init__(self, inspector: Inspector | None = None, label: str | None = None,
+                 factory: InspectorFactory | None = None) -> None:
         self._inspector = inspector
         self.label = label
+        self.factory = factory
         self._lock = threading.Lock()
         self.ready = threading.Event()
         if inspector is not None:
@@ -51,6 +88,26 @@ class InspectorHolder:
     def get(self) -> tuple[Inspector | None, str | None]:
         with self._lock:
             return self._inspector, self.label
+
+    @contextlib.contextmanager
+    def lease(self) -> Iterator[tuple[Inspector | None, str | None]]:
+        yield self.get()  # a swap replaces the reference; the frame keeps the inspector it was given
+
+    def install(self, model_dir: Path, label: str | None = None, check: CandidateCheck | None = None) -> HealthReport:
+        if self.factory is None:
+            raise RuntimeError("this InspectorHolder has no factory to build inspectors with")
+        try:
+            candidate = self.factory(Path(model_dir))
+        except Exception as exc:
+            logger.warning("model failed to load from %s: %s", model_dir, exc)
+            return HealthReport(False, f"load failed: {type(exc).__name__}: {exc}")
+        report = check(candidate) if check is not None else HealthReport(True, "ok")
+        if report.ok:
+            self.swap(candidate, label)
+        return report
+
+    def close(self) -> None:
+        """Nothing to free: a plain inspector is garbage like any object."""
 
     def swap(self, inspector: Inspector, label: str | None = None) -> None:
         """``label``: the ``name@version`` results report (e.g. the signed bundle's), else the inspector's own."""
@@ -92,7 +149,7 @@ Action = Callable[[Any], None]
 
 
 class EdgeAgent:
-    def __init__(self, config: AgentConfig, outbox: Outbox, inspectors: InspectorHolder,
+    def __init__(self, config: AgentConfig, outbox: Outbox, inspectors: Inspectors,
                  actions: Iterable[Action] = (), on_stored: Callable[[], None] | None = None,
                  on_frame: Callable[[Any], None] | None = None,
                  on_dropped: Callable[[list[int], float], None] | None = None) -> None:
@@ -122,20 +179,20 @@ class EdgeAgent:
         if self.config.replayable_source and self.outbox.known(rid):
             self.counters.skipped_known += 1
             return None
-        inspector, label = self.inspectors.get()
-        if inspector is None:
-            self.counters.no_model += 1
-            return None
-        if self.on_frame is not None:
-            self.on_frame(frame)
-        try:
-            result = inspector.inspect(frame)
-            # Building the record validates it: a broken model's NaN score fails here (pydantic ValidationError).
-            payload = ingest_payload(result, rid, self.config.line, self.config.product, model=label)
-        except Exception:  # this frame gets no verdict (fail-safe rejects its part); the line goes on
-            self.counters.inspect_errors += 1
-            logger.exception("inspecting frame %s (%s) failed; no verdict for it", frame.seq, rid)
-            return None
+        with self.inspectors.lease() as (inspector, label):
+            if inspector is None:
+                self.counters.no_model += 1
+                return None
+            if self.on_frame is not None:
+                self.on_frame(frame)
+            try:
+                result = inspector.inspect(frame)
+                # Building the record validates it: a broken model's NaN score fails here (pydantic ValidationError).
+                payload = ingest_payload(result, rid, self.config.line, self.config.product, model=label)
+            except Exception:  # this frame gets no verdict (fail-safe rejects its part); the line goes on
+                self.counters.inspect_errors += 1
+                logger.exception("inspecting frame %s (%s) failed; no verdict for it", frame.seq, rid)
+                return None
         outcome = self.outbox.put(rid, result.defective, payload)
         self.counters.last_model = payload["model"]
         if outcome is PutOutcome.STORED:

@@ -1,10 +1,22 @@
 """Which inspection pipeline the agent runs, and the sample frames its health checks use.
 
 ``inspection`` (the default) is the suite's inspection engine
-(``npusuite.inspection.inspector``), built by the same adapter the platform
-engine runs on the live line (:mod:`npusuite.inspection.adapter`); ``sim`` is :mod:`npusuite.edge.simulate`'s tiny
-simulated model, for fleet simulations and benchmarks.  Both are loaded from a
-model folder by an :data:`~npusuite.edge.health.InspectorFactory`.
+(``npusuite.inspection.inspector``) served by a platform
+:class:`~npusuite.platform.engine.ModelEngine` with the same adapter the live
+line's engine runs (:mod:`npusuite.inspection.adapter`):
+:class:`EngineInspectors`.  Every model the agent takes, the first one and
+each update, goes through ``ModelEngine.load_path``: the adapter builds and
+warms the candidate BESIDE the serving version, then (for an update) the
+update's health check runs on that same candidate inside the engine's
+load, and only a candidate that passes both is switched to; a refused one
+changes nothing (the slot is rolled back, the serving version keeps
+inspecting).  Frames run under engine leases, so a frame finishes on the
+version it started with and the old version is freed when drained.
+
+``sim`` is :mod:`npusuite.edge.simulate`'s tiny simulated model, for fleet
+simulations and benchmarks; it is no platform model (no manifest, no
+weights), so it stays in the plain :class:`~npusuite.edge.agent.InspectorHolder`
+with the same ``install`` rule (build, check, then swap).
 
 Health-check samples come from a folder of images; if it has ``good/`` and
 ``ng/`` sub-folders their names are the expected verdicts, so the check can
@@ -13,12 +25,16 @@ also require agreement with known parts.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from npusuite.edge.health import InspectorFactory
+from npusuite.edge.agent import CandidateCheck, InspectorHolder, Inspectors
+from npusuite.edge.health import HealthReport, Inspector, InspectorFactory
 from npusuite.platform.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -44,6 +60,76 @@ def inspection_factory(model_dir: Path) -> Any:
     inspector = adapter.build(version, load_version(version))
     adapter.warm(inspector)
     return inspector
+
+
+class EngineInspectors:
+    """The agent's :class:`~npusuite.edge.agent.Inspectors` for ``--pipeline inspection`` (see the module rules)."""
+
+    def __init__(self, device: str = "cpu") -> None:
+        try:
+            from npusuite.inspection.adapter import InspectionAdapter
+        except ImportError as exc:
+            raise UserError("the inspection engine (npusuite.inspection.inspector) is not available in this build; "
+                            "use --pipeline sim for a simulated line") from exc
+        from npusuite.platform.engine import ModelEngine
+
+        class CheckedAdapter(InspectionAdapter):
+            """The inspection adapter; its warm-up also runs the armed health check on the candidate."""
+
+            check: CandidateCheck | None = None
+            report: HealthReport | None = None
+
+            def warm(self, app) -> None:
+                super().warm(app)
+                if self.check is not None:
+                    self.report = self.check(app)
+                    if not self.report.ok:
+                        raise UserError(f"health check failed: {self.report.reason}")
+
+        self.adapter = CheckedAdapter()
+        self.engine = ModelEngine("edge-model", None, device, adapter=self.adapter)
+        self.ready = threading.Event()
+        self._install_lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def lease(self) -> Iterator[tuple[Inspector | None, str | None]]:
+        if not self.engine.ready:
+            yield None, None
+            return
+        with self.engine.lease() as lease:
+            # the inspector's ref is the install's label (load_path names the version after it), else its own
+            yield lease.app, lease.app.ref
+
+    def install(self, model_dir: Path, label: str | None = None, check: CandidateCheck | None = None) -> HealthReport:
+        from npusuite.platform.engine import SwapError
+
+        with self._install_lock:  # the armed check belongs to this install only
+            self.adapter.check, self.adapter.report = check, None
+            try:
+                self.engine.load_path(Path(model_dir), label)
+            except SwapError as exc:
+                report = self.adapter.report
+                if report is not None and not report.ok:
+                    return report
+                return HealthReport(False, f"load failed: {exc}")
+            finally:
+                self.adapter.check = None
+            report = self.adapter.report or HealthReport(True, "ok", model=self.engine.ref)
+        self.ready.set()
+        return report
+
+    @property
+    def ref(self) -> str | None:
+        return self.engine.ref
+
+    def close(self) -> None:
+        self.engine.close()
+
+
+def inspectors_for(factory: InspectorFactory) -> Inspectors:
+    """The agent's model holder for a pipeline's factory: the platform engine for the inspection engine, the
+    plain holder for anything else (``sim``)."""
+    return EngineInspectors() if factory is inspection_factory else InspectorHolder(factory=factory)
 
 
 def factory_for(pipeline: str) -> InspectorFactory:

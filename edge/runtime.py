@@ -23,15 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from npusuite.edge.agent import AgentConfig, EdgeAgent, InspectorHolder
-from npusuite.edge.bundles import read_bundle_meta
+from npusuite.edge.agent import AgentConfig, EdgeAgent
 from npusuite.edge.fleet_client import FleetClient
 from npusuite.edge.health import HealthCheck, HealthConfig, InspectorFactory
 from npusuite.edge.outbox import FsyncPolicy, Outbox, OutboxConfig
+from npusuite.edge.pipeline import inspectors_for
 from npusuite.edge.slots import SlotManager
 from npusuite.edge.status_server import StatusServer, create_status_app
 from npusuite.edge.sync import HttpIngestSink, KafkaSink, Sink, Syncer
-from npusuite.edge.updates import UpdateManager, UpdateSource
+from npusuite.edge.updates import UpdateManager, UpdateSource, bundle_label
 from npusuite.platform.contracts.inspection import MAX_LINE_CHARS
 from npusuite.platform.errors import UserError
 
@@ -72,15 +72,6 @@ class RuntimeConfig:
     replayable_source: bool = False
 
 
-def _bundle_label(bundle_dir: Path) -> str | None:
-    """``name@version`` of a signed bundle, which results report (a bundle's model folder alone says ``@local``)."""
-    try:
-        meta = read_bundle_meta(bundle_dir)
-        return f"{meta['name']}@{meta['version']}"
-    except (OSError, ValueError, KeyError):
-        return None
-
-
 class AgentRuntime:
     def __init__(self, config: RuntimeConfig, factory: InspectorFactory, health_frames: list[Any],
                  health_expected_ng: list[bool] | None = None) -> None:
@@ -93,7 +84,8 @@ class AgentRuntime:
         self.slots = SlotManager(c.box_dir)
         if self.slots.recover():
             logger.warning("previous run died during an update's health check: rolled back")
-        self.inspectors = InspectorHolder()
+        #: one swap mechanism for the first model and every update (the platform engine for --pipeline inspection)
+        self.inspectors = inspectors_for(factory)
         self.factory = factory
         self.syncer = Syncer(self.outbox, self._sink()) if (c.review_url or c.kafka_bootstrap) else None
         if self.syncer is None:
@@ -105,8 +97,7 @@ class AgentRuntime:
             health = HealthCheck(factory, health_frames, HealthConfig(max_p95_latency_ms=c.max_p95_latency_ms),
                                  expected_ng=health_expected_ng)
             source = UpdateSource.from_base(c.tuf_url or f"{c.fleet_url.rstrip('/')}/tuf")
-            self.updates = UpdateManager(self.slots, source, health,
-                                         on_commit=lambda insp, d: self.inspectors.swap(insp, _bundle_label(d)))
+            self.updates = UpdateManager(self.slots, source, health, inspectors=self.inspectors)
             if c.trusted_root is not None:
                 self.updates.trust_root(c.trusted_root)
         self.signaller = None
@@ -139,14 +130,13 @@ class AgentRuntime:
         model_dir, label = c.model_dir, None
         if model_dir is None and self.slots.committed() is not None:
             bundle = self.slots.bundle_dir(self.slots.state.committed)
-            model_dir, label = bundle / "model", _bundle_label(bundle)
+            model_dir, label = bundle / "model", bundle_label(bundle)
         if model_dir is None:
             logger.warning("no model yet: frames are not inspected until the first update commits")
             return
-        try:
-            self.inspectors.swap(self.factory(model_dir), label)
-        except Exception as exc:
-            raise UserError(f"cannot load model from {model_dir}: {type(exc).__name__}: {exc}") from exc
+        report = self.inspectors.install(model_dir, label)
+        if not report.ok:
+            raise UserError(f"cannot load model from {model_dir}: {report.reason}")
 
     def _health(self) -> dict[str, Any]:
         s = self.outbox.stats()
@@ -194,6 +184,7 @@ class AgentRuntime:
             if self.status_server:
                 self.status_server.stop()
         final = self.status()
+        self.inspectors.close()
         self.outbox.close()
         return final
 

@@ -14,6 +14,14 @@ The order is fixed, and each step only starts when the one before succeeded:
    (``Updater.find_cached_target``); a mismatch deletes the partial file;
 5. **install** (unpack) into the inactive slot and **switch** atomically;
 6. **health check** the new slot; **commit** on success, else **roll back**.
+   With an :class:`~npusuite.edge.agent.Inspectors` (what the agent runs),
+   steps 6 and the model swap are one: ``inspectors.install`` builds the
+   bundle's model as a candidate beside the serving one (for the inspection
+   pipeline: the platform engine's load, adapter build + warm-up), runs the
+   health check on that candidate and switches to it only if it passes; the
+   slot is then committed.  A failed check leaves the serving model as it
+   was and rolls the slot back.  (Without one, ``health.run`` loads its own
+   inspector and ``on_commit`` hands it over: the standalone form.)
 
 Any refusal in steps 1-4 leaves the running slot untouched; it is reported as
 an :class:`UpdateRefused` with a ``kind`` (``expired``, ``untrusted``,
@@ -36,7 +44,9 @@ from packaging.version import InvalidVersion, Version
 from tuf.api import exceptions as tuf_exc
 from tuf.ngclient import Updater
 
-from npusuite.edge.health import HealthCheck, Inspector
+from npusuite.edge.agent import Inspectors
+from npusuite.edge.bundles import read_bundle_meta
+from npusuite.edge.health import HealthCheck, HealthReport, Inspector
 from npusuite.edge.slots import BundleError, SlotManager
 
 logger = logging.getLogger(__name__)
@@ -89,16 +99,33 @@ def _parse_version(v: Any, target: str) -> Version:
         raise UpdateRefused("repository", f"{target} has no valid custom.version ({v!r})") from exc
 
 
+def bundle_label(bundle_dir: Path) -> str | None:
+    """``name@version`` of a signed bundle, which results report (a bundle's model folder alone says ``@local``)."""
+    try:
+        meta = read_bundle_meta(bundle_dir)
+        return f"{meta['name']}@{meta['version']}"
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def check_candidate(health: HealthCheck, inspector: Inspector, bundle_dir: Path) -> HealthReport:
+    """The health check's rules on an inspector already built (its load step is the build that made it)."""
+    built = HealthCheck(lambda _model_dir: inspector, health.frames, health.config, health.expected_ng)
+    return built.run(bundle_dir)[0]
+
+
 class UpdateManager:
     """Applies one update at a time; ``status`` is safe to read from other threads."""
 
     def __init__(self, slots: SlotManager, source: UpdateSource, health: HealthCheck,
                  on_commit: Callable[[Inspector, Path], None] | None = None,
-                 http: httpx.Client | None = None, chunk_bytes: int = 64 * 1024) -> None:
+                 http: httpx.Client | None = None, chunk_bytes: int = 64 * 1024,
+                 inspectors: Inspectors | None = None) -> None:
         self.slots = slots
         self.source = source
         self.health = health
         self.on_commit = on_commit
+        self.inspectors = inspectors
         self.status = UpdateStatus()
         self.metadata_dir = slots.dir / "tuf" / "metadata"
         self._http = http or httpx.Client(timeout=30.0)
@@ -179,11 +206,16 @@ class UpdateManager:
             part.unlink(missing_ok=True)
         self.slots.switch()
         self.status.state = "health_check"
-        report, inspector = self.health.run(bundle_dir)
+        inspector = None
+        if self.inspectors is not None:  # build, check and switch in one step (see the module rules)
+            report = self.inspectors.install(bundle_dir / "model", bundle_label(bundle_dir),
+                                             lambda candidate: check_candidate(self.health, candidate, bundle_dir))
+        else:
+            report, inspector = self.health.run(bundle_dir)
         self.status.health = report.to_json()
-        if report.ok and inspector is not None:
+        if report.ok and (inspector is not None or self.inspectors is not None):
             self.slots.commit()
-            if self.on_commit is not None:
+            if self.on_commit is not None and inspector is not None:
                 self.on_commit(inspector, bundle_dir)
             self._finish("committed", f"slot {self.slots.state.active} running {target} {new_version}")
         else:

@@ -83,7 +83,8 @@ def serve_static(serve) -> Callable[[Path], ServerThread]:
 
 
 class IngestDouble:
-    """The review app's inspection ingest (docs/contracts.md), reduced to its contract, on SQLite that outlives restarts.
+    """The review app's inspection ingest (docs/contracts.md), reduced to its contract, on SQLite that outlives
+    restarts.
 
     Used where the test must take the upstream down and up again on the same port; a separate test
     runs the agent against the real review app.  Records every POST (``posts``) and every stored

@@ -1,4 +1,5 @@
-"""The agent's CLI against the real review app (its inspection ingest, docs/contracts.md): NG results become cases once each."""
+"""The agent's CLI against the real review app (its inspection ingest, docs/contracts.md): NG results become cases
+once each."""
 
 from __future__ import annotations
 

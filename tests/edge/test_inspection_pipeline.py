@@ -70,3 +70,53 @@ def test_agent_cli_runs_the_inspection_engine(trained, tmp_path):
     con = sqlite3.connect(box / "outbox.db")
     models = {json.loads(r[0])["model"] for r in con.execute("SELECT payload FROM results")}
     assert models == {"washer-student@local"}
+
+
+def test_updates_swap_through_the_platform_engine_and_a_refused_candidate_changes_nothing(trained, tmp_path,
+                                                                                          serve_static):
+    """The agent's swap mechanism (issue 13 part 1): each update's model is built and warmed by the platform engine's
+    InspectionAdapter beside the serving one, the health check runs on THAT candidate, and only then does the engine
+    switch; a candidate that fails the check, or cannot even be built, leaves the serving version and rolls back."""
+    from npusuite.edge.pipeline import EngineInspectors
+
+    repo = ReleaseRepository.init(tmp_path / "release")
+    srv = serve_static(repo.dir / "repository")
+    broken = tmp_path / "broken"
+    shutil.copytree(trained / "model", broken)
+    card = json.loads((broken / "inspection.json").read_text())
+    (broken / "inspection.json").write_text(json.dumps({**card, "size_px": [30, 30]}))  # not a multiple of the net's
+    for version, folder in (("1.0.0", trained / "model"), ("1.1.0", trained / "model"), ("1.2.0", broken)):
+        repo.add_target(f"models/washer-{version}.tgz", make_bundle(folder, tmp_path / f"w{version}.tgz", "washer",
+                                                                    version), version)
+    frames, _ = load_samples(trained / "samples")
+    inspectors = EngineInspectors()
+    updates = UpdateManager(SlotManager(tmp_path / "box"), UpdateSource.from_base(srv.url),
+                            HealthCheck(inspection_factory, frames, HealthConfig(max_p95_latency_ms=10_000)),
+                            inspectors=inspectors)
+    updates.trust_root(repo.trusted_root_path)
+    try:
+        with inspectors.lease() as (inspector, label):
+            assert inspector is None and label is None and not inspectors.ready.is_set()
+        status = updates.apply("models/washer-1.0.0.tgz")
+        assert status.state == "committed", status.detail
+        assert status.health["model"] == "washer@1.0.0" and status.health["frames"] == len(frames)
+        assert inspectors.ref == "washer@1.0.0" and inspectors.ready.is_set()
+        with inspectors.lease() as (inspector, label):
+            assert label == "washer@1.0.0" and inspector.inspect(frames[0]).model == "washer@1.0.0"
+
+        # A candidate that builds and warms but fails the health check (here: an impossible latency bound).
+        updates.health = HealthCheck(inspection_factory, frames, HealthConfig(max_p95_latency_ms=1e-6))
+        status = updates.apply("models/washer-1.1.0.tgz")
+        assert status.state == "rolled_back" and "p95 latency" in status.detail, status.detail
+        assert status.health["model"] == "washer@1.1.0"  # the check ran on the candidate, not on the serving one
+        assert inspectors.ref == "washer@1.0.0" and updates.slots.committed().version == "1.0.0"
+
+        # A candidate the adapter refuses to build: rolled back at the load step.
+        updates.health = HealthCheck(inspection_factory, frames, HealthConfig(max_p95_latency_ms=10_000))
+        status = updates.apply("models/washer-1.2.0.tgz")
+        assert status.state == "rolled_back" and "load failed" in status.detail and "size_px" in status.detail
+        assert inspectors.ref == "washer@1.0.0" and updates.slots.committed().version == "1.0.0"
+        with inspectors.lease() as (inspector, label):
+            assert label == "washer@1.0.0" and inspector.inspect(frames[1]).model == "washer@1.0.0"
+    finally:
+        inspectors.close()
