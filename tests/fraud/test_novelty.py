@@ -1,0 +1,68 @@
+"""The novelty tier: trained on legitimate data only, calibrated, combined by the card's rule, readable reasons."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from npusuite.fraud.features import N_FEATURES
+from npusuite.fraud.novelty import NoveltyModel, NoveltyTrainConfig, train_novelty
+from npusuite.fraud.novelty_rule import NoveltyConfig, NoveltyRule, combined_score
+
+SMALL = NoveltyTrainConfig(epochs=2, hidden=16, bottleneck=4)
+
+
+def _data(n: int = 3000, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, N_FEATURES)).astype(np.float32)
+    y = np.zeros(n, dtype=bool)
+    y[::50] = True
+    return x, y
+
+
+def test_fraud_rows_never_reach_the_model():
+    x, y = _data()
+    a, _ = train_novelty(x, y, SMALL)
+    x2 = x.copy()
+    x2[y] = 1e6  # whatever the fraud rows hold, the model is the same
+    b, _ = train_novelty(x2, y, SMALL)
+    for (name, t1), (_, t2) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        assert torch.equal(t1, t2), name
+
+
+def test_the_card_calibrates_on_legitimate_data_and_an_outlier_exceeds_it():
+    x, y = _data()
+    module, info = train_novelty(x, y, SMALL)
+    q = [info["calibration"]["quantiles"][k] for k in sorted(info["calibration"]["quantiles"], key=float)]
+    assert q == sorted(q) and q[0] > 0
+    card = {**info}
+    model = NoveltyModel(module, "fraud-novelty@1", card, NoveltyConfig.from_card(card))
+    outlier = np.zeros((2, N_FEATURES), dtype=np.float32)
+    outlier[1, :5] = 40.0
+    novelty, groups, feats = model.score(outlier)
+    t = model.config.excess(novelty)
+    assert t[0] < 0 <= t[1] and groups.shape[0] == 2 and feats.shape == (2, N_FEATURES)
+
+
+def test_the_combination_rule_is_monotone_reviews_and_never_declines():
+    review, decline = 0.2, 0.9
+    assert combined_score(0.05, -0.1, review, decline) == 0.05
+    scores = [combined_score(0.05, t, review, decline) for t in (0.0, 0.5, 2.0, 1e6)]
+    assert scores == sorted(scores) and scores[0] == review and scores[-1] < decline
+    assert combined_score(0.95, 3.0, review, decline) == 0.95
+
+
+@pytest.mark.parametrize("card, reason", [
+    ({}, "no calibration quantile"),
+    ({"calibration": {"quantiles": {"0.998": 5.0, "0.9999": 4.0}}}, "increasing"),
+    ({"combination": {"review_quantile": 0.99, "scale_quantile": 0.98}}, "scale_quantile"),
+])
+def test_a_card_without_a_usable_calibration_is_refused(card, reason):
+    with pytest.raises(ValueError, match=reason):
+        NoveltyConfig.from_card(card)
+
+
+def test_the_rule_defaults_are_documented_values():
+    rule = NoveltyRule()
+    assert (rule.rule, rule.review_quantile, rule.scale_quantile) == ("max-review", 0.998, 0.9999)
