@@ -10,6 +10,14 @@ measured in the same run on the same model and prompts:
   the best a non-streaming offline job can do.
 
 Goals (issue 3): at C=16, throughput >= 4x sequential and >= 0.8x offline.
+
+Shared-prefix workload (issue 18): C=16 prompts that all start with one long
+fixed instruction (like the fraud verdict prompts' shared prefix) and end with
+a different transaction each, run through the scheduler with the prefix cache
+off and on, interleaved in the same run.  Goal: first-token time p50 with the
+cache at least 2x faster than without, with identical greedy tokens.
+``--shared-prefix-only`` skips the concurrency levels.  ``--kv-cache static``
+decodes on the static KV cache (graphs where the device class captures them).
 """
 
 from __future__ import annotations
@@ -23,15 +31,17 @@ from platform_common import configure, environment, in_thread, llm_dir, parser, 
 NAME = "platform_llm_batching"
 
 
-def run_platform(lm, texts: list[str], max_tokens: int, max_running: int) -> dict:
+def run_platform(lm, texts: list[str], max_tokens: int, max_running: int, prefix_cache_max_bytes: int = 64 * 2**20,
+                 ) -> dict:
     from npusuite.platform.engine import LLMConfig, LLMScheduler, SamplingParams
 
-    sched = LLMScheduler(lm, LLMConfig(max_running=max_running, max_queue_size=10_000))
+    sched = LLMScheduler(lm, LLMConfig(max_running=max_running, max_queue_size=10_000,
+                                       prefix_cache_max_bytes=prefix_cache_max_bytes))
     params = SamplingParams(max_tokens=max_tokens, ignore_eos=True)
     ids = [lm.encode(t) for t in texts]
     sched.submit(ids[0], SamplingParams(max_tokens=2)).result(600)  # warm
     barrier = threading.Barrier(len(texts))
-    ttft, done, tokens = [], [], [0]
+    ttft, done, tokens, outputs = [], [], [0], [None] * len(texts)
     lock = threading.Lock()
 
     def client(i: int) -> None:
@@ -45,6 +55,7 @@ def run_platform(lm, texts: list[str], max_tokens: int, max_running: int) -> dic
             ttft.append(stream.first_token_s - stream.created_s)
             done.append(time.perf_counter() - t0)
             tokens[0] += len(stream.completion_ids)
+            outputs[i] = list(stream.completion_ids)
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(len(texts))]
     start = time.perf_counter()
@@ -53,9 +64,37 @@ def run_platform(lm, texts: list[str], max_tokens: int, max_running: int) -> dic
     for t in threads:
         t.join()
     wall = time.perf_counter() - start
+    cache = sched.prefix_cache_stats()
     sched.close()
     return {"tokens": tokens[0], "wall_s": wall, "tokens_per_s": tokens[0] / wall, "ttft": summary_ms(ttft),
-            "latency": summary_ms(done)}
+            "latency": summary_ms(done), "prefix_cache": cache, "outputs": outputs}
+
+
+def instruction(n_lines: int = 24) -> str:
+    """A long fixed instruction shared by every prompt (the fraud verdict tier's situation)."""
+    from npusuite.platform.runtime.tiny_llm import default_corpus
+
+    return "you are a fraud analyst. rules: " + " ".join(default_corpus(n_lines=n_lines, seed=99)) + " verdict for: "
+
+
+def run_shared_prefix(lm, concurrency: int, max_tokens: int, rounds: int) -> dict:
+    """Prefix cache off vs on, interleaved rounds; FTT ratio and identical outputs."""
+    texts = [instruction() + t for t in prompts(concurrency)]
+    lengths = [len(lm.encode(t)) for t in texts]
+    off_on = []
+    for _ in range(rounds):
+        off = run_platform(lm, texts, max_tokens, max(64, concurrency), prefix_cache_max_bytes=0)
+        on = run_platform(lm, texts, max_tokens, max(64, concurrency))
+        off_on.append((off, on))
+    ratios = [off["ttft"]["p50_ms"] / on["ttft"]["p50_ms"] for off, on in off_on]
+    off, on = off_on[sorted(range(rounds), key=ratios.__getitem__)[rounds // 2]]
+    identical = all(a["outputs"] == b["outputs"] for a, b in off_on)
+    for r in (off, on):
+        r.pop("outputs")
+    return {"concurrency": concurrency, "prompt_tokens": {"min": min(lengths), "max": max(lengths)},
+            "shared_prefix_tokens": len(lm.encode(instruction())), "without_cache": off, "with_cache": on,
+            "ftt_p50_ratio": statistics.median(ratios), "rounds_ftt_ratio": ratios, "identical_outputs": identical,
+            "goal": 2.0, "met": statistics.median(ratios) >= 2.0 and identical}
 
 
 def run_sequential(lm, texts: list[str], max_tokens: int) -> dict:
@@ -106,6 +145,26 @@ def plot(result: dict, path) -> None:
     fig.savefig(path, dpi=100)
 
 
+def plot_shared_prefix(shared: dict, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    runs = (("without prefix cache", shared["without_cache"]), ("with prefix cache", shared["with_cache"]))
+    for q, shift, color in (("p50_ms", -0.2, "tab:blue"), ("p99_ms", 0.2, "tab:orange")):
+        ax.bar([i + shift for i in range(len(runs))], [r["ttft"][q] for _, r in runs], width=0.4, color=color,
+               label=q.split("_")[0])
+    ax.set_xticks([0, 1], [label for label, _ in runs])
+    ax.set_ylabel("time to first token (ms)")
+    ax.set_title(f"shared prefix of {shared['shared_prefix_tokens']} tokens, C={shared['concurrency']}: "
+                 f"x{shared['ftt_p50_ratio']:.2f}", fontsize=9)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--size", default=None, help="model size: bench (CPU default) or large (GPU default)")
@@ -115,12 +174,16 @@ def main() -> None:
                    help="run the sequential baseline on at most this many requests (its tokens/s does not "
                         "depend on the count)")
     p.add_argument("--rounds", type=int, default=None, help="interleaved rounds per level (median reported)")
+    p.add_argument("--shared-prefix-only", action="store_true", help="run only the shared-prefix workload")
+    p.add_argument("--kv-cache", choices=("dynamic", "static"), default="dynamic",
+                   help="decode path of the platform (static: preallocated slots + graphs where capturable)")
     args = p.parse_args()
     args.rounds = args.rounds or (1 if args.quick else 3)
     configure(args)
     import torch
 
     from npusuite.platform.runtime.causal_lm import CausalLM
+    from npusuite.platform.runtime.kv_cache import StaticKVConfig
 
     gpu = not args.device.startswith("cpu")
     size = args.size or ("large" if gpu else "bench")
@@ -129,12 +192,19 @@ def main() -> None:
                                                                          else [1, 4, 16, 64])
     max_seq = args.max_sequential or (8 if args.quick else 16)
     torch.manual_seed(0)
-    lm = CausalLM.load(llm_dir(size), args.device, "fp32" if not gpu else "bf16")
+    static_kv = StaticKVConfig(max_slots=max(64, *levels), max_tokens=512) if args.kv_cache == "static" else None
+    lm = CausalLM.load(llm_dir(size), args.device, "fp32" if not gpu else "bf16", static_kv=static_kv)
     result = {"benchmark": NAME, "environment": environment(args.device), "quick": args.quick,
               "model": {"size": size, "arch": type(lm.model).__name__, "precision": lm.precision,
-                        "params": sum(p.numel() for p in lm.model.parameters())},
+                        "params": sum(p.numel() for p in lm.model.parameters())}, "kv_cache": lm.kv_layout,
               "max_tokens": max_tokens, "rounds": args.rounds, "levels": []}
-    for c in levels:
+    shared = run_shared_prefix(lm, 16, max_tokens, args.rounds)
+    result["shared_prefix"] = shared
+    print(f"shared prefix ({shared['shared_prefix_tokens']} tokens), C=16: FTT p50 "
+          f"{shared['without_cache']['ttft']['p50_ms']:.0f} ms without the prefix cache, "
+          f"{shared['with_cache']['ttft']['p50_ms']:.0f} ms with it: x{shared['ftt_p50_ratio']:.2f} "
+          f"(goal >= 2), identical outputs: {shared['identical_outputs']}", flush=True)
+    for c in [] if args.shared_prefix_only else levels:
         texts = prompts(c)
         # Rounds interleave the three systems, so load from other processes on a shared machine hits all
         # alike; the round with the median platform throughput is reported, ratios are per-round medians.
@@ -143,6 +213,8 @@ def main() -> None:
             rounds.append({"platform": run_platform(lm, texts, max_tokens, max_running=max(64, c)),
                            "sequential": in_thread(run_sequential, lm, texts[:max_seq], max_tokens),
                            "offline": in_thread(run_offline, lm, texts, max_tokens)})
+        for r in rounds:
+            r["platform"].pop("outputs")
         rounds.sort(key=lambda r: r["platform"]["tokens_per_s"])
         row = {"concurrency": c, **rounds[len(rounds) // 2],
                "rounds_tokens_per_s": [{k: r[k]["tokens_per_s"] for k in ("platform", "sequential", "offline")}
@@ -161,8 +233,11 @@ def main() -> None:
         result["goals"] = {"c16_vs_sequential": at16["ratio_vs_sequential"], "c16_vs_sequential_goal": 4.0,
                            "c16_vs_offline": at16["ratio_vs_offline"], "c16_vs_offline_goal": 0.8,
                            "met": at16["ratio_vs_sequential"] >= 4.0 and at16["ratio_vs_offline"] >= 0.8}
+    result["decode_modes"] = lm.decode_modes
     write(args.out, NAME, result)
-    plot(result, args.out / f"{NAME}.png")
+    if result["levels"]:
+        plot(result, args.out / f"{NAME}.png")
+    plot_shared_prefix(shared, args.out / f"{NAME}_shared_prefix.png")
 
 
 if __name__ == "__main__":
