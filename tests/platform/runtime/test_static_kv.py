@@ -131,3 +131,12 @@ def test_a_failing_row_fails_alone_on_the_static_path(tiny_llm_dir):
         streams[1].result(60)
     assert [streams[i].result(60)[1] for i in (0, 2)] == ["length", "length"]
     sched.close()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
+def test_cuda_graph_decode_matches_the_dynamic_path_on_cuda(tiny_llm_dir):
+    """Unchecked without an accelerator: runs only where torch sees CUDA (bench/device_check.sh)."""
+    dynamic = CausalLM.load(tiny_llm_dir, device="cuda")
+    lm = CausalLM.load(tiny_llm_dir, device="cuda", static_kv=StaticKVConfig(max_slots=8, max_tokens=128))
+    assert _joining_texts(lm) == _joining_texts(dynamic)
+    assert set(lm.decode_modes.values()) == {"graph"}
