@@ -25,7 +25,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
@@ -102,21 +102,26 @@ class Produced:
     acked: int = 0
     #: Record timestamp (ms, CreateTime) of the newest acknowledged record.
     newest_acked_ms: int = 0
+    #: value -> record timestamp (ms) of every acknowledged record (to date the ones a failover lost).
+    acked_ms: dict[bytes, int] = field(default_factory=dict)
 
 
 def paced_produce(bootstrap: str, topic: str, messages: Sequence[tuple[bytes | None, bytes | None]], rate: float,
-                  tick: Callable[[int], bool | None] | None = None, flush_s: float = 120.0) -> Produced:
+                  tick: Callable[[Produced], bool | None] | None = None, flush_s: float = 120.0) -> Produced:
     """Send ``messages`` (key, value) at ``rate`` per second (idempotent, acks=all, Java's key partitioner).
 
-    ``tick(sent)`` is called about every 100 ms (e.g. to kill a broker at a chosen point); when it returns True
-    no more messages are sent, and what was sent gets 2 s to be acknowledged (the cluster may be gone).
+    ``tick(progress)`` (a :class:`Produced`, updated as it goes) is called about every 100 ms (e.g. to kill a
+    broker at a chosen point); when it returns True no more messages are sent, and what was sent gets 2 s to be
+    acknowledged (the cluster may be gone).
     Otherwise every message must be acknowledged within ``flush_s`` (RuntimeError)."""
     out = Produced()
 
     def delivered(err, msg) -> None:
         if err is None:
             out.acked += 1
-            out.newest_acked_ms = max(out.newest_acked_ms, msg.timestamp()[1])
+            ts = msg.timestamp()[1]
+            out.newest_acked_ms = max(out.newest_acked_ms, ts)
+            out.acked_ms[msg.value()] = ts
 
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
                          "linger.ms": 5, "partitioner": "murmur2_random", "logger": logger,
@@ -138,7 +143,7 @@ def paced_produce(bootstrap: str, topic: str, messages: Sequence[tuple[bytes | N
         out.sent += 1
         producer.poll(0)
         if tick is not None and time.monotonic() >= next_tick:
-            if tick(i + 1):
+            if tick(out):
                 stopped = True
                 break
             next_tick = time.monotonic() + 0.1
