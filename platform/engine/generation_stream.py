@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from npusuite.platform.engine.errors import GenerationError
-from npusuite.platform.engine.sampling import SamplingParams
+from npusuite.platform.engine.sampling import SamplingParams, TokenLogprob
 
 _ids = itertools.count(1)
 
@@ -48,6 +48,8 @@ class GenerationStream:
         self.created_s = time.monotonic()
         self.first_token_s: float | None = None
         self.completion_ids: list[int] = []
+        #: with ``params.logprobs``: one TokenLogprob per sampled token, appended before its text is emitted.
+        self.logprobs: list[TokenLogprob] = []
         self.finish_reason: str | None = None
         self.cancelled = threading.Event()
         self._events: queue.Queue[TokenEvent] = queue.Queue()

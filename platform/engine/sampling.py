@@ -16,6 +16,11 @@ Rules:
   temperature and top_p are safe: logits are shifted by their maximum before
   the division (no inf/nan for tiny temperatures) and the top token is always
   kept (no empty distribution for tiny top_p).
+- ``logprobs`` (None, or how many alternatives per token, 0..20) asks for
+  :func:`token_logprobs` per generated token: the chosen token's log
+  probability and the ``logprobs`` most likely tokens, from the model's raw
+  distribution (``log_softmax`` of the logits, before temperature and
+  top_p, as OpenAI reports them).  Computed only when asked.
 - :func:`stop_cut` finds where text must end because of a stop sequence, and
   how much of it is safe to stream now (a suffix that could still grow into a
   stop sequence is held back).
@@ -33,6 +38,8 @@ from npusuite.platform.engine.errors import InvalidParameterError
 MAX_TEMPERATURE = 2.0
 MAX_SEED = 2**63 - 1
 MAX_STOP_SEQUENCES = 16
+#: most alternatives per token (OpenAI's top_logprobs limit).
+MAX_LOGPROBS = 20
 
 
 def _is_int(value) -> bool:
@@ -52,6 +59,8 @@ class SamplingParams:
     seed: int | None = None
     #: keep generating past EOS until max_tokens (benchmarks: equal token counts across systems).
     ignore_eos: bool = False
+    #: None: no logprobs; k: the chosen token's logprob and the k most likely alternatives per token.
+    logprobs: int | None = None
 
     def __post_init__(self) -> None:
         if not _is_int(self.max_tokens) or self.max_tokens < 1:
@@ -67,6 +76,28 @@ class SamplingParams:
         if (not isinstance(self.stop, tuple) or len(self.stop) > MAX_STOP_SEQUENCES
                 or not all(isinstance(s, str) for s in self.stop)):
             raise InvalidParameterError("stop", f"stop must be at most {MAX_STOP_SEQUENCES} strings")
+        if self.logprobs is not None and (not _is_int(self.logprobs) or not 0 <= self.logprobs <= MAX_LOGPROBS):
+            raise InvalidParameterError("logprobs", f"logprobs must be an integer in [0, {MAX_LOGPROBS}], "
+                                                    f"got {self.logprobs!r}")
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """One generated token's log probability and the most likely alternatives ``[(token_id, logprob)]``."""
+
+    token: int
+    logprob: float
+    top: tuple[tuple[int, float], ...] = ()
+
+
+def token_logprobs(logits: torch.Tensor, token: int, k: int) -> TokenLogprob:
+    """Log probabilities from one row of logits [vocab]: the chosen ``token``'s and the top ``k``."""
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    top = ()
+    if k:
+        values, ids = logp.topk(min(k, logp.shape[-1]))
+        top = tuple(zip(ids.tolist(), values.tolist(), strict=True))
+    return TokenLogprob(token, float(logp[token]), top)
 
 
 def make_generator(params: SamplingParams) -> torch.Generator | None:

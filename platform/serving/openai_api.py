@@ -1,8 +1,8 @@
-"""OpenAI-compatible routes for causal LMs: /v1/models, /v1/completions, /v1/chat/completions.
+"""OpenAI-compatible routes for causal LMs: /v1/models[/{id}], /v1/completions, /v1/chat/completions.
 
 Rules:
-- Requests are validated by pydantic models; unknown OpenAI fields are
-  ignored, unsupported values (``n`` > 1) are refused with 400.  Sampling
+- Requests are :mod:`.openai_records`: unknown fields are ignored, known
+  but unsupported features are refused with 400 naming them.  Sampling
   fields are range-checked by :class:`SamplingParams` before anything is
   queued (400 with OpenAI's error object, ``param`` naming the field), and
   ``max_tokens`` plus the prompt must fit the model's context.
@@ -11,12 +11,16 @@ Rules:
   client that disconnects cancels its generation, streaming or not.
 - ``stream: true`` answers server-sent events, one ``data:`` JSON chunk per
   text piece, then ``data: [DONE]``; the chunk shapes are OpenAI's, so the
-  ``openai`` client parses them.  A client that disconnects cancels its
-  generation (its rows leave the running batch at the next step).  A
-  generation that fails after the 200 header went out ends the stream with
-  an OpenAI error object as its last ``data:`` chunk.
-- Defaults follow OpenAI: temperature 1.0, top_p 1.0, max_tokens 16 for
-  completions; chat uses ``max_completion_tokens`` or ``max_tokens`` (default 256).
+  ``openai`` client parses them.  With ``stream_options.include_usage`` every
+  chunk carries ``"usage": null`` and one last chunk before ``[DONE]`` has
+  empty ``choices`` and the ``usage``.  A generation that fails after the
+  200 header went out ends the stream with an OpenAI error object as its
+  last ``data:`` chunk.
+- ``logprobs`` (chat: ``logprobs``/``top_logprobs``; completions: ``logprobs``)
+  come from the engine per generated token (:mod:`.openai_logprobs`); a
+  streamed chunk carries those of the tokens sampled since the previous chunk.
+- ``created`` of a model is its manifest's creation time; of a completion,
+  the time it was made (Unix seconds).
 """
 
 from __future__ import annotations
@@ -25,53 +29,21 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime
+from functools import partial
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
 
 from npusuite.platform.engine.errors import GenerationError, InvalidParameterError
 from npusuite.platform.engine.generation_stream import GenerationStream
-from npusuite.platform.engine.sampling import SamplingParams
-from npusuite.platform.repository.names import NAME_PATTERN, check_name
+from npusuite.platform.errors import NotFoundError
+from npusuite.platform.repository.names import check_name
 from npusuite.platform.serving.client_wait import until_done_or_gone
+from npusuite.platform.serving.openai_logprobs import chat_logprobs, completion_logprobs
+from npusuite.platform.serving.openai_records import ChatRequest, CompletionRequest
 
 router = APIRouter()
-
-
-class _Common(BaseModel):
-    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
-    model: str = Field(pattern=NAME_PATTERN, max_length=128)
-    temperature: float = Field(1.0, ge=0, le=2)
-    top_p: float = Field(1.0, gt=0, le=1)
-    stop: str | list[str] | None = None
-    stream: bool = False
-    seed: int | None = None
-    n: int = 1
-
-    def params(self, max_tokens: int) -> SamplingParams:
-        if self.n != 1:
-            raise InvalidParameterError("n", "only n=1 is supported")
-        stops = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
-        return SamplingParams(max_tokens=max_tokens, temperature=self.temperature, top_p=self.top_p,
-                              stop=stops, seed=self.seed)
-
-
-class CompletionRequest(_Common):
-    prompt: str | list[str]
-    max_tokens: int | None = Field(None, ge=1, le=4096)
-
-
-class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
-    role: str
-    content: str
-
-
-class ChatRequest(_Common):
-    messages: list[ChatMessage] = Field(min_length=1)
-    max_tokens: int | None = Field(None, ge=1, le=4096)
-    max_completion_tokens: int | None = Field(None, ge=1, le=4096)
 
 
 def _llm(request: Request, name: str):
@@ -113,11 +85,50 @@ async def _result(request: Request, stream: GenerationStream) -> tuple[str, str]
     return await until_done_or_gone(request, stream.result_async(), stream.cancel)
 
 
+def _created(engine) -> int:
+    """The model version's creation time (manifest ``created``, ISO 8601) in Unix seconds."""
+    try:
+        return int(datetime.fromisoformat(engine.version.manifest.created.replace("Z", "+00:00")).timestamp())
+    except (ValueError, AttributeError):
+        return 0
+
+
+def _model(engine) -> dict:
+    return {"id": engine.name, "object": "model", "created": _created(engine), "owned_by": "npusuite",
+            "root": engine.ref}
+
+
 @router.get("/v1/models")
 def list_models(request: Request) -> dict:
-    data = [{"id": e.name, "object": "model", "created": 0, "owned_by": "npusuite", "root": e.ref}
-            for e in request.app.state.manager.loaded() if e.is_llm]
-    return {"object": "list", "data": data}
+    return {"object": "list", "data": [_model(e) for e in request.app.state.manager.loaded() if e.is_llm]}
+
+
+@router.get("/v1/models/{model}")
+def retrieve_model(request: Request, model: str) -> dict:
+    try:
+        return _model(_llm(request, model))
+    except InvalidParameterError:  # loaded, but not a causal LM: not a model of this API
+        raise NotFoundError(f"the model {model!r} does not exist") from None
+
+
+class _Chunks:
+    """Shared pieces of one streamed answer: the usage chunk and each chunk's share of the logprobs."""
+
+    def __init__(self, body, stream: GenerationStream, base: dict):
+        self.body, self.stream, self.base, self.sent = body, stream, base, 0
+
+    def chunk(self, choice: dict) -> dict:
+        return {**self.base, "choices": [choice], **({"usage": None} if self.body.include_usage else {})}
+
+    def new_logprobs(self, fmt, decode) -> dict | None:
+        if self.stream.params.logprobs is None:
+            return None
+        end = len(self.stream.completion_ids)
+        start, self.sent = self.sent, max(self.sent, end)
+        return fmt(self.stream, decode, start, end)
+
+    def usage(self) -> list[dict]:
+        return [{**self.base, "choices": [], "usage": _usage(self.stream)}] if self.body.include_usage else []
 
 
 @router.post("/v1/completions")
@@ -126,48 +137,62 @@ async def completions(request: Request, body: CompletionRequest):
     if isinstance(body.prompt, list) and len(body.prompt) != 1:
         raise InvalidParameterError("prompt", "prompt must be one string (or a list with exactly one)")
     prompt = body.prompt if isinstance(body.prompt, str) else body.prompt[0]
-    stream = engine.generate(prompt, body.params(16 if body.max_tokens is None else body.max_tokens))
+    params = body.params()
+    decode = engine.runtime.decode_ids
+    stream = engine.generate(prompt, params)
     cid, created = f"cmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+    base = {"id": cid, "object": "text_completion", "created": created, "model": body.model,
+            "system_fingerprint": stream.model_ref}
     if body.stream:
+        out = _Chunks(body, stream, base)
+
         async def chunks() -> AsyncIterator[dict]:
+            offset = 0
             async for ev in stream.aiter():
                 _check_error(ev)
                 if ev.text or ev.finish_reason:
-                    yield {"id": cid, "object": "text_completion", "created": created, "model": body.model,
-                           "choices": [{"index": 0, "text": ev.text, "logprobs": None,
-                                        "finish_reason": _finish(ev.finish_reason) if ev.finish_reason else None}]}
+                    lps = out.new_logprobs(partial(completion_logprobs, offset=offset), decode)
+                    offset += len(ev.text)
+                    yield out.chunk({"index": 0, "text": ev.text, "logprobs": lps,
+                                     "finish_reason": _finish(ev.finish_reason) if ev.finish_reason else None})
+            for chunk in out.usage():
+                yield chunk
         return StreamingResponse(_sse(chunks(), stream), media_type="text/event-stream")
     text, reason = await _result(request, stream)
-    return {"id": cid, "object": "text_completion", "created": created, "model": body.model,
-            "system_fingerprint": stream.model_ref,
-            "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": _finish(reason)}],
+    lps = completion_logprobs(stream, decode) if params.logprobs is not None else None
+    return {**base, "choices": [{"index": 0, "text": text, "logprobs": lps, "finish_reason": _finish(reason)}],
             "usage": _usage(stream)}
 
 
 @router.post("/v1/chat/completions")
 async def chat_completions(request: Request, body: ChatRequest):
     engine = _llm(request, body.model)
-    prompt = engine.runtime.chat_prompt([m.model_dump() for m in body.messages])
-    max_tokens = body.max_completion_tokens or body.max_tokens or 256
-    stream = engine.generate(prompt, body.params(max_tokens))
+    params = body.params()
+    decode = engine.runtime.decode_ids
+    stream = engine.generate(engine.runtime.chat_prompt([m.model_dump() for m in body.messages]), params)
     cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
     if body.stream:
+        out = _Chunks(body, stream, {"id": cid, "object": "chat.completion.chunk", "created": created,
+                                     "model": body.model, "system_fingerprint": stream.model_ref})
+
         async def chunks() -> AsyncIterator[dict]:
-            base = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": body.model,
-                    "system_fingerprint": stream.model_ref}
-            yield {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
-                                        "finish_reason": None}]}
+            yield out.chunk({"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
+                             "finish_reason": None})
             async for ev in stream.aiter():
                 _check_error(ev)
                 if ev.text:
-                    yield {**base, "choices": [{"index": 0, "delta": {"content": ev.text}, "finish_reason": None}]}
+                    yield out.chunk({"index": 0, "delta": {"content": ev.text},
+                                     "logprobs": out.new_logprobs(chat_logprobs, decode), "finish_reason": None})
                 if ev.finish_reason:
-                    yield {**base, "choices": [{"index": 0, "delta": {},
-                                                "finish_reason": _finish(ev.finish_reason)}]}
+                    yield out.chunk({"index": 0, "delta": {}, "logprobs": out.new_logprobs(chat_logprobs, decode),
+                                     "finish_reason": _finish(ev.finish_reason)})
+            for chunk in out.usage():
+                yield chunk
         return StreamingResponse(_sse(chunks(), stream), media_type="text/event-stream")
     text, reason = await _result(request, stream)
+    lps = chat_logprobs(stream, decode) if params.logprobs is not None else None
     return {"id": cid, "object": "chat.completion", "created": created, "model": body.model,
             "system_fingerprint": stream.model_ref,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": lps,
                          "finish_reason": _finish(reason)}],
             "usage": _usage(stream)}
