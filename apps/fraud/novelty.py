@@ -195,11 +195,12 @@ def train_novelty(x: np.ndarray, y: np.ndarray, config: NoveltyTrainConfig = Nov
         lo, hi = np.quantile(decoded(name, legit[:, j]), [0.05, 0.95])
         ranges[name] = [round(float(lo), 4), round(float(hi), 4)]
     logger.info("novelty model trained on %d legitimate rows (final loss %.4f); calibrated on %d: %s", len(fit),
-                float(loss), len(cal), quantiles)
+                float(loss.detach()), len(cal), quantiles)
     return module, {"calibration": {"rows": len(cal), "quantiles": quantiles}, "feature_ranges": ranges,
                     "combination": rule.model_dump(), "groups": {g: list(v) for g, v in NOVELTY_GROUPS.items()},
-                    "training": {"rows_fit": len(fit), "final_loss": round(float(loss), 5), "hidden": config.hidden,
-                                 "bottleneck": config.bottleneck, "epochs": config.epochs, "seed": config.seed}}
+                    "training": {"rows_fit": len(fit), "final_loss": round(float(loss.detach()), 5),
+                                 "hidden": config.hidden, "bottleneck": config.bottleneck, "epochs": config.epochs,
+                                 "seed": config.seed}}
 
 
 def save_novelty_model(module: NoveltyAE, out_dir: Path, card: dict) -> Path:
