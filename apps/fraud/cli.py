@@ -186,13 +186,14 @@ def evaluate(
     from npusuite.fraud.datasets import merge_labels, read_labels, read_scores
     from npusuite.fraud.evaluation import evaluate as run_evaluation
 
-    merged = merge_labels([read_labels(p) for p in labels])
     if leave_out is not None:
+        merged = merge_labels([read_labels(p) for p in labels])
         report = _leave_out(leave_out, data, merged, train_days, alert_budget, epochs, seed, plot, scores)
     else:
         if scores is None:
             raise UserError("--scores is required (or run the leave-one-typology-out protocol with --leave-out)")
-        report = run_evaluation(read_scores(scores), merged, plot=plot)
+        rows = read_scores(scores)  # before the labels: a broken scores file is named first
+        report = run_evaluation(rows, merge_labels([read_labels(p) for p in labels]), plot=plot)
     text = json.dumps(report, indent=2)
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)

@@ -131,7 +131,7 @@ def measure(p: np.ndarray, test: Part, left_out: str, budget: float) -> dict:
     alerted = np.zeros(len(p), dtype=bool)
     alerted[np.argsort(-p, kind="stable")[:k]] = True
     y = test.y
-    by_type = {t: round(float(alerted[test.types == t].mean()), 4) for t in sorted(set(test.types[y]) - {""})}
+    by_type = {str(t): round(float(alerted[test.types == t].mean()), 4) for t in sorted(set(test.types[y]) - {""})}
     out = {"average_precision": round(float(average_precision_score(y, p)), 4) if 0 < y.sum() < len(y) else None,
            "recall_at_budget": round(float(alerted[y].sum() / max(1, y.sum())), 4),
            "left_out_recall_at_budget": by_type.get(left_out) if left_out != NONE else None,
