@@ -221,8 +221,12 @@ def run(
         "the summary.  It costs its own forward pass per batch.")),
     shadow_report: Path | None = typer.Option(None, "--shadow-report", help="Also write the agreement as JSON "
                                               "here when the line stops (with --shadow)."),
+    allow_no_plc: bool = typer.Option(False, "--allow-no-plc", help="Exit 0 even when no reject signal ever "
+                                      "reached the PLC/broker (a dry run without one); by default that exits 2."),
 ) -> None:
-    """Run a live line: capture, inspect, signal rejects, archive NG, post NG for review; Ctrl-C stops."""
+    """Run a live line: capture, inspect, signal rejects, archive NG, post NG for review; Ctrl-C stops.
+
+    Exits 2 when reject signals were due and not one reached --modbus/--mqtt (unless --allow-no-plc)."""
     from npusuite.inspection.archive import ArchiveConfig, NgArchive
     from npusuite.inspection.line import EngineInspectors, InspectionLine, LineConfig
     from npusuite.inspection.reject import RejectConfig, RejectSignaller
@@ -299,6 +303,10 @@ def run(
             challenger.write_report(shadow_report)
     logger.info("line %s stopped: %s", line, json.dumps(summary))
     print(json.dumps({"summary": summary}), file=sys.stderr)
+    reject_stats = signaller.stats()
+    if reject_stats.never_worked() and not allow_no_plc:
+        raise UserError(f"no reject signal reached the line: all {reject_stats.send_errors} sends to "
+                        f"{modbus or mqtt} failed (is the PLC reachable? --allow-no-plc to run without one)")
 
 
 @app.command("plc-sim")

@@ -5,8 +5,11 @@ coils 0..63 (and as many holding registers) for device id 1 and appends one
 JSON line per coil write to ``--log``: ``{"t": epoch_s, "address": int,
 "value": bool}``; ``t`` is the server's clock when the write arrived, so a
 test (or the demo) can check that the reject coil was set for a part within
-its window.  It prints ``READY <port>`` once it listens.  Used by the demo and
-the tests; a real line talks to its real PLC instead.
+its window.  It prints ``READY <port>`` only once it listens; when it cannot
+(a taken port, an address this host does not have) it prints nothing on
+stdout and fails with one line (``UserError``: exit 2 from ``npusuite
+inspection plc-sim``; ``npusuite: error: ...`` and exit 2 as a module).  Used
+by the demo and the tests; a real line talks to its real PLC instead.
 """
 
 from __future__ import annotations
@@ -15,8 +18,11 @@ import argparse
 import asyncio
 import json
 import logging
+import sys
 import time
 from pathlib import Path
+
+from npusuite.platform.errors import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -51,10 +57,12 @@ def main(argv: list[str] | None = None) -> None:
     async def serve() -> None:
         server = ModbusTcpServer(_device(args.log, args.coils), address=(args.host, args.port))
         task = asyncio.create_task(server.serve_forever())
-        for _ in range(100):
-            if server.transport is not None:
-                break
-            await asyncio.sleep(0.05)
+        while server.transport is None:  # READY means listening: wait for the bind, or for its failure
+            if task.done():
+                logger.debug("plc-sim listen failed: %s", task.exception())  # retrieved: asyncio stays quiet
+                raise UserError(f"plc-sim cannot listen on {args.host}:{args.port}: the port is in use or the "
+                                f"address is not this host's (choose another --port/--host)")
+            await asyncio.sleep(0.02)
         print(f"READY {args.port}", flush=True)
         await task
 
@@ -66,4 +74,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except UserError as exc:
+        print(f"npusuite: error: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -19,7 +19,9 @@ Rules:
   one JSON message per signal (QoS 1) on ``mqtt_topic``.
 * Signals are sent from one sender thread in order, so a slow PLC link never
   stalls inspection; a failed send is logged, counted (``send_errors``) and
-  retried on the next signal with a fresh connection.
+  retried on the next signal with a fresh connection.  Successful sends are
+  counted too (``sends_ok``), so :meth:`RejectStats.never_worked` can tell a
+  line whose reject path failed for every part.
 """
 
 from __future__ import annotations
@@ -165,7 +167,12 @@ class RejectStats:
     rejects_failsafe: int = 0
     late_verdicts: int = 0
     send_errors: int = 0
+    sends_ok: int = 0
     sent: list[RejectEvent] = field(default_factory=list, repr=False)
+
+    def never_worked(self) -> bool:
+        """Signals were due and not one of them reached an output."""
+        return self.send_errors > 0 and self.sends_ok == 0
 
 
 def default_outputs(cfg: RejectConfig) -> list[RejectOutput]:
@@ -275,6 +282,8 @@ class RejectSignaller:
             for out in self.outputs:
                 try:
                     out.send(event)
+                    with self._lock:
+                        self._stats.sends_ok += 1
                 except Exception as exc:
                     with self._lock:
                         self._stats.send_errors += 1

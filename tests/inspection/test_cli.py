@@ -142,3 +142,44 @@ def test_score_of_a_partly_bad_folder_writes_every_result_in_file_order_and_exit
     skipped = {x["image"]: x["reason"] for x in lines if x.get("skipped")}
     assert set(skipped) == {"1_bomb.png", "2_text.png"} and "20000 x 20000 px" in skipped["1_bomb.png"]
     assert all(0.0 <= x["score"] <= 1.0 for x in lines if not x.get("skipped"))
+
+
+def _dead_port() -> int:
+    import socket
+
+    with socket.socket() as s:  # bound then closed: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_run_exits_2_when_no_reject_signal_ever_reached_the_plc_unless_allowed(tiny_model: Path, small_data: Path,
+                                                                                tmp_path: Path, cli):
+    port = _dead_port()
+    # fail-safe with a 1 ms window: every part is due a reject signal, and the PLC is not there
+    base = ["run", "--source", str(small_data / "washer"), "--model", str(tiny_model), "--as-fast-as-possible",
+            "--max-frames", "4", "--modbus", f"127.0.0.1:{port}", "--fail-safe", "--window-ms", "1",
+            "--results", str(tmp_path / "results.jsonl")]
+    failed = cli(*base)
+    assert failed.returncode == 2, failed.stderr[-2000:]
+    assert failed.stderr.strip().splitlines()[-1].startswith(
+        "npusuite: error: no reject signal reached the line: all ")
+    assert f"127.0.0.1:{port} failed" in failed.stderr and "--allow-no-plc" in failed.stderr
+    allowed = cli(*base, "--allow-no-plc")
+    assert allowed.returncode == 0, allowed.stderr[-2000:]
+
+
+def test_plc_sim_on_a_taken_port_fails_without_ready():
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run([sys.executable, "-m", "npusuite.platform", "inspection", "plc-sim", "--port", str(port)],
+                              capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "READY" not in proc.stdout, (proc.stdout, proc.stderr)
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"npusuite: error: plc-sim cannot listen on 127.0.0.1:{port}: the port is in use or the address is not "
+        "this host's (choose another --port/--host)")
