@@ -57,6 +57,7 @@ from npusuite.edge.rollout import RolloutPlan
 from npusuite.platform.errors import NotFoundError, SchemaError, UserError
 from npusuite.platform.records import load_json_object, validation_reason
 from npusuite.platform.sd_notify import SdNotify
+from npusuite.platform.serving.body_limits import read_capped_body
 
 logger = logging.getLogger(__name__)
 
@@ -116,23 +117,10 @@ class CampaignBody(_Body):
 B = TypeVar("B", bound=_Body)
 
 
-async def _read_body(request: Request) -> bytes:
-    """The raw body; 413 past MAX_BODY_BYTES, before more of it is read than that."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise HTTPException(413, f"body larger than {MAX_BODY_BYTES} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise HTTPException(413, f"body larger than {MAX_BODY_BYTES} bytes")
-    return bytes(body)
-
-
 def json_body(model: type[B]):
     """A dependency giving the body as ``model``: 413 too large, 400 not an acceptable JSON object, 422 a bad field."""
     async def parse(request: Request) -> B:
-        raw = await _read_body(request)
+        raw = await read_capped_body(request, MAX_BODY_BYTES)
         try:
             data = load_json_object(raw or b"{}", max_bytes=MAX_BODY_BYTES)
         except SchemaError as exc:

@@ -76,3 +76,22 @@ class BodyLimit:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+async def read_capped_body(request, limit: int) -> bytes:
+    """A route's raw body, for apps without the :class:`BodyLimit` middleware.
+
+    Raises FastAPI's ``HTTPException(413)`` from ``Content-Length`` when the client declares more
+    than ``limit`` bytes, else as soon as the bytes read pass it (the rest is not read).
+    """
+    from fastapi import HTTPException
+
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"body larger than {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise HTTPException(413, f"body larger than {limit} bytes")
+    return bytes(body)

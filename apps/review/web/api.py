@@ -28,6 +28,7 @@ from starlette.concurrency import run_in_threadpool
 
 from npusuite.platform.errors import SchemaError
 from npusuite.platform.records import load_json_object
+from npusuite.platform.serving.body_limits import read_capped_body
 from npusuite.review import accounts, cases, ingest, supervision
 from npusuite.review.models import CaseImage
 from npusuite.review.web.deps import MAX_ID, ApiUser, ApiWriter, CaseId, Db, Offset
@@ -39,16 +40,7 @@ router = APIRouter()
 
 async def _body(request: Request) -> bytes:
     """The raw body, refused with 413 past the limit before more of it is read than the limit."""
-    limit = request.app.state.cfg.max_ingest_bytes
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413, f"body larger than {limit} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise HTTPException(413, f"body larger than {limit} bytes")
-    return bytes(body)
+    return await read_capped_body(request, request.app.state.cfg.max_ingest_bytes)
 
 
 def _parse(parse, body: bytes, limit: int):
