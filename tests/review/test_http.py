@@ -265,3 +265,16 @@ def test_failed_logins_count_across_review_processes(live):
     finally:
         other.terminate()
         other.wait(30)
+
+
+def test_the_case_page_names_the_analyst_rules_that_fired(live, mk):
+    """A scorer's ``rules_fired`` travels in the alert and is listed on the case page (escaped as text)."""
+    alert = {**mk.alert(), "rules_fired": ["atm-abroad-burst", "<b>odd</b>"]}
+    made = mk.ingest(live, "/api/ingest/fraud-alerts", alert)
+    assert made.status_code in (200, 201), made.text
+    page = mk.login(live, "alice").get(f"/cases/{made.json()['case_id']}")
+    assert page.status_code == 200
+    fired = page.text.split('id="rules-fired"', 1)[1].split("</p>", 1)[0]
+    assert "atm-abroad-burst" in fired and "&lt;b&gt;odd&lt;/b&gt;" in fired
+    plain = mk.ingest(live, "/api/ingest/fraud-alerts", mk.alert()).json()
+    assert 'id="rules-fired"' not in mk.login(live, "alice").get(f"/cases/{plain['case_id']}").text
