@@ -71,6 +71,20 @@ class _InPlaceTieredScorer(TieredScorer):
         return feats, states
 
 
+class _InputRecorder:
+    """The champion's fast model, keeping the feature matrix of its last pass (what the challenger is fed)."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+        self.ref = model.ref
+        self.card = model.card
+        self.x: np.ndarray | None = None
+
+    def contributions(self, x: np.ndarray):
+        self.x = x
+        return self.model.contributions(x)
+
+
 class BatchedVerdict:
     """The tiered scorer's ``VerdictModel``: the LLM engine's own batcher (bounded, deadline-aware).
 
@@ -140,7 +154,8 @@ class LiveScorer:
             app: FastApp = leases.enter_context(self.fast.lease()).app  # built, checked and warmed before the switch
             novelty = leases.enter_context(self.novelty.lease()).app if self.novelty is not None else None
             rules = leases.enter_context(self.rules.lease()).app if self.rules is not None else None
-            scored = _InPlaceTieredScorer(app.model, self.llm, app.config, novelty=novelty,
+            recorder = _InputRecorder(app.model) if self.shadow is not None else None
+            scored = _InPlaceTieredScorer(recorder or app.model, self.llm, app.config, novelty=novelty,
                                           rules=rules).score_batch(items)
         self._observe_tiers(novelty, rules, scored)
         ref = app.ref
@@ -149,8 +164,8 @@ class LiveScorer:
                 self.metrics.swaps.labels(ref).inc()
             logger.info("scoring with %s (thresholds %s)", ref, app.config)
             self._last_ref = ref
-        if self.shadow is not None:
-            self.shadow.score(scored)  # after the champion: same feature rows, never raises
+        if self.shadow is not None and recorder is not None:
+            self.shadow.score(scored, recorder.x)  # the champion's own feature matrix; never raises
         return scored  # ScoredTransaction has every attribute of the processor's ScoreResult
 
     def _observe_tiers(self, novelty, rules, scored: Sequence[ScoredTransaction]) -> None:

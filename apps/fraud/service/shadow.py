@@ -37,13 +37,15 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from npusuite.fraud.service.adapters import FastApp, FraudFastAdapter
 from npusuite.platform.contracts.score import Decision, score_fields
 from npusuite.platform.errors import UserError
+
+if TYPE_CHECKING:  # the processor imports this module's keys; it stays free of torch
+    from npusuite.fraud.service.adapters import FastApp
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +75,7 @@ class ShadowScorer:
     def open(cls, reference: str, root, champion_name: str) -> ShadowScorer:
         """Open the challenger, following its alias.  Raises UserError (unknown alias, a version the adapter
         refuses: SwapError) so ``fraud run --shadow`` fails at start-up, not silently."""
+        from npusuite.fraud.service.adapters import FraudFastAdapter
         from npusuite.platform.engine import ModelEngine
 
         if root is None:
@@ -86,14 +89,16 @@ class ShadowScorer:
     def ref(self) -> str | None:
         return self.engine.ref
 
-    def score(self, scored: Sequence[Any]) -> None:
+    def score(self, scored: Sequence[Any], x: np.ndarray | None = None) -> None:
         """Put the challenger's ``ScoreFields`` in ``extras[SHADOW]`` of each champion result (``features``,
-        ``fields``, ``extras`` attributes), or mark it ``extras[SHADOW_SKIPPED]``.  Never raises."""
+        ``fields``, ``extras`` attributes), or mark it ``extras[SHADOW_SKIPPED]``.  ``x``: the champion's own
+        feature matrix of these rows (else rebuilt from each result's ``features``).  Never raises."""
         if not scored:
             return
         started = time.perf_counter()
         try:
-            x = np.array([s.features.values for s in scored], dtype=np.float32)
+            if x is None or len(x) != len(scored):
+                x = np.array([s.features.values for s in scored], dtype=np.float32)
             with self.engine.lease() as lease:
                 app: FastApp = lease.app
                 probs = np.asarray(app.model.predict(x)).reshape(-1).tolist()
