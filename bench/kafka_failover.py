@@ -20,7 +20,8 @@ The broker session timeout (Kafka's default, 9 s) is most of the stall: a
 killed broker leads its partitions, and coordinates its transactions, until the
 controller fences it.
 
-Writes ``bench/out/kafka_failover.json`` and ``bench/out/kafka_failover.png``.
+Writes ``bench/out/kafka_failover.json``, ``bench/out/kafka_failover.png`` and the scorer's log
+``bench/out/kafka_failover-scorer.log``.
 Usage: ``python bench/kafka_failover.py [--transactions 60000] [--rate 2000] [--down-s 10]``.
 """
 
@@ -102,7 +103,9 @@ def run(args: argparse.Namespace, work: Path) -> dict:
         thread.start()
         started = time.monotonic()
         paced_produce(cluster.bootstrap, "tx", msgs, args.rate)
-        clock.wait_for(len(msgs), timeout_s=600)
+        deadline = time.monotonic() + 600
+        while clock.count < len(msgs) and scorer.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
         thread.join(300)
         time.sleep(3)  # any extra (duplicate) score would arrive now
         clock.close()
@@ -131,6 +134,9 @@ def run(args: argparse.Namespace, work: Path) -> dict:
             scorer.terminate()
             scorer.wait(60)
         cluster.down()
+        if (work / "scorer.log").exists():  # kept: the scorer's own account of the failover
+            args.out.mkdir(parents=True, exist_ok=True)
+            (args.out / "kafka_failover-scorer.log").write_bytes((work / "scorer.log").read_bytes())
 
 
 def plot(result: dict, path: Path) -> None:
