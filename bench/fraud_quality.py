@@ -23,8 +23,8 @@ With ``--leave-out`` it writes the leave-one-typology-out table instead (issue 1
 :mod:`npusuite.fraud.leave_out`; ``fraud_quality_leave_out.json`` / ``.png``): for nothing left out and for
 each typology left out in turn, on the same time split, the supervised fast model without learned
 categorical risk, with it, and the gradient-boosting baseline ("balanced") on the plain features
-below, all in one run.  Columns for the novelty tier and analysts' rules are added by
-:data:`EXTRA_METHODS` providers when those modules exist; the JSON and PNG say when they did not.
+below, the supervised model with the novelty tier, and with the novelty tier and a generic example rule set
+(:mod:`npusuite.fraud.leave_out_tiers`), all in one run; :data:`EXTRA_METHODS` adds more columns.
 """
 
 from __future__ import annotations
@@ -91,10 +91,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--llm-steps", type=int, default=200)
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--leave-out", action="store_true", help="write the leave-one-typology-out table only")
+    ap.add_argument("--risk-ab", action="store_true", help="supervised without vs with learned categorical risk, "
+                    "all typologies present, one generated stream per --seeds")
+    ap.add_argument("--seeds", type=int, nargs="+", default=None, help="--risk-ab: seeds (default: --seed)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     accounts = args.accounts or (800 if args.quick else 2000)
     days = args.days or (30 if args.quick else 45)
+    if args.risk_ab:
+        return run_risk_ab(accounts, days, args.seeds or [args.seed], args.out)
     if args.leave_out:
         return run_table(GeneratorConfig(accounts=accounts, days=days, seed=args.seed), args.out, args.quick)
     timings: dict[str, float] = {}
@@ -189,11 +194,19 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if result["goals"]["ap_goal_met"] and result["goals"]["recall_goal_met"] else 1
 
 
-#: Extra columns for the leave-one-typology-out table: (name, Method) pairs, e.g. the novelty tier and
-#: analysts' rules (``npusuite.fraud.leave_out.Method``: ``fit_predict(train, test) -> scores``).
+#: Extra columns for the leave-one-typology-out table: (name, Method) pairs
+#: (``npusuite.fraud.leave_out.Method``: ``fit_predict(train, test) -> scores``), after the built-in ones.
 EXTRA_METHODS: list = []
-MISSING_NOTE = ("supervised + novelty and supervised + novelty + rules: not in this run (the novelty tier and "
-                "rules were not committed when this table was built; add them to EXTRA_METHODS)")
+
+
+def tier_methods(seed: int) -> list:
+    """"supervised + novelty" and "supervised + novelty + rules" (the generic example rules), sharing one
+    fast and one novelty model per fold (:mod:`npusuite.fraud.leave_out_tiers`)."""
+    from npusuite.fraud.leave_out_tiers import EXAMPLE_RULES, Tiers
+    from npusuite.fraud.novelty import NoveltyTrainConfig
+
+    tiers = Tiers(FastTrainConfig(seed=seed), NoveltyTrainConfig(seed=seed))
+    return [tiers.method("supervised + novelty"), tiers.method("supervised + novelty + rules", EXAMPLE_RULES)]
 
 
 @dataclass(frozen=True)
@@ -227,15 +240,17 @@ def run_table(gen_cfg: GeneratorConfig, out: Path, quick: bool) -> int:
     fast = FastTrainConfig(seed=gen_cfg.seed)
     methods = [lo.FastMethod("supervised", with_risk=False, fast=fast),
                lo.FastMethod("supervised + categorical risk", fast=fast),
-               *(m for _, m in EXTRA_METHODS), HgbMethod("baseline HGB, 8 plain features", gen_cfg.seed)]
+               *tier_methods(gen_cfg.seed), *(m for _, m in EXTRA_METHODS),
+               HgbMethod("baseline HGB, 8 plain features", gen_cfg.seed)]
     typologies = [lo.NONE, *(t.value for t in GENERATED_TYPOLOGIES)]
     report = lo.leave_out(txs, labels, until, typologies, methods, 0.01).as_dict()
-    note = None if EXTRA_METHODS else MISSING_NOTE
+    note = ("rules: a generic example set written from the features' documented meaning, not from left-out "
+            "results (npusuite.fraud.leave_out_tiers.EXAMPLE_RULES)")
     result = {"benchmark": "fraud_quality_leave_out",
               "config": {"accounts": gen_cfg.accounts, "days": gen_cfg.days, "seed": gen_cfg.seed, "quick": quick,
                          "fraud_rate": gen_cfg.fraud_rate, "split": f"time: train before {until.isoformat()}",
                          "left_out": "fraudulent transactions of the typology removed from training"},
-              **report, "missing_columns": note,
+              **report, "note": note,
               "ratios_vs_supervised": {m: _ratio(report["mean_left_out_recall"], m, "supervised")
                                        for m in report["mean_left_out_recall"]},
               "wall_s": round(time.perf_counter() - t0, 1),
@@ -248,6 +263,66 @@ def run_table(gen_cfg: GeneratorConfig, out: Path, quick: bool) -> int:
     print(json.dumps({"mean_left_out_recall": report["mean_left_out_recall"], "ap_nothing_left_out": all_in},
                      indent=2))
     return 0
+
+
+def run_risk_ab(accounts: int, days: int, seeds: list[int], out: Path) -> int:
+    """Issue 19's "do no harm": AP and recall at 1% with every typology present, the supervised model
+    without and with learned categorical risk, same split and seed per stream (the leave-out protocol's
+    ``none`` fold).  Writes ``fraud_quality_risk.json`` / ``.png``."""
+    from npusuite.fraud import leave_out as lo
+
+    t0 = time.perf_counter()
+    per_seed: dict[str, dict] = {}
+    for seed in seeds:
+        gen_cfg = GeneratorConfig(accounts=accounts, days=days, seed=seed)
+        rows, label_rows = generate(gen_cfg, progress=False)
+        txs = [parse_transaction(r) for r in rows]
+        labels = {lab["transaction_id"]: Label.model_validate(lab) for lab in label_rows}
+        until = gen_cfg.start + timedelta(days=days * 2 / 3)
+        fast = FastTrainConfig(seed=seed)
+        methods = [lo.FastMethod("supervised, no categorical risk", with_risk=False, fast=fast),
+                   lo.FastMethod("supervised + categorical risk", fast=fast)]
+        report = lo.leave_out(txs, labels, until, [lo.NONE], methods, 0.01).as_dict()
+        per_seed[str(seed)] = {"sizes": report["sizes"][lo.NONE],
+                               **{m: {k: r[k] for k in ("average_precision", "recall_at_budget",
+                                                        "recall_by_type_at_budget")}
+                                  for m, r in report["results"][lo.NONE].items()}}
+        logger.info("seed %d: %s", seed, {m: per_seed[str(seed)][m]["average_precision"] for m in report["results"][
+            lo.NONE]})
+    names = [m for m in next(iter(per_seed.values())) if m != "sizes"]
+    mean = {m: {k: round(float(np.mean([r[m][k] for r in per_seed.values()])), 4)
+                for k in ("average_precision", "recall_at_budget")} for m in names}
+    result = {"benchmark": "fraud_quality_risk_ab", "config": {"accounts": accounts, "days": days, "seeds": seeds,
+                                                               "split": "time: first two thirds train",
+                                                               "alert_budget": 0.01},
+              "per_seed": per_seed, "mean": mean, "wall_s": round(time.perf_counter() - t0, 1),
+              "machine": {"python": sys.version.split()[0], "platform": platform.platform()}}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "fraud_quality_risk.json").write_text(json.dumps(result, indent=2) + "\n")
+    _plot_risk_ab(out / "fraud_quality_risk.png", per_seed, names, f"{accounts} accounts x {days} days")
+    print(json.dumps(mean, indent=2))
+    return 0
+
+
+def _plot_risk_ab(path: Path, per_seed: dict, names: list[str], title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    seeds = list(per_seed)
+    for ax, key, label in zip(axes, ("average_precision", "recall_at_budget"), ("AP", "recall at 1% alerts"),
+                              strict=True):
+        for k, m in enumerate(names):
+            ax.bar(np.arange(len(seeds)) + (k - 0.5) * 0.38, [per_seed[s][m][key] for s in seeds], 0.38, label=m)
+        ax.set_xticks(range(len(seeds)), [f"seed {s}" for s in seeds])
+        ax.set(ylabel=label, ylim=(0, 1.05), title=f"{label}, all typologies ({title})")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def _ratio(values: dict, method: str, reference: str) -> float | None:

@@ -72,6 +72,10 @@ def train(
     name: str = typer.Option("fraud", "--name", help="Repository names: NAME-fast and NAME-llm."),
     promote: bool = typer.Option(False, "--promote", help="Point 'production' at the new versions."),
     no_llm: bool = typer.Option(False, "--no-llm", help="Train the fast model only."),
+    categorical_risk: bool = typer.Option(False, "--categorical-risk/--no-categorical-risk", help=(
+        "Learn merchant category, country, channel, merchant and device risk from the labels (time-safe target "
+        "encoding, a table in the model); off: the key features are held at 0. The card's categorical_risk.enabled "
+        "records which (docs/fraud-models.md: why it is off by default).")),
     llm_base: Path | None = typer.Option(None, "--llm-base", help=(
         "Fine-tune this local Hugging Face folder (e.g. DeepSeek-R1-Distill-Qwen-1.5B) instead of "
         "building a tiny Qwen2 with a locally trained tokenizer. Use with --llm-lora and --device cuda|npu.")),
@@ -104,7 +108,8 @@ def train(
     config = TrainConfig(
         fast=FastTrainConfig(epochs=epochs, seed=seed),
         llm=LlmTrainConfig(arch=llm_arch, steps=llm_steps, lora=llm_lora, device=device, seed=seed),
-        with_llm=not no_llm, llm_base=llm_base, alert_budget=alert_budget, name=name)
+        with_llm=not no_llm, llm_base=llm_base, alert_budget=alert_budget, name=name,
+        categorical_risk=categorical_risk)
     if device != "cpu":
         from npusuite.platform.runtime.devices import get_device
 
@@ -231,7 +236,11 @@ def _leave_out(which: str, data: Path | None, labels: dict, train_days: float | 
     if not first < until <= last:
         raise UserError(f"--train-days {train_days}: the split must fall inside the data ({first:%Y-%m-%d} to "
                         f"{last:%Y-%m-%d})")
-    method = lo.FastMethod("fast model (learned categorical risk)", fast=FastTrainConfig(epochs=epochs, seed=seed))
+    from npusuite.fraud.training import TrainConfig
+
+    risk = TrainConfig().categorical_risk  # the fast model as `fraud train` trains it by default
+    method = lo.FastMethod("fast model" + (" (learned categorical risk)" if risk else ""), with_risk=risk,
+                           fast=FastTrainConfig(epochs=epochs, seed=seed))
     try:
         report = lo.leave_out(txs, labels, until, typologies, [method], budget).as_dict()
     except ValueError as exc:

@@ -10,6 +10,11 @@ Rules:
 - In training, the key columns are replaced by the *time-safe* risk of each
   row (labels known before it), never by the final table, which is filled in
   only after the weights are fitted and calibrated.
+- Without learned risk the key columns still never reach the network as
+  numbers: a hash bucket is not a magnitude.  The model then carries a
+  one-entry table of zeros per key column (:func:`no_risk`), so every key
+  reads 0 in training and in serving alike, and the feature vector keeps its
+  length (the adapters' feature-set check is unchanged).
 - Class imbalance is handled with a positive-class weight in the loss; the
   probabilities are then re-calibrated (Platt scaling) on a later, held-out
   slice of the training stream, so a score of 0.3 means about 30% fraud.
@@ -32,6 +37,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from npusuite.fraud.categorical import KEY_FEATURES
 from npusuite.fraud.features import FEATURE_NAMES, N_FEATURES
 from npusuite.platform.runtime.modules import load_module, register_architecture, save_module
 
@@ -199,12 +205,20 @@ class RiskInputs:
     table: np.ndarray       # flat serving table (all training labels)
 
 
+def no_risk(rows: int) -> RiskInputs:
+    """The key columns neutralised: one bucket per field whose risk is 0, in training and serving."""
+    columns = [FEATURE_NAMES.index(name) for name in KEY_FEATURES]
+    return RiskInputs(columns, [1] * len(columns), np.zeros((rows, len(columns)), dtype=np.float32),
+                      np.zeros(len(columns), dtype=np.float32))
+
+
 def train_fast_model(x: np.ndarray, y: np.ndarray, config: FastTrainConfig = FastTrainConfig(),
                      progress: bool = True, risk: RiskInputs | None = None) -> tuple[FraudMLP, dict]:
     """Train on the time-ordered rows ``x``/``y``; the last ``calibration_fraction`` calibrates.
 
-    With ``risk``, the key columns are learned categorical risk (module rules); without, the model
-    has no table and sees every column as it is.  Returns the module and calibration-slice
+    With ``risk``, the key columns are learned categorical risk (module rules); without, on the
+    streaming feature set, they are held at 0 (:func:`no_risk`); a matrix of another width (tests)
+    is taken as it is.  Returns the module and calibration-slice
     predictions/labels for thresholds and the card, and ``p_all``, every row's probability with its
     time-safe risk.  Raises ValueError when there are no fraud labels to learn from.
     """
@@ -218,6 +232,8 @@ def train_fast_model(x: np.ndarray, y: np.ndarray, config: FastTrainConfig = Fas
     if y_fit.sum() < 2 or y_cal.sum() < 1:
         raise ValueError("too few fraud labels to train and calibrate (need fraud in both the first 80% "
                          "and the last 20% of the stream)")
+    if risk is None and x.shape[1] == N_FEATURES:
+        risk = no_risk(n)
     module = FraudMLP(x.shape[1], config.hidden, risk_columns=risk.columns if risk else None,
                       risk_sizes=risk.sizes if risk else None)
     if risk is not None:

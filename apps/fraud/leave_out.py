@@ -33,15 +33,14 @@ from typing import Protocol
 import numpy as np
 from tqdm import tqdm
 
-from npusuite.fraud.categorical import KEY_FEATURES, RiskConfig
+from npusuite.fraud.categorical import RiskConfig
 from npusuite.fraud.fast_model import FastTrainConfig, train_fast_model
-from npusuite.fraud.features import FEATURE_NAMES, StreamFeaturizer
+from npusuite.fraud.features import StreamFeaturizer
 from npusuite.fraud.schema import Label, Transaction
 
 logger = logging.getLogger(__name__)
 
 NONE = "none"
-_KEY_COLUMNS = [FEATURE_NAMES.index(n) for n in KEY_FEATURES]
 
 
 @dataclass
@@ -65,7 +64,8 @@ class Method(Protocol):
 @dataclass(frozen=True)
 class FastMethod:
     """The fast model as ``fraud train`` trains it; ``with_risk=False`` is the model without learned
-    categorical risk (its key columns held at 0, so it sees the 42 streaming features only)."""
+    categorical risk (its key columns held at 0 by the model itself, so it sees the 42 streaming
+    features only)."""
 
     name: str
     with_risk: bool = True
@@ -75,24 +75,14 @@ class FastMethod:
     def fit_predict(self, train: Part, test: Part) -> np.ndarray:
         from npusuite.fraud.training import Dataset, learn_risk
 
-        x_train, x_test = train.x, test.x
         risk = None
         if self.with_risk:
-            ds = Dataset(train.transactions, train.y, list(train.types), x_train)
-            risk, _ = learn_risk(ds, self.risk)
-        else:
-            x_train, x_test = _without_keys(x_train), _without_keys(x_test)
-        module, _ = train_fast_model(x_train, train.y, self.fast, progress=False, risk=risk)
+            risk, _ = learn_risk(Dataset(train.transactions, train.y, list(train.types), train.x), self.risk)
+        module, _ = train_fast_model(train.x, train.y, self.fast, progress=False, risk=risk)
         import torch
 
         with torch.inference_mode():
-            return module(torch.from_numpy(x_test)).double().numpy()
-
-
-def _without_keys(x: np.ndarray) -> np.ndarray:
-    out = x.copy()
-    out[:, _KEY_COLUMNS] = 0.0
-    return out
+            return module(torch.from_numpy(test.x)).double().numpy()
 
 
 def split(transactions: Sequence[Transaction], labels: dict[str, Label], until: datetime,

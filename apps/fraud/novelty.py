@@ -17,7 +17,12 @@ error says how far a transaction is from that population.  Rules:
   averaged per feature group (:data:`NOVELTY_GROUPS`: the fast model's reason
   groups plus ``history`` and ``channel`` for the rest) and divided by that
   group's mean error on legitimate data, so a group at 1.0 is as unusual as
-  legitimate behaviour usually is; ``novelty`` is the mean over groups.
+  legitimate behaviour usually is; ``novelty`` is the mean over groups
+  (``aggregate="mean"``, the default) or the largest group (``"max"``: one very
+  unusual group is not diluted by a dozen ordinary ones).
+- The categorical key features (:data:`~npusuite.fraud.categorical.KEY_FEATURES`)
+  are hash buckets, not magnitudes: they are in no group, and a feature in no
+  group is also held at 0 on the way in, so it neither enters nor counts.
 - The card records the calibration (quantiles of ``novelty`` on the held-out
   legitimate slice), each feature's 5-95% legitimate range in its documented
   unit (for reasons), and the combination rule (:class:`NoveltyRule`) the
@@ -39,6 +44,7 @@ import torch
 from torch import nn
 
 from npusuite.fraud import reasons as rs
+from npusuite.fraud.categorical import KEY_FEATURES
 from npusuite.fraud.fast_model import REASON_GROUPS
 from npusuite.fraud.features import FEATURE_NAMES, N_FEATURES, Features
 from npusuite.fraud.novelty_rule import NoveltyConfig, NoveltyRule
@@ -55,13 +61,15 @@ _GROUPED = {n for names in REASON_GROUPS.values() for n in names}
 NOVELTY_GROUPS: dict[str, tuple[str, ...]] = {
     **REASON_GROUPS,
     "channel": tuple(n for n in FEATURE_NAMES if n.startswith("ch_")),
-    "history": tuple(n for n in FEATURE_NAMES if n not in _GROUPED and not n.startswith("ch_")),
+    "history": tuple(n for n in FEATURE_NAMES
+                     if n not in _GROUPED and not n.startswith("ch_") and n not in KEY_FEATURES),
 }
 GROUP_WORDS = {"amount": "amount", "velocity": "velocity", "new_merchant": "merchant",
                "device_ip": "device and network", "country": "country", "geo": "location",
                "card_testing": "small online payments", "hour": "hour",
                "merchants_1h": "merchants in the hour", "atm": "ATM use", "transfer": "transfers",
                "channel": "channel", "history": "history"}
+AGGREGATES = ("mean", "max")
 CALIBRATION_QUANTILES = (0.5, 0.9, 0.99, 0.995, 0.998, 0.999, 0.9995, 0.9999)
 
 
@@ -69,8 +77,12 @@ CALIBRATION_QUANTILES = (0.5, 0.9, 0.99, 0.995, 0.998, 0.999, 0.9995, 0.9999)
 class NoveltyAE(nn.Module):
     """features (B, F) -> novelty (B,); :meth:`errors` also gives the per-group errors (B, G)."""
 
-    def __init__(self, n_features: int = N_FEATURES, hidden: int = 32, bottleneck: int = 8, n_groups: int = 0):
+    def __init__(self, n_features: int = N_FEATURES, hidden: int = 32, bottleneck: int = 8, n_groups: int = 0,
+                 aggregate: str = "mean"):
         super().__init__()
+        if aggregate not in AGGREGATES:
+            raise ValueError(f"aggregate {aggregate!r}: choose one of {AGGREGATES}")
+        self.aggregate = aggregate
         self.register_buffer("mean", torch.zeros(n_features))
         self.register_buffer("std", torch.ones(n_features))
         # (F, G) averaging matrix: column g holds 1/|g| on g's features; group_scale: legitimate mean per group.
@@ -80,7 +92,9 @@ class NoveltyAE(nn.Module):
                                  nn.Linear(bottleneck, hidden), nn.SiLU(), nn.Linear(hidden, n_features))
 
     def standardise(self, x: torch.Tensor) -> torch.Tensor:
-        return ((x - self.mean) / self.std).clamp(-8.0, 8.0)
+        """Standardised features; those in no group (the key features) held at 0."""
+        used = (self.groups.sum(dim=1) > 0).to(x.dtype)
+        return ((x - self.mean) / self.std).clamp(-8.0, 8.0) * used
 
     def squared_errors(self, x: torch.Tensor) -> torch.Tensor:
         z = self.standardise(x)
@@ -90,7 +104,7 @@ class NoveltyAE(nn.Module):
         """(novelty (B,), group errors (B, G), feature errors (B, F)) in one pass."""
         e = self.squared_errors(x)
         g = (e @ self.groups) / self.group_scale
-        return g.mean(dim=1), g, e
+        return (g.amax(dim=1) if self.aggregate == "max" else g.mean(dim=1)), g, e
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.errors(x)[0]
@@ -137,6 +151,7 @@ class NoveltyModel:
 class NoveltyTrainConfig:
     hidden: int = 32
     bottleneck: int = 8
+    aggregate: str = "mean"
     epochs: int = 8
     batch_size: int = 512
     lr: float = 3e-3
@@ -166,7 +181,7 @@ def train_novelty(x: np.ndarray, y: np.ndarray, config: NoveltyTrainConfig = Nov
     if cut < 100 or len(legit) - cut < 100:
         raise ValueError(f"too few legitimate transactions to train and calibrate ({len(legit)})")
     fit, cal = legit[:cut], legit[cut:]
-    module = NoveltyAE(N_FEATURES, config.hidden, config.bottleneck, len(NOVELTY_GROUPS))
+    module = NoveltyAE(N_FEATURES, config.hidden, config.bottleneck, len(NOVELTY_GROUPS), config.aggregate)
     std = fit.std(axis=0)
     module.mean.copy_(torch.from_numpy(fit.mean(axis=0)))
     module.std.copy_(torch.from_numpy(np.where(std > 1e-6, std, 1.0).astype(np.float32)))
@@ -200,6 +215,7 @@ def train_novelty(x: np.ndarray, y: np.ndarray, config: NoveltyTrainConfig = Nov
                     "combination": rule.model_dump(), "groups": {g: list(v) for g, v in NOVELTY_GROUPS.items()},
                     "training": {"rows_fit": len(fit), "final_loss": round(float(loss.detach()), 5),
                                  "hidden": config.hidden, "bottleneck": config.bottleneck, "epochs": config.epochs,
+                                 "aggregate": config.aggregate,
                                  "seed": config.seed}}
 
 
@@ -207,7 +223,7 @@ def save_novelty_model(module: NoveltyAE, out_dir: Path, card: dict) -> Path:
     save_module(module, out_dir, ARCH, {"n_features": int(module.mean.numel()),
                                         "hidden": module.net[0].out_features,
                                         "bottleneck": module.net[2].out_features,
-                                        "n_groups": int(module.group_scale.numel())},
+                                        "n_groups": int(module.group_scale.numel()), "aggregate": module.aggregate},
                 inputs=[{"name": "features", "datatype": "FP32", "shape": [-1, int(module.mean.numel())]}],
                 outputs=[{"name": "novelty", "datatype": "FP32", "shape": [-1]}])
     (out_dir / CARD).write_text(json.dumps(card, indent=2) + "\n")

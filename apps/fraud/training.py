@@ -10,10 +10,12 @@ Order of work (each step logs what it did):
    transactions flipped; a transaction without any label counts as genuine,
    and the count is logged;
 2. replay the whole stream through :mod:`npusuite.fraud.features`;
-3. learn categorical risk (:mod:`npusuite.fraud.categorical`): each row's
-   time-safe risk (labels known before it) for fitting, and the table of all
-   training labels for serving, kept in the model and its card
-   (``categorical_risk``);
+3. with ``categorical_risk`` on (``fraud train --categorical-risk``), learn
+   categorical risk (:mod:`npusuite.fraud.categorical`): each row's time-safe
+   risk (labels known before it) for fitting, and the table of all training
+   labels for serving, kept in the model and its card (``categorical_risk``);
+   off, the key columns are held at 0 (:func:`~npusuite.fraud.fast_model.no_risk`)
+   and the card says ``{"enabled": false}``;
    train the fast model on the first 80% (by time), calibrate on the last
    20%, and choose thresholds there: ``review`` at the alert budget (1% of
    transactions by default), ``decline`` where precision reaches 90%
@@ -67,6 +69,8 @@ class TrainConfig:
     alert_budget: float = 0.01
     name: str = "fraud"
     risk: categorical.RiskConfig = categorical.RiskConfig()
+    #: Learned categorical risk (issue 19); off by default: see docs/fraud-models.md for the measurement.
+    categorical_risk: bool = False
 
 
 def load_dataset(data: Path, label_files: list[Path], progress: bool = True,
@@ -162,7 +166,8 @@ def train(ds: Dataset, out_dir: Path, config: TrainConfig = TrainConfig(), model
     if ds.y.sum() < 5:
         raise UserError(f"only {int(ds.y.sum())} fraud labels: need at least 5 to train")
     fast_version, llm_version = bundle.next_versions(model_root, config.name)
-    risk, risk_card = learn_risk(ds, config.risk)
+    risk, risk_card = learn_risk(ds, config.risk) if config.categorical_risk else (None, {})
+    risk_card = {"enabled": config.categorical_risk, **risk_card}
     try:
         module, info = train_fast_model(ds.x, ds.y, config.fast, progress=progress, risk=risk)
     except ValueError as exc:

@@ -78,3 +78,32 @@ def test_the_model_looks_keys_up_in_its_table_and_keeps_it_when_saved(tmp_path):
     loaded = FastModel.load(tmp_path / "m").module
     assert torch.equal(loaded.risk, module.risk)
     assert np.array_equal(loaded.encode(torch.from_numpy(x)).numpy(), encoded)
+
+
+def _keys_scrambled(x: np.ndarray) -> np.ndarray:
+    out = x.copy()
+    out[:, COLUMNS] = np.random.default_rng(3).integers(1, 4000, (len(x), len(COLUMNS)))
+    return out
+
+
+def test_without_learned_risk_the_keys_never_reach_the_network(fraud_model):
+    """`fraud train`'s default: the card says so, and no hash bucket moves a score."""
+    model = FastModel.load(fraud_model[0] / "fast")
+    assert model.card["categorical_risk"] == {"enabled": False}
+    assert model.module.risk.numel() == len(COLUMNS) and not model.module.risk.any()
+    x = np.random.default_rng(0).normal(size=(64, len(FEATURE_NAMES))).astype(np.float32)
+    x[:, COLUMNS] = 1.0
+    assert np.array_equal(model.predict(x), model.predict(_keys_scrambled(x)))
+
+
+def test_with_learned_risk_the_card_has_the_table_and_keys_matter(fraud_data, tmp_path):
+    from npusuite.fraud.fast_model import FastTrainConfig
+    from npusuite.fraud.training import TrainConfig, load_dataset, train
+
+    ds = load_dataset(fraud_data.transactions, [fraud_data.labels], progress=False)
+    card = train(ds, tmp_path / "m", TrainConfig(fast=FastTrainConfig(epochs=1), with_llm=False,
+                                                 categorical_risk=True), progress=False)
+    assert card["categorical_risk"]["enabled"] is True and set(card["categorical_risk"]["fields"]) == set(cat.FIELDS)
+    model = FastModel.load(tmp_path / "m" / "fast")
+    assert model.module.risk.numel() == cat.TABLE_SIZE and model.module.risk.any()
+    assert not np.array_equal(model.predict(ds.x), model.predict(_keys_scrambled(ds.x)))

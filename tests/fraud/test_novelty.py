@@ -66,3 +66,34 @@ def test_a_card_without_a_usable_calibration_is_refused(card, reason):
 def test_the_rule_defaults_are_documented_values():
     rule = NoveltyRule()
     assert (rule.rule, rule.review_quantile, rule.scale_quantile) == ("max-review", 0.998, 0.9999)
+
+
+def test_key_features_are_hash_buckets_that_neither_enter_nor_count():
+    from npusuite.fraud.categorical import KEY_FEATURES
+    from npusuite.fraud.features import FEATURE_NAMES
+    from npusuite.fraud.novelty import NOVELTY_GROUPS
+
+    assert not set(KEY_FEATURES) & {n for names in NOVELTY_GROUPS.values() for n in names}
+    x, y = _data()
+    module, info = train_novelty(x, y, SMALL)
+    model = NoveltyModel(module, "fraud-novelty@1", info, NoveltyConfig.from_card(info))
+    other = x[:200].copy()
+    other[:, [FEATURE_NAMES.index(n) for n in KEY_FEATURES]] = np.random.default_rng(1).integers(1, 1 << 18, (200, 5))
+    assert np.array_equal(model.score(x[:200])[0], model.score(other)[0])
+
+
+def test_max_aggregate_takes_the_most_unusual_group_and_survives_saving(tmp_path):
+    from npusuite.fraud.novelty import save_novelty_model
+
+    x, y = _data()
+    module, info = train_novelty(x, y, NoveltyTrainConfig(epochs=2, hidden=16, bottleneck=4, aggregate="max"))
+    with torch.inference_mode():
+        novelty, groups, _ = module.errors(torch.from_numpy(x[:50]))
+    assert torch.equal(novelty, groups.amax(dim=1)) and (novelty > groups.mean(dim=1)).all()
+    assert info["training"]["aggregate"] == "max"
+    save_novelty_model(module, tmp_path / "nov", {**info})
+    loaded = NoveltyModel.load(tmp_path / "nov")
+    assert loaded.module.aggregate == "max"
+    assert np.allclose(loaded.score(x[:50])[0], novelty.double().numpy())
+    with pytest.raises(ValueError, match="aggregate"):
+        train_novelty(x, y, NoveltyTrainConfig(aggregate="median"))

@@ -1,0 +1,32 @@
+"""The novelty tier and rules as leave-one-typology-out methods (npusuite.fraud.leave_out_tiers)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+
+from npusuite.fraud.datasets import merge_labels, read_labels, read_transactions
+from npusuite.fraud.fast_model import FastTrainConfig
+from npusuite.fraud.leave_out import NONE, split
+from npusuite.fraud.leave_out_tiers import EXAMPLE_RULES, Tiers
+from npusuite.fraud.novelty import NoveltyTrainConfig
+from npusuite.fraud.rules import parse_rule_set
+
+
+def test_novelty_only_raises_scores_and_a_rule_hit_ranks_as_a_review(fraud_data):
+    txs, inline = read_transactions(fraud_data.transactions)
+    labels = {**inline, **merge_labels([read_labels(fraud_data.labels)])}
+    train, test = split(txs, labels, txs[0].timestamp + timedelta(days=14), NONE)
+    tiers = Tiers(FastTrainConfig(epochs=2), NoveltyTrainConfig(epochs=2, hidden=16, bottleneck=4))
+    # A rule that fires on a known share of rows: every ATM withdrawal.
+    rules = {"rules": [*EXAMPLE_RULES["rules"], {"name": "any-atm", "when": 'channel == "atm"'}]}
+    novelty = tiers.method("novelty").fit_predict(train, test)
+    with_rules = tiers.method("rules", rules).fit_predict(train, test)
+    fitted = tiers.fitted(train, test)
+    assert (novelty >= fitted.probability).all() and (novelty > fitted.probability).any()
+    atm = np.array([tx.channel == "atm" for tx in test.transactions])
+    assert atm.any() and (with_rules[atm] >= fitted.review).all()
+    assert np.array_equal(with_rules[~atm & (novelty >= fitted.review)], novelty[~atm & (novelty >= fitted.review)])
+    assert (with_rules >= novelty).all()
+    assert len(parse_rule_set(EXAMPLE_RULES).rules) == len(EXAMPLE_RULES["rules"])
