@@ -9,7 +9,13 @@ Pipelines (``--pipelines``; default the first three, ``scorer-x2`` on request):
 * ``scorer``: ``python -m npusuite.fraud.service`` (confluent-kafka, exactly-once
   Kafka transactions, state changelog, features, fast model, alerts);
 * ``scorer-x2``: two such processes in one consumer group (active-active, two
-  partitions each): how far scale-out goes on this machine.
+  partitions each): how far scale-out goes on this machine;
+* ``scorer-shadow``: the scorer with ``--shadow challenger`` (issue 13 part 5:
+  a second version scores every transaction on the champion's feature rows
+  and its scores go to a shadow topic in the same Kafka transaction).  Run it
+  beside ``scorer``: the summary's ``per_transaction_time_ratio_shadow_vs_scorer``
+  is scorer / scorer-shadow backlog throughput, the challenger's overhead per
+  transaction (goal <= 1.20), per round and as the ratio of the medians.
 
 The instruments, a producer process and a measuring consumer, are on
 confluent-kafka too.  The machine has 2 cores and the instruments share them with
@@ -36,7 +42,8 @@ fresh broker ran at 15.8k tx/s, its third at 19.9k).  Then the pipelines take
 turns for ``--backlog-rounds`` rounds, and each one's maximum is its median.
 
 Writes ``bench/out/fraud_stream.json`` and ``bench/out/fraud_stream.png``.
-Usage: ``python bench/fraud_stream.py [--quick] [--bootstrap HOST:PORT] [--pipelines bare,scorer]``.
+Usage: ``python bench/fraud_stream.py [--quick] [--bootstrap HOST:PORT] [--pipelines bare,scorer]``;
+the shadow overhead: ``--quick --pipelines scorer,scorer-shadow --backlog-rounds 3 --out bench/out/shadow``.
 """
 
 from __future__ import annotations
@@ -59,9 +66,10 @@ import numpy as np
 logger = logging.getLogger("bench.fraud_stream")
 OUT = Path(__file__).resolve().parent / "out"
 P99_GOAL_MS = 80.0
-PIPELINES = ("bare", "bare-confluent", "scorer", "scorer-x2")
+PIPELINES = ("bare", "bare-confluent", "scorer", "scorer-x2", "scorer-shadow")
 STYLE = {"bare": ("o", "C0"), "bare-confluent": ("^", "C2"), "scorer": ("s", "C1"),
-         "scorer-x2": ("D", "C3")}  # marker, colour
+         "scorer-x2": ("D", "C3"), "scorer-shadow": ("v", "C4")}  # marker, colour
+SHADOW_GOAL = 1.20
 TID = b'"transaction_id":"'
 
 
@@ -174,6 +182,8 @@ def start_pipeline(kind: str, bootstrap: str, topics: dict, model_root: Path, lo
                "--model", "fraud-fast", "--model-root", str(model_root), "--instance-id", instance,
                "--transactions-topic", topics["in"], "--scores-topic", topics["out"],
                "--alerts-topic", topics["out"] + "-alerts", "--dlq-topic", topics["out"] + "-dlq"]
+        if kind == "scorer-shadow":
+            cmd += ["--shadow", "challenger", "--shadow-topic", topics["out"] + "-shadow"]
     return subprocess.Popen(cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
 
@@ -330,6 +340,11 @@ def train_model(root: Path) -> None:
                   str(work / "data" / "labels.jsonl"), "--out", str(work / "model"), "--model-root", str(root),
                   "--no-llm", "--epochs", "3"]):
         subprocess.run([sys.executable, "-m", "npusuite.platform", *args], check=True, capture_output=True)
+    # The challenger for scorer-shadow: the same network again as version 2 (its cost is what is measured).
+    from npusuite.platform.repository import ModelRepository
+
+    repo = ModelRepository(root)
+    repo.promote("fraud-fast", repo.add("fraud-fast", repo.resolve("fraud-fast", "1").path).version, "challenger")
 
 
 # -- report -------------------------------------------------------------------------------
@@ -409,7 +424,11 @@ def summarise(backlog: list[dict], results: list[dict], pipelines: list[str]) ->
         "throughput_ratio_scorer_vs_bare_per_round": [_ratio(r.get("scorer"), r.get("bare"))
                                                        for _, r in sorted(per_round.items())],
         "highest_rate_sustained_per_pipeline_per_s": best,
-        "goals": {"rate_per_s": 5000, "ratio": 0.5, "p99_ms": P99_GOAL_MS},
+        "max_throughput_scorer_shadow_per_s": top.get("scorer-shadow"),
+        "per_transaction_time_ratio_shadow_vs_scorer": _ratio(top.get("scorer"), top.get("scorer-shadow")),
+        "per_transaction_time_ratio_shadow_vs_scorer_per_round": [_ratio(r.get("scorer"), r.get("scorer-shadow"))
+                                                                   for _, r in sorted(per_round.items())],
+        "goals": {"rate_per_s": 5000, "ratio": 0.5, "p99_ms": P99_GOAL_MS, "shadow_time_ratio": SHADOW_GOAL},
     }
 
 

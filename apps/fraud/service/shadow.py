@@ -8,14 +8,16 @@ thresholds, feature set, warm-up).  Rules:
 
 * **Same input, state advanced once.**  The champion's tiered scorer advances
   each account's state in place while it featurises; the challenger never
-  featurises.  It runs its fast model on the champion's feature rows, which
-  are computed from the state *before* each transaction.  Both versions
+  featurises.  It runs its fast model on the champion's own feature matrix
+  (recorded from the champion's fast-model pass), computed from the state
+  *before* each transaction.  Both versions
   compute the same vector because the adapter refuses any version whose card
   lists another feature set than this code's ``FEATURE_NAMES`` (a challenger
   trained on other features cannot be shadowed; retrain it).
 * **Fast tier only.**  The challenger's decision is its own card's
   thresholds on its probability (``decline`` >= decline, ``review`` >=
-  review, else ``approve``); it never calls the LLM tier, and its records
+  review, else ``approve``); it never calls the LLM tier (nor the novelty or
+  rules tiers, which stay the champion's), and its records
   carry no reasons (the occlusion passes that explain a score would cost
   more than the score itself; ``fraud compare`` needs score and decision).
   ``latency_ms`` is the challenger's own forward pass over the batch.
