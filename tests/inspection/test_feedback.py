@@ -50,7 +50,7 @@ def loop(tmp_path_factory):
                  ("ng-fabric", washer / "test/good/002.png", "fabric", "false_reject", None)]
     with session_factory(engine)() as s:
         user = create_user(s, "qc", "qc-password-1", "analyst")
-        me = SessionInfo(user.id, user.username, user.role, "csrf")
+        me = SessionInfo.of(user, "csrf")
         for rec_id, png, product, action, kind in decisions:
             case_id = ingest_inspection(s, parse_inspection(_ng_record(rec_id, png.read_bytes(), product)), "t",
                                         cfg).case_id
