@@ -6,6 +6,7 @@ Run in-process through the real entry point, like tests/fraud/test_cli.py."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,17 @@ from npusuite.platform.cli import main
 from npusuite.platform.errors import UserError
 from npusuite.platform.repository import ModelRepository
 from npusuite.platform.runtime.reference_models import save_scale
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """The in-process CLI points the root logger at this test's captured stderr; put it back afterwards, so later
+    tests do not log into a closed stream."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def run(capsys, *args: str) -> tuple[int, str, str]:
