@@ -38,7 +38,7 @@ from npusuite.fraud.evaluation import evaluate
 from npusuite.fraud.fast_model import FastModel, FastTrainConfig, train_fast_model
 from npusuite.fraud.features import FEATURE_NAMES, StreamFeaturizer
 from npusuite.fraud.generator import GeneratorConfig, generate
-from npusuite.fraud.novelty import AGGREGATES, NoveltyModel, NoveltyTrainConfig, train_novelty
+from npusuite.fraud.novelty import NoveltyModel, NoveltyTrainConfig, train_novelty
 from npusuite.fraud.novelty_rule import NoveltyConfig
 from npusuite.fraud.replay import replay, warm_up
 from npusuite.fraud.rules import parse_rule_set
@@ -95,9 +95,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--rounds", type=int, default=5, help="interleaved throughput rounds")
-    ap.add_argument("--aggregates", nargs="+", choices=AGGREGATES, default=["mean"], help=(
-        "novelty = mean or max over feature groups; several: one novelty model each, compared in this run "
-        "(the first is the one the goals and the throughput use)"))
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -119,14 +116,9 @@ def main(argv: list[str] | None = None) -> int:
                 y[:cut].sum(), len(txs) - cut, y[cut:].sum())
 
     t = time.perf_counter()
-    variants: dict[str, NoveltyModel] = {}
-    for agg in args.aggregates:
-        module, info = train_novelty(x[:cut], y[:cut], NoveltyTrainConfig(seed=args.seed, aggregate=agg))
-        card = {"features": list(FEATURE_NAMES), **info}
-        variants[_variant(agg)] = NoveltyModel(module, f"fraud-novelty-{agg}@bench", card,
-                                               NoveltyConfig.from_card(card))
-    primary = _variant(args.aggregates[0])
-    novelty, card = variants[primary], variants[primary].card
+    module, info = train_novelty(x[:cut], y[:cut], NoveltyTrainConfig(seed=args.seed))
+    card = {"features": list(FEATURE_NAMES), **info}
+    novelty = NoveltyModel(module, "fraud-novelty@bench", card, NoveltyConfig.from_card(card))
     novelty_train_s = time.perf_counter() - t
 
     folds = sorted({str(v) for v in types[:cut][y[:cut]]} & {str(v) for v in types[cut:][y[cut:]]})
@@ -134,18 +126,15 @@ def main(argv: list[str] | None = None) -> int:
     for left_out in [*folds, None]:
         keep = np.ones(cut, dtype=bool) if left_out is None else types[:cut] != left_out
         fast = _fast(x[:cut][keep], y[:cut][keep], epochs, args.seed)
-        both: dict[str, dict] = {}
-        for name, model in variants.items():
-            scorer = TieredScorer(fast, None, ScorerConfig.from_card(fast.card), novelty=model)
-            states: dict = {}
-            warm_up(states, train_txs)
-            scored = replay(scorer, test_txs, states, batch_size=500)
-            lines = [{**r.score.model_dump(), "card_id": tx.card_id, "timestamp": tx.to_json_dict()["timestamp"]}
-                     for tx, r in zip(test_txs, scored, strict=True)]
-            if not both:  # the fast model is the same for every variant
-                both["supervised"] = evaluate([{**line, "score": r.fast_probability} for line, r in
-                                               zip(lines, scored, strict=True)], labels)
-            both[name] = evaluate(lines, labels)
+        scorer = TieredScorer(fast, None, ScorerConfig.from_card(fast.card), novelty=novelty)
+        states: dict = {}
+        warm_up(states, train_txs)
+        scored = replay(scorer, test_txs, states, batch_size=500)
+        lines = [{**r.score.model_dump(), "card_id": tx.card_id, "timestamp": tx.to_json_dict()["timestamp"]}
+                 for tx, r in zip(test_txs, scored, strict=True)]
+        both = {"supervised": evaluate([{**line, "score": r.fast_probability} for line, r in
+                                        zip(lines, scored, strict=True)], labels),
+                "with_novelty": evaluate(lines, labels)}
         key = left_out or "none_left_out"
         results[key] = {name: {"average_precision": rep["average_precision"],
                                "recall_at_1%": rep["budgets"]["1.0%"]["recall"],
@@ -165,40 +154,32 @@ def main(argv: list[str] | None = None) -> int:
                for i in range(0, min(len(test_txs), 10_000), 500)]
     speed = _throughput(fast, novelty, batches, args.rounds)
 
-    means = {n: round(float(np.mean([results[f]["left_out_recall"][n] for f in folds])), 4)
-             for n in ["supervised", *variants]}
-    mean_nov = means[primary]
+    mean_sup = float(np.mean([results[f]["left_out_recall"]["supervised"] for f in folds]))
+    mean_nov = float(np.mean([results[f]["left_out_recall"]["with_novelty"] for f in folds]))
     full = results["none_left_out"]
-    ap_deltas = {n: round(full[n]["average_precision"] - full["supervised"]["average_precision"], 4) for n in variants}
-    ap_delta = ap_deltas[primary]
+    ap_delta = full["with_novelty"]["average_precision"] - full["supervised"]["average_precision"]
     report = {
         "benchmark": "fraud_novelty",
         "data": {"accounts": accounts, "days": days, "train_days": train_days, "seed": args.seed,
                  "transactions": len(txs), "fraud": int(y.sum()), "train": cut, "test": len(txs) - cut},
         "novelty": {"train_s": round(novelty_train_s, 1), "calibration": card["calibration"],
-                    "combination": card["combination"], "aggregates": args.aggregates, "primary": primary},
+                    "combination": card["combination"]},
         "folds": results,
-        "left_out_recall_at_1%_mean": means,
-        "all_typologies_ap_delta": ap_delta,
-        "all_typologies_ap_delta_by_variant": ap_deltas,
+        "left_out_recall_at_1%_mean": {"supervised": round(mean_sup, 4), "with_novelty": round(mean_nov, 4)},
+        "all_typologies_ap_delta": round(ap_delta, 4),
         "throughput_tx_per_s": speed,
         "goals": {"left_out_recall_mean_ge_0.8": mean_nov >= 0.8, "ap_delta_ge_-0.01": ap_delta >= -0.01,
                   "throughput_ratio_ge_0.8": speed["ratio_with_novelty"] >= 0.8},
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "fraud_novelty.json").write_text(json.dumps(report, indent=2) + "\n")
-    _plot(args.out / "fraud_novelty.png", folds, results, speed, ["supervised", *variants])
-    print(json.dumps({k: report[k] for k in ("left_out_recall_at_1%_mean", "all_typologies_ap_delta_by_variant",
-                                             "goals")} |
+    _plot(args.out / "fraud_novelty.png", folds, results, speed)
+    print(json.dumps({k: report[k] for k in ("left_out_recall_at_1%_mean", "all_typologies_ap_delta", "goals")} |
                      {"throughput_ratio_with_novelty": speed["ratio_with_novelty"]}, indent=2))
     return 0
 
 
-def _variant(aggregate: str) -> str:
-    return "with_novelty" if aggregate == "mean" else f"with_novelty_{aggregate}"
-
-
-def _plot(path: Path, folds: list[str], results: dict, speed: dict, names: list[str]) -> None:
+def _plot(path: Path, folds: list[str], results: dict, speed: dict) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -206,10 +187,9 @@ def _plot(path: Path, folds: list[str], results: dict, speed: dict, names: list[
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [3, 1]})
     pos = np.arange(len(folds))
-    width = 0.8 / len(names)
-    for k, name in enumerate(names):
-        a.bar(pos + (k - (len(names) - 1) / 2) * width, [results[f]["left_out_recall"][name] for f in folds], width,
-              label=name)
+    for k, (name, colour) in enumerate((("supervised", "#999999"), ("with_novelty", "#1f77b4"))):
+        a.bar(pos + (k - 0.5) * 0.38, [results[f]["left_out_recall"][name] for f in folds], 0.38, label=name,
+              color=colour)
     a.axhline(0.8, color="red", lw=0.8, ls="--", label="goal 0.8")
     a.set_xticks(pos, [f.replace("_", "\n") for f in folds], fontsize=8)
     a.set_ylabel("recall at 1% alerts, left-out typology")

@@ -17,9 +17,8 @@ error says how far a transaction is from that population.  Rules:
   averaged per feature group (:data:`NOVELTY_GROUPS`: the fast model's reason
   groups plus ``history`` and ``channel`` for the rest) and divided by that
   group's mean error on legitimate data, so a group at 1.0 is as unusual as
-  legitimate behaviour usually is; ``novelty`` is the mean over groups
-  (``aggregate="mean"``, the default) or the largest group (``"max"``: one very
-  unusual group is not diluted by a dozen ordinary ones).
+  legitimate behaviour usually is; ``novelty`` is the mean over groups (the
+  largest group instead was tried and did worse: docs/fraud-models.md).
 - The categorical key features (:data:`~npusuite.fraud.categorical.KEY_FEATURES`)
   are hash buckets, not magnitudes: they are in no group, and a feature in no
   group is also held at 0 on the way in, so it neither enters nor counts.
@@ -69,7 +68,6 @@ GROUP_WORDS = {"amount": "amount", "velocity": "velocity", "new_merchant": "merc
                "card_testing": "small online payments", "hour": "hour",
                "merchants_1h": "merchants in the hour", "atm": "ATM use", "transfer": "transfers",
                "channel": "channel", "history": "history"}
-AGGREGATES = ("mean", "max")
 CALIBRATION_QUANTILES = (0.5, 0.9, 0.99, 0.995, 0.998, 0.999, 0.9995, 0.9999)
 
 
@@ -77,12 +75,8 @@ CALIBRATION_QUANTILES = (0.5, 0.9, 0.99, 0.995, 0.998, 0.999, 0.9995, 0.9999)
 class NoveltyAE(nn.Module):
     """features (B, F) -> novelty (B,); :meth:`errors` also gives the per-group errors (B, G)."""
 
-    def __init__(self, n_features: int = N_FEATURES, hidden: int = 32, bottleneck: int = 8, n_groups: int = 0,
-                 aggregate: str = "mean"):
+    def __init__(self, n_features: int = N_FEATURES, hidden: int = 32, bottleneck: int = 8, n_groups: int = 0):
         super().__init__()
-        if aggregate not in AGGREGATES:
-            raise ValueError(f"aggregate {aggregate!r}: choose one of {AGGREGATES}")
-        self.aggregate = aggregate
         self.register_buffer("mean", torch.zeros(n_features))
         self.register_buffer("std", torch.ones(n_features))
         # (F, G) averaging matrix: column g holds 1/|g| on g's features; group_scale: legitimate mean per group.
@@ -104,7 +98,7 @@ class NoveltyAE(nn.Module):
         """(novelty (B,), group errors (B, G), feature errors (B, F)) in one pass."""
         e = self.squared_errors(x)
         g = (e @ self.groups) / self.group_scale
-        return (g.amax(dim=1) if self.aggregate == "max" else g.mean(dim=1)), g, e
+        return g.mean(dim=1), g, e
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.errors(x)[0]
@@ -151,7 +145,6 @@ class NoveltyModel:
 class NoveltyTrainConfig:
     hidden: int = 32
     bottleneck: int = 8
-    aggregate: str = "mean"
     epochs: int = 8
     batch_size: int = 512
     lr: float = 3e-3
@@ -181,7 +174,7 @@ def train_novelty(x: np.ndarray, y: np.ndarray, config: NoveltyTrainConfig = Nov
     if cut < 100 or len(legit) - cut < 100:
         raise ValueError(f"too few legitimate transactions to train and calibrate ({len(legit)})")
     fit, cal = legit[:cut], legit[cut:]
-    module = NoveltyAE(N_FEATURES, config.hidden, config.bottleneck, len(NOVELTY_GROUPS), config.aggregate)
+    module = NoveltyAE(N_FEATURES, config.hidden, config.bottleneck, len(NOVELTY_GROUPS))
     std = fit.std(axis=0)
     module.mean.copy_(torch.from_numpy(fit.mean(axis=0)))
     module.std.copy_(torch.from_numpy(np.where(std > 1e-6, std, 1.0).astype(np.float32)))
@@ -215,7 +208,6 @@ def train_novelty(x: np.ndarray, y: np.ndarray, config: NoveltyTrainConfig = Nov
                     "combination": rule.model_dump(), "groups": {g: list(v) for g, v in NOVELTY_GROUPS.items()},
                     "training": {"rows_fit": len(fit), "final_loss": round(float(loss.detach()), 5),
                                  "hidden": config.hidden, "bottleneck": config.bottleneck, "epochs": config.epochs,
-                                 "aggregate": config.aggregate,
                                  "seed": config.seed}}
 
 
@@ -223,7 +215,7 @@ def save_novelty_model(module: NoveltyAE, out_dir: Path, card: dict) -> Path:
     save_module(module, out_dir, ARCH, {"n_features": int(module.mean.numel()),
                                         "hidden": module.net[0].out_features,
                                         "bottleneck": module.net[2].out_features,
-                                        "n_groups": int(module.group_scale.numel()), "aggregate": module.aggregate},
+                                        "n_groups": int(module.group_scale.numel())},
                 inputs=[{"name": "features", "datatype": "FP32", "shape": [-1, int(module.mean.numel())]}],
                 outputs=[{"name": "novelty", "datatype": "FP32", "shape": [-1]}])
     (out_dir / CARD).write_text(json.dumps(card, indent=2) + "\n")

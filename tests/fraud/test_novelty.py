@@ -81,19 +81,3 @@ def test_key_features_are_hash_buckets_that_neither_enter_nor_count():
     other[:, [FEATURE_NAMES.index(n) for n in KEY_FEATURES]] = np.random.default_rng(1).integers(1, 1 << 18, (200, 5))
     assert np.array_equal(model.score(x[:200])[0], model.score(other)[0])
 
-
-def test_max_aggregate_takes_the_most_unusual_group_and_survives_saving(tmp_path):
-    from npusuite.fraud.novelty import save_novelty_model
-
-    x, y = _data()
-    module, info = train_novelty(x, y, NoveltyTrainConfig(epochs=2, hidden=16, bottleneck=4, aggregate="max"))
-    with torch.inference_mode():
-        novelty, groups, _ = module.errors(torch.from_numpy(x[:50]))
-    assert torch.equal(novelty, groups.amax(dim=1)) and (novelty > groups.mean(dim=1)).all()
-    assert info["training"]["aggregate"] == "max"
-    save_novelty_model(module, tmp_path / "nov", {**info})
-    loaded = NoveltyModel.load(tmp_path / "nov")
-    assert loaded.module.aggregate == "max"
-    assert np.allclose(loaded.score(x[:50])[0], novelty.double().numpy())
-    with pytest.raises(ValueError, match="aggregate"):
-        train_novelty(x, y, NoveltyTrainConfig(aggregate="median"))
