@@ -52,3 +52,20 @@ def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalClu
 def topic_name() -> str:
     """A fresh topic name per test, so tests never read each other's records."""
     return f"t-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Iterator[None]:
+    """Restore the root logger after each test.
+
+    A CLI command run in-process (``CliRunner``/``main([...])``) calls ``npusuite.platform.logs.configure``,
+    which points the root logger at that test's captured stderr; the next test would then log into a
+    closed stream ("I/O operation on closed file") and see a stray logging error on its own stderr.
+    """
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)

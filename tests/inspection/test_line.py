@@ -6,6 +6,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from npusuite.inspection.line import EngineInspectors, InspectionLine, LineConfig
 from npusuite.inspection.source import FrameSource, SourceConfig
 from npusuite.inspection.video import write_line_video
@@ -154,7 +156,12 @@ def test_shadow_inspects_with_the_challenger_and_changes_no_verdict(tiny_model: 
     finally:
         for closing in (alone, paired, shadow):
             closing.close()
-    assert shadowed == plain and {m for _, m, _, _ in plain} == {"washer@1"}  # the champion's, unchanged
+    # The champion's verdicts, unchanged.  Scores are compared to float32 precision: the source's
+    # batches (up to 3 frames) can form differently between two runs, and a conv net's sums differ
+    # in their last bits with the batch shape.
+    assert [(s, m, d) for s, m, d, _ in shadowed] == [(s, m, d) for s, m, d, _ in plain]
+    assert [x for *_, x in shadowed] == pytest.approx([x for *_, x in plain], rel=1e-5)
+    assert {m for _, m, _, _ in plain} == {"washer@1"}
     report = shadow.agreement.summary()
     assert report["frames"] == len(plain) and report["errors"] == 0
     assert sum(report["confusion"].values()) == len(plain)
