@@ -11,6 +11,13 @@ Start-up order (each step's failure is a one-line UserError):
    heartbeat, assigned updates) and the status endpoint;
 4. run the line until the source ends or SIGTERM/SIGINT; then stop taking
    frames, give the syncer ``drain_timeout_s`` to empty the outbox, stop.
+
+Under systemd (``deploy/systemd/npusuite-edge-agent.service``, ``Type=notify``)
+the runtime sends ``READY=1`` once step 3 is done, pings ``WATCHDOG=1`` from a
+thread while the line's thread is alive, and ``STOPPING=1`` when it stops.
+The watchdog proves the process is scheduled and the line's thread exists, not
+that frames flow: a camera outage must not restart the box (frame flow is
+reported by ``/status`` and the metrics instead).
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from npusuite.edge.sync import HttpIngestSink, KafkaSink, Sink, Syncer
 from npusuite.edge.updates import UpdateManager, UpdateSource, bundle_label
 from npusuite.platform.contracts.inspection import MAX_LINE_CHARS
 from npusuite.platform.errors import UserError
+from npusuite.platform.sd_notify import SdNotify
 
 logger = logging.getLogger(__name__)
 
@@ -74,8 +82,9 @@ class RuntimeConfig:
 
 class AgentRuntime:
     def __init__(self, config: RuntimeConfig, factory: InspectorFactory, health_frames: list[Any],
-                 health_expected_ng: list[bool] | None = None) -> None:
+                 health_expected_ng: list[bool] | None = None, notifier: SdNotify | None = None) -> None:
         self.config = c = config
+        self.notifier = notifier or SdNotify.from_settings()
         # Every result carries line and product (InspectionResult's limits): refuse them now, not per frame.
         if not 1 <= len(c.line) <= MAX_LINE_CHARS or (c.product is not None and len(c.product) > MAX_LINE_CHARS):
             raise UserError(f"--line and --product must be 1-{MAX_LINE_CHARS} characters (docs/contracts.md)")
@@ -167,12 +176,15 @@ class AgentRuntime:
             self.fleet.start()
         if self.status_server:
             self.status_server.start()
+        self._start_watchdog(threading.current_thread())
+        self.notifier.ready(f"inspecting line {self.config.line}")
         try:
             self.agent.run(frames, self.stop_event)
             if self.config.exit_when_source_ends and not self.stop_event.is_set():
                 logger.info("source finished after %d frames", self.agent.counters.frames)
             else:
                 self.stop_event.wait()
+            self.notifier.stopping()
             self._drain()
         finally:
             if self.signaller is not None:
@@ -187,6 +199,17 @@ class AgentRuntime:
         self.inspectors.close()
         self.outbox.close()
         return final
+
+    def _start_watchdog(self, line_thread: threading.Thread) -> None:
+        interval = self.notifier.watchdog_interval_s()
+        if interval is None:
+            return
+
+        def ping() -> None:
+            while line_thread.is_alive() and not self.stop_event.wait(interval):
+                self.notifier.watchdog()
+
+        threading.Thread(target=ping, name="sd-watchdog", daemon=True).start()
 
     def _drain(self) -> None:
         if not self.syncer:
