@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 ASYNCAPI_FILE = "asyncapi.yaml"
 #: The version of the wire formats as a whole (semantic: minor = compatible additions).
-WIRE_FORMATS_VERSION = "1.1.0"
+WIRE_FORMATS_VERSION = "1.2.0"
 KAFKA_BINDING_VERSION = "0.5.0"
 GENERATE_COMMAND = "npusuite contracts generate --out docs/contracts"
 
