@@ -28,10 +28,14 @@ If a commit fails with an abortable error, the transaction is aborted, the
 touched partitions' accounts (of that batch and of the one scored on top of
 it) are reloaded from the changelog (the scorer updated them in place) and the
 consumer is rewound to the earlier batch's first offsets, so both are scored
-again; nothing becomes visible twice to ``read_committed`` readers.  A fatal
-error (fenced by a newer instance with the same transactional id) stops the
-service with an error.  A rebalance callback that takes partitions away first
-waits for the in-flight commit, so their next owner starts after it.
+again; nothing becomes visible twice to ``read_committed`` readers.  If the
+producer's transactional state is broken instead (another fatal error, or the
+abort fails: a broker lost under load), the producer is replaced by a new one
+with the same transactional id (:mod:`.producer`) and the batches are rolled
+back the same way.  Being fenced by a newer instance with the same
+transactional id stops the service with an error.  A rebalance callback that
+takes partitions away first waits for the in-flight commit, so their next
+owner starts after it.
 
 Poison isolation: no record stops a partition or the process.  If scoring a
 batch raises anything (not only the scorer: a changelog value that cannot be
@@ -62,6 +66,7 @@ from npusuite.fraud.service.config import ServiceConfig
 from npusuite.fraud.service.isolation import is_infrastructure, isolate_poison
 from npusuite.fraud.service.metrics import ServiceMetrics
 from npusuite.fraud.service.processor import BatchOutcome, BatchScorer, InRecord, process_batch
+from npusuite.fraud.service.producer import TransactionalProducer, producer_config
 from npusuite.fraud.service.reporting import BatchReport, consumer_lag
 from npusuite.fraud.service.topics import ensure_topics
 from npusuite.platform.gc_policy import GcPolicy
@@ -72,18 +77,9 @@ logger = logging.getLogger(__name__)
 client_logger = logging.getLogger("npusuite.fraud.service.kafka")
 
 
-class FencedError(RuntimeError):
-    """Another process took this scorer's transactional id (or the producer hit another fatal error)."""
-
-
 def _client_error(err: KafkaError) -> None:
     level = logging.ERROR if err.fatal() else logging.WARNING
     client_logger.log(level, "kafka client: %s", err.str())
-
-
-def _txn_error(exc: KafkaException) -> KafkaError | None:
-    err = exc.args[0] if exc.args else None
-    return err if isinstance(err, KafkaError) else None
 
 
 class _Rebalance:
@@ -120,7 +116,7 @@ class FraudService:
         #: partition -> offset after the last record this process committed (for the lag metric).
         self._committed_next: dict[int, int] = {}
         self._inflight = InFlightCommit()
-        self._producer_handle: Producer | None = None
+        self._txn: TransactionalProducer | None = None
         #: partition -> offset to rewind to, for a transaction that aborted inside a rebalance callback.
         self._rollback_pending: dict[int, int] = {}
         #: Consecutive batches rolled back for a failure that is not a record's (for the retry pause).
@@ -139,19 +135,10 @@ class FraudService:
                 "logger": client_logger, "error_cb": _client_error, **watch.client_config()}
 
     def _producer(self) -> Producer:
+        """A new transactional producer (:class:`TransactionalProducer` calls ``init_transactions``)."""
         c = self.config
-        producer = Producer({
-            **self._client_config("producer"), "transactional.id": c.transactional_id,
-            "transaction.timeout.ms": c.transaction_timeout_ms, "enable.idempotence": True, "acks": "all",
-            "linger.ms": 1, "batch.size": 1024 * 1024, "message.max.bytes": 8 * 1024 * 1024,
-            # Right after a commit the broker is still writing the markers of the last transaction and
-            # answers the next one's first request with CONCURRENT_TRANSACTIONS; at the default 100 ms
-            # retry backoff that wait was most of each batch's latency (measured: 95 ms -> 3.7 ms p50).
-            "retry.backoff.ms": 2, "retry.backoff.max.ms": 20,
-            # Java's and kafka-python's key partitioner, so keyed records land where other clients put them.
-            "partitioner": "murmur2_random"})
-        producer.init_transactions(60)  # fences and resolves our crashed predecessor's transaction
-        return producer
+        return Producer(producer_config(self._client_config("producer"), c.transactional_id,
+                                        c.transaction_timeout_ms))
 
     def _consumer(self) -> Consumer:
         c = self.config
@@ -204,12 +191,12 @@ class FraudService:
 
     # -- the loop ---------------------------------------------------------
     def run(self) -> None:
-        """Consume until :meth:`stop`.  Raises FencedError if another instance took our transactional id."""
+        """Consume until :meth:`stop`.  Raises FencedError (.producer) if another instance took our transactional id."""
         c = self.config
         _, self._same_partitions = ensure_topics(c)
         self._reader = ChangelogReader(c.bootstrap, c.changelog_topic, c.recent_per_account,
                                        open_tx_timeout_s=c.transaction_timeout_ms / 1000 * 3 + 30)
-        producer = self._producer_handle = self._producer()
+        self._txn = TransactionalProducer(self._producer, c.transactional_id)
         consumer = self._consumer()
         self.gc.install()
         logger.info("fraud scorer %s consuming %s in group %s", c.transactional_id, c.topics.transactions,
@@ -226,7 +213,7 @@ class FraudService:
                 if refresh is not None:
                     refresh()
                 if records:
-                    self._score_and_send(consumer, producer, records)
+                    self._score_and_send(consumer, records)
                 else:  # nothing to overlap the in-flight commit with: finish it now
                     self._rollback(consumer, self._settle(), "the Kafka transaction aborted")
                     self.gc.idle()
@@ -239,7 +226,7 @@ class FraudService:
             finally:
                 self._inflight.close()
                 consumer.close()
-                producer.flush(10)
+                self._txn.close()
                 self._reader.close()
 
     def _next_batch(self, consumer: Consumer) -> list[InRecord]:
@@ -275,7 +262,7 @@ class FraudService:
                 records.append(InRecord(p, m.offset(), m.key(), m.value(), m.timestamp()[1]))
         return records
 
-    def _score_and_send(self, consumer: Consumer, producer: Producer, records: list[InRecord]) -> None:
+    def _score_and_send(self, consumer: Consumer, records: list[InRecord]) -> None:
         """Score the batch (while the previous transaction commits), then produce it in a new transaction
         and start its commit."""
         c = self.config
@@ -296,12 +283,12 @@ class FraudService:
         if aborted:  # this batch was scored on top of the aborted one's state: redo both
             self._rollback(consumer, _earliest(aborted, first), "the previous Kafka transaction aborted")
             return
+        producer = self._txn.producer
         try:
             producer.begin_transaction()
             self._produce(producer, outcome.records)
         except KafkaException as exc:
-            self._check_fatal(exc)
-            self._abort(producer, exc, len(records))
+            self._abort(exc, len(records))
             self._rollback(consumer, first, "producing failed")
             return
         t2 = clock()
@@ -339,15 +326,14 @@ class FraudService:
 
     def _settle(self) -> dict[int, int]:
         """Wait for the in-flight transaction.  Committed: account for it, return {}.  Aborted: return its
-        first offsets (the caller rolls them back).  Fatal (fenced): raise FencedError."""
+        first offsets (the caller rolls them back).  Fenced: raise FencedError."""
         if self._inflight.pending is None:
             return {}
         batch, error = self._inflight.wait()
         if error is None:
             self._committed(batch)
             return {}
-        self._check_fatal(error)
-        self._abort(self._producer_handle, error, batch.records)
+        self._abort(error, batch.records)
         return batch.first
 
     def _committed(self, batch: SentBatch) -> None:
@@ -356,21 +342,12 @@ class FraudService:
         self._failures = 0
         self.gc.after_batch()
 
-    def _check_fatal(self, exc: KafkaException) -> None:
-        err = _txn_error(exc)
-        if err is not None and err.fatal():
-            logger.error("fatal Kafka error (fenced: another scorer runs with transactional id %s?): %s; "
-                         "stopping", self.config.transactional_id, err.str())
-            raise FencedError(err.str()) from exc
-
-    def _abort(self, producer: Producer, exc: Exception, n: int) -> None:
+    def _abort(self, exc: KafkaException, n: int) -> None:
+        """Abort (or, if the producer is broken, replace it); raises FencedError if another owner is live."""
+        self._txn.stop_if_fenced(exc)
         self.metrics.aborts.inc()
         logger.warning("aborting the Kafka transaction of %d records; they will be scored again: %s", n, exc)
-        try:
-            producer.abort_transaction(60)
-        except KafkaException as abort_exc:
-            # Nothing of the batch is committed; a restarted scorer (init_transactions) resolves the rest.
-            raise FencedError(f"could not abort the Kafka transaction: {abort_exc}") from abort_exc
+        self._txn.abort(exc)
 
     def _rollback(self, consumer: Consumer, first: dict[int, int], why: str) -> None:
         """Reload these partitions' committed state (the scorer updated it in place) and rewind them."""

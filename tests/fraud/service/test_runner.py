@@ -94,3 +94,83 @@ def test_metrics_listen_on_loopback_unless_told_otherwise():
         httpx.get(f"http://127.0.0.2:{default}/metrics", timeout=10)
     assert httpx.get(f"http://127.0.0.2:{chosen}/metrics", timeout=10).status_code == 200
     assert ServiceConfig(bootstrap="127.0.0.1:1").metrics_host == "127.0.0.1"
+
+
+def _kafka_exc(code: int, *, fatal: bool = False, abortable: bool = False):
+    from confluent_kafka import KafkaError, KafkaException
+
+    return KafkaException(KafkaError(code, "injected", fatal=fatal, txn_requires_abort=abortable))
+
+
+class StubProducer:
+    """Records the transactional calls; ``abort_error`` is raised by abort_transaction."""
+
+    def __init__(self, abort_error=None):
+        self.abort_error, self.calls = abort_error, []
+
+    def init_transactions(self, timeout):
+        self.calls.append("init")
+
+    def abort_transaction(self, timeout):
+        self.calls.append("abort")
+        if self.abort_error is not None:
+            raise self.abort_error
+
+    def purge(self, *args):
+        self.calls.append("purge")
+
+    def close(self):
+        self.calls.append("close")
+
+
+def test_a_broken_producer_is_replaced_and_a_fenced_one_stops_the_scorer(caplog):
+    """Issue 15: on a broker loss the abort failed with a fatal INVALID_TXN_STATE and the scorer exited.  A
+    broken transactional state (a fatal error that is not a fence, or an abort that fails) now replaces the
+    producer (same transactional id, init_transactions); only a fence (librdkafka's _FENCED, to which it
+    normalises PRODUCER_FENCED and INVALID_PRODUCER_EPOCH) stops it."""
+    from confluent_kafka import KafkaError
+
+    from npusuite.fraud.service.producer import FencedError, TransactionalProducer, is_broken, is_fenced
+
+    invalid_state = _kafka_exc(KafkaError.INVALID_TXN_STATE, fatal=True)
+    fenced = _kafka_exc(KafkaError._FENCED, fatal=True)
+    abortable = _kafka_exc(KafkaError._TIMED_OUT, abortable=True)
+    assert is_broken(invalid_state) and not is_fenced(invalid_state)
+    assert is_fenced(fenced) and not is_broken(fenced)
+    assert not is_broken(abortable) and not is_fenced(abortable)
+    assert is_fenced(_kafka_exc(KafkaError.PRODUCER_FENCED, fatal=True))
+
+    made: list[StubProducer] = []
+
+    def make(abort_error=None):
+        made.append(StubProducer(abort_error))
+        return made[-1]
+
+    # abortable: aborted on the same producer
+    txn = TransactionalProducer(make, "g-s0")
+    txn.abort(abortable)
+    assert len(made) == 1 and made[0].calls == ["init", "abort"]
+
+    # the abort fails with a fatal INVALID_TXN_STATE (the broker-loss case): a new producer, initialised
+    txn = TransactionalProducer(lambda: make(invalid_state), "g-s0")
+    with caplog.at_level(logging.WARNING, logger="npusuite.fraud.service.runner"):
+        txn.abort(abortable)
+    old, new = made[-2:]
+    assert old.calls == ["init", "abort", "purge", "close"] and new.calls == ["init"]
+    assert txn.producer is new and txn.replaced == 1
+    assert any("transactional state is broken" in r.getMessage() for r in caplog.records)
+
+    # a fatal, non-fence error from the commit: replaced without trying to abort
+    txn = TransactionalProducer(make, "g-s0")
+    txn.abort(invalid_state)
+    assert made[-2].calls == ["init", "purge", "close"] and made[-1].calls == ["init"]
+
+    # fenced, by the commit or by the abort: the scorer stops, the producer is not replaced
+    txn = TransactionalProducer(make, "g-s0")
+    n = len(made)
+    with pytest.raises(FencedError):
+        txn.abort(fenced)
+    txn = TransactionalProducer(lambda: make(fenced), "g-s0")
+    with pytest.raises(FencedError):
+        txn.abort(abortable)
+    assert len(made) == n + 1 and made[-1].calls == ["init", "abort"]

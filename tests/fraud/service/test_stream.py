@@ -315,10 +315,14 @@ def test_grey_band_goes_to_the_llm_and_falls_back_without_stalling(harness, llm_
 
 
 class FailingCommits:
-    """The real transactional producer, whose ``commit_transaction`` fails (abortable) on chosen calls."""
+    """The real transactional producer, whose ``commit_transaction`` fails (abortable) on chosen calls, and
+    with a fatal ``INVALID_TXN_STATE`` (a broken transactional state, as after a broker loss) on others.
+    Such a producer is replaced by the runner; ``close`` is not passed on, so the real one keeps its open
+    transaction, and only the new producer's ``init_transactions`` can end it."""
 
-    def __init__(self, producer, fail_on: set[int]):
-        self._producer, self._fail_on, self.calls = producer, fail_on, 0
+    def __init__(self, producer, fail_on: set[int], broken_on: frozenset[int] = frozenset()):
+        self._producer, self._fail_on, self._broken_on, self.calls = producer, fail_on, broken_on, 0
+        self.closed = False
 
     def __getattr__(self, name):
         return getattr(self._producer, name)
@@ -329,13 +333,20 @@ class FailingCommits:
         self.calls += 1
         if self.calls in self._fail_on:
             raise KafkaException(KafkaError(KafkaError._STATE, "injected commit failure", txn_requires_abort=True))
+        if self.calls in self._broken_on:
+            raise KafkaException(KafkaError(KafkaError.INVALID_TXN_STATE, "injected broken state", fatal=True))
         return self._producer.commit_transaction(*args)
+
+    def close(self):
+        self.closed = True
+        return True
 
 
 def test_aborted_transactions_and_a_failed_batch_are_scored_again_exactly_once(harness, stream_transactions):
     """In-process scorer with faults injected: two commits fail (while the next batch is already scored
-    on top of them) and one scoring call raises.  Every transaction still has exactly one committed
-    score and every account's state equals an offline replay."""
+    on top of them), a third with a fatal INVALID_TXN_STATE (the producer is replaced, issue 15), and one
+    scoring call raises.  Every transaction still has exactly one committed score and every account's
+    state equals an offline replay."""
     import threading
 
     from npusuite.fraud.service.config import ModelConfig, ServiceConfig
@@ -362,7 +373,8 @@ def test_aborted_transactions_and_a_failed_batch_are_scored_again_exactly_once(h
     real_producer, wrappers = service._producer, []
 
     def failing_producer():
-        wrappers.append(FailingCommits(real_producer(), fail_on={2, 5}))
+        faults = {"fail_on": {2, 5}, "broken_on": frozenset({7})} if not wrappers else {"fail_on": set()}
+        wrappers.append(FailingCommits(real_producer(), **faults))
         return wrappers[-1]
 
     service._producer = failing_producer
@@ -378,9 +390,10 @@ def test_aborted_transactions_and_a_failed_batch_are_scored_again_exactly_once(h
     assert not thread.is_alive()
     assert_exactly_once(h, transactions, bad, scores)
     assert_state_matches_offline_replay(h, transactions)
-    assert wrappers[0].calls >= 5 and calls["n"] >= 4
+    assert wrappers[0].calls == 7 and calls["n"] >= 4
+    assert len(wrappers) == 2 and wrappers[0].closed  # the broken producer was replaced, once
     aborts = service.metrics.registry.get_sample_value("fraud_kafka_transaction_aborts_total")
-    assert aborts == 2  # the two failed commits; the scoring failure happened before its transaction began
+    assert aborts == 3  # the three failed commits; the scoring failure happened before its transaction began
 
 
 def poison_stream(transactions: list[dict], seed: int) -> tuple[list, list[dict], dict[bytes, str]]:
