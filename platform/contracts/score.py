@@ -54,6 +54,13 @@ MAX_RULES_FIRED = 32
 MAX_RULE_NAME_CHARS = 64
 
 
+
+def _each_bounded(value: list[str], limit: int, what: str) -> list[str]:
+    """Raises ValueError unless every string of VALUE is 1-LIMIT characters."""
+    if any(not v or len(v) > limit for v in value):
+        raise ValueError(f"each {what} must be 1-{limit} characters")
+    return value
+
 class FraudScore(BaseModel):
     """One ``fraud-scores`` message."""
 
@@ -74,23 +81,17 @@ class FraudScore(BaseModel):
     @field_validator("rules_fired")
     @classmethod
     def _bounded_rule_names(cls, value: list[str]) -> list[str]:
-        if any(not r or len(r) > MAX_RULE_NAME_CHARS for r in value):
-            raise ValueError(f"each rule name must be 1-{MAX_RULE_NAME_CHARS} characters")
-        return value
+        return _each_bounded(value, MAX_RULE_NAME_CHARS, "rule name")
 
     @field_validator("reasons")
     @classmethod
     def _bounded_reasons(cls, value: list[str]) -> list[str]:
-        if any(not r or len(r) > MAX_REASON_TEXT_CHARS for r in value):
-            raise ValueError(f"each reason must be 1-{MAX_REASON_TEXT_CHARS} characters")
-        return value
+        return _each_bounded(value, MAX_REASON_TEXT_CHARS, "reason")
 
     @field_validator("reason_codes")
     @classmethod
     def _bounded_codes(cls, value: list[str]) -> list[str]:
-        if any(not c or len(c) > MAX_REASON_CODE_CHARS for c in value):
-            raise ValueError(f"each reason code must be 1-{MAX_REASON_CODE_CHARS} characters")
-        return value
+        return _each_bounded(value, MAX_REASON_CODE_CHARS, "reason code")
 
     @model_validator(mode="after")
     def _codes_match_reasons(self):
