@@ -23,12 +23,30 @@ service share):
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
 from npusuite.platform.errors import NotFoundError, UserError
 
 logger = logging.getLogger(__name__)
+
+#: Every fraud model folder's card (fast model, LLM verdict, novelty).
+CARD = "card.json"
+
+
+def read_card(folder: Path, ref: str | None = None) -> dict:
+    """``FOLDER/card.json``, or ``{}`` when the folder has none.
+
+    Raises UserError when the card exists but cannot be read or parsed.
+    """
+    path = Path(folder) / CARD
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"{ref or folder}: unreadable {CARD}: {exc}") from None
 
 
 def _latest_plus_one(repo, name: str) -> str:

@@ -37,6 +37,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from npusuite.fraud.bundle import CARD, read_card
 from npusuite.fraud.categorical import KEY_FEATURES
 from npusuite.fraud.features import FEATURE_NAMES, N_FEATURES
 from npusuite.platform.runtime.modules import load_module, register_architecture, save_module
@@ -44,7 +45,6 @@ from npusuite.platform.runtime.modules import load_module, register_architecture
 logger = logging.getLogger(__name__)
 
 ARCH = "fraud-mlp"
-CARD = "card.json"
 
 #: Feature groups that reasons speak about (see :mod:`npusuite.fraud.reasons`).
 REASON_GROUPS: dict[str, tuple[str, ...]] = {
@@ -126,7 +126,7 @@ class FastModel:
     def load(cls, folder: Path, ref: str | None = None) -> FastModel:
         """Raises UserError subclasses (CorruptModelError, NotFoundError) from the platform loader."""
         module = load_module(folder)
-        card = json.loads((folder / CARD).read_text()) if (folder / CARD).is_file() else {}
+        card = read_card(folder, ref)
         return cls(module, ref or card.get("ref") or f"{folder.name}@local", card)
 
     @torch.inference_mode()

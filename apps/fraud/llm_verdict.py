@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from npusuite.fraud.bundle import CARD, read_card
 from npusuite.fraud.features import Features
 from npusuite.fraud.schema import Transaction
 
@@ -41,7 +42,6 @@ logger = logging.getLogger(__name__)
 
 LABELS = (" fraud", " legit")
 PROMPT_VERSION = 1
-CARD = "card.json"
 
 
 def prompt_for(tx: Transaction, f: Features) -> str:
@@ -90,7 +90,7 @@ class LlmVerdictModel:
         """Raises CorruptModelError / UserError from the platform runtime."""
         from npusuite.platform.runtime.causal_lm import CausalLM
 
-        card = json.loads((folder / CARD).read_text()) if (folder / CARD).is_file() else {}
+        card = read_card(folder, ref)
         ref = ref or card.get("ref") or f"{folder.name}@local"
         lm = CausalLM.load(folder, device=device, precision=precision or card.get("precision", "int8"), ref=ref)
         return cls(lm, ref, card)

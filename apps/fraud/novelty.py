@@ -43,6 +43,7 @@ import torch
 from torch import nn
 
 from npusuite.fraud import reasons as rs
+from npusuite.fraud.bundle import CARD, read_card
 from npusuite.fraud.categorical import KEY_FEATURES
 from npusuite.fraud.fast_model import REASON_GROUPS
 from npusuite.fraud.features import FEATURE_NAMES, N_FEATURES, Features
@@ -55,7 +56,6 @@ from npusuite.platform.runtime.modules import load_module, register_architecture
 logger = logging.getLogger(__name__)
 
 ARCH = "fraud-novelty-ae"
-CARD = "card.json"
 _GROUPED = {n for names in REASON_GROUPS.values() for n in names}
 NOVELTY_GROUPS: dict[str, tuple[str, ...]] = {
     **REASON_GROUPS,
@@ -116,7 +116,7 @@ class NoveltyModel:
     @classmethod
     def load(cls, folder: Path, ref: str | None = None) -> NoveltyModel:
         module = load_module(folder)
-        card = json.loads((folder / CARD).read_text()) if (folder / CARD).is_file() else {}
+        card = read_card(folder, ref)
         return cls(module, ref or card.get("ref") or f"{folder.name}@local", card, NoveltyConfig.from_card(card))
 
     @torch.inference_mode()

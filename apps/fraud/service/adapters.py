@@ -29,7 +29,6 @@ Warm-up asks for one verdict on a synthetic prompt.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from npusuite.fraud.bundle import CARD, read_card
 from npusuite.fraud.fast_model import FastModel, FraudMLP
 from npusuite.fraud.features import FEATURE_NAMES, AccountState, advance
 from npusuite.fraud.schema import Transaction
@@ -51,12 +51,8 @@ logger = logging.getLogger(__name__)
 
 def card_of(version: ModelVersion) -> dict:
     """A fraud version's model card: ``card.json`` in its folder, else the manifest's ``model_card``."""
-    path = version.path / "card.json"
-    if path.is_file():
-        try:
-            return json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise UserError(f"{version.ref}: unreadable card.json: {exc}") from None
+    if (version.path / CARD).is_file():
+        return read_card(version.path, version.ref)
     return dict((version.manifest.metadata or {}).get("model_card") or {})
 
 
