@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from npusuite.fraud.feature_docs import FeatureText, describe_all, headline
+from npusuite.fraud.feature_docs import FeatureText, describe_all, duration, headline
 from npusuite.platform.contracts.labels import DefectKind, FraudTypology, ReasonCode
 from npusuite.review import risk as risk_rules
 from npusuite.review.models import Case, JournalEntry, utcnow
@@ -118,15 +118,7 @@ def timeline(case: Case) -> list[dict]:
 
 
 def _gap_text(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    if seconds < 120:
-        return f"+{seconds:.0f} s"
-    if seconds < 7200:
-        return f"+{seconds / 60:.0f} min"
-    if seconds < 172800:
-        return f"+{seconds / 3600:.1f} h"
-    return f"+{seconds / 86400:.0f} d"
+    return "" if seconds is None else f"+{duration(seconds)}"
 
 
 def box_percentages(case: Case, width_px: int, height_px: int) -> list[dict]:
