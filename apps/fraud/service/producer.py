@@ -5,9 +5,18 @@ confluent-kafka's ``KafkaError.fatal()`` / ``txn_requires_abort()``):
 
 * **abortable**: ``abort_transaction`` and go on with the same producer;
 * **fenced**: librdkafka normalises the broker's ``PRODUCER_FENCED`` and
-  ``INVALID_PRODUCER_EPOCH`` to the fatal ``_FENCED``: another producer with the
-  same ``transactional.id`` called ``init_transactions``, so another owner of
-  this scorer's slot is alive.  The process must stop (:class:`FencedError`);
+  ``INVALID_PRODUCER_EPOCH`` to the fatal ``_FENCED``.  It means one of two
+  things: another producer with the same ``transactional.id`` called
+  ``init_transactions`` (a live twin), or the transaction coordinator itself
+  aborted our transaction at ``transaction.timeout.ms`` and bumped the epoch
+  while a broker was down (seen in the broker-loss test: the abort after the
+  coordinator moved failed with ``_FENCED``, no other scorer running).  The two
+  cannot be told apart from the error, so a fence is treated as broken (below)
+  at most :data:`FENCE_REPLACEMENTS` times in :data:`FENCE_WINDOW_S`; a live twin
+  fences us again at once, exhausts that, and the process stops
+  (:class:`FencedError`).  Exactly-once does not rest on this rule: offsets are
+  committed with the consumer's group metadata (KIP-447), so a zombie's commit
+  is refused whatever its producer epoch;
 * **broken**: any other fatal error, or an abort that fails.  The producer's
   transactional state is unusable, but nobody else owns the id.  Seen when a
   broker dies under load: records to a partition whose dead leader is not yet
@@ -27,6 +36,8 @@ runner rolls the batch back as for any abort and scores it again.
 from __future__ import annotations
 
 import logging
+import time
+from collections import deque
 from collections.abc import Callable
 
 from confluent_kafka import KafkaError, KafkaException, Producer
@@ -38,6 +49,9 @@ FENCED_CODES = frozenset({KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaE
 #: ``init_transactions`` tries before a retriable failure (the coordinator still moving) is given up on.
 INIT_ATTEMPTS = 5
 INIT_TIMEOUT_S = 60
+#: Fences taken as a coordinator's own epoch bump (module rules) within FENCE_WINDOW_S before stopping.
+FENCE_REPLACEMENTS = 3
+FENCE_WINDOW_S = 300.0
 
 
 class FencedError(RuntimeError):
@@ -76,10 +90,13 @@ def producer_config(client_config: dict, transactional_id: str, transaction_time
 class TransactionalProducer:
     """Holds the current producer (``.producer``); ``make`` builds a new, not yet initialised one."""
 
-    def __init__(self, make: Callable[[], Producer], transactional_id: str):
+    def __init__(self, make: Callable[[], Producer], transactional_id: str,
+                 clock: Callable[[], float] = time.monotonic):
         self._make = make
         self.transactional_id = transactional_id
         self.replaced = 0
+        self._clock = clock
+        self._fences: deque[float] = deque()
         self.producer = self._start()
 
     def _start(self) -> Producer:
@@ -103,16 +120,31 @@ class TransactionalProducer:
                          self.transactional_id, exc)
             raise FencedError(str(exc)) from exc
 
+    def _fenced(self, exc: BaseException) -> None:
+        """Count a fence (module rules); raises FencedError once FENCE_REPLACEMENTS are used in the window."""
+        now = self._clock()
+        while self._fences and now - self._fences[0] > FENCE_WINDOW_S:
+            self._fences.popleft()
+        if len(self._fences) >= FENCE_REPLACEMENTS:
+            self.stop_if_fenced(exc)
+        self._fences.append(now)
+
     def abort(self, exc: BaseException) -> None:
-        """End the failed transaction: abort it, or replace a broken producer.  A fence raises FencedError."""
-        self.stop_if_fenced(exc)
+        """End the failed transaction: abort it, or replace a broken (or fenced) producer.
+
+        Raises FencedError when fences keep coming (a live twin with the same transactional id)."""
+        if is_fenced(exc):
+            self._fenced(exc)
+            self.replace(f"fenced: {exc}")
+            return
         if is_broken(exc):
             self.replace(f"fatal error: {exc}")
             return
         try:
             self.producer.abort_transaction(60)
         except KafkaException as abort_exc:
-            self.stop_if_fenced(abort_exc)
+            if is_fenced(abort_exc):
+                self._fenced(abort_exc)
             self.replace(f"the abort failed: {abort_exc}")
 
     def replace(self, why: str) -> None:

@@ -344,7 +344,6 @@ class FraudService:
 
     def _abort(self, exc: KafkaException, n: int) -> None:
         """Abort (or, if the producer is broken, replace it); raises FencedError if another owner is live."""
-        self._txn.stop_if_fenced(exc)
         self.metrics.aborts.inc()
         logger.warning("aborting the Kafka transaction of %d records; they will be scored again: %s", n, exc)
         self._txn.abort(exc)

@@ -126,8 +126,8 @@ class StubProducer:
 def test_a_broken_producer_is_replaced_and_a_fenced_one_stops_the_scorer(caplog):
     """Issue 15: on a broker loss the abort failed with a fatal INVALID_TXN_STATE and the scorer exited.  A
     broken transactional state (a fatal error that is not a fence, or an abort that fails) now replaces the
-    producer (same transactional id, init_transactions); only a fence (librdkafka's _FENCED, to which it
-    normalises PRODUCER_FENCED and INVALID_PRODUCER_EPOCH) stops it."""
+    producer (same transactional id, init_transactions).  A fence (librdkafka's _FENCED) counts as broken too
+    (the coordinator's own epoch bump after a broker loss looks the same), until fences keep coming."""
     from confluent_kafka import KafkaError
 
     from npusuite.fraud.service.producer import FencedError, TransactionalProducer, is_broken, is_fenced
@@ -165,12 +165,22 @@ def test_a_broken_producer_is_replaced_and_a_fenced_one_stops_the_scorer(caplog)
     txn.abort(invalid_state)
     assert made[-2].calls == ["init", "purge", "close"] and made[-1].calls == ["init"]
 
-    # fenced, by the commit or by the abort: the scorer stops, the producer is not replaced
-    txn = TransactionalProducer(make, "g-s0")
+    # fenced (by the commit or by the abort): replaced, as a coordinator's own epoch bump after a broker
+    # loss looks the same; a fence that keeps coming (a live twin) stops the scorer, without a new producer
+    from npusuite.fraud.service.producer import FENCE_REPLACEMENTS, FENCE_WINDOW_S
+
+    now = [0.0]
+    txn = TransactionalProducer(make, "g-s0", clock=lambda: now[0])
+    for _ in range(FENCE_REPLACEMENTS):
+        txn.abort(fenced)
+    assert txn.replaced == FENCE_REPLACEMENTS
     n = len(made)
     with pytest.raises(FencedError):
         txn.abort(fenced)
-    txn = TransactionalProducer(lambda: make(fenced), "g-s0")
-    with pytest.raises(FencedError):
-        txn.abort(abortable)
-    assert len(made) == n + 1 and made[-1].calls == ["init", "abort"]
+    assert len(made) == n
+    now[0] += FENCE_WINDOW_S + 1  # old fences leave the window
+    txn.abort(fenced)
+    assert txn.replaced == FENCE_REPLACEMENTS + 1
+    txn = TransactionalProducer(lambda: make(fenced), "g-s0", clock=lambda: now[0])
+    txn.abort(abortable)  # the abort itself is fenced: replaced too
+    assert txn.replaced == 1 and made[-2].calls == ["init", "abort", "purge", "close"]
