@@ -36,6 +36,9 @@ def cluster_harness(kafka_cluster, fast_model_repo, tmp_path):
     h.stop_all()
 
 
+# slow: it depends on Kafka's failover timing (9 s session timeout, 10 s transaction timeout); it failed once in
+# four runs this session (the fence case the producer now survives) and runs with `make test-all`.
+@pytest.mark.slow
 def test_broker_loss_under_load_keeps_exactly_once(kafka_cluster, cluster_harness, stream_transactions):
     h, cluster = cluster_harness, kafka_cluster
     transactions = stream_transactions[:N_TRANSACTIONS]
