@@ -1,0 +1,1 @@
+"""Observability: metrics, health endpoints and the Prometheus launcher (see docs/observability.md)."""
