@@ -25,7 +25,7 @@ from npusuite.platform.errors import UserError
 logger = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
-KINDS = ("causal-lm", "torch-module", "data")
+KINDS = ("causal-lm", "torch-module", "onnx", "data")
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 
 

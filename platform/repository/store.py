@@ -74,7 +74,15 @@ def _version_key(v: str) -> tuple[int, int | str]:
 
 
 def describe_source(src: Path) -> dict[str, Any]:
-    """Infer manifest fields from a model folder made by this suite (HF causal LM or ``save_module``)."""
+    """Infer manifest fields from a model folder made by this suite (ONNX export, ``save_module`` or HF causal LM).
+
+    A folder with ``model.onnx`` is an ONNX model (:mod:`npusuite.platform.runtime.onnx_runtime`), even
+    when it also holds torch weights: the exported graph is what was checked for parity and shipped."""
+    from npusuite.platform.runtime.onnx_runtime import describe
+
+    onnx = describe(src)
+    if onnx is not None:
+        return onnx
     module_json = src / "module.json"
     if module_json.is_file():
         info = json.loads(module_json.read_text())
@@ -87,7 +95,8 @@ def describe_source(src: Path) -> dict[str, Any]:
             return {"kind": "causal-lm", "framework": "transformers",
                     "inputs": [{"name": "text", "datatype": "BYTES", "shape": [-1]}],
                     "outputs": [{"name": "text", "datatype": "BYTES", "shape": [-1]}]}
-    raise UserError(f"{src}: not a model folder this suite knows (no module.json, no causal-LM config.json)")
+    raise UserError(f"{src}: not a model folder this suite knows (no model.onnx, no module.json, "
+                    "no causal-LM config.json)")
 
 
 class ModelRepository:

@@ -4,6 +4,9 @@ Rules:
 - A tensor model is a :class:`TensorServable`: ``predict`` takes named numpy
   arrays whose first axis is the batch, and returns named arrays with the same
   first axis.  The batcher concatenates requests along that axis.
+- An ONNX model (a folder with ``model.onnx``, ``kind="onnx"``) is an
+  :class:`~npusuite.platform.runtime.onnx_runtime.OnnxServable`: the same
+  tensor contract, run by ONNX Runtime with the device class's execution provider.
 - A causal LM is served by a :class:`~npusuite.platform.runtime.causal_lm.CausalLM`
   and driven by the LLM scheduler, not by ``predict``.  Both satisfy the
   Protocols of :mod:`.protocols` (``TensorRuntime`` / ``GenerativeRuntime``).
@@ -39,6 +42,40 @@ def _castable(src: np.dtype, dst: np.dtype) -> bool:
     return src.kind in kinds.get(dst.kind, dst.kind)
 
 
+def validate_inputs(specs, ref: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Check names, datatypes and fixed dimensions of ``inputs`` against the manifest's ``specs``.
+
+    Returns the inputs cast to the declared dtype where that is lossless (e.g. INT32 -> FP32 data
+    from a JSON client).  Raises UserError naming the first bad tensor.  Shared by every tensor runtime.
+    """
+    if not specs:
+        return inputs
+    out = {}
+    for spec in specs:
+        arr = inputs.get(spec.name)
+        if arr is None:
+            raise UserError(f"missing input tensor {spec.name!r}; {ref} takes {[s.name for s in specs]}")
+        want = _DTYPES.get(spec.datatype)
+        if want is not None and arr.dtype != want:
+            if not _castable(arr.dtype, np.dtype(want)):
+                raise UserError(f"input {spec.name!r}: datatype {arr.dtype} where {spec.datatype} is expected")
+            arr = arr.astype(want)
+        dims = list(spec.shape)
+        if len(dims) != arr.ndim or any(d >= 0 and d != a for d, a in zip(dims[1:], arr.shape[1:], strict=False)):
+            raise UserError(f"input {spec.name!r}: shape {list(arr.shape)} does not match {dims} (-1 = any)")
+        out[spec.name] = arr
+    unknown = sorted(set(inputs) - set(out))
+    if unknown:
+        raise UserError(f"unknown input tensor(s) {unknown}; {ref} takes {sorted(out)}")
+    return out
+
+
+def example_inputs(specs) -> dict[str, np.ndarray]:
+    """Zeros of the declared input shapes (batch 1 for -1), for a warm-up call."""
+    return {s.name: np.zeros([1 if d < 0 else d for d in s.shape] or [1], dtype=_DTYPES.get(s.datatype, np.float32))
+            for s in specs}
+
+
 class TensorServable:
     """A torch module behind named numpy tensors (KServe v2 style)."""
 
@@ -56,32 +93,8 @@ class TensorServable:
         self.memory_bytes = module_bytes(module)
 
     def validate(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Check names, datatypes and fixed dimensions against the manifest before queueing.
-
-        Returns the inputs cast to the declared dtype where that is lossless (e.g. INT32 -> FP32 data
-        from a JSON client).  Raises UserError naming the first bad tensor.
-        """
-        if not self.inputs:
-            return inputs
-        out = {}
-        for spec in self.inputs:
-            arr = inputs.get(spec.name)
-            if arr is None:
-                raise UserError(f"missing input tensor {spec.name!r}; {self.version.ref} takes "
-                                f"{[s.name for s in self.inputs]}")
-            want = _DTYPES.get(spec.datatype)
-            if want is not None and arr.dtype != want:
-                if not _castable(arr.dtype, np.dtype(want)):
-                    raise UserError(f"input {spec.name!r}: datatype {arr.dtype} where {spec.datatype} is expected")
-                arr = arr.astype(want)
-            dims = list(spec.shape)
-            if len(dims) != arr.ndim or any(d >= 0 and d != a for d, a in zip(dims[1:], arr.shape[1:], strict=False)):
-                raise UserError(f"input {spec.name!r}: shape {list(arr.shape)} does not match {dims} (-1 = any)")
-            out[spec.name] = arr
-        unknown = sorted(set(inputs) - set(out))
-        if unknown:
-            raise UserError(f"unknown input tensor(s) {unknown}; {self.version.ref} takes {sorted(out)}")
-        return out
+        """Check names, datatypes and fixed dimensions against the manifest (:func:`validate_inputs`)."""
+        return validate_inputs(self.inputs, self.version.ref, inputs)
 
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         torch = self._torch
@@ -105,9 +118,7 @@ class TensorServable:
         """Run one example of the declared input shapes, so the first real request is not slow."""
         if not self.inputs:
             return
-        example = {s.name: np.zeros([1 if d < 0 else d for d in s.shape] or [1], dtype=_DTYPES.get(s.datatype,
-                                                                                                     np.float32))
-                   for s in self.inputs}
+        example = example_inputs(self.inputs)
         self.predict(example)
 
     def close(self) -> None:
@@ -149,8 +160,15 @@ def _load_causal_lm(version: ModelVersion, device: Device):
     return CausalLM.load(version.path, device, version.manifest.precision, ref=version.ref)
 
 
+def _load_onnx(version: ModelVersion, device: Device):
+    from npusuite.platform.runtime.onnx_runtime import load_onnx
+
+    return load_onnx(version, device)
+
+
 LOADERS: dict[str, Callable[[ModelVersion, Device], Runtime | DataServable]] = {
     "torch-module": _load_torch_module,
+    "onnx": _load_onnx,
     "causal-lm": _load_causal_lm,
     "data": _load_data,
 }

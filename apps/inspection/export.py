@@ -1,0 +1,390 @@
+"""Export an inspection model for portable runtimes: ONNX (fp32, optional int8) and the Ascend ``.om`` recipe.
+
+What ``npusuite inspection export MODEL --out DIR`` writes (an ONNX model
+folder the platform runs with :mod:`npusuite.platform.runtime.onnx_runtime`,
+and what edge bundles carry)::
+
+    model.onnx, onnx.json           the student, fp32, dynamic batch axis (input ``image`` N x 3 x H x W)
+    model.int8.onnx                 (--int8, only when kept: rule 4) static int8, QDQ
+    inspection.json                 the student's card, unchanged (threshold, smoothing, size)
+    calibration.safetensors         the held-back good images the card was calibrated on
+    export.json                     :class:`ExportReport`: parity, the int8 decision, the ``atc`` recipe
+    teacher/                        (--teacher) the teacher, the same layout
+    om/atc.sh, om/atc.json          (--format om) the exact ``atc`` command and config for a 310B
+
+Rules, in order (a failure raises :class:`UserError`; nothing half-written is left as a model folder):
+
+1. The torch net is whatever ``nn.Module`` the model folder holds (loaded
+   through the platform, :func:`npusuite.inspection.modelcard.load`); it is
+   traced with the TorchScript exporter (``dynamo=False``: stable dynamic
+   batch for these convnets) at opset :data:`OPSET`, batch axis dynamic,
+   height and width fixed at the card's ``size_px``.
+2. **Parity**: the ONNX graph is run by ONNX Runtime (CPU) and the torch net
+   by torch on the same images (``--images``, else the stored calibration
+   images), both through the SAME post-processing
+   (:class:`~npusuite.inspection.inspector.Inspector`: resize, sigmoid, box
+   filter, max, threshold, boxes).  Recorded: the largest heatmap difference
+   and the verdicts that differ.  The export is refused when the heatmaps
+   differ by more than ``max_heat_diff`` or any verdict differs on an image
+   whose torch score is not within ``max_heat_diff`` of the threshold (a
+   score that close is float noise, reported as ``borderline``).
+3. ``--format om`` adds the Ascend recipe; the ``atc`` tool is not run here
+   unless it is on ``PATH`` (CANN toolkit) — without it the recipe is
+   checked only for what can be checked without the tool (the graph's
+   opset and operator types, the input shape against the card).
+4. ``--int8``: ONNX Runtime static quantisation (QDQ, per-channel int8
+   weights, uint8 activations) calibrated on the stored good images.  It is
+   evaluated on ``--images`` (labels from folder names: an image under a
+   ``good`` folder is good, anything else a defect) and KEPT only if its
+   recall at the card's calibrated threshold is within ``max_recall_drop``
+   (0.5 points) of the fp32 graph's; otherwise ``model.int8.onnx`` is not
+   written and the report says why.  It needs ``--images`` with defects.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel
+
+from npusuite.platform.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+FORMATS = ("onnx", "om")
+OPSET = 17
+REPORT = "export.json"
+INT8_FILE = "model.int8.onnx"
+SOC_VERSION = "Ascend310B1"
+#: --om-precision -> atc --precision_mode (CANN ATC documentation's values)
+OM_PRECISION_MODES = {"fp16": "force_fp16", "fp32": "force_fp32", "mixed": "allow_mix_precision"}
+#: batch sizes the .om model is built for (atc --dynamic_batch_size)
+OM_BATCHES = (1, 2, 4, 8)
+#: operator types this exporter's nets use, all in CANN's ONNX operator list (checked on paper, not by atc)
+ATC_KNOWN_OPS = frozenset({"Conv", "Relu", "MaxPool", "Resize", "Concat", "Sub", "Div", "Add", "Mul",
+                           "BatchNormalization", "Sigmoid", "Constant", "Identity", "Upsample", "AveragePool",
+                           "LeakyRelu", "Clip", "Reshape", "Transpose", "Shape", "Gather", "Unsqueeze", "Cast"})
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    format: str = "onnx"
+    teacher: bool = False
+    int8: bool = False
+    #: images for the parity check and the int8 evaluation (None: the stored calibration images)
+    images: Path | None = None
+    max_heat_diff: float = 1e-3
+    max_recall_drop: float = 0.005
+    soc_version: str = SOC_VERSION
+    om_precision: str = "fp16"
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise UserError(f"--format {self.format!r}: choose {' or '.join(FORMATS)}")
+        if self.om_precision not in OM_PRECISION_MODES:
+            raise UserError(f"--om-precision {self.om_precision!r}: choose {', '.join(OM_PRECISION_MODES)}")
+        if self.int8 and self.images is None:
+            raise UserError("--int8 is kept only if recall holds: pass --images with good/ and defect folders")
+
+
+class Parity(BaseModel):
+    images: int
+    max_heat_diff: float
+    max_score_diff: float
+    same_verdicts: int
+    #: images whose verdict differs although the torch score is clear of the threshold
+    mismatches: list[str] = []
+    #: images whose verdict differs with a score within max_heat_diff of the threshold (float noise)
+    borderline: list[str] = []
+
+
+class Quality(BaseModel):
+    good: int
+    defects: int
+    recall: float
+    false_reject_rate: float
+
+
+class Int8Decision(BaseModel):
+    kept: bool
+    reason: str
+    fp32: Quality
+    int8: Quality
+    parity: Parity
+
+
+class AtcRecipe(BaseModel):
+    command: list[str]
+    soc_version: str
+    input_shape: str
+    dynamic_batch_size: str
+    precision_mode: str
+    op_types: list[str]
+    unchecked_ops: list[str]
+    ran: bool = False
+    note: str
+
+
+class RoleExport(BaseModel):
+    role: str
+    onnx: str
+    bytes: int
+    export_seconds: float
+    parity: Parity
+    int8: Int8Decision | None = None
+    atc: AtcRecipe | None = None
+
+
+class ExportReport(BaseModel):
+    source: str
+    format: str
+    opset: int
+    images: str
+    student: RoleExport
+    teacher: RoleExport | None = None
+
+
+@dataclass
+class Sample:
+    frames: list  # of npusuite.inspection.records.Frame
+    defective: list[bool]
+
+
+def load_samples(images: Path | None, calibration: Path) -> Sample:
+    """Frames for parity/evaluation: every image under ``images`` (labelled by folder name), else the
+    calibration images (all good).  Raises UserError when there are none."""
+    from npusuite.inspection.images import scan_folder
+    from npusuite.inspection.records import Frame
+
+    frames, defective = [], []
+    if images is not None:
+        if not Path(images).is_dir():
+            raise UserError(f"--images {images}: no such folder")
+        for i, item in enumerate(scan_folder(images)):
+            if item.image is None:
+                continue
+            frames.append(Frame(image=item.image, timestamp=0.0, source=str(images), seq=i, name=item.name))
+            defective.append("good" not in Path(item.name).parts[:-1])
+        if not frames:
+            raise UserError(f"--images {images} holds no readable images")
+        return Sample(frames, defective)
+    if not calibration.is_file():
+        raise UserError(f"{calibration.parent} stores no calibration images; pass --images")
+    from safetensors.torch import load_file
+
+    stack = load_file(str(calibration))["images"].permute(0, 2, 3, 1).contiguous().numpy()
+    for i, img in enumerate(stack):
+        frames.append(Frame(image=np.ascontiguousarray(img), timestamp=0.0, source="calibration", seq=i,
+                            name=f"calibration-{i:03d}"))
+        defective.append(False)
+    return Sample(frames, defective)
+
+
+def export_onnx(net, path: Path, size_px: list[int], input_name: str = "image", output_name: str = "logits") -> None:
+    """Trace ``net`` (any ``nn.Module`` taking N x 3 x H x W) to ONNX with a dynamic batch axis."""
+    import warnings
+
+    import torch
+
+    width, height = size_px
+    dummy = torch.rand(2, 3, height, width)
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        warnings.simplefilter("ignore")  # TorchScript exporter deprecation notices
+        torch.onnx.export(net.eval(), (dummy,), str(path), dynamo=False, opset_version=OPSET,
+                          input_names=[input_name], output_names=[output_name],
+                          dynamic_axes={input_name: {0: "batch"}, output_name: {0: "batch"}})
+    import onnx
+
+    onnx.checker.check_model(str(path))
+
+
+def _inspect_all(inspector, frames: list, batch: int = 32) -> list:
+    out = []
+    for i in range(0, len(frames), batch):
+        out.extend(inspector.inspect_batch(frames[i:i + batch]))
+    return out
+
+
+def compare(reference: list, candidate: list, threshold: float, tolerance: float) -> Parity:
+    """Parity of two inspectors' results on the same frames (same order)."""
+    heat = max(float(np.abs(a.heatmap - b.heatmap).max()) for a, b in zip(reference, candidate, strict=True))
+    score = max(abs(a.score - b.score) for a, b in zip(reference, candidate, strict=True))
+    mismatches, borderline = [], []
+    for a, b in zip(reference, candidate, strict=True):
+        if a.defective != b.defective:
+            (borderline if abs(a.score - threshold) <= tolerance else mismatches).append(a.frame.name)
+    same = sum(a.defective == b.defective for a, b in zip(reference, candidate, strict=True))
+    return Parity(images=len(reference), max_heat_diff=heat, max_score_diff=float(score), same_verdicts=same,
+                  mismatches=mismatches, borderline=borderline)
+
+
+def quality(results: list, defective: list[bool]) -> Quality:
+    bad = [r.defective for r, d in zip(results, defective, strict=True) if d]
+    good = [r.defective for r, d in zip(results, defective, strict=True) if not d]
+    return Quality(good=len(good), defects=len(bad), recall=float(np.mean(bad)) if bad else float("nan"),
+                   false_reject_rate=float(np.mean(good)) if good else float("nan"))
+
+
+def quantize_int8(fp32_path: Path, out_path: Path, calibration: np.ndarray, input_name: str) -> None:
+    """ONNX Runtime static int8 quantisation (QDQ) calibrated on ``calibration`` (N x 3 x H x W float in [0, 1])."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches = iter([{input_name: calibration[i:i + 1]} for i in range(len(calibration))])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = Path(tmp) / "prepared.onnx"
+        quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+        quantize_static(str(prepared), str(out_path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+
+
+def atc_recipe(onnx_name: str, out_stem: str, size_px: list[int], input_name: str, op_types: list[str],
+               soc_version: str, precision: str) -> AtcRecipe:
+    """The ``atc`` command that builds a 310B ``.om`` from the exported graph (run from the model folder)."""
+    width, height = size_px
+    shape = f"{input_name}:-1,3,{height},{width}"
+    batches = ",".join(str(b) for b in OM_BATCHES)
+    mode = OM_PRECISION_MODES[precision]
+    command = ["atc", f"--model={onnx_name}", "--framework=5", f"--output={out_stem}", f"--soc_version={soc_version}",
+               "--input_format=NCHW", f"--input_shape={shape}", f"--dynamic_batch_size={batches}",
+               f"--precision_mode={mode}", "--log=error"]
+    unchecked = sorted(set(op_types) - ATC_KNOWN_OPS)
+    return AtcRecipe(command=command, soc_version=soc_version, input_shape=shape, dynamic_batch_size=batches,
+                     precision_mode=mode, op_types=sorted(set(op_types)), unchecked_ops=unchecked,
+                     note="written, not run: the CANN toolkit's atc is not on PATH here; opset and operator "
+                          "types were checked against CANN's ONNX operator list on paper")
+
+
+def _write_atc(folder: Path, recipe: AtcRecipe) -> AtcRecipe:
+    om = folder / "om"
+    om.mkdir(exist_ok=True)
+    script = ("#!/bin/sh\n# Build the Ascend 310B offline model (needs the CANN toolkit's atc; "
+              "run from the model folder).\nset -e\nmkdir -p om\n" + shlex.join(recipe.command) + "\n")
+    (om / "atc.sh").write_text(script)
+    (om / "atc.sh").chmod(0o755)
+    atc = shutil.which("atc")
+    if atc is not None:
+        import subprocess
+
+        proc = subprocess.run(recipe.command, cwd=folder, capture_output=True, text=True, timeout=1800)
+        if proc.returncode != 0:
+            raise UserError(f"atc failed ({proc.returncode}): {(proc.stderr or proc.stdout).strip()[-300:]}")
+        recipe = recipe.model_copy(update={"ran": True, "note": f"built by {atc}"})
+    (om / "atc.json").write_text(recipe.model_dump_json(indent=2) + "\n")
+    return recipe
+
+
+def _export_role(src: Path, out: Path, cfg: ExportConfig, role: str) -> RoleExport:
+    import onnx
+
+    from npusuite.inspection.inspector import Inspector
+    from npusuite.inspection.modelcard import CALIBRATION, CARD, LoadedModel, load
+    from npusuite.platform.runtime.devices import get_device
+    from npusuite.platform.runtime.modules import read_config
+    from npusuite.platform.runtime.onnx_runtime import ONNX_FILE, OnnxInfo, OnnxModule, write_info
+
+    loaded = load(src)
+    spec = read_config(loaded.path)
+    in_spec = (spec.get("inputs") or [{"name": "image", "datatype": "FP32"}])[0]
+    out_spec = (spec.get("outputs") or [{"name": "logits", "datatype": "FP32"}])[0]
+    width, height = loaded.card.size_px
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    export_onnx(loaded.net, out / ONNX_FILE, loaded.card.size_px, in_spec["name"], out_spec["name"])
+    seconds = time.perf_counter() - t0
+    info = OnnxInfo(inputs=[{"name": in_spec["name"], "datatype": "FP32", "shape": [-1, 3, height, width]}],
+                    outputs=[{"name": out_spec["name"], "datatype": "FP32", "shape": [-1, 1, height, width]}],
+                    opset=OPSET, exporter=f"torch.onnx (TorchScript) from {type(loaded.net).__name__}")
+    for name in (CARD, CALIBRATION):
+        if (loaded.path / name).is_file():
+            shutil.copy2(loaded.path / name, out / name)
+
+    cpu = get_device("cpu")
+    onnx_net = OnnxModule(out / ONNX_FILE, cpu, info=info)
+    sample = load_samples(cfg.images, loaded.path / CALIBRATION)
+    reference = _inspect_all(Inspector(loaded), sample.frames)
+    exported = _inspect_all(Inspector(LoadedModel(onnx_net, loaded.card, loaded.ref, out, "fp32")), sample.frames)
+    parity = compare(reference, exported, loaded.card.threshold, cfg.max_heat_diff)
+    logger.info("%s parity on %d images: max heatmap diff %.2e, %d/%d same verdicts (%d borderline)", role,
+                parity.images, parity.max_heat_diff, parity.same_verdicts, parity.images, len(parity.borderline))
+    if parity.max_heat_diff > cfg.max_heat_diff or parity.mismatches:
+        raise UserError(f"{role}: the ONNX graph disagrees with torch (max heatmap diff {parity.max_heat_diff:.2e}, "
+                        f"limit {cfg.max_heat_diff:.0e}; verdicts differ on {parity.mismatches[:3]}); not exported")
+    result = RoleExport(role=role, onnx=ONNX_FILE, bytes=(out / ONNX_FILE).stat().st_size,
+                        export_seconds=round(seconds, 2), parity=parity)
+
+    if cfg.int8 and role == "student":
+        result.int8 = _int8(out, loaded, info, onnx_net, exported, sample, cfg)
+        if result.int8.kept:
+            info.variants["int8"] = INT8_FILE
+    write_info(out, info)
+    if cfg.format == "om":
+        op_types = [n.op_type for n in onnx.load(str(out / ONNX_FILE)).graph.node]
+        recipe = atc_recipe(ONNX_FILE, f"om/{role}", loaded.card.size_px, in_spec["name"], op_types,
+                            cfg.soc_version, cfg.om_precision)
+        result.atc = _write_atc(out, recipe)
+    return result
+
+
+def _int8(out: Path, loaded, info, onnx_net, exported: list, sample: Sample, cfg: ExportConfig) -> Int8Decision:
+    from safetensors.torch import load_file
+
+    from npusuite.inspection.inspector import Inspector
+    from npusuite.inspection.modelcard import CALIBRATION, LoadedModel
+    from npusuite.platform.runtime.onnx_runtime import OnnxModule
+
+    calib = load_file(str(loaded.path / CALIBRATION))["images"].float().div(255.0).numpy()
+    candidate = out / INT8_FILE
+    quantize_int8(out / info.variants["fp32"], candidate, calib, info.inputs[0].name)
+    int8_net = OnnxModule(candidate, onnx_net.device, info=info)
+    results = _inspect_all(Inspector(LoadedModel(int8_net, loaded.card, loaded.ref, out, "int8")), sample.frames)
+    q32, q8 = quality(exported, sample.defective), quality(results, sample.defective)
+    parity = compare(exported, results, loaded.card.threshold, cfg.max_heat_diff)
+    if not q32.defects:
+        kept, reason = False, "no defect images under --images: recall cannot be checked"
+    else:
+        drop = abs(q32.recall - q8.recall)
+        kept = drop <= cfg.max_recall_drop + 1e-12
+        reason = (f"recall at the calibrated threshold {q8.recall:.2%} vs fp32 {q32.recall:.2%} "
+                  f"({drop * 100:.2f} points; limit {cfg.max_recall_drop * 100:.1f})")
+    if not kept:
+        candidate.unlink()
+    logger.info("int8 student %s: %s", "kept" if kept else "dropped", reason)
+    return Int8Decision(kept=kept, reason=reason, fp32=q32, int8=q8, parity=parity)
+
+
+def export(model: str | Path, out: Path, cfg: ExportConfig = ExportConfig()) -> ExportReport:
+    """Export the student at ``model`` (a model folder or ``name[@version]`` ref) and, with ``cfg.teacher``,
+    its ``teacher/``.  Writes ``out`` (see the module docstring); returns the report."""
+    from npusuite.inspection.modelcard import load
+
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise UserError(f"--out {out} exists and is not empty; choose a new folder")
+    src = load(model).path
+    if cfg.teacher and not (src / "teacher").is_dir():
+        raise UserError(f"{src} has no teacher/ folder to export")
+    try:
+        student = _export_role(src, out, cfg, "student")
+        teacher = _export_role(src / "teacher", out / "teacher", cfg, "teacher") if cfg.teacher else None
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)  # never leave a half-written model folder behind
+        raise
+    report = ExportReport(source=str(src), format=cfg.format, opset=OPSET,
+                          images=str(cfg.images) if cfg.images else "calibration images",
+                          student=student, teacher=teacher)
+    (out / REPORT).write_text(report.model_dump_json(indent=2) + "\n")
+    return report
