@@ -10,8 +10,10 @@ refuses the version with ``SwapError``; the serving version keeps inspecting):
    channels, and the card's ``size_px`` must match the manifest's fixed input
    dimensions and be a multiple of the net's down-sampling factor (a U-Net
    fed another size fails at its skip connections); then, for
-   ``precision="int8"``, the net is quantised ONCE here with the calibration
-   images stored in the version; the result is an
+   ``precision="int8"``, a torch net is quantised ONCE here with the calibration
+   images stored in the version, and an ONNX version (``kind="onnx"``, run by
+   ONNX Runtime) switches to the int8 graph its export kept (none kept:
+   refused); the result is an
    :class:`~npusuite.inspection.inspector.Inspector`;
 2. warm: inspect one calibration image (a blank grey frame when the version
    stores none) end to end; a non-finite score refuses the version.
@@ -36,6 +38,7 @@ from npusuite.inspection.records import Frame
 from npusuite.platform.engine.adapter import AppAdapter, WorkerKind, require_tensor
 from npusuite.platform.errors import UserError
 from npusuite.platform.repository.store import ModelVersion
+from npusuite.platform.runtime.onnx_runtime import OnnxModule
 from npusuite.platform.runtime.protocols import Runtime
 
 logger = logging.getLogger(__name__)
@@ -60,7 +63,9 @@ class InspectionAdapter(AppAdapter[Inspector]):
         net = require_tensor(runtime, version).module
         # the inspection U-Nets declare their down-sampling factor; a net without one takes any size
         _check_input(version, card.size_px, getattr(net, "multiple_px", 1))
-        if self.precision == "int8":
+        if self.precision == "int8" and isinstance(net, OnnxModule):
+            net = net.variant("int8")  # the export's int8 graph, kept only where recall held (inspection export)
+        elif self.precision == "int8":
             from npusuite.inspection.nets import quantize_int8
 
             images = _calibration(version.path)

@@ -26,6 +26,7 @@ app = typer.Typer(
         "  npusuite inspection generate --out data\n\n"
         "  npusuite inspection train --good data/washer --out models/washer\n\n"
         "  npusuite inspection score --model models/washer --images data/washer/test --out results.jsonl\n\n"
+        "  npusuite inspection export models/washer --out models/washer-onnx --images data/washer/test\n\n"
         "  npusuite inspection run --source clip.avi --model models/washer --modbus 127.0.0.1:5020"
     ),
     no_args_is_help=True,
@@ -307,6 +308,56 @@ def run(
     if reject_stats.never_worked() and not allow_no_plc:
         raise UserError(f"no reject signal reached the line: all {reject_stats.send_errors} sends to "
                         f"{modbus or mqtt} failed (is the PLC reachable? --allow-no-plc to run without one)")
+
+
+@app.command()
+def export(
+    model: str = typer.Argument(..., help="Student model folder (from `inspection train`) or NAME[@VERSION|@ALIAS] "
+                                          "with --model-root."),
+    out: Path = typer.Option(..., "--out", help="New folder for the exported model: model.onnx, onnx.json, the card "
+                                                "and calibration images, export.json (parity report)."),
+    fmt: str = typer.Option("onnx", "--format", help="onnx: ONNX for ONNX Runtime (CPU, CUDA, CANN on Ascend); om: "
+                                                     "the ONNX plus om/atc.sh and om/atc.json, the exact `atc` "
+                                                     "command for an Ascend 310B (run where CANN is installed)."),
+    teacher: bool = typer.Option(False, "--teacher", help="Also export MODEL/teacher to OUT/teacher."),
+    int8: bool = typer.Option(False, "--int8", help="Also write model.int8.onnx (ONNX Runtime static int8, "
+                                                    "calibrated on the stored good images), kept only if its recall "
+                                                    "at the calibrated threshold is within 0.5 points of fp32 on "
+                                                    "--images (needs defect images)."),
+    images: Path | None = typer.Option(None, "--images", help="Images to check parity (and int8 recall) on, e.g. "
+                                                             "data/washer/test; folders named good hold good parts. "
+                                                             "Default: the model's calibration images."),
+    model_root: Path | None = typer.Option(None, "--model-root", help="Platform model repository."),
+    soc_version: str = typer.Option("Ascend310B1", "--soc-version", help="atc --soc_version (with --format om)."),
+    om_precision: str = typer.Option("fp16", "--om-precision", help="atc precision for the .om: fp16 "
+                                                                   "(force_fp16), fp32 (force_fp32) or mixed."),
+    threads: int = typer.Option(1, "--threads"),
+) -> None:
+    """Export the student (and teacher) as ONNX with a dynamic batch axis, checked against torch.
+
+    The export is refused unless ONNX Runtime and torch give the same verdicts on every image and heatmaps
+    within 1e-3.  The exported folder is a platform model (kind onnx): `npusuite edge release bundle` ships it
+    and the edge agent runs it with ONNX Runtime."""
+    from npusuite.inspection.export import ExportConfig
+    from npusuite.inspection.export import export as run
+    from npusuite.platform.repository import resolve_reference
+
+    _threads(threads)
+    cfg = ExportConfig(format=fmt, teacher=teacher, int8=int8, images=images, soc_version=soc_version,
+                       om_precision=om_precision)
+    report = run(resolve_reference(model, model_root).path, out, cfg)
+    for part in (report.student, report.teacher):
+        if part is None:
+            continue
+        p = part.parity
+        typer.echo(f"{part.role}: {out / ('' if part.role == 'student' else 'teacher') / part.onnx} "
+                   f"({part.bytes} bytes); parity on {p.images} images: max heatmap diff {p.max_heat_diff:.1e}, "
+                   f"{p.same_verdicts}/{p.images} same verdicts")
+        if part.int8 is not None:
+            typer.echo(f"  int8 {'kept' if part.int8.kept else 'dropped'}: {part.int8.reason}")
+        if part.atc is not None:
+            typer.echo(f"  atc: {' '.join(part.atc.command)}\n  ({part.atc.note})")
+    typer.echo(f"report: {out / 'export.json'}")
 
 
 @app.command("plc-sim")
