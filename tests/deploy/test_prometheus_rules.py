@@ -107,8 +107,8 @@ def test_promtool_catches_a_wrong_threshold(tmp_path: Path):
     shutil.copytree(PROM, copy)
     alerts = copy / "rules" / "alerts.yml"
     text = alerts.read_text()
-    assert "npusuite_model_drift_psi) > 0.2" in text
-    alerts.write_text(text.replace("npusuite_model_drift_psi) > 0.2", "npusuite_model_drift_psi) > 0.4"))
+    assert "npusuite_model:drift_psi) > 0.2" in text
+    alerts.write_text(text.replace("npusuite_model:drift_psi) > 0.2", "npusuite_model:drift_psi) > 0.4"))
     proc = promtool("test", "rules", str(copy / "tests" / "alerts_test.yml"))
     assert proc.returncode != 0
     assert "ModelDriftPSIHigh" in proc.stdout + proc.stderr
