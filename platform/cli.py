@@ -38,6 +38,7 @@ GROUPS: list[tuple[str, str, str]] = [
     ("review", "npusuite.review.cli", "The case-review web app for fraud analysts and QC engineers."),
     ("inspection", "npusuite.inspection.cli", "Generate, train and run visual defect inspection."),
     ("edge", "npusuite.edge.cli", "Edge agent, signed releases and fleet rollouts."),
+    ("ops", "npusuite.platform.ops.cli", "AIOps from Prometheus: anomalies, root cause, scaling advice, report."),
     ("demo", "npusuite.platform.demo", "Start the whole suite on local defaults."),
 ]
 

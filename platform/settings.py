@@ -15,6 +15,7 @@ Variables (all optional):
 ``NPUSUITE_LOG_LEVEL``         DEBUG, INFO (default), WARNING, ...
 ``NPUSUITE_LOG_FORMAT``        ``text`` (default) or ``json``
 ``NPUSUITE_REVIEW_DB``          review app database URL (default: SQLite file)
+``NPUSUITE_PROMETHEUS_URL``     where ``npusuite ops`` queries Prometheus
 ``NPUSUITE_REVIEW_INGEST_TOKEN``  extra bearer token accepted by review ingest
 ``NOTIFY_SOCKET``               set by systemd (``Type=notify``): sd_notify socket
 ``WATCHDOG_USEC``, ``WATCHDOG_PID``  set by systemd (``WatchdogSec=``): the watchdog
@@ -86,3 +87,10 @@ class SystemdSettings(BaseSettings):
     notify_socket: str | None = Field(default=None, validation_alias="NOTIFY_SOCKET")
     watchdog_usec: int | None = Field(default=None, validation_alias="WATCHDOG_USEC")
     watchdog_pid: int | None = Field(default=None, validation_alias="WATCHDOG_PID")
+
+
+class OpsSettings(BaseSettings):
+    """Where ``npusuite ops`` reads metrics: ``NPUSUITE_PROMETHEUS_URL`` (default: a local Prometheus)."""
+
+    model_config = SettingsConfigDict(env_prefix="NPUSUITE_", extra="ignore")
+    prometheus_url: str = "http://127.0.0.1:9090"

@@ -1,0 +1,56 @@
+"""Rank the anomalous components, dependencies ("upstream") first, and name the evidence.
+
+An anomalous component is *explained* when something it depends on (transitively) is anomalous
+too: its anomaly is then taken for a symptom.  Ranking: unexplained components first, by onset
+(earliest first), then by depth in the graph (closer to the sources first), then by score; then
+the explained ones, by depth and onset.  Each entry carries its evidence: the flagged series, the
+onset and the excess, and which anomalous dependencies explain it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from npusuite.platform.ops.anomalies import SeriesVerdict
+from npusuite.platform.ops.topology import Topology
+
+
+@dataclass(frozen=True)
+class Evidence:
+    series: str
+    promql: str
+    onset: float
+    score: float
+    method: str
+
+
+@dataclass(frozen=True)
+class RankedComponent:
+    rank: int
+    component: str
+    onset: float
+    score: float
+    explained_by: tuple[str, ...]  # anomalous dependencies
+    evidence: tuple[Evidence, ...]
+
+    @property
+    def root_candidate(self) -> bool:
+        return not self.explained_by
+
+
+def rank(topology: Topology, verdicts: Iterable[SeriesVerdict]) -> list[RankedComponent]:
+    by_comp: dict[str, list[SeriesVerdict]] = {}
+    for v in verdicts:
+        if v.anomalous:
+            by_comp.setdefault(v.component, []).append(v)
+    rows = []
+    for comp, vs in by_comp.items():
+        onset = min(v.onset for v in vs if v.onset is not None)
+        score = max(v.score for v in vs)
+        explained = tuple(sorted(d for d in topology.dependencies(comp) if d in by_comp))
+        ev = tuple(sorted((Evidence(v.series.name, v.series.promql, float(v.onset), v.score, v.method)
+                           for v in vs if v.onset is not None), key=lambda e: e.onset))
+        rows.append((comp, onset, score, explained, ev))
+    rows.sort(key=lambda r: (bool(r[3]), r[1] if not r[3] else 0.0, topology.depth(r[0]), r[1], -r[2]))
+    return [RankedComponent(i + 1, c, o, s, ex, ev) for i, (c, o, s, ex, ev) in enumerate(rows)]
