@@ -44,6 +44,9 @@ from typing import Any, Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from npusuite.platform.observability import names as N
+from npusuite.platform.observability.names import counter_base as _c
+
 logger = logging.getLogger(__name__)
 
 FsyncPolicy = Literal["full", "normal", "off"]
@@ -125,17 +128,17 @@ class Outbox:
         self._db.execute(f"PRAGMA synchronous={config.fsync.upper()}")
         self._db.executescript(_SCHEMA)
         self.registry = registry if registry is not None else CollectorRegistry()
-        self._m_pending = Gauge("npusuite_edge_outbox_pending", "Results waiting for upload", ["kind"],
+        self._m_pending = Gauge(N.EDGE_OUTBOX_PENDING_RECORDS, "Results waiting for upload", ["kind"],
                                 registry=self.registry)
-        self._m_bytes = Gauge("npusuite_edge_outbox_pending_bytes", "Payload bytes waiting for upload",
+        self._m_bytes = Gauge(N.EDGE_OUTBOX_PENDING_BYTES, "Payload bytes waiting for upload",
                               registry=self.registry)
-        self._m_dropped = Counter("npusuite_edge_outbox_dropped", "Results dropped by the full-disk policy "
+        self._m_dropped = Counter(_c(N.EDGE_OUTBOX_DROPPED), "Results dropped by the full-disk policy "
                                   "(only OK results are ever dropped)", ["kind"], registry=self.registry)
-        self._m_over = Counter("npusuite_edge_outbox_ng_over_budget", "NG results kept although over the disk "
+        self._m_over = Counter(_c(N.EDGE_OUTBOX_NG_OVER_BUDGET), "NG results kept although over the disk "
                                "budget (NG is never dropped)", registry=self.registry)
-        self._m_delivered = Counter("npusuite_edge_outbox_delivered", "Results acknowledged by the upstream",
+        self._m_delivered = Counter(_c(N.EDGE_OUTBOX_DELIVERED), "Results acknowledged by the upstream",
                                     registry=self.registry)
-        self._m_dead = Counter("npusuite_edge_outbox_dead_letters", "Results the upstream rejected permanently",
+        self._m_dead = Counter(_c(N.EDGE_OUTBOX_DEAD_LETTERS), "Results the upstream rejected permanently",
                                registry=self.registry)
         self._recount()
 

@@ -19,12 +19,13 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy.orm import Session, sessionmaker
 
+from npusuite.platform.observability import names as N
 from npusuite.review.models import utcnow
 from npusuite.review.sla import breached_open_by_team
 
 logger = logging.getLogger(__name__)
 
-BREACHED_OPEN = "npusuite_review_sla_breached_open_cases"
+BREACHED_OPEN = N.REVIEW_SLA_BREACHED_OPEN_CASES
 
 
 class ReviewCollector:

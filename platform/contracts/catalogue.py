@@ -91,7 +91,7 @@ TOPICS: tuple[TopicSpec, ...] = (
               "per account, in the order the transactions were read",
               _EXACTLY_ONCE + ", in the same transaction as the champion's fraud-scores record (exactly one "
               "shadow score per committed score; a batch the challenger failed on has none, counted in "
-              "fraud_shadow_skipped_total)"),
+              "npusuite_fraud_shadow_skipped_total)"),
     TopicSpec("fraud-alerts", "Scores that need a person (decisions review and decline), with evidence.",
               "account_id (UTF-8)", FraudAlert, "one FraudAlert JSON object", None, (SCORER,), (REVIEW,),
               "per account, in the order the transactions were read",

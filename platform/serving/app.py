@@ -7,7 +7,7 @@ Rules:
   and answered with a generic JSON 500; none leaks its type.
 - Bodies are bounded before parsing (``max_body_bytes``, 413; JSON depth, 400):
   :mod:`~npusuite.platform.serving.body_limits`.
-- Every inference answer is counted in ``npusuite_requests_total`` by model,
+- Every inference answer is counted in ``npusuite_platform_requests_total`` by model,
   endpoint and status.
 - Dependencies (the model manager, metrics, admin token, limits) come in
   through :func:`create_app`; nothing here reads the environment.

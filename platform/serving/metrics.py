@@ -10,6 +10,8 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from npusuite.platform.engine.observer import EngineObserver
+from npusuite.platform.observability import names as N
+from npusuite.platform.observability.names import counter_base as _c
 
 _LATENCY = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10)
 _BATCH = (1, 2, 4, 8, 16, 32, 64, 128)
@@ -19,32 +21,32 @@ class PlatformMetrics(EngineObserver):
     def __init__(self, registry: CollectorRegistry | None = None):
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        self.requests = Counter("npusuite_requests_total", "HTTP inference requests by model, endpoint and status",
+        self.requests = Counter(_c(N.PLATFORM_REQUESTS), "HTTP inference requests by model, endpoint and status",
                                 ["model", "endpoint", "status"], registry=r)
-        self.errors = Counter("npusuite_request_errors_total", "Requests answered with status >= 400",
+        self.errors = Counter(_c(N.PLATFORM_REQUEST_ERRORS), "Requests answered with status >= 400",
                               ["model", "endpoint", "status"], registry=r)
-        self.queue = Gauge("npusuite_queue_length", "Requests waiting in the model's queue", ["model"], registry=r)
-        self.rows_computed = Counter("npusuite_rows_computed_total", "Rows actually run by the model (tensor "
+        self.queue = Gauge(N.PLATFORM_QUEUE_LENGTH, "Requests waiting in the model's queue", ["model"], registry=r)
+        self.rows_computed = Counter(_c(N.PLATFORM_ROWS_COMPUTED), "Rows actually run by the model (tensor "
                                      "batches, LLM prefill and decode rows); cancelled or refused requests add "
                                      "none", ["model"], registry=r)
-        self.batch_size = Histogram("npusuite_batch_size", "Rows per executed batch (decode-step rows for LLMs)",
+        self.batch_size = Histogram(N.PLATFORM_BATCH_SIZE, "Rows per executed batch (decode-step rows for LLMs)",
                                     ["model"], buckets=_BATCH, registry=r)
-        self.queue_wait = Histogram("npusuite_queue_wait_seconds", "Time a request waited before its batch ran",
+        self.queue_wait = Histogram(N.PLATFORM_QUEUE_WAIT_SECONDS, "Time a request waited before its batch ran",
                                     ["model"], buckets=_LATENCY, registry=r)
-        self.compute = Histogram("npusuite_compute_seconds", "Model time per executed batch", ["model"],
+        self.compute = Histogram(N.PLATFORM_FORWARD_SECONDS, "Model forward time per executed batch", ["model"],
                                  buckets=_LATENCY, registry=r)
-        self.ttft = Histogram("npusuite_llm_time_to_first_token_seconds", "Submit to first generated token",
+        self.ttft = Histogram(N.LLM_TIME_TO_FIRST_TOKEN_SECONDS, "Submit to first generated token",
                               ["model"], buckets=_LATENCY, registry=r)
-        self.itl = Histogram("npusuite_llm_inter_token_seconds", "Time between consecutive tokens of a request",
+        self.itl = Histogram(N.LLM_INTER_TOKEN_SECONDS, "Time between consecutive tokens of a request",
                              ["model"], buckets=_LATENCY, registry=r)
-        self.tokens_total = Counter("npusuite_llm_generated_tokens_total", "Generated tokens", ["model"], registry=r)
-        self.memory_bytes = Gauge("npusuite_model_memory_bytes", "Bytes of weights of the serving version", ["model"],
+        self.tokens_total = Counter(_c(N.LLM_GENERATED_TOKENS), "Generated tokens", ["model"], registry=r)
+        self.memory_bytes = Gauge(N.PLATFORM_MODEL_MEMORY_BYTES, "Bytes of weights of the serving version", ["model"],
                             registry=r)
-        self.swaps = Counter("npusuite_model_swaps_total", "Version loads/swaps by result", ["model", "result"],
+        self.swaps = Counter(_c(N.PLATFORM_MODEL_SWAPS), "Version loads/swaps by result", ["model", "result"],
                              registry=r)
-        self.swap_seconds = Histogram("npusuite_model_swap_seconds", "Load + warm-up + switch time", ["model"],
+        self.swap_seconds = Histogram(N.PLATFORM_MODEL_SWAP_SECONDS, "Load + warm-up + switch time", ["model"],
                                       buckets=_LATENCY, registry=r)
-        self.alias = Gauge("npusuite_model_alias_version", "1 for the version behind each alias",
+        self.alias = Gauge(N.PLATFORM_MODEL_ALIAS_INFO, "1 for the version behind each alias",
                            ["model", "alias", "version"], registry=r)
         self._alias_seen: dict[tuple[str, str], str] = {}
 

@@ -93,7 +93,7 @@ def test_agent_takes_campaign_update_and_reports_status(tmp_path, serve):
         assert "load failed" in s["update"]["health"]["reason"]
         assert s["stored"] > 0 and s["model"] == "line-a@1.0.0"  # the line ran the committed model
         metrics = httpx.get(f"http://127.0.0.1:{status_port}/metrics", headers=auth, timeout=5).text
-        assert "npusuite_edge_outbox_pending" in metrics
+        assert "npusuite_edge_outbox_pending_records" in metrics
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0, (tmp_path / "agent.log").read_text()[-3000:]

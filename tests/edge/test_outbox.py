@@ -56,7 +56,7 @@ def test_full_disk_drops_oldest_ok_never_ng(tmp_path):
     assert s.dropped_ok == 4 and s.ng_over_budget >= 1 and s.pending_ng == 7 and s.pending_bytes > 1000 - size
     metrics = generate_latest(box.registry).decode()
     assert 'npusuite_edge_outbox_dropped_total{kind="ok"} 4.0' in metrics
-    assert 'npusuite_edge_outbox_pending{kind="ng"} 7.0' in metrics
+    assert 'npusuite_edge_outbox_pending_records{kind="ng"} 7.0' in metrics
 
 
 def test_backoff_grows_and_is_capped():

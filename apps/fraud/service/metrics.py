@@ -13,6 +13,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 
 from npusuite.fraud.service.processor import BatchOutcome
 from npusuite.platform.batch_histogram import BatchHistogram
+from npusuite.platform.observability import names as N
+from npusuite.platform.observability.names import counter_base as _c
 
 logger = logging.getLogger(__name__)
 
@@ -23,36 +25,36 @@ class ServiceMetrics:
     def __init__(self, registry: CollectorRegistry | None = None):
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        self.transactions = Counter("fraud_transactions", "Transactions scored (committed).", registry=r)
-        self.decisions = Counter("fraud_decisions", "Committed decisions by type.", ["decision"], registry=r)
-        self.dead_letters = Counter("fraud_dead_letters", "Messages sent to the dead-letter topic.", ["kind"],
+        self.transactions = Counter(_c(N.FRAUD_TRANSACTIONS), "Transactions scored (committed).", registry=r)
+        self.decisions = Counter(_c(N.FRAUD_DECISIONS), "Committed decisions by type.", ["decision"], registry=r)
+        self.dead_letters = Counter(_c(N.FRAUD_DEAD_LETTERS), "Messages sent to the dead-letter topic.", ["kind"],
                                     registry=r)
-        self.escalations = Counter("fraud_llm_escalations", "Grey-band transactions sent to the LLM.", registry=r)
-        self.llm_fallbacks = Counter("fraud_llm_fallbacks",
+        self.escalations = Counter(_c(N.FRAUD_LLM_ESCALATIONS), "Grey-band transactions sent to the LLM.", registry=r)
+        self.llm_fallbacks = Counter(_c(N.FRAUD_LLM_FALLBACKS),
                                      "Escalations answered by the fast score (llm_unavailable).", registry=r)
-        self.latency = BatchHistogram("fraud_latency_seconds",
+        self.latency = BatchHistogram(N.FRAUD_SCORE_LATENCY_SECONDS,
                                       "Producer timestamp to scored, per transaction (before the commit).",
                                       _LATENCY_BUCKETS_S, r)
-        self.commit_seconds = Histogram("fraud_transaction_commit_seconds", "Kafka transaction commit time.",
+        self.commit_seconds = Histogram(N.FRAUD_KAFKA_COMMIT_SECONDS, "Kafka transaction commit time.",
                                         buckets=_LATENCY_BUCKETS_S, registry=r)
         self.batch_phase_seconds = Histogram(
-            "fraud_batch_phase_seconds", "Time per batch in each phase: score (validation, features, models, "
+            N.FRAUD_BATCH_PHASE_SECONDS, "Time per batch in each phase: score (validation, features, models, "
             "messages), produce, offsets (send_offsets_to_transaction), commit.", ["phase"],
             buckets=_LATENCY_BUCKETS_S, registry=r)
-        self.lag = Gauge("fraud_consumer_lag", "Records behind the high watermark.", ["partition"], registry=r)
-        self.aborts = Counter("fraud_kafka_transaction_aborts", "Kafka transactions aborted.", registry=r)
-        self.swaps = Counter("fraud_model_swaps", "Model versions swapped in while consuming.", ["model"],
+        self.lag = Gauge(N.FRAUD_CONSUMER_LAG, "Records behind the high watermark.", ["partition"], registry=r)
+        self.aborts = Counter(_c(N.FRAUD_KAFKA_ABORTS), "Kafka transactions aborted.", registry=r)
+        self.swaps = Counter(_c(N.FRAUD_MODEL_SWAPS), "Model versions swapped in while consuming.", ["model"],
                              registry=r)
-        self.shadow_scores = Counter("fraud_shadow_scores", "Challenger scores committed to the shadow topic.",
+        self.shadow_scores = Counter(_c(N.FRAUD_SHADOW_SCORES), "Challenger scores committed to the shadow topic.",
                                      registry=r)
-        self.shadow_skipped = Counter("fraud_shadow_skipped", "Shadow scores skipped because the challenger failed "
+        self.shadow_skipped = Counter(_c(N.FRAUD_SHADOW_SKIPPED), "Shadow scores skipped because the challenger failed "
                                       "(the champion's scores committed).", registry=r)
-        self.rule_hits = Counter("npusuite_fraud_rule_hits", "Analysts' rules that fired, by rule name (counted "
+        self.rule_hits = Counter(_c(N.FRAUD_RULE_HITS), "Analysts' rules that fired, by rule name (counted "
                                  "when a batch is scored; a batch retried after an abort counts again).", ["rule"],
                                  registry=r)
-        self.novelty_escalations = Counter("npusuite_fraud_novelty_escalations", "Transactions the novelty tier "
+        self.novelty_escalations = Counter(_c(N.FRAUD_NOVELTY_ESCALATIONS), "Transactions the novelty tier "
                                            "raised to at least review (counted when scored).", registry=r)
-        self.restore_seconds = Histogram("fraud_state_restore_seconds",
+        self.restore_seconds = Histogram(N.FRAUD_STATE_RESTORE_SECONDS,
                                          "Changelog restore time when partitions are gained.", registry=r)
 
     def observe_committed(self, outcome: BatchOutcome) -> None:

@@ -29,8 +29,8 @@ def test_batch_phases_are_measured_and_a_slow_batch_is_logged_with_them(caplog):
     assert len(caplog.records) == 1
     message = caplog.records[0].getMessage()
     assert "300 records in 115 ms" in message and "offsets 90 ms" in message
-    assert sample(svc, "fraud_batch_phase_seconds_count", phase="offsets") == 2
-    assert sample(svc, "fraud_transaction_commit_seconds_count") == 2
+    assert sample(svc, "npusuite_fraud_batch_phase_seconds_count", phase="offsets") == 2
+    assert sample(svc, "npusuite_fraud_kafka_commit_seconds_count") == 2
 
 
 def test_losing_partitions_drops_their_accounts_and_lag():
@@ -41,8 +41,8 @@ def test_losing_partitions_drops_their_accounts_and_lag():
     svc._committed_next.update({0: 10, 1: 20})
     svc.lose([1], "revoked")
     assert sorted(svc.store.partitions) == [0] and svc._committed_next == {0: 10}
-    assert sample(svc, "fraud_consumer_lag", partition="1") == 0.0
-    assert sample(svc, "fraud_consumer_lag", partition="0") == 5
+    assert sample(svc, "npusuite_fraud_consumer_lag_records", partition="1") == 0.0
+    assert sample(svc, "npusuite_fraud_consumer_lag_records", partition="0") == 5
 
 
 class StubConsumer:

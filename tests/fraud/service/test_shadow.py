@@ -94,8 +94,8 @@ def test_a_failing_challenger_skips_its_shadow_scores_and_the_champion_batch_is_
     assert not [r for r in out if r.topic == TOPICS.shadow_scores]
     assert len([r for r in out if r.topic == TOPICS.scores]) == len(transactions)
     assert not [r for r in out if r.topic == TOPICS.dlq]
-    assert metrics.registry.get_sample_value("fraud_shadow_skipped_total") == len(transactions)
-    assert metrics.registry.get_sample_value("fraud_transactions_total") == len(transactions)
+    assert metrics.registry.get_sample_value("npusuite_fraud_shadow_skipped_total") == len(transactions)
+    assert metrics.registry.get_sample_value("npusuite_fraud_transactions_total") == len(transactions)
 
 
 def test_a_challenger_that_cannot_be_shadowed_is_refused_at_start(shadow_root, tmp_path):

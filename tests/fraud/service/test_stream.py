@@ -118,11 +118,11 @@ def test_stream_scores_every_transaction_once_with_one_or_two_scorers(harness, s
     assert_exactly_once(h, transactions, bad, scores)
     metrics = metric_values(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text)
     if n_scorers == 1:
-        assert metrics["fraud_transactions_total"] == len(transactions)
-        assert sum(v for k, v in metrics.items() if k.startswith("fraud_dead_letters_total")) == len(bad)
-        assert sum(v for k, v in metrics.items() if k.startswith("fraud_decisions_total")) == len(transactions)
-        assert metrics["fraud_latency_seconds_count"] == len(transactions)
-    assert any(k.startswith("fraud_consumer_lag{") for k in metrics)
+        assert metrics["npusuite_fraud_transactions_total"] == len(transactions)
+        assert sum(v for k, v in metrics.items() if k.startswith("npusuite_fraud_dead_letters_total")) == len(bad)
+        assert sum(v for k, v in metrics.items() if k.startswith("npusuite_fraud_decisions_total")) == len(transactions)
+        assert metrics["npusuite_fraud_score_latency_seconds_count"] == len(transactions)
+    assert any(k.startswith("npusuite_fraud_consumer_lag_records{") for k in metrics)
     assert {s["model"] for s in scores} == {"fraud-fast@1"}
     assert all(0.0 <= s["score"] <= 1.0 and s["decision"] in ("approve", "review", "decline") for s in scores)
     assert_state_matches_offline_replay(h, transactions)
@@ -392,7 +392,7 @@ def test_aborted_transactions_and_a_failed_batch_are_scored_again_exactly_once(h
     assert_state_matches_offline_replay(h, transactions)
     assert wrappers[0].calls == 7 and calls["n"] >= 4
     assert len(wrappers) == 2 and wrappers[0].closed  # the broken producer was replaced, once
-    aborts = service.metrics.registry.get_sample_value("fraud_kafka_transaction_aborts_total")
+    aborts = service.metrics.registry.get_sample_value("npusuite_fraud_kafka_aborts_total")
     assert aborts == 3  # the three failed commits; the scoring failure happened before its transaction began
 
 

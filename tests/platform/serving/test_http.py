@@ -68,7 +68,7 @@ def test_openai_client_streams_a_chat_completion(serve, admin_headers, tmp_path:
         assert comp.choices[0].finish_reason in ("length", "stop")
         metrics = httpx.get(url + "/metrics").text
         assert "npusuite_llm_time_to_first_token_seconds_count" in metrics
-        assert "npusuite_llm_generated_tokens_total" in metrics and "npusuite_model_memory_bytes" in metrics
+        assert "npusuite_llm_generated_tokens_total" in metrics and "npusuite_platform_model_memory_bytes" in metrics
 
 
 def test_ten_swaps_under_load_fail_no_request(serve, admin_headers, scale_repo):
@@ -138,7 +138,8 @@ def test_corrupted_weights_are_refused_and_old_version_keeps_serving(serve, admi
         ok = _infer_json(url, 5.0)
         assert ok.status_code == 200 and ok.json()["model_version"] == "1"
         assert ok.json()["outputs"][0]["data"] == [5.0] * 4
-        assert 'npusuite_model_swaps_total{model="scale",result="failed"} 1.0' in httpx.get(url + "/metrics").text
+        text = httpx.get(url + "/metrics").text
+        assert 'npusuite_platform_model_swaps_total{model="scale",result="failed"} 1.0' in text
 
 
 def test_full_queue_answers_503_with_retry_after(serve, admin_headers, tmp_path: Path):
@@ -207,11 +208,12 @@ def test_errors_auth_and_metrics(serve, admin_headers, scale_repo, tiny_llm_dir:
         got = client.infer("tiny-llm", [inp], outputs=[triton.InferRequestedOutput("text", binary_data=False)])
         assert got.as_numpy("text").shape == (1,)
         text = httpx.get(f"{url}/metrics").text
-        for name in ("npusuite_requests_total", "npusuite_batch_size_bucket", "npusuite_queue_wait_seconds",
-                     "npusuite_compute_seconds", "npusuite_queue_length", "npusuite_model_alias_version",
-                     "npusuite_request_errors_total"):
+        for name in ("npusuite_platform_requests_total", "npusuite_platform_batch_size_rows_bucket",
+                     "npusuite_platform_queue_wait_seconds", "npusuite_platform_forward_seconds",
+                     "npusuite_platform_queue_length_requests", "npusuite_platform_model_alias_info",
+                     "npusuite_platform_request_errors_total"):
             assert name in text, name
-        assert 'npusuite_requests_total{endpoint="infer",model="scale",status="200"}' in text
+        assert 'npusuite_platform_requests_total{endpoint="infer",model="scale",status="200"}' in text
         assert httpx.post(f"{url}/v2/repository/models/scale/unload", headers=admin_headers).status_code == 200
         assert _infer_json(url).status_code == 404
 

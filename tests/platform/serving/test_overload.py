@@ -63,7 +63,7 @@ def test_400_concurrent_requests_get_200_or_503_in_time(serve, slow_repo):
         busy = [a for a in answers if a.status_code == 503]
         assert all(int(a.headers["Retry-After"]) >= 1 and "error" in a.json() for a in busy)
         # every row computed answered a 200: nothing was run for a refused request
-        assert _metric(url, "npusuite_rows_computed_total", "slow") == codes.count(200)
+        assert _metric(url, "npusuite_platform_rows_computed_total", "slow") == codes.count(200)
 
 
 def test_clients_that_leave_while_queued_are_not_computed(serve, tmp_path: Path):
@@ -84,7 +84,7 @@ def test_clients_that_leave_while_queued_are_not_computed(serve, tmp_path: Path)
             assert first.result().status_code == 200
         last = httpx.post(f"{url}/v2/models/slow/infer", json=body, timeout=30)  # queued behind the leavers
         assert last.status_code == 200
-        assert _metric(url, "npusuite_rows_computed_total", "slow") == 2
+        assert _metric(url, "npusuite_platform_rows_computed_total", "slow") == 2
 
 
 @pytest.fixture
