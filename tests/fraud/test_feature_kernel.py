@@ -1,0 +1,92 @@
+"""The compiled feature kernel against the Python reference: bit-identical features and states."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from npusuite.fraud import feature_kernel, features
+from npusuite.fraud.feature_kernel import KernelState
+from npusuite.fraud.schema import Transaction, parse_transaction
+
+
+def _generated(accounts: int, days: int, seed: int, limit: int) -> list[Transaction]:
+    from npusuite.fraud.generator import GeneratorConfig, generate
+
+    rows = generate(GeneratorConfig(accounts=accounts, days=days, seed=seed), progress=False)[0]
+    assert len(rows) >= limit, f"the generator gave {len(rows)} transactions, wanted {limit}"
+    return [parse_transaction(r) for r in rows[:limit]]
+
+
+def _replay_and_compare(txs: list[Transaction], check_state_every: int) -> None:
+    """Replay ``txs`` through both; every feature bit-identical, states equal (every ``check_state_every``-th
+    transaction's account, and every account at the end) and with identical snapshot bytes."""
+    ref_states: dict[str, features.AccountState] = {}
+    kernel_states: dict[str, KernelState] = {}
+    for i, tx in enumerate(txs):
+        ref = ref_states.setdefault(tx.account_id, features.AccountState())
+        kern = kernel_states.setdefault(tx.account_id, KernelState())
+        expected = features.advance(ref, tx).values
+        got = feature_kernel.advance(kern, tx).values
+        # Bit for bit: the repr of a float is exact (== would pass 0.0 for -0.0).
+        assert list(map(repr, got)) == list(map(repr, expected)), f"transaction {i} ({tx.transaction_id})"
+        if i % check_state_every == 0:
+            assert kern.to_reference() == ref, f"state after transaction {i}"
+    for account, ref in ref_states.items():
+        assert kernel_states[account].to_bytes() == ref.to_bytes(), f"account {account}"
+
+
+def test_kernel_matches_reference_on_a_generated_stream():
+    _replay_and_compare(_generated(accounts=150, days=10, seed=5, limit=4000), check_state_every=7)
+
+
+@pytest.mark.slow
+def test_kernel_matches_reference_on_a_50k_transaction_replay():
+    _replay_and_compare(_generated(accounts=1900, days=10, seed=1, limit=50_000), check_state_every=97)
+
+
+T0 = datetime(2026, 3, 2, 12, tzinfo=UTC)
+
+
+def _tx(i: int, seconds: float, **kw) -> Transaction:
+    base = dict(transaction_id=f"t{i}", timestamp=T0 + timedelta(seconds=seconds), account_id="A", card_id="C",
+                amount=20.0, currency="EUR", merchant_id="M1", merchant_category="5411", channel="card_present",
+                country="DE", lat=52.5, lon=13.4, device_id=None, ip=None)
+    base.update(kw)
+    return Transaction(**base)
+
+
+def test_kernel_matches_reference_at_the_edges():
+    """Bounds and odd input: > MAX_SEEN merchants and devices (eviction order), > MAX_WINDOW entries in a
+    week, out-of-order timestamps, extreme amounts, IPv6 and no device, no location, every channel."""
+    rng = random.Random(3)
+    channels = ("card_present", "ecommerce", "atm", "transfer")
+    txs, t = [], 0.0
+    for i in range(2600):
+        t += rng.choice((0.5, 3.0, 40.0, 200.0, -90.0, 4000.0))  # some steps go back in time
+        kw = dict(amount=rng.choice((1e-320, 0.5, 3.0, 20.0, 999.99, 1.7e308)), channel=rng.choice(channels),
+                  merchant_id=f"M{rng.randrange(700)}", country=rng.choice(("DE", "FR", "GB")),
+                  merchant_category=rng.choice(("5411", "6011", "5999")))
+        if rng.random() < 0.5:
+            kw["device_id"] = f"D{rng.randrange(600)}"
+        if rng.random() < 0.5:
+            kw["ip"] = rng.choice((f"10.{rng.randrange(300)}.1.2", f"2001:db8:{rng.randrange(500):x}::1"))
+        if rng.random() < 0.3:
+            kw["lat"] = kw["lon"] = None
+        txs.append(_tx(i, max(0.0, t), **kw))
+    _replay_and_compare(txs, check_state_every=1)
+
+
+def test_kernel_state_converts_both_ways_and_resumes():
+    txs = [_tx(i, i * 90.0, amount=10.0 + i % 7, merchant_id=f"M{i % 11}") for i in range(60)]
+    ref = features.AccountState()
+    for tx in txs[:40]:
+        features.advance(ref, tx)
+    kern = KernelState.from_bytes(ref.to_bytes())
+    assert kern.to_reference() == ref
+    for tx in txs[40:]:
+        assert feature_kernel.advance(kern, tx).values == features.advance(ref, tx).values
+    assert kern.to_bytes() == ref.to_bytes()
+    assert kern.copy().to_bytes() == kern.to_bytes()
