@@ -6,6 +6,10 @@ Pipelines (``--pipelines``; default the first three, ``scorer-x2`` on request):
   transactions): the baseline the issue defines, the limit of the old client;
 * ``bare-confluent``: the same no-work loop on confluent-kafka (librdkafka), the
   client the scorer now uses: the like-for-like limit of this machine and client;
+* ``bare-txn``: the no-work loop on confluent-kafka inside Kafka transactions
+  (consume -> begin -> produce -> send_offsets_to_transaction -> commit, one
+  transaction per poll batch, read_committed): the fair latency baseline for an
+  exactly-once pipeline, which pays the commit round trips and markers too;
 * ``scorer``: ``python -m npusuite.fraud.service`` (confluent-kafka, exactly-once
   Kafka transactions, state changelog, features, fast model, alerts);
 * ``scorer-x2``: two such processes in one consumer group (active-active, two
@@ -41,6 +45,13 @@ pipeline to need a path paid for it (measured: the scorer's first backlog on a
 fresh broker ran at 15.8k tx/s, its third at 19.9k).  Then the pipelines take
 turns for ``--backlog-rounds`` rounds, and each one's maximum is its median.
 
+``--hog`` runs a CPU-bound neighbour process (``while True: pass``) beside every
+pipeline run, from before the pipeline starts until it stops: one of the two
+cores busy with another job.  For every scorer run the scorer serves its
+metrics and the bench reads its per-batch phase histogram (score, settle:
+waiting for the previous batch's commit, produce, offsets, commit) just before
+stopping it; the report gives each phase's count, mean and bucket quantiles.
+
 Writes ``bench/out/fraud_stream.json`` and ``bench/out/fraud_stream.png``.
 Usage: ``python bench/fraud_stream.py [--quick] [--bootstrap HOST:PORT] [--pipelines bare,scorer]``;
 the shadow overhead: ``--quick --pipelines scorer,scorer-shadow --backlog-rounds 3 --out bench/out/shadow``.
@@ -66,9 +77,12 @@ import numpy as np
 logger = logging.getLogger("bench.fraud_stream")
 OUT = Path(__file__).resolve().parent / "out"
 P99_GOAL_MS = 80.0
-PIPELINES = ("bare", "bare-confluent", "scorer", "scorer-x2", "scorer-shadow")
-STYLE = {"bare": ("o", "C0"), "bare-confluent": ("^", "C2"), "scorer": ("s", "C1"),
+PIPELINES = ("bare", "bare-confluent", "bare-txn", "scorer", "scorer-x2", "scorer-shadow")
+DEFAULT_PIPELINES = ("bare", "bare-confluent", "bare-txn", "scorer")
+STYLE = {"bare": ("o", "C0"), "bare-confluent": ("^", "C2"), "bare-txn": ("x", "C5"), "scorer": ("s", "C1"),
          "scorer-x2": ("D", "C3"), "scorer-shadow": ("v", "C4")}  # marker, colour
+#: The CPU-bound neighbour of ``--hog``.
+HOG = "while True:\n    pass\n"
 SHADOW_GOAL = 1.20
 TID = b'"transaction_id":"'
 
@@ -172,19 +186,118 @@ while True:
 """
 
 
+BARE_TXN_PIPE = """
+import sys, uuid
+from confluent_kafka import Consumer, Producer, TopicPartition
+bootstrap, src, dst, group = sys.argv[1:5]
+consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
+                     "enable.auto.commit": False, "isolation.level": "read_committed", "fetch.wait.max.ms": 100})
+consumer.subscribe([src])
+producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 1, "partitioner": "murmur2_random",
+                     "transactional.id": group + "-" + uuid.uuid4().hex[:6], "enable.idempotence": True,
+                     "retry.backoff.ms": 2, "retry.backoff.max.ms": 20})
+producer.init_transactions(60)
+while True:
+    msgs = consumer.consume(2000, 0)
+    if not msgs:
+        m = consumer.poll(0.1)
+        msgs = [] if m is None else [m]
+    msgs = [m for m in msgs if not m.error()]
+    if not msgs:
+        continue
+    producer.begin_transaction()
+    nxt = {}
+    for m in msgs:
+        nxt[m.partition()] = m.offset() + 1
+        while True:
+            try:
+                producer.produce(dst, key=m.key(), value=m.value())
+                break
+            except BufferError:
+                producer.poll(0.01)
+    producer.send_offsets_to_transaction([TopicPartition(src, p, o) for p, o in nxt.items()],
+                                         consumer.consumer_group_metadata(), 30)
+    producer.commit_transaction(60)
+"""
+
+BARE_CODE = {"bare": BARE_PIPE, "bare-confluent": BARE_CONFLUENT_PIPE, "bare-txn": BARE_TXN_PIPE}
+
+
 def start_pipeline(kind: str, bootstrap: str, topics: dict, model_root: Path, log: Path,
-                   instance: str = "bench") -> subprocess.Popen:
-    if kind in ("bare", "bare-confluent"):
-        code = BARE_PIPE if kind == "bare" else BARE_CONFLUENT_PIPE
-        cmd = [sys.executable, "-c", code, bootstrap, topics["in"], topics["out"], f"{kind}-{uuid.uuid4().hex[:6]}"]
+                   instance: str = "bench", metrics_port: int = 0) -> subprocess.Popen:
+    if kind in BARE_CODE:
+        cmd = [sys.executable, "-c", BARE_CODE[kind], bootstrap, topics["in"], topics["out"],
+               f"{kind}-{uuid.uuid4().hex[:6]}"]
     else:
         cmd = [sys.executable, "-m", "npusuite.fraud.service", "--bootstrap", bootstrap, "--group", topics["group"],
                "--model", "fraud-fast", "--model-root", str(model_root), "--instance-id", instance,
                "--transactions-topic", topics["in"], "--scores-topic", topics["out"],
                "--alerts-topic", topics["out"] + "-alerts", "--dlq-topic", topics["out"] + "-dlq"]
+        if metrics_port:
+            cmd += ["--metrics-port", str(metrics_port)]
         if kind == "scorer-shadow":
             cmd += ["--shadow", "challenger", "--shadow-topic", topics["out"] + "-shadow"]
     return subprocess.Popen(cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+
+
+def start_hog() -> subprocess.Popen:
+    """A CPU-bound neighbour: one core busy with another job."""
+    return subprocess.Popen([sys.executable, "-c", HOG], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def phase_histogram(port: int) -> dict[str, dict]:
+    """The scorer's per-batch phase histogram, read from its metrics endpoint (name from metrics.py)."""
+    from urllib.request import urlopen
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from npusuite.fraud.service.metrics import ServiceMetrics
+
+    name = ServiceMetrics().batch_phase_seconds._name
+    try:
+        text = urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    except OSError as exc:
+        logger.warning("no metrics from the scorer on port %d: %s", port, exc)
+        return {}
+    buckets: dict[str, list[tuple[float, float]]] = {}
+    sums: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name != name:
+            continue
+        for sample in family.samples:
+            phase = sample.labels.get("phase")
+            if sample.name.endswith("_bucket"):
+                buckets.setdefault(phase, []).append((float(sample.labels["le"]), sample.value))
+            elif sample.name.endswith("_sum"):
+                sums[phase] = sample.value
+    return {phase: phase_summary(sorted(rows), sums.get(phase, 0.0)) for phase, rows in buckets.items()}
+
+
+def phase_summary(cumulative: list[tuple[float, float]], total_s: float) -> dict:
+    """Count, mean and bucket quantiles (upper bounds, ms) of one phase's cumulative ``le`` buckets."""
+    n = cumulative[-1][1] if cumulative else 0
+    out = {"batches": int(n), "mean_ms": total_s / n * 1000 if n else None,
+           "buckets_ms": {("inf" if le == float("inf") else f"{le * 1000:g}"): int(c) for le, c in cumulative}}
+    for q in (0.5, 0.9, 0.99):
+        out[f"p{int(q * 100)}_le_ms"] = next((le * 1000 for le, c in cumulative if n and c >= q * n), None)
+    return out
+
+
+def merge_phases(runs: list[dict]) -> dict:
+    """Phase histograms of several processes (scorer-x2) added up."""
+    merged: dict[str, dict] = {}
+    for run in runs:
+        for phase, h in run.items():
+            m = merged.setdefault(phase, {"batches": 0, "sum_ms": 0.0, "buckets": {}})
+            m["batches"] += h["batches"]
+            m["sum_ms"] += (h["mean_ms"] or 0.0) * h["batches"]
+            for le, c in h["buckets_ms"].items():
+                m["buckets"][le] = m["buckets"].get(le, 0) + c
+    out = {}
+    for phase, m in merged.items():
+        rows = sorted((float(le) / 1000 if le != "inf" else float("inf"), c) for le, c in m["buckets"].items())
+        out[phase] = phase_summary(rows, m["sum_ms"] / 1000)
+    return out
 
 
 def create_topic(bootstrap: str, name: str, partitions: int) -> None:
@@ -297,7 +410,7 @@ def rate_result(kind: str, rate: float, sent: np.ndarray, recv: np.ndarray) -> d
 
 
 def run_one(kind: str, bootstrap: str, msgs: list, rate: float | None, model_root: Path, workdir: Path,
-            partitions: int, drain_s: float, logdir: Path) -> dict:
+            partitions: int, drain_s: float, logdir: Path, hog: bool = False) -> dict:
     """One pipeline at one rate (None: backlog first, then start the pipeline)."""
     s = uuid.uuid4().hex[:8]
     topics = {"in": f"bench-in-{s}", "out": f"bench-out-{s}", "group": f"bench-{s}"}
@@ -307,20 +420,32 @@ def run_one(kind: str, bootstrap: str, msgs: list, rate: float | None, model_roo
     send_ts = workdir / f"send-{s}.npy"
     log = logdir / f"{kind}-{'backlog' if rate is None else int(rate)}.log"
     procs: list[subprocess.Popen] = []
+    ports: list[int] = []
+    hog_proc = start_hog() if hog else None
 
     def start() -> subprocess.Popen:
+        from npusuite.platform.kafka.broker import free_port
+
         for instance in ("a", "b") if kind == "scorer-x2" else ("bench",):
-            procs.append(start_pipeline(kind, bootstrap, topics, model_root, log, instance))
+            port = free_port() if kind not in BARE_CODE else 0
+            ports.append(port)
+            procs.append(start_pipeline(kind, bootstrap, topics, model_root, log, instance, port))
         return procs[0]
 
     try:
         if rate is None:
-            return run_backlog(kind, bootstrap, msgs, topics, measurer, start, send_ts)
-        return run_rate(kind, bootstrap, msgs, rate, topics, measurer, start, send_ts, drain_s, log)
+            result = run_backlog(kind, bootstrap, msgs, topics, measurer, start, send_ts)
+        else:
+            result = run_rate(kind, bootstrap, msgs, rate, topics, measurer, start, send_ts, drain_s, log)
+        if any(ports):
+            result["phases"] = merge_phases([phase_histogram(p) for p in ports if p])
+        return result | {"hog": hog}
     finally:
         measurer.close()
         for proc in procs:
             stop(proc)
+        if hog_proc is not None:
+            stop(hog_proc)
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -417,18 +542,25 @@ def summarise(backlog: list[dict], results: list[dict], pipelines: list[str]) ->
         "highest_rate_sustained_p99_under_80ms_per_s": best.get("scorer"),
         "max_throughput_scorer_per_s": top.get("scorer"), "max_throughput_bare_pipe_per_s": top.get("bare"),
         "max_throughput_bare_confluent_per_s": top.get("bare-confluent"),
+        "max_throughput_bare_txn_per_s": top.get("bare-txn"),
         "throughput_ratio_scorer_vs_bare": _ratio(top.get("scorer"), top.get("bare")),
         "throughput_ratio_scorer_vs_bare_confluent": _ratio(top.get("scorer"), top.get("bare-confluent")),
         "max_throughput_scorer_x2_per_s": top.get("scorer-x2"),
         "throughput_ratio_scorer_x2_vs_bare": _ratio(top.get("scorer-x2"), top.get("bare")),
         "throughput_ratio_scorer_vs_bare_per_round": [_ratio(r.get("scorer"), r.get("bare"))
                                                        for _, r in sorted(per_round.items())],
+        "throughput_ratio_scorer_vs_bare_confluent_per_round": [_ratio(r.get("scorer"), r.get("bare-confluent"))
+                                                                 for _, r in sorted(per_round.items())],
+        "throughput_ratio_scorer_x2_vs_scorer": _ratio(top.get("scorer-x2"), top.get("scorer")),
+        "p99_ms_per_rate": {k: {str(int(r["rate_target_per_s"])): r["p99_ms"] for r in results if r["pipeline"] == k}
+                            for k in pipelines},
         "highest_rate_sustained_per_pipeline_per_s": best,
         "max_throughput_scorer_shadow_per_s": top.get("scorer-shadow"),
         "per_transaction_time_ratio_shadow_vs_scorer": _ratio(top.get("scorer"), top.get("scorer-shadow")),
         "per_transaction_time_ratio_shadow_vs_scorer_per_round": [_ratio(r.get("scorer"), r.get("scorer-shadow"))
                                                                    for _, r in sorted(per_round.items())],
-        "goals": {"rate_per_s": 5000, "ratio": 0.5, "p99_ms": P99_GOAL_MS, "shadow_time_ratio": SHADOW_GOAL},
+        "goals": {"rate_per_s": 10000, "rate_per_s_with_hog": 5000, "ratio_vs_bare_confluent": 0.25,
+                  "p99_ms": P99_GOAL_MS, "shadow_time_ratio": SHADOW_GOAL},
     }
 
 
@@ -443,8 +575,11 @@ def parse_args() -> argparse.Namespace:
                     help="backlog runs per pipeline, taking turns; the median counts (default 3; quick 1)")
     ap.add_argument("--warmup", type=int, default=None,
                     help="untimed backlog per pipeline before the timed ones (default 20000; quick 5000; 0: none)")
-    ap.add_argument("--pipelines", default=",".join(PIPELINES[:3]),
-                    help="comma-separated subset of " + ",".join(PIPELINES) + " (default: the first three)")
+    ap.add_argument("--pipelines", default=",".join(DEFAULT_PIPELINES),
+                    help="comma-separated subset of " + ",".join(PIPELINES) + " (default: "
+                    + ",".join(DEFAULT_PIPELINES) + ")")
+    ap.add_argument("--hog", action="store_true",
+                    help="run a CPU-bound neighbour process beside every pipeline run (one core busy)")
     ap.add_argument("--partitions", type=int, default=4)
     ap.add_argument("--accounts", type=int, default=5000, help="accounts in the generated stream")
     ap.add_argument("--bootstrap", default=None, help="existing broker (default: KAFKA_BOOTSTRAP, else start one)")
@@ -472,23 +607,31 @@ def run_all(args: argparse.Namespace, bootstrap: str, workdir: Path, logdir: Pat
     logger.info("base stream: %d transactions of %d accounts", len(base), args.accounts)
     for kind in args.pipelines if args.warmup else ():
         msgs = messages(base, args.warmup, f"wu{kind.replace('-', '')}", days)
-        warm = run_one(kind, bootstrap, msgs, None, model_root, workdir, args.partitions, 10, logdir)
+        warm = run_one(kind, bootstrap, msgs, None, model_root, workdir, args.partitions, 10, logdir, args.hog)
         logger.info("warm-up %s (untimed): %s", kind, warm)
     backlog = []
     for round_ in range(args.backlog_rounds):
         for kind in args.pipelines:
             msgs = messages(base, args.backlog, f"bk{round_}{kind.replace('-', '')}", days)
-            backlog.append(run_one(kind, bootstrap, msgs, None, model_root, workdir, args.partitions, 10, logdir)
-                           | {"round": round_})
+            backlog.append(run_one(kind, bootstrap, msgs, None, model_root, workdir, args.partitions, 10, logdir,
+                                   args.hog) | {"round": round_})
             logger.info("backlog round %d %s: %s", round_ + 1, kind, backlog[-1])
     results = []
     for rate in args.rates:
         n = int(rate * args.duration_s) + min(500, int(rate * args.duration_s) // 10)
         for kind in args.pipelines:
             msgs = messages(base, n, f"r{int(rate)}{kind.replace('-', '')}", days)
-            results.append(run_one(kind, bootstrap, msgs, rate, model_root, workdir, args.partitions, 5.0, logdir))
+            results.append(run_one(kind, bootstrap, msgs, rate, model_root, workdir, args.partitions, 5.0, logdir,
+                                   args.hog))
             logger.info("rate %d %s: %s", rate, kind, results[-1])
     return backlog, results
+
+
+def uptime() -> str:
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
 
 
 def main() -> None:
@@ -496,6 +639,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("kafka").setLevel(logging.ERROR)
     load_start = os.getloadavg()[0]
+    logger.info("uptime at start: %s", uptime())
     args.out.mkdir(parents=True, exist_ok=True)
     logdir = args.out / "fraud_stream_logs"
     logdir.mkdir(exist_ok=True)
@@ -518,7 +662,8 @@ def main() -> None:
             if broker is not None:
                 broker.down()
     summary = summarise(backlog, results, args.pipelines)
-    report = {"quick": args.quick, "duration_s_per_rate": args.duration_s, "partitions": args.partitions,
+    report = {"quick": args.quick, "hog": args.hog, "uptime_at_end": uptime(),
+               "duration_s_per_rate": args.duration_s, "partitions": args.partitions,
               "backlog_messages": args.backlog, "backlog_rounds": args.backlog_rounds, "warmup_messages": args.warmup,
               "accounts": args.accounts, "pipelines": args.pipelines, "cpus": os.cpu_count(),
               "machine_load_1m_at_start": load_start, "machine_load_1m_at_end": os.getloadavg()[0],

@@ -121,6 +121,8 @@ class FraudService:
         self._rollback_pending: dict[int, int] = {}
         #: Consecutive batches rolled back for a failure that is not a record's (for the retry pause).
         self._failures = 0
+        #: Seconds the main thread waited for in-flight commits in this loop cycle (the ``settle`` phase).
+        self._settle_wait_s = 0.0
 
     def stop(self) -> None:
         """Ask the loop to finish its current batch and exit (safe from a signal handler)."""
@@ -203,6 +205,7 @@ class FraudService:
                     c.group_id)
         try:
             while not self._stop:
+                self._settle_wait_s = 0.0
                 records = self._next_batch(consumer)
                 records = self._apply_pending_rollback(consumer, records)
                 if records and self._inflight.pending is not None and len(records) < c.overlap_min_records:
@@ -270,6 +273,7 @@ class FraudService:
         for r in records:
             first.setdefault(r.partition, r.offset)
         clock = time.perf_counter
+        settled_before = self._settle_wait_s  # waited for the previous commit before scoring (small batches)
         t0 = clock()
         try:
             outcome = process_batch(records, self.store, self.scorer, c.topics, c.changelog_topic,
@@ -293,8 +297,10 @@ class FraudService:
             return
         t2 = clock()
         offsets = [TopicPartition(c.topics.transactions, p, off) for p, off in outcome.next_offsets.items()]
+        phases = {"score": t1 - t0, "settle": self._settle_wait_s,
+                  "produce": t2 - t1 - (self._settle_wait_s - settled_before)}
         self._inflight.start(producer, offsets, consumer.consumer_group_metadata(),
-                             SentBatch(len(records), outcome, first, {"score": t1 - t0, "produce": t2 - t1}))
+                             SentBatch(len(records), outcome, first, phases))
 
     def _isolate(self, consumer: Consumer, records: list[InRecord], first: dict[int, int],
                  exc: Exception) -> BatchOutcome | None:
@@ -329,7 +335,9 @@ class FraudService:
         first offsets (the caller rolls them back).  Fenced: raise FencedError."""
         if self._inflight.pending is None:
             return {}
+        started = time.perf_counter()
         batch, error = self._inflight.wait()
+        self._settle_wait_s += time.perf_counter() - started
         if error is None:
             self._committed(batch)
             return {}
