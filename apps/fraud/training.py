@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from npusuite.fraud import categorical
+from npusuite.fraud import categorical, reference_profile
 from npusuite.fraud.datasets import LabelOverlay, merge_labels, overlay_labels, read_labels, read_transactions
 from npusuite.fraud.fast_model import FastTrainConfig, RiskInputs, save_fast_model, train_fast_model
 from npusuite.fraud.features import FEATURE_NAMES, StreamFeaturizer
@@ -190,6 +190,7 @@ def train(ds: Dataset, out_dir: Path, config: TrainConfig = TrainConfig(), model
         "metrics_calibration_slice": quality(info["p_cal"], info["y_cal"]),
         "alert_budget": config.alert_budget,
         "thresholds": thresholds,
+        reference_profile.KEY: reference_profile.profile(ds.x, info["p_all"], FEATURE_NAMES),  # drift PSI
         "llm": None,
     }
     fast_dir = out_dir / "fast"
