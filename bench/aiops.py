@@ -1,0 +1,386 @@
+"""Benchmark: fault injection against ``npusuite ops`` (ETS forecast bands) and a static-threshold baseline.
+
+What is real and what is not (also written into the JSON as ``realism``):
+
+* REAL: the Prometheus server (Debian's ``prometheus``) answering ``/api/v1/query_range`` with the
+  PromQL of platform/ops/topology.py (rates, ``histogram_quantile`` over bucket counters, sums),
+  the ops client, forecasts, detection and root-cause ranking - the same code path as
+  ``npusuite ops detect``.
+* SIMULATED AT THE METRIC LEVEL: the services.  Each run writes the suite's metrics (names from
+  platform/observability/names.py; counters and histogram buckets, not pre-computed quantiles)
+  for 4 h of history and a 1 h judged window, at a 30 s scrape interval, with a 1 h seasonal load
+  cycle, Poisson counts, jittered latencies and transient spikes; a fault is injected at a random
+  minute of the window, with the cascades described per fault below.  The series are backfilled
+  with ``promtool tsdb create-blocks-from openmetrics`` and served by a fresh Prometheus per run.
+  Real processes with injected faults (stopping the broker under ``npusuite fraud run``, a
+  generator with another typology share, a slow outbox disk, a hot device) are NOT run here.
+
+Faults (expected root cause in brackets):
+
+* ``llm_latency_creep`` [llm-tier]: the LLM's time to first token grows linearly to 2-4x over
+  20 min; its queue grows; scorer batches that await grey-band verdicts slow a little.
+* ``broker_stop`` [kafka]: 4-10 min without a broker: aborts, commit timeouts, the scorer's
+  throughput near 0 and its lag growing by the arrival rate; then recovery.
+* ``drifted_mix`` [transactions]: another typology share: per-feature PSI rises to 0.12-0.35
+  over 5 min, the score PSI follows, grey-band escalations rise (LLM queue, scorer p99).
+* ``slow_disk_outbox`` [edge-box]: outbox writes take 0.1-0.8 s; pending results pile up.
+  (Assumed off the line's decision path: the line's own latency is not touched.)
+* ``hot_device`` [device]: temperature ramps 20-30 C over 10 min; above 83 C the device
+  throttles and the LLM slows 1.5x.
+
+Reported per method (forecast, static) and fault kind: recall (fault runs with at least one true
+alarm), precision (true alarms over all alarms; an alarm, one per flagged key series, is true when
+it starts at or after the injection on a component the fault affects (``AFFECTED``); alarms in
+clean runs, before the injection or on other components are false), time to detect (injection to
+the point where the ``consecutive``-th flagged point is seen), root-cause top-1 accuracy (the
+ranking's first component is the injected one); plus the ETS fit time per series and the
+forecast band's coverage on clean runs.
+
+Writes ``bench/out/aiops.json`` and ``bench/out/aiops.png`` (and one example report PNG).
+Usage: ``python bench/aiops.py [--quick] [--reps 3] [--clean 4] [--seed 0]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import norm
+
+from npusuite.platform.observability import names as N
+from npusuite.platform.observability.prometheus_server import PrometheusServer
+from npusuite.platform.ops.backfill import Sample, create_blocks, write_openmetrics
+from npusuite.platform.ops.prometheus_api import PrometheusClient
+from npusuite.platform.ops.report import plot_verdict
+from npusuite.platform.ops.scan import ScanSettings, scan
+from npusuite.platform.ops.topology import SUITE
+
+OUT = Path(__file__).resolve().parent / "out"
+STEP = 30.0
+SEASON = 3600.0
+HISTORY = 4 * 3600.0
+WINDOW = 3600.0
+CONSECUTIVE = 2
+FAULTS = {"llm_latency_creep": "llm-tier", "broker_stop": "kafka", "drifted_mix": "transactions",
+          "slow_disk_outbox": "edge-box", "hot_device": "device"}
+#: Components a fault may legitimately make anomalous (the root and its modelled cascade); an alarm
+#: elsewhere, or before the injection, is a false alarm.
+AFFECTED = {"llm_latency_creep": {"llm-tier", "fraud-scorer"}, "broker_stop": {"kafka", "fraud-scorer"},
+            "drifted_mix": {"transactions", "fraud-scorer", "llm-tier"}, "slow_disk_outbox": {"edge-box"},
+            "hot_device": {"device", "llm-tier"}}
+BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.08, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]
+
+
+# ---- the simulated suite -------------------------------------------------------------------------
+@dataclass
+class Fault:
+    kind: str | None
+    start: float | None  # unix s
+    params: dict
+
+
+def _ramp(t: np.ndarray, start: float, duration: float) -> np.ndarray:
+    return np.clip((t - start) / duration, 0.0, 1.0)
+
+
+def _lognorm_cdf(le: float, median: np.ndarray, sigma: float) -> np.ndarray:
+    return norm.cdf((math.log(le) - np.log(median)) / sigma)
+
+
+def _histogram(name: str, t: np.ndarray, rate: np.ndarray, cdf_of) -> list[Sample]:
+    """Bucket counters from a per-step event rate and a CDF function of ``le``."""
+    rng_counts = rate * STEP
+    out = []
+    for le in [*BUCKETS, math.inf]:
+        frac = np.ones_like(rate) if math.isinf(le) else cdf_of(le)
+        out.append(Sample(f"{name}_bucket", {"le": "+Inf" if math.isinf(le) else repr(le)}, t,
+                          np.cumsum(rng_counts * frac)))
+    out.append(Sample(f"{name}_count", {}, t, np.cumsum(rng_counts)))
+    return out
+
+
+def simulate(t: np.ndarray, fault: Fault, rng: np.random.Generator) -> list[Sample]:
+    n = t.size
+    phase = rng.uniform(0, 2 * math.pi)
+    season = np.sin(2 * math.pi * t / SEASON + phase)
+    load = 1.0 + 0.35 * season + rng.normal(0, 0.02, n)  # relative load, ~0.65..1.35
+    arrival = 200.0 * load  # tx/s
+
+    def jitter(scale: float = 0.06) -> np.ndarray:
+        j = np.exp(rng.normal(0, scale, n))
+        spikes = rng.random(n) < 0.004  # transient spikes, one scrape long
+        return j * np.where(spikes, rng.uniform(1.5, 2.5, n), 1.0)
+
+    ttft_med = 0.30 * (1 + 0.3 * (load - 1)) * jitter()
+    llm_queue = rng.poisson(np.maximum(2 + 3 * (load - 0.65), 0.1)).astype(float)
+    fast_med = 0.015 * (1 + 0.2 * (load - 1)) * jitter(0.05)
+    esc_share = 0.004 * jitter(0.1)
+    throughput = arrival.copy()
+    lag = np.maximum(50 + 20 * season + rng.normal(0, 8, n), 0)
+    aborts = rng.poisson(0.01 * STEP, n) / STEP
+    commit_med = 0.02 * jitter()
+    feat_psi = np.abs(0.03 + rng.normal(0, 0.008, n))
+    score_psi = np.abs(0.02 + rng.normal(0, 0.006, n))
+    temp = 62 + 8 * (load - 0.65) + rng.normal(0, 0.6, n)
+    frames = np.full(n, 30.0) + rng.normal(0, 0.3, n)
+    line_med = 0.05 * jitter(0.04)
+    late = rng.poisson(0.005 * STEP, n) / STEP
+    pending = np.maximum(20 + 8 * season + rng.normal(0, 4, n), 0)
+    write_med = 0.004 * jitter()
+    backlog = 100 + 25 * season + rng.normal(0, 3, n)
+    sla = rng.poisson(2, n).astype(float)
+
+    k, s, p = fault.kind, fault.start, fault.params
+    if k == "llm_latency_creep":
+        r = _ramp(t, s, 20 * 60)
+        ttft_med *= 1 + (p["factor"] - 1) * r
+        llm_queue += rng.poisson(6 * r)
+        fast_med *= 1 + 0.15 * (p["factor"] - 1) * r
+    elif k == "broker_stop":
+        down = (t >= s) & (t < s + p["down_s"])
+        aborts = np.where(down, rng.uniform(1, 3, n), aborts)
+        commit_med = np.where(down, 8.0, commit_med)
+        throughput = np.where(down, arrival * 0.02, throughput)
+        lost = np.cumsum(np.where(down, arrival - throughput, 0.0) * STEP)
+        drain = np.cumsum(np.where(t >= s + p["down_s"], 150.0 * STEP, 0.0))  # catching up
+        backlog_records = np.maximum(lost - drain, 0)
+        lag = lag + backlog_records
+        throughput = np.where((t >= s + p["down_s"]) & (backlog_records > 0), arrival + 150.0, throughput)
+    elif k == "drifted_mix":
+        r = _ramp(t, s, 5 * 60)
+        feat_psi += (p["psi"] - 0.03) * r
+        score_psi += 0.6 * (p["psi"] - 0.03) * r
+        esc_share *= 1 + 2.0 * r
+        llm_queue += rng.poisson(3 * r)
+    elif k == "slow_disk_outbox":
+        r = _ramp(t, s, 60)
+        write_med = write_med * (1 - r) + p["write_s"] * r * jitter()
+        pending += np.cumsum(r * p["pile_per_s"] * STEP)
+    elif k == "hot_device":
+        r = _ramp(t, s, 10 * 60)
+        temp += p["rise"] * r
+        ttft_med *= np.where(temp > 83, 1.5, 1.0)
+
+    def scorer_cdf(le: float) -> np.ndarray:
+        return (1 - esc_share) * _lognorm_cdf(le, fast_med, 0.45) + esc_share * _lognorm_cdf(le, ttft_med + fast_med,
+                                                                                            0.3)
+
+    esc_rate = throughput * esc_share
+    samples = [
+        Sample(N.FRAUD_TRANSACTIONS, {}, t, np.cumsum(rng.poisson(throughput * STEP))),
+        Sample(N.FRAUD_LLM_ESCALATIONS, {}, t, np.cumsum(rng.poisson(esc_rate * STEP))),
+        Sample(N.FRAUD_KAFKA_ABORTS, {}, t, np.cumsum(aborts * STEP)),
+        Sample(N.FRAUD_CONSUMER_LAG, {"partition": "0"}, t, lag),
+        Sample(N.FRAUD_FEATURE_PSI, {"feature": "amount"}, t, feat_psi),
+        Sample(N.FRAUD_FEATURE_PSI, {"feature": "hour"}, t, np.abs(0.02 + rng.normal(0, 0.006, n))),
+        Sample(N.FRAUD_SCORE_PSI, {}, t, score_psi),
+        Sample(N.DEVICE_TEMPERATURE_CELSIUS, {"device": "0"}, t, temp),
+        Sample(N.PLATFORM_QUEUE_LENGTH, {"model": "fraud-llm"}, t, llm_queue),
+        Sample("up", {"job": "fleet"}, t, np.ones(n)),
+        Sample(N.INSPECTION_FRAMES, {}, t, np.cumsum(frames * STEP)),
+        Sample(N.INSPECTION_LATE_DECISIONS, {}, t, np.cumsum(late * STEP)),
+        Sample(N.INSPECTION_ERRORS, {"stage": "plc"}, t, np.cumsum(rng.poisson(0.001 * STEP, n).astype(float))),
+        Sample(N.INSPECTION_ERRORS, {"stage": "archive"}, t, np.cumsum(rng.poisson(0.001 * STEP, n).astype(float))),
+        Sample(N.EDGE_OUTBOX_PENDING_RECORDS, {"kind": "result"}, t, pending),
+        Sample(N.REVIEW_BACKLOG_CASES, {}, t, backlog),
+        Sample(N.REVIEW_SLA_BREACHED_OPEN_CASES, {}, t, sla),
+    ]
+    samples += _histogram(N.FRAUD_SCORE_LATENCY_SECONDS, t, throughput, scorer_cdf)
+    samples += _histogram(N.FRAUD_KAFKA_COMMIT_SECONDS, t, np.full(n, 4.0),
+                          lambda le: _lognorm_cdf(le, commit_med, 0.4))
+    samples += _histogram(N.LLM_TIME_TO_FIRST_TOKEN_SECONDS, t, np.maximum(esc_rate, 0.2),
+                          lambda le: _lognorm_cdf(le, ttft_med, 0.3))
+    samples += _histogram(N.INSPECTION_DECISION_SECONDS, t, frames, lambda le: _lognorm_cdf(le, line_med, 0.3))
+    samples += _histogram("npusuite_edge_outbox_write_seconds", t, np.full(n, 5.0),
+                          lambda le: _lognorm_cdf(le, write_med, 0.4))
+    return samples
+
+
+def draw_fault(kind: str | None, window_start: float, rng: np.random.Generator) -> Fault:
+    if kind is None:
+        return Fault(None, None, {})
+    start = window_start + STEP * round(rng.uniform(10 * 60, 30 * 60) / STEP)
+    params = {"llm_latency_creep": {"factor": float(rng.uniform(2, 4))},
+              "broker_stop": {"down_s": float(rng.uniform(4, 10) * 60)},
+              "drifted_mix": {"psi": float(rng.uniform(0.12, 0.35))},
+              "slow_disk_outbox": {"write_s": float(rng.uniform(0.1, 0.8)), "pile_per_s": float(rng.uniform(0.5, 2))},
+              "hot_device": {"rise": float(rng.uniform(20, 30))}}[kind]
+    return Fault(kind, start, params)
+
+
+# ---- one run: backfill, real Prometheus, scan with both methods ----------------------------------
+def one_run(kind: str | None, seed: int, workdir: Path, example_dir: Path | None) -> dict:
+    rng = np.random.default_rng(seed)
+    end = math.floor(time.time() / STEP) * STEP - 10 * 60  # within retention, before "now"
+    t = end - HISTORY - WINDOW - 10 * 60 + STEP * np.arange(int((HISTORY + WINDOW + 10 * 60) / STEP) + 1)
+    fault = draw_fault(kind, end - WINDOW, rng)
+    write_openmetrics(simulate(t, fault, rng), workdir / "series.om")
+    create_blocks(workdir / "series.om", workdir / "tsdb")
+    out = {"kind": kind, "seed": seed, "fault_start": fault.start, "params": fault.params}
+    with PrometheusServer(workdir, []) as prom, PrometheusClient(prom.url, timeout_s=60) as client:
+        for method in ("forecast", "static"):
+            settings = ScanSettings(end=end, history_s=HISTORY, window_s=WINDOW, step_s=STEP, season_s=SEASON,
+                                    consecutive=CONSECUTIVE, method=method)
+            t0 = time.perf_counter()
+            result = scan(client, SUITE, settings)
+            elapsed = time.perf_counter() - t0
+            alarms = [{"component": v.component, "series": v.series.name,
+                       "detected_at": v.onset + (CONSECUTIVE - 1) * STEP,
+                       "true": fault.kind is not None and v.onset >= fault.start - STEP
+                       and v.component in AFFECTED[fault.kind]}
+                      for v in result.verdicts if v.anomalous]
+            coverage = None
+            if method == "forecast":
+                inside = [np.mean((v.values >= v.forecast.lower) & (v.values <= v.forecast.upper))
+                          for v in result.verdicts if v.forecast is not None]
+                coverage = float(np.mean(inside)) if inside else None
+                if example_dir is not None and fault.kind is not None:
+                    for v in result.verdicts:
+                        if v.anomalous and v.component == FAULTS[fault.kind]:
+                            plot_verdict(v, example_dir / f"aiops_example_{fault.kind}.png")
+                            break
+            out[method] = {"alarms": alarms, "ranking": [r.component for r in result.ranking],
+                           "root_candidates": [r.component for r in result.ranking if r.root_candidate],
+                           "missing": result.missing, "scan_s": elapsed, "series": len(result.verdicts),
+                           "band_coverage": coverage}
+    return out
+
+
+# ---- scoring --------------------------------------------------------------------------------------
+def summarise(runs: list[dict], method: str) -> dict:
+    per_kind: dict[str, dict] = {}
+    all_alarms = [a for r in runs for a in r[method]["alarms"]]
+    true_alarms = sum(a["true"] for a in all_alarms)
+    for kind, root in FAULTS.items():
+        rs = [r for r in runs if r["kind"] == kind]
+        if not rs:
+            continue
+        detected, ttd, top1 = 0, [], 0
+        for r in rs:
+            trues = [a for a in r[method]["alarms"] if a["true"]]
+            if trues:
+                detected += 1
+                ttd.append(min(a["detected_at"] for a in trues) - r["fault_start"])
+            top1 += bool(r[method]["ranking"]) and r[method]["ranking"][0] == root
+        per_kind[kind] = {"runs": len(rs), "recall": detected / len(rs), "root_top1": top1 / len(rs),
+                          "ttd_s_median": statistics.median(ttd) if ttd else None, "ttd_s": ttd}
+    clean = [r for r in runs if r["kind"] is None]
+    faulted = [r for r in runs if r["kind"] is not None]
+    detected_runs = sum(any(a["true"] for a in r[method]["alarms"]) for r in faulted)
+    ttds = [v for k in per_kind.values() for v in k["ttd_s"]]
+    return {
+        "precision": true_alarms / len(all_alarms) if all_alarms else None,
+        "recall": detected_runs / len(faulted) if faulted else None,
+        "alarms": len(all_alarms), "true_alarms": true_alarms,
+        "clean_runs_with_alarm": sum(bool(r[method]["alarms"]) for r in clean), "clean_runs": len(clean),
+        "ttd_s_median": statistics.median(ttds) if ttds else None,
+        "root_top1": sum(k["root_top1"] * k["runs"] for k in per_kind.values()) / max(len(faulted), 1),
+        "fault_kinds_root_first_majority": sum(k["root_top1"] > 0.5 for k in per_kind.values()),
+        "fault_kinds_all_detected": sum(k["recall"] == 1.0 for k in per_kind.values()),
+        "per_kind": per_kind,
+    }
+
+
+def plot(summary: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kinds = list(FAULTS)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    x = np.arange(len(kinds))
+    for i, method in enumerate(("forecast", "static")):
+        pk = summary[method]["per_kind"]
+        axes[0].bar(x + (i - 0.5) * 0.38, [pk.get(k, {}).get("recall", 0) for k in kinds], 0.38, label=method)
+        axes[1].bar(x + (i - 0.5) * 0.38, [(pk.get(k, {}).get("ttd_s_median") or np.nan) / 60 for k in kinds], 0.38,
+                    label=method)
+        axes[2].bar(x + (i - 0.5) * 0.38, [pk.get(k, {}).get("root_top1", 0) for k in kinds], 0.38, label=method)
+    for ax, title in zip(axes, ("recall per fault kind", "median time to detect (min)", "root cause top-1"),
+                         strict=True):
+        ax.set_xticks(x, [k.replace("_", "\n") for k in kinds], fontsize=8)
+        ax.set_title(title, fontsize=10)
+        ax.legend(fontsize=8)
+    f, s = summary["forecast"], summary["static"]
+    fig.suptitle(f"npusuite ops fault injection (metric-level simulation, real Prometheus): precision "
+                 f"{f['precision'] or 0:.2f} vs static {s['precision'] or 0:.2f}; recall {f['recall']:.2f} vs "
+                 f"{s['recall']:.2f}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def fit_timing(rng: np.random.Generator) -> dict:
+    """ETS fit+forecast time for one 480-point series with a 120-point season (the bench's shape)."""
+    from npusuite.platform.ops.forecast import fit_forecast
+
+    times = []
+    for _ in range(5):
+        y = 10 + 3 * np.sin(2 * np.pi * np.arange(480) / 120) + rng.normal(0, 0.5, 480)
+        t0 = time.perf_counter()
+        fit_forecast(y, 120, season=120)
+        times.append(time.perf_counter() - t0)
+    return {"series_points": 480, "season": 120, "horizon": 120, "fit_s_median": statistics.median(times)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="1 run per fault kind and 1 clean run")
+    ap.add_argument("--reps", type=int, default=3, help="runs per fault kind")
+    ap.add_argument("--clean", type=int, default=4, help="runs without a fault (false alarms)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=OUT)
+    args = ap.parse_args(argv)
+    if args.reps < 1 or args.clean < 0:
+        ap.error("--reps must be >= 1 and --clean >= 0")
+    reps, clean = (1, 1) if args.quick else (args.reps, args.clean)
+    args.out.mkdir(parents=True, exist_ok=True)
+    plan = [(k, r) for r in range(reps) for k in FAULTS] + [(None, r) for r in range(clean)]
+    runs = []
+    started = time.perf_counter()
+    for i, (kind, rep) in enumerate(plan):
+        with tempfile.TemporaryDirectory(prefix="aiops-") as tmp:
+            run = one_run(kind, args.seed * 1000 + i, Path(tmp), args.out if rep == 0 else None)
+        f, s = run["forecast"], run["static"]
+        print(f"[{i + 1}/{len(plan)}] {kind or 'clean'}: forecast top={f['ranking'][:3]} "
+              f"alarms={len(f['alarms'])} | static top={s['ranking'][:3]} alarms={len(s['alarms'])}",
+              flush=True)
+        runs.append(run)
+    summary = {m: summarise(runs, m) for m in ("forecast", "static")}
+    coverage = [r["forecast"]["band_coverage"] for r in runs if r["kind"] is None and r["forecast"]["band_coverage"]]
+    body = {
+        "realism": {"prometheus": "real server, HTTP API, PromQL of platform/ops/topology.py",
+                    "services": "simulated at the metric level (no real processes, no real faults)",
+                    "faults": "injected into the simulated metrics; see the module docstring"},
+        "config": {"step_s": STEP, "season_s": SEASON, "history_s": HISTORY, "window_s": WINDOW,
+                   "consecutive": CONSECUTIVE, "alpha": 0.01, "reps": reps, "clean_runs": clean, "seed": args.seed},
+        "forecast_model": {"choice": "statsmodels ETS(A,N,A), heuristic initial states",
+                           "why": "in the suite's dependencies (Prophet is not); ~0.2 s per series",
+                           **fit_timing(np.random.default_rng(args.seed)),
+                           "band_coverage_clean_runs": statistics.fmean(coverage) if coverage else None,
+                           "nominal_coverage": 0.99},
+        "summary": summary,
+        "runs": runs,
+        "wall_s": time.perf_counter() - started,
+    }
+    (args.out / "aiops.json").write_text(json.dumps(body, indent=2, default=float))
+    plot(summary, args.out / "aiops.png")
+    for m in ("forecast", "static"):
+        s = summary[m]
+        print(f"{m}: precision {s['precision']}, recall {s['recall']}, median TTD {s['ttd_s_median']} s, "
+              f"root top-1 {s['root_top1']:.2f}, kinds root-first {s['fault_kinds_root_first_majority']}/5, "
+              f"clean runs with alarms {s['clean_runs_with_alarm']}/{s['clean_runs']}")
+    print(f"wrote {args.out / 'aiops.json'} and {args.out / 'aiops.png'} in {body['wall_s']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
