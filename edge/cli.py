@@ -35,8 +35,16 @@ def agent(
     product: str | None = typer.Option(None, "--product"),
     model: Path | None = typer.Option(None, "--model", help="Run this model folder (no updates change it). "
                                       "Default: the committed A/B slot."),
-    pipeline: str = typer.Option("inspection", "--pipeline", help="inspection (the suite's engine) or sim "
-                                 "(a simulated model, for fleet simulations)."),
+    pipeline: str = typer.Option("inspection", "--pipeline", help="inspection: the trained model of the "
+                                 "bundle (or --model) on the platform runtime its folder selects: ONNX Runtime for "
+                                 "an exported model.onnx, torch for a torch folder. sim: a simulated scorer, ONLY "
+                                 "for fleet-scale simulations (many boxes on one machine); it inspects nothing."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda[:N] or npu[:N]. An ONNX bundle runs with the "
+                               "device's ONNX Runtime provider: CPU, CUDA (onnxruntime-gpu) or CANN "
+                               "(onnxruntime-cann, Ascend 310B)."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32, or int8: the bundle's int8 graph (kept by "
+                                  "`inspection export --int8` only where recall held; a bundle without one is "
+                                  "refused)."),
     review_url: str | None = typer.Option(None, "--review-url", help="Upload results to this review app's "
                                           "POST /api/ingest/inspections."),
     ingest_token: str | None = typer.Option(None, "--ingest-token", help="Service token for the review ingest "
@@ -53,7 +61,8 @@ def agent(
     trusted_root: Path | None = typer.Option(None, "--trusted-root", help="The release's 1.root.json, trusted "
                                              "on first start (provisioning)."),
     health_samples: Path | None = typer.Option(None, "--health-samples", help="Images for update health checks "
-                                               "(good/ and ng/ sub-folders add expected verdicts)."),
+                                               "(good/ and ng/ sub-folders add expected verdicts). Default: each "
+                                               "bundle's own calibration images (good parts, expected OK)."),
     max_p95_latency_ms: float = typer.Option(2000.0, "--max-p95-latency-ms", help="Health-check latency limit."),
     heartbeat_s: float = typer.Option(5.0, "--heartbeat-s"),
     status_port: int | None = typer.Option(None, "--status-port", help="Serve GET /status and /metrics here."),
@@ -74,8 +83,12 @@ def agent(
     keep_running: bool = typer.Option(False, "--keep-running", help="Stay up (heartbeats, updates, uploads) "
                                       "after a folder/video source ends, until SIGTERM."),
 ) -> None:
-    """Run the inspection line on this box: every result is stored in the outbox before any action."""
-    from npusuite.edge.pipeline import factory_for, load_samples
+    """Run the inspection line on this box: every result is stored in the outbox before any action.
+
+    The model is the committed A/B slot's bundle (signed, from `npusuite edge release`), normally the ONNX
+    student from `npusuite inspection export`, run by ONNX Runtime on --device; updates come through the fleet
+    server's staged campaigns, are health-checked on the bundle's calibration images and roll back on failure."""
+    from npusuite.edge.pipeline import bundle_samples, factory_for, load_samples
     from npusuite.edge.runtime import AgentRuntime, RuntimeConfig
     from npusuite.inspection.source import FrameSource, SourceConfig, source_kind
     from npusuite.platform.settings import ReviewSettings
@@ -84,19 +97,16 @@ def agent(
     if fsync not in ("full", "normal", "off"):
         raise UserError("--fsync must be full, normal or off")
     kind = source_kind(source)
-    factory = factory_for(pipeline)
+    factory = factory_for(pipeline, device, precision)
+    expected = None
     if health_samples is not None:
         frames, expected = load_samples(health_samples)
     elif pipeline == "sim":
         from npusuite.edge.simulate import sample_frames
 
         frames, expected = sample_frames(8)
-    elif kind == "folder":
-        frames, expected = load_samples(Path(source), limit=8)
     else:
-        frames, expected = [], None
-    if not frames and (fleet_url or tuf_url):
-        raise UserError("updates need health-check samples: pass --health-samples DIR")
+        frames = bundle_samples  # each candidate is checked on its own calibration images
     if ingest_token_file is not None:
         if not ingest_token_file.is_file():
             raise UserError(f"no such token file: {ingest_token_file}")
@@ -122,7 +132,7 @@ def agent(
         status_token=status_token, outbox_fsync=fsync, outbox_max_bytes=int(max_outbox_mb * 1024 * 1024),
         frame_interval_ms=frame_interval_ms, max_p95_latency_ms=max_p95_latency_ms,
         exit_when_source_ends=not keep_running, replayable_source=kind in ("folder", "video"), reject=reject)
-    runtime = AgentRuntime(config, factory, frames or [None], expected)
+    runtime = AgentRuntime(config, factory, frames, expected)
     with FrameSource(SourceConfig(source, realtime=kind != "video")) as frame_source:
         final = runtime.run(frame_source)
     typer.echo(json.dumps({k: final[k] for k in ("device_id", "frames", "stored", "ng", "skipped_known",

@@ -15,6 +15,12 @@ Rules, in order (the first failure is the verdict):
 The inspector is any object with ``inspect(frame) -> Inspection`` (the
 inspection pipeline's engine); the factory is injected so the agent and the
 tests share this code.
+
+The sample frames are either fixed (a sequence, e.g. ``--health-samples``)
+or a :data:`SampleSource` called with the candidate's model folder: by
+default the agent checks each bundle on its own calibration images
+(:func:`npusuite.edge.pipeline.bundle_samples`: good parts, expected OK).  A
+bundle without usable samples fails the check (rule 2's "no samples").
 """
 
 from __future__ import annotations
@@ -38,6 +44,9 @@ class Inspector(Protocol):
 
 #: Loads an inspector from a model folder (a bundle's ``model/``, or any model directory).
 InspectorFactory = Callable[[Path], Inspector]
+
+#: Sample frames (and their expected verdicts, or None) for a model folder; raises when it has none.
+SampleSource = Callable[[Path], tuple[Sequence[Any], Sequence[bool] | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,16 +72,28 @@ class HealthReport:
 class HealthCheck:
     """Runs the rules above against a bundle folder; never raises for a bad model."""
 
-    def __init__(self, factory: InspectorFactory, frames: Sequence[Any], config: HealthConfig | None = None,
-                 expected_ng: Sequence[bool] | None = None) -> None:
-        if not frames:
-            raise ValueError("a health check needs at least one sample frame")
-        if expected_ng is not None and len(expected_ng) != len(frames):
-            raise ValueError("expected_ng must have one entry per sample frame")
+    def __init__(self, factory: InspectorFactory, frames: Sequence[Any] | SampleSource,
+                 config: HealthConfig | None = None, expected_ng: Sequence[bool] | None = None) -> None:
+        if not callable(frames):
+            if not frames:
+                raise ValueError("a health check needs at least one sample frame")
+            if expected_ng is not None and len(expected_ng) != len(frames):
+                raise ValueError("expected_ng must have one entry per sample frame")
+            frames = list(frames)
         self.factory = factory
-        self.frames = list(frames)
+        #: fixed frames, or a SampleSource asked per candidate
+        self.frames = frames
         self.expected_ng = list(expected_ng) if expected_ng is not None else None
         self.config = config or HealthConfig()
+
+    def samples(self, model_dir: Path) -> tuple[list[Any], list[bool] | None]:
+        """The frames (and expected verdicts) this check uses for the model at ``model_dir``."""
+        if not callable(self.frames):
+            return self.frames, self.expected_ng
+        frames, expected = self.frames(Path(model_dir))
+        if not frames:
+            raise ValueError(f"no sample frames for {model_dir}")
+        return list(frames), list(expected) if expected is not None else None
 
     def run(self, bundle_dir: Path) -> tuple[HealthReport, Inspector | None]:
         """Returns the report and, when it passed, the loaded inspector (ready to serve)."""
@@ -81,17 +102,22 @@ class HealthCheck:
         except Exception as exc:
             logger.warning("health check: model failed to load from %s: %s", bundle_dir, exc)
             return HealthReport(False, f"load failed: {type(exc).__name__}: {exc}"), None
+        try:
+            frames, expected_ng = self.samples(Path(bundle_dir) / "model")
+        except Exception as exc:
+            logger.warning("health check: no samples for %s: %s", bundle_dir, exc)
+            return HealthReport(False, f"no samples: {type(exc).__name__}: {exc}"), None
         latencies: list[float] = []
         verdicts: list[bool] = []
         model = None
-        for i, frame in enumerate(self.frames):
+        for i, frame in enumerate(frames):
             t0 = time.perf_counter()
             try:
                 result = inspector.inspect(frame)
             except Exception as exc:
                 return HealthReport(False, f"inspect failed on sample {i}: {type(exc).__name__}: {exc}", i), None
             elapsed_ms = (time.perf_counter() - t0) * 1000
-            if i >= min(self.config.warmup_frames, len(self.frames) - 1):
+            if i >= min(self.config.warmup_frames, len(frames) - 1):
                 latencies.append(elapsed_ms)
             score, threshold = float(result.score), float(result.threshold)
             if not (math.isfinite(score) and math.isfinite(threshold)):
@@ -104,8 +130,8 @@ class HealthCheck:
             return HealthReport(False, f"p95 latency {p95:.1f} ms > {self.config.max_p95_latency_ms:.1f} ms",
                                 len(verdicts), p95, model=model), None
         agreement = None
-        if self.expected_ng is not None:
-            agreement = sum(v == e for v, e in zip(verdicts, self.expected_ng, strict=True)) / len(verdicts)
+        if expected_ng is not None:
+            agreement = sum(v == e for v, e in zip(verdicts, expected_ng, strict=True)) / len(verdicts)
             if agreement < self.config.min_agreement:
                 return HealthReport(False, f"verdicts agree with known samples {agreement:.0%} < "
                                     f"{self.config.min_agreement:.0%}", len(verdicts), p95, agreement, model), None

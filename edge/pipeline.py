@@ -4,23 +4,32 @@
 (``npusuite.inspection.inspector``) served by a platform
 :class:`~npusuite.platform.engine.ModelEngine` with the same adapter the live
 line's engine runs (:mod:`npusuite.inspection.adapter`):
-:class:`EngineInspectors`.  Every model the agent takes, the first one and
-each update, goes through ``ModelEngine.load_path``: the adapter builds and
-warms the candidate BESIDE the serving version, then (for an update) the
-update's health check runs on that same candidate inside the engine's
-load, and only a candidate that passes both is switched to; a refused one
-changes nothing (the slot is rolled back, the serving version keeps
-inspecting).  Frames run under engine leases, so a frame finishes on the
-version it started with and the old version is freed when drained.
+:class:`EngineInspectors`.  The model folder picks the platform runtime: a
+bundle built from ``npusuite inspection export`` carries ``model.onnx`` and
+runs on ONNX Runtime (execution provider from ``--device``: CPU, CUDA, or
+CANN on an Ascend 310B); a torch model folder runs on torch.
+``--precision int8`` runs the bundle's int8 graph (ONNX: the one its export
+kept; torch: quantised at load).  Every model the agent takes, the first one
+and each update, goes through ``ModelEngine.load_path``: the adapter builds
+and warms the candidate BESIDE the serving version, then (for an update) the
+update's health check runs on that same candidate inside the engine's load,
+and only a candidate that passes both is switched to; a refused one changes
+nothing (the slot is rolled back, the serving version keeps inspecting).
+Frames run under engine leases, so a frame finishes on the version it
+started with and the old version is freed when drained.
 
-``sim`` is :mod:`npusuite.edge.simulate`'s tiny simulated model, for fleet
-simulations and benchmarks; it is no platform model (no manifest, no
-weights), so it stays in the plain :class:`~npusuite.edge.agent.InspectorHolder`
-with the same ``install`` rule (build, check, then swap).
+``sim`` is :mod:`npusuite.edge.simulate`'s tiny simulated model, ONLY for
+fleet-scale simulations (twenty boxes on two cores); it is no platform model
+(no manifest, no weights), so it stays in the plain
+:class:`~npusuite.edge.agent.InspectorHolder` with the same ``install`` rule
+(build, check, then swap).
 
-Health-check samples come from a folder of images; if it has ``good/`` and
-``ng/`` sub-folders their names are the expected verdicts, so the check can
-also require agreement with known parts.
+Health-check samples, by default, are the candidate bundle's own calibration
+images (``model/calibration.safetensors``: good parts held back at training,
+expected OK): :func:`bundle_samples`.  ``--health-samples DIR`` replaces them
+with a folder of images; if it has ``good/`` and ``ng/`` sub-folders their
+names are the expected verdicts, so the check can also require agreement with
+known defects.
 """
 
 from __future__ import annotations
@@ -30,8 +39,11 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from npusuite.edge.agent import CandidateCheck, InspectorHolder, Inspectors
 from npusuite.edge.health import HealthReport, Inspector, InspectorFactory
@@ -40,38 +52,50 @@ from npusuite.platform.errors import UserError
 logger = logging.getLogger(__name__)
 
 PIPELINES = ("inspection", "sim")
+PRECISIONS = ("fp32", "int8")
 
 
-def inspection_factory(model_dir: Path) -> Any:
-    """Build the inspector for ``model_dir`` by the platform engine's adapter rules (card, input size vs net,
-    warm-up on a calibration image: :class:`~npusuite.inspection.adapter.InspectionAdapter`), so a bundle the
-    live line's engine would refuse fails the edge's health check at its load step.  Raises UserError when the
-    inspection engine is not installed, or the model does not fit."""
+@dataclass(frozen=True)
+class InspectionFactory:
+    """Builds the inspector for a model folder by the platform engine's adapter rules (card, input size vs net,
+    warm-up on a calibration image: :class:`~npusuite.inspection.adapter.InspectionAdapter`), on ``device`` at
+    ``precision``, so a bundle the live line's engine would refuse fails the edge's health check at its load
+    step.  Calling it raises UserError when the inspection engine is not installed, or the model does not fit."""
+
+    device: str = "cpu"
+    precision: str = "fp32"
+
+    def __call__(self, model_dir: Path) -> Any:
+        from npusuite.platform.repository import resolve_reference
+        from npusuite.platform.runtime.servable import load_version
+
+        adapter = _adapter_class()(precision=self.precision)
+        version = resolve_reference(Path(model_dir))
+        inspector = adapter.build(version, load_version(version, self.device))
+        adapter.warm(inspector)
+        return inspector
+
+
+#: the default factory: CPU, fp32
+inspection_factory = InspectionFactory()
+
+
+def _adapter_class() -> type:
     try:
         from npusuite.inspection.adapter import InspectionAdapter  # the inspection engine (docs/inspection-api.md)
     except ImportError as exc:
         raise UserError("the inspection engine (npusuite.inspection.inspector) is not available in this build; "
                         "use --pipeline sim for a simulated line") from exc
-    from npusuite.platform.repository import resolve_reference
-    from npusuite.platform.runtime.servable import load_version
-
-    version = resolve_reference(Path(model_dir))
-    adapter = InspectionAdapter()
-    inspector = adapter.build(version, load_version(version))
-    adapter.warm(inspector)
-    return inspector
+    return InspectionAdapter
 
 
 class EngineInspectors:
     """The agent's :class:`~npusuite.edge.agent.Inspectors` for ``--pipeline inspection`` (see the module rules)."""
 
-    def __init__(self, device: str = "cpu") -> None:
-        try:
-            from npusuite.inspection.adapter import InspectionAdapter
-        except ImportError as exc:
-            raise UserError("the inspection engine (npusuite.inspection.inspector) is not available in this build; "
-                            "use --pipeline sim for a simulated line") from exc
+    def __init__(self, device: str = "cpu", precision: str = "fp32") -> None:
         from npusuite.platform.engine import ModelEngine
+
+        InspectionAdapter = _adapter_class()
 
         class CheckedAdapter(InspectionAdapter):
             """The inspection adapter; its warm-up also runs the armed health check on the candidate."""
@@ -86,7 +110,7 @@ class EngineInspectors:
                     if not self.report.ok:
                         raise UserError(f"health check failed: {self.report.reason}")
 
-        self.adapter = CheckedAdapter()
+        self.adapter = CheckedAdapter(precision=precision)
         self.engine = ModelEngine("edge-model", None, device, adapter=self.adapter)
         self.ready = threading.Event()
         self._install_lock = threading.Lock()
@@ -129,17 +153,48 @@ class EngineInspectors:
 def inspectors_for(factory: InspectorFactory) -> Inspectors:
     """The agent's model holder for a pipeline's factory: the platform engine for the inspection engine, the
     plain holder for anything else (``sim``)."""
-    return EngineInspectors() if factory is inspection_factory else InspectorHolder(factory=factory)
+    if isinstance(factory, InspectionFactory):
+        return EngineInspectors(factory.device, factory.precision)
+    return InspectorHolder(factory=factory)
 
 
-def factory_for(pipeline: str) -> InspectorFactory:
+def factory_for(pipeline: str, device: str = "cpu", precision: str = "fp32") -> InspectorFactory:
+    """The inspector factory of ``pipeline`` (``sim`` ignores device and precision).  Raises UserError."""
     if pipeline == "sim":
         from npusuite.edge.simulate import sim_factory
 
         return sim_factory
     if pipeline == "inspection":
-        return inspection_factory
+        if precision not in PRECISIONS:
+            raise UserError(f"--precision must be one of {', '.join(PRECISIONS)}")
+        from npusuite.platform.runtime.devices import get_device
+
+        get_device(device, check=False)  # an unknown device class is a start-up error, not a failed update
+        return InspectionFactory(device, precision)
     raise UserError(f"--pipeline must be one of {', '.join(PIPELINES)}")
+
+
+def bundle_samples(model_dir: Path, limit: int = 16) -> tuple[list[Any], list[bool]]:
+    """The model folder's calibration images as frames, all expected OK (they are held-back good parts).
+    Raises UserError when the folder stores none."""
+    from npusuite.inspection.modelcard import CALIBRATION
+    from npusuite.inspection.records import Frame
+
+    path = Path(model_dir) / CALIBRATION
+    if not path.is_file():
+        raise UserError(f"{model_dir} stores no {CALIBRATION} to health-check with; pass --health-samples DIR")
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    try:
+        images = load_file(str(path))["images"]
+    except (SafetensorError, KeyError, OSError) as exc:
+        raise UserError(f"{path}: unreadable calibration images: {exc}") from None
+    if images.ndim != 4 or images.shape[1] != 3 or images.dtype != np.uint8 or not len(images):
+        raise UserError(f"{path}: calibration images are {images.dtype} {list(images.shape)}, not uint8 N x 3 x H x W")
+    frames = [Frame(image=np.ascontiguousarray(img.transpose(1, 2, 0)), timestamp=time.time(), source=str(path),
+                    seq=i, name=f"calibration-{i:03d}") for i, img in enumerate(images[:limit])]
+    return frames, [False] * len(frames)
 
 
 def load_samples(folder: Path, limit: int = 16) -> tuple[list[Any], list[bool] | None]:

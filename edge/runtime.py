@@ -32,7 +32,7 @@ from typing import Any
 
 from npusuite.edge.agent import AgentConfig, EdgeAgent
 from npusuite.edge.fleet_client import FleetClient
-from npusuite.edge.health import HealthCheck, HealthConfig, InspectorFactory
+from npusuite.edge.health import HealthCheck, HealthConfig, InspectorFactory, SampleSource
 from npusuite.edge.outbox import FsyncPolicy, Outbox, OutboxConfig
 from npusuite.edge.pipeline import inspectors_for
 from npusuite.edge.slots import SlotManager
@@ -81,8 +81,10 @@ class RuntimeConfig:
 
 
 class AgentRuntime:
-    def __init__(self, config: RuntimeConfig, factory: InspectorFactory, health_frames: list[Any],
+    def __init__(self, config: RuntimeConfig, factory: InspectorFactory, health_frames: list[Any] | SampleSource,
                  health_expected_ng: list[bool] | None = None, notifier: SdNotify | None = None) -> None:
+        """``health_frames``: fixed sample frames for update health checks, or a SampleSource asked per bundle
+        (the agent's default: :func:`~npusuite.edge.pipeline.bundle_samples`, its calibration images)."""
         self.config = c = config
         self.notifier = notifier or SdNotify.from_settings()
         # Every result carries line and product (InspectionResult's limits): refuse them now, not per frame.
