@@ -43,8 +43,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from npusuite.edge.agent import CandidateCheck, InspectorHolder, Inspectors
 from npusuite.edge.health import HealthReport, Inspector, InspectorFactory
 from npusuite.platform.errors import UserError
@@ -177,23 +175,9 @@ def factory_for(pipeline: str, device: str = "cpu", precision: str = "fp32") -> 
 def bundle_samples(model_dir: Path, limit: int = 16) -> tuple[list[Any], list[bool]]:
     """The model folder's calibration images as frames, all expected OK (they are held-back good parts).
     Raises UserError when the folder stores none."""
-    from npusuite.inspection.modelcard import CALIBRATION
-    from npusuite.inspection.records import Frame
+    from npusuite.inspection.samples import calibration_frames
 
-    path = Path(model_dir) / CALIBRATION
-    if not path.is_file():
-        raise UserError(f"{model_dir} stores no {CALIBRATION} to health-check with; pass --health-samples DIR")
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
-
-    try:
-        images = load_file(str(path))["images"]
-    except (SafetensorError, KeyError, OSError) as exc:
-        raise UserError(f"{path}: unreadable calibration images: {exc}") from None
-    if images.ndim != 4 or images.shape[1] != 3 or images.dtype != np.uint8 or not len(images):
-        raise UserError(f"{path}: calibration images are {images.dtype} {list(images.shape)}, not uint8 N x 3 x H x W")
-    frames = [Frame(image=np.ascontiguousarray(img.transpose(1, 2, 0)), timestamp=time.time(), source=str(path),
-                    seq=i, name=f"calibration-{i:03d}") for i, img in enumerate(images[:limit])]
+    frames = calibration_frames(Path(model_dir), limit)
     return frames, [False] * len(frames)
 
 

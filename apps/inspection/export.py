@@ -175,15 +175,10 @@ def load_samples(images: Path | None, calibration: Path) -> Sample:
         if not frames:
             raise UserError(f"--images {images} holds no readable images")
         return Sample(frames, defective)
-    if not calibration.is_file():
-        raise UserError(f"{calibration.parent} stores no calibration images; pass --images")
-    from safetensors.torch import load_file
+    from npusuite.inspection.samples import calibration_frames
 
-    stack = load_file(str(calibration))["images"].permute(0, 2, 3, 1).contiguous().numpy()
-    for i, img in enumerate(stack):
-        frames.append(Frame(image=np.ascontiguousarray(img), timestamp=0.0, source="calibration", seq=i,
-                            name=f"calibration-{i:03d}"))
-        defective.append(False)
+    frames = calibration_frames(calibration.parent)
+    defective = [False] * len(frames)
     return Sample(frames, defective)
 
 
@@ -340,13 +335,13 @@ def _export_role(src: Path, out: Path, cfg: ExportConfig, role: str) -> RoleExpo
 
 
 def _int8(out: Path, loaded, info, onnx_net, exported: list, sample: Sample, cfg: ExportConfig) -> Int8Decision:
-    from safetensors.torch import load_file
-
     from npusuite.inspection.inspector import Inspector
-    from npusuite.inspection.modelcard import CALIBRATION, LoadedModel
+    from npusuite.inspection.modelcard import LoadedModel
+    from npusuite.inspection.samples import calibration_images
     from npusuite.platform.runtime.onnx_runtime import OnnxModule
 
-    calib = load_file(str(loaded.path / CALIBRATION))["images"].float().div(255.0).numpy()
+    # the nets' input: float N x 3 x H x W in [0, 1], from the stored good images
+    calib = calibration_images(loaded.path).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
     candidate = out / INT8_FILE
     quantize_int8(out / info.variants["fp32"], candidate, calib, info.inputs[0].name)
     int8_net = OnnxModule(candidate, onnx_net.device, info=info)

@@ -1,0 +1,138 @@
+"""inspection export: ONNX student/teacher with dynamic batch and torch parity, the int8 rule, the atc recipe
+(checked without the CANN tool), and refusals."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from npusuite.inspection.export import INT8_FILE, ExportConfig, export
+from npusuite.platform.errors import UserError
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_model: Path, small_data: Path, tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("export") / "washer-onnx"
+    report = export(tiny_model, out, ExportConfig(format="om", teacher=True, images=small_data / "washer" / "test"))
+    return out, report.model_dump()
+
+
+def test_student_and_teacher_export_with_the_same_verdicts_as_torch(exported, small_data):
+    out, report = exported
+    n_test = len(list((small_data / "washer" / "test").rglob("*.png")))
+    for role, folder in (("student", out), ("teacher", out / "teacher")):
+        parity = report[role]["parity"]
+        assert parity["images"] == n_test
+        assert parity["same_verdicts"] == n_test and not parity["mismatches"], parity
+        assert parity["max_heat_diff"] < 1e-4
+        assert (folder / "model.onnx").is_file() and (folder / "inspection.json").is_file()
+    saved = json.loads((out / "export.json").read_text())
+    assert saved["student"]["parity"] == report["student"]["parity"]
+
+
+def test_the_exported_graph_has_a_dynamic_batch_and_runs_through_the_platform(exported, tiny_model):
+    import onnx
+
+    from npusuite.inspection.inspector import Inspector
+    from npusuite.inspection.modelcard import LoadedModel, read_card
+    from npusuite.platform.repository import resolve_reference
+    from npusuite.platform.runtime.onnx_runtime import OnnxModule
+    from npusuite.platform.runtime.servable import load_version
+
+    out, _ = exported
+    graph = onnx.load(str(out / "model.onnx")).graph
+    dims = graph.input[0].type.tensor_type.shape.dim
+    assert dims[0].dim_param == "batch" and [d.dim_value for d in dims[1:]] == [3, 64, 64]
+    version = resolve_reference(out)
+    assert version.manifest.kind == "onnx"
+    runtime = load_version(version, "cpu")
+    x = np.random.default_rng(0).random((3, 3, 64, 64), dtype=np.float32)
+    assert runtime.predict({"image": x})["logits"].shape == (3, 1, 64, 64)
+    assert isinstance(runtime.module, OnnxModule)
+    card = read_card(out)
+    assert card == read_card(tiny_model)  # the card travels unchanged: same threshold, smoothing, size
+    inspector = Inspector(LoadedModel(runtime.module, card, "x@1", out, "fp32"))
+    result = inspector.inspect_batch([_frame(x[0])])[0]
+    assert 0.0 <= result.score <= 1.0 and result.heatmap.shape == (64, 64)
+
+
+def _frame(chw: np.ndarray):
+    from npusuite.inspection.records import Frame
+
+    return Frame(image=(chw.transpose(1, 2, 0) * 255).astype(np.uint8), timestamp=0.0, source="t", seq=0, name="x")
+
+
+def test_the_om_recipe_is_the_exact_atc_command_for_a_310b(exported):
+    """Checked as far as possible without the CANN toolkit: atc itself is not installed here and never ran."""
+    out, report = exported
+    atc = report["student"]["atc"]
+    script = (out / "om" / "atc.sh").read_text()
+    command = shlex.split(script.strip().splitlines()[-1])
+    assert command == atc["command"] and command[0] == "atc"
+    flags = dict(a.split("=", 1) for a in command[1:])
+    assert flags["--model"] == "model.onnx" and (out / flags["--model"]).is_file()
+    assert flags["--framework"] == "5"  # ONNX
+    assert flags["--soc_version"] == "Ascend310B1"
+    assert flags["--input_shape"] == "image:-1,3,64,64"  # the card's size, batch dynamic
+    assert flags["--dynamic_batch_size"] == "1,2,4,8" and flags["--precision_mode"] == "force_fp16"
+    assert atc["unchecked_ops"] == [] and "Conv" in atc["op_types"]
+    assert atc["ran"] is (shutil.which("atc") is not None)
+    assert json.loads((out / "om" / "atc.json").read_text())["command"] == command
+    import onnx
+
+    assert onnx.load(str(out / "model.onnx")).opset_import[0].version <= 18  # within CANN's supported opsets
+
+
+def test_int8_is_kept_only_when_recall_holds(tiny_model, small_data, tmp_path):
+    report = export(tiny_model, tmp_path / "q", ExportConfig(int8=True, images=small_data / "washer" / "test"))
+    decision = report.student.int8
+    assert decision is not None and decision.fp32.defects > 0 and decision.fp32.good > 0
+    drop = abs(decision.fp32.recall - decision.int8.recall)
+    assert decision.kept is (drop <= 0.005 + 1e-12)
+    info = json.loads((tmp_path / "q" / "onnx.json").read_text())
+    assert ((tmp_path / "q" / INT8_FILE).is_file()) is decision.kept
+    assert ("int8" in info["variants"]) is decision.kept
+
+
+def test_refusals_are_user_errors(tiny_model, tmp_path):
+    with pytest.raises(UserError, match="--format"):
+        ExportConfig(format="tflite")
+    with pytest.raises(UserError, match="--images"):
+        ExportConfig(int8=True)
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "keep.txt").write_text("x")
+    with pytest.raises(UserError, match="not empty"):
+        export(tiny_model, busy)
+    assert (busy / "keep.txt").is_file()
+    no_teacher = tmp_path / "student-only"
+    shutil.copytree(tiny_model, no_teacher, ignore=shutil.ignore_patterns("teacher"))
+    with pytest.raises(UserError, match="no teacher"):
+        export(no_teacher, tmp_path / "o", ExportConfig(teacher=True))
+    with pytest.raises(UserError):
+        export(tmp_path / "nowhere", tmp_path / "o2")
+    assert not (tmp_path / "o").exists() and not (tmp_path / "o2").exists()
+
+
+def test_cli_export_and_its_one_line_errors(tiny_model, tmp_path):
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "npusuite.platform", "inspection", "export", *args],
+                              capture_output=True, text=True, timeout=300)
+
+    ok = cli(str(tiny_model), "--out", str(tmp_path / "o"))
+    assert ok.returncode == 0, ok.stderr[-1500:]
+    assert "same verdicts" in ok.stdout and (tmp_path / "o" / "model.onnx").is_file()
+    bad = cli(str(tiny_model), "--out", str(tmp_path / "o2"), "--format", "tflite")
+    assert bad.returncode != 0 and "--format" in bad.stderr and "Traceback" not in bad.stderr
+    hostile = tmp_path / "hostile"
+    shutil.copytree(tiny_model, hostile)
+    (hostile / "model.safetensors").write_bytes(b"\x00" * 64)
+    bad = cli(str(hostile), "--out", str(tmp_path / "o3"))
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr and not (tmp_path / "o3").exists()
