@@ -39,9 +39,10 @@ def run(
         "its crashed predecessor at once; default: a random id.")),
     partitions: int = typer.Option(4, "--partitions", help="Partitions for 'transactions' if the scorer creates it."),
     max_poll_records: int = typer.Option(2000, "--max-poll-records", help="Largest batch per Kafka transaction."),
-    metrics_port: int = typer.Option(0, "--metrics-port", help="Serve Prometheus /metrics on this port (0: off)."),
+    metrics_port: int = typer.Option(0, "--metrics-port", help=(
+        "Serve Prometheus /metrics, /healthz and /readyz on this port (0: off).")),
     metrics_host: str = typer.Option("127.0.0.1", "--metrics-host", help=(
-        "Address /metrics listens on (default loopback; 0.0.0.0 for every interface).")),
+        "Address /metrics, /healthz and /readyz listen on (default loopback; 0.0.0.0 for every interface).")),
     transactions_topic: str = typer.Option("transactions", "--transactions-topic"),
     scores_topic: str = typer.Option("fraud-scores", "--scores-topic"),
     alerts_topic: str = typer.Option("fraud-alerts", "--alerts-topic"),
@@ -115,7 +116,9 @@ def run(
     scorer = build_live_scorer(model_config, metrics)
     service = FraudService(config, scorer, metrics)
     if metrics_port:
-        metrics.serve(config.metrics_port, config.metrics_host)
+        metrics.serve(config.metrics_port, config.metrics_host, ready=service.readiness,
+                      folders={"models": model_config.model_root} if model_config.model_root else None,
+                      device=getattr(model_config, "device", "cpu"))
 
     def _graceful(signum, _frame):
         logger.info("signal %d: finishing the current batch, then stopping", signum)

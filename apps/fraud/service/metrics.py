@@ -1,29 +1,46 @@
-"""Prometheus metrics of the live scorer.
+"""Prometheus metrics of the live scorer (names: :mod:`npusuite.platform.observability.names`).
 
 Each :class:`ServiceMetrics` owns its registry, so several scorers can run in
-one process (tests) without clashing; ``serve(port)`` exposes it over HTTP in
-the Prometheus text format.
+one process (tests) without clashing; :meth:`ServiceMetrics.serve` exposes it
+with ``/healthz`` and ``/readyz`` (:class:`~npusuite.platform.observability.http.HealthServer`)
+and adds the infrastructure collectors.
+
+Model level: :meth:`ServiceMetrics.observe_model` takes each batch's feature
+matrix and fast probabilities: the score histogram and, when the model card
+carries a ``reference_profile``, the sliding-window PSI per feature and of the
+score (computed at scrape).  ``monitoring=False`` leaves the model level out
+(the overhead benchmark's baseline).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+import numpy as np
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from npusuite.fraud.service.processor import BatchOutcome
 from npusuite.platform.batch_histogram import BatchHistogram
 from npusuite.platform.observability import names as N
+from npusuite.platform.observability.drift import DEFAULT_WINDOW, DriftCollector, DriftWindow
+from npusuite.platform.observability.http import HealthServer, Readiness
 from npusuite.platform.observability.names import counter_base as _c
 
 logger = logging.getLogger(__name__)
 
 _LATENCY_BUCKETS_S = (0.005, 0.01, 0.02, 0.035, 0.05, 0.08, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0)
+assert N.FRAUD_SLA_SECONDS in _LATENCY_BUCKETS_S  # SLA attainment is read off that bucket
+_SCORE_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 0.95, 0.99)
 
 
 class ServiceMetrics:
-    def __init__(self, registry: CollectorRegistry | None = None):
+    def __init__(self, registry: CollectorRegistry | None = None, monitoring: bool = True,
+                 drift_window: int = DEFAULT_WINDOW):
         self.registry = registry or CollectorRegistry()
+        self.monitoring = monitoring
+        self.drift_window = drift_window
         r = self.registry
         self.transactions = Counter(_c(N.FRAUD_TRANSACTIONS), "Transactions scored (committed).", registry=r)
         self.decisions = Counter(_c(N.FRAUD_DECISIONS), "Committed decisions by type.", ["decision"], registry=r)
@@ -56,6 +73,40 @@ class ServiceMetrics:
                                            "raised to at least review (counted when scored).", registry=r)
         self.restore_seconds = Histogram(N.FRAUD_STATE_RESTORE_SECONDS,
                                          "Changelog restore time when partitions are gained.", registry=r)
+        self.partitions = Gauge(N.FRAUD_PARTITIONS_ASSIGNED, "Partitions this scorer owns.", registry=r)
+        self.score = BatchHistogram(N.FRAUD_SCORE, "The fast model's fraud probability per scored transaction.",
+                                    _SCORE_BUCKETS, r) if monitoring else None
+        self._drift_ref: str | None = None
+        self._features: DriftWindow | None = None
+        self._scores: DriftWindow | None = None
+        if monitoring:
+            r.register(DriftCollector(lambda: self._features, N.FRAUD_FEATURE_PSI, N.FRAUD_DRIFT_WINDOW_RECORDS,
+                                      label="feature", help_text="PSI of each feature over the sliding window "
+                                      "against the training reference."))
+            r.register(DriftCollector(lambda: self._scores, N.FRAUD_SCORE_PSI, help_text="PSI of the fast "
+                                      "score over the sliding window against the training reference."))
+        self._gc = None
+        self.server: HealthServer | None = None
+
+    def observe_model(self, ref: str, card: Mapping, x: np.ndarray | None, scores: np.ndarray) -> None:
+        """One scored batch: its fast probabilities and (when known) its feature matrix.  The drift windows
+        follow the model: a new ``ref`` starts new windows from its card's reference profile."""
+        if not self.monitoring:
+            return
+        self.score.observe_many(scores)
+        if ref != self._drift_ref:
+            from npusuite.fraud.reference_profile import windows
+
+            self._drift_ref = ref
+            pair = windows(card, self.drift_window)
+            if pair is None:
+                logger.warning("model %s has no reference_profile in its card: no drift (PSI) metrics", ref)
+            self._features, self._scores = pair or (None, None)
+        if self._scores is None:
+            return
+        self._scores.add(scores)
+        if x is not None and x.shape[1] == len(self._features.names):
+            self._features.add(x)
 
     def observe_committed(self, outcome: BatchOutcome) -> None:
         scored = sum(outcome.decisions.values())
@@ -83,8 +134,23 @@ class ServiceMetrics:
         except KeyError:
             pass
 
-    def serve(self, port: int, host: str = "127.0.0.1") -> None:
-        """Serve /metrics on ``host:port`` (loopback unless told otherwise: the metrics name topics and
-        partitions, which are nobody else's business)."""
-        start_http_server(port, addr=host, registry=self.registry)
-        logger.info("metrics at http://%s:%d/metrics", host, port)
+    def set_partitions(self, n: int) -> None:
+        self.partitions.set(n)
+
+    def serve(self, port: int, host: str = "127.0.0.1", ready: Readiness = lambda: {},
+              folders: Mapping[str, Path] | None = None, device: str | None = None) -> HealthServer:
+        """Serve /metrics, /healthz and /readyz on ``host:port`` (loopback unless told otherwise: the metrics
+        name topics and partitions, which are nobody else's business), with the infrastructure metrics."""
+        from npusuite.platform.observability.infrastructure import register_infrastructure
+
+        if self._gc is None:
+            self._gc = register_infrastructure(self.registry, folders, device)
+        self.server = HealthServer(self.registry, ready, host, port).start()
+        return self.server
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+        if self._gc is not None:
+            self._gc.close()

@@ -121,6 +121,10 @@ class FraudService:
         self._rollback_pending: dict[int, int] = {}
         #: Consecutive batches rolled back for a failure that is not a record's (for the retry pause).
         self._failures = 0
+        #: /readyz's broker probe (its own admin client, off the scoring thread), cached for 5 s.
+        self._health_admin = None
+        self._broker_checked_s = float("-inf")
+        self._broker_ok = False
         #: Seconds the main thread waited for in-flight commits in this loop cycle (the ``settle`` phase).
         self._settle_wait_s = 0.0
 
@@ -166,6 +170,7 @@ class FraudService:
             for p, accounts in self._reader.restore(gained).items():
                 self.store.set_partition(p, accounts)
             self.metrics.restore_seconds.observe(time.monotonic() - started)
+        self.metrics.set_partitions(len(self.store.partitions))
         logger.info("assigned partitions %s: own partitions %s (restored %s)", sorted(partitions),
                     sorted(self.store.partitions), gained)
 
@@ -180,7 +185,30 @@ class FraudService:
             self.store.drop_partition(p)
             self._committed_next.pop(p, None)
             self.metrics.forget_partition(p)
+        self.metrics.set_partitions(len(self.store.partitions))
         logger.info("%s partitions %s: own partitions %s", why, sorted(partitions), sorted(self.store.partitions))
+
+    # -- health (called from the metrics server's thread) -------------------
+    def readiness(self) -> dict[str, bool]:
+        """``/readyz``: the broker answers a metadata request (cached 5 s), the fast model is loaded, and
+        this scorer owns at least one partition."""
+        now = time.monotonic()
+        if now - self._broker_checked_s >= 5.0:
+            self._broker_checked_s = now
+            try:
+                if self._health_admin is None:
+                    from confluent_kafka.admin import AdminClient
+
+                    self._health_admin = AdminClient({
+                        "bootstrap.servers": self.config.bootstrap, "logger": client_logger,
+                        "client.id": f"{self.config.transactional_id}-health"})
+                self._health_admin.list_topics(self.config.topics.transactions, timeout=2.0)
+                self._broker_ok = True
+            except Exception as exc:  # unreachable, auth, timeout: not ready
+                logger.debug("readiness: broker metadata failed: %s", exc)
+                self._broker_ok = False
+        return {"broker": self._broker_ok, "model": getattr(self.scorer, "fast", self.scorer) is not None,
+                "partitions": bool(self.store.partitions)}
 
     def _update_lag(self, consumer: Consumer) -> None:
         now = time.monotonic()

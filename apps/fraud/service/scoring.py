@@ -154,11 +154,15 @@ class LiveScorer:
             app: FastApp = leases.enter_context(self.fast.lease()).app  # built, checked and warmed before the switch
             novelty = leases.enter_context(self.novelty.lease()).app if self.novelty is not None else None
             rules = leases.enter_context(self.rules.lease()).app if self.rules is not None else None
-            recorder = _InputRecorder(app.model) if self.shadow is not None else None
+            watch = self.shadow is not None or (self.metrics is not None and self.metrics.monitoring)
+            recorder = _InputRecorder(app.model) if watch else None  # the feature matrix: shadow, drift
             scored = _InPlaceTieredScorer(recorder or app.model, self.llm, app.config, novelty=novelty,
                                           rules=rules).score_batch(items)
         self._observe_tiers(novelty, rules, scored)
         ref = app.ref
+        if self.metrics is not None and self.metrics.monitoring:
+            self.metrics.observe_model(ref, app.model.card, recorder.x,
+                                       np.fromiter((s.fast_probability for s in scored), np.float64, len(scored)))
         if ref != self._last_ref:
             if self._last_ref is not None and self.metrics is not None:
                 self.metrics.swaps.labels(ref).inc()

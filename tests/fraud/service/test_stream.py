@@ -122,6 +122,16 @@ def test_stream_scores_every_transaction_once_with_one_or_two_scorers(harness, s
         assert sum(v for k, v in metrics.items() if k.startswith("npusuite_fraud_dead_letters_total")) == len(bad)
         assert sum(v for k, v in metrics.items() if k.startswith("npusuite_fraud_decisions_total")) == len(transactions)
         assert metrics["npusuite_fraud_score_latency_seconds_count"] == len(transactions)
+        # model level: every scored transaction's fast score, PSI per feature against the card's reference
+        assert metrics["npusuite_fraud_score_count"] >= len(transactions)
+        assert sum(k.startswith("npusuite_fraud_feature_psi{") for k in metrics) >= 10
+        assert 0.0 <= metrics["npusuite_fraud_score_psi"] < 10.0
+        assert metrics["npusuite_fraud_partitions_assigned"] == 4
+        assert metrics["npusuite_process_resident_memory_bytes"] > 0
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10).json() == {"status": "ok"}
+        ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=10)
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["checks"] == {"broker": True, "model": True, "partitions": True}
     assert any(k.startswith("npusuite_fraud_consumer_lag_records{") for k in metrics)
     assert {s["model"] for s in scores} == {"fraud-fast@1"}
     assert all(0.0 <= s["score"] <= 1.0 and s["decision"] in ("approve", "review", "decline") for s in scores)
