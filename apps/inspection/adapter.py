@@ -76,8 +76,10 @@ class InspectionAdapter(AppAdapter[Inspector]):
         return Inspector(LoadedModel(net, card, ref, version.path, self.precision), self.min_box_area_px)
 
     def warm(self, app: Inspector) -> None:
-        images = _calibration(app.model.path)
-        image = (images[0].permute(1, 2, 0).contiguous().numpy() if images is not None
+        from npusuite.inspection.samples import calibration_images
+
+        # the stored good images are float in [0, 1] or uint8; calibration_images gives camera-like uint8 BGR
+        image = (calibration_images(app.model.path, limit=1)[0] if (app.model.path / CALIBRATION).is_file()
                  else np.full((app.height_px, app.width_px, 3), 128, np.uint8))
         result = app.inspect(Frame(image=np.ascontiguousarray(image, dtype=np.uint8), timestamp=time.time(),
                                    source="warmup", seq=0, name="warmup"))

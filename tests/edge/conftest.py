@@ -144,3 +144,21 @@ class IngestDouble:
 @pytest.fixture
 def ingest_double(tmp_path) -> Callable[[str], IngestDouble]:
     return lambda token: IngestDouble(tmp_path / "upstream.db", token)
+
+
+@pytest.fixture(scope="session")
+def trained_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A washer student trained for a few steps (``ROOT/torch``) and exported to ONNX (``ROOT/onnx``) by
+    ``inspection export``, with its test images (``ROOT/data/washer/test``): the real model files and code paths
+    a bundle carries, not a good detector."""
+    from npusuite.inspection.export import ExportConfig, export
+    from npusuite.inspection.generate import GenerateConfig, generate
+    from npusuite.inspection.train import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("edge-trained")
+    generate(root / "data", GenerateConfig(size_px=32, train_good=24, test_good=6, test_per_defect=2, seed=3),
+             ("washer",))
+    train(root / "data" / "washer", root / "torch", TrainConfig(teacher_steps=20, student_steps=20, batch_size=8,
+                                                                 teacher_widths=(8, 16, 32), progress=False))
+    export(root / "torch", root / "onnx", ExportConfig(images=root / "data" / "washer" / "test"))
+    return root
