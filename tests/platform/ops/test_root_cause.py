@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import numpy as np
+
+from npusuite.platform.ops.anomalies import SeriesVerdict
+from npusuite.platform.ops.root_cause import rank
+from npusuite.platform.ops.topology import SUITE
+
+
+def _v(component: str, series: str, onset: float | None, score: float = 3.0) -> SeriesVerdict:
+    key = next(s for s in SUITE[component].series if s.name == series)
+    z = np.zeros(3)
+    return SeriesVerdict(component, key, z, z, z.astype(bool), onset, score, "forecast")
+
+
+def test_a_dependency_is_ranked_before_its_dependents_even_when_they_flag_first():
+    # LLM latency creep: the scorer's p99 crosses its band before the LLM's own series do
+    r = rank(SUITE, [_v("fraud-scorer", "latency_p99", 100.0), _v("llm-tier", "ttft_p99", 160.0),
+                     _v("review", "backlog", 400.0)])
+    assert [x.component for x in r] == ["llm-tier", "fraud-scorer", "review"]
+    assert r[0].root_candidate and r[1].explained_by == ("llm-tier",)
+    assert r[0].evidence[0].series == "ttft_p99" and r[0].evidence[0].onset == 160.0
+
+
+def test_unrelated_roots_are_ordered_by_onset_and_clean_series_are_ignored():
+    r = rank(SUITE, [_v("edge-box", "outbox_pending", 300.0), _v("kafka", "aborts", 200.0),
+                     _v("fraud-scorer", "lag", 210.0), _v("device", "temperature", None)])
+    assert [x.component for x in r] == ["kafka", "edge-box", "fraud-scorer"]
+    assert [x.rank for x in r] == [1, 2, 3]
+    assert rank(SUITE, [_v("device", "temperature", None)]) == []
+
+
+def test_evidence_lists_every_flagged_series_earliest_first():
+    r = rank(SUITE, [_v("fraud-scorer", "lag", 50.0, 2.0), _v("fraud-scorer", "throughput", 20.0, 9.0)])
+    assert [e.series for e in r[0].evidence] == ["throughput", "lag"]
+    assert r[0].onset == 20.0 and r[0].score == 9.0
