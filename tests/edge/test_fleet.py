@@ -1,7 +1,12 @@
-"""Fleet server over real HTTP with in-process boxes: enrolment, staged campaigns, automatic halt, auth, audit."""
+"""Fleet server over real HTTP with in-process boxes: enrolment, staged campaigns, automatic halt, auth, audit.
+
+The campaign mechanics run on twenty simulated boxes (``--pipeline sim``: fleet scale on two cores); the
+trained-model campaign runs boxes with the real agent pipeline (platform engine, ONNX Runtime) on the
+exported student."""
 
 from __future__ import annotations
 
+import shutil
 import time
 
 import httpx
@@ -12,6 +17,7 @@ from npusuite.edge.fleet_client import FleetClient
 from npusuite.edge.fleet_server import create_app
 from npusuite.edge.fleet_store import FleetStore
 from npusuite.edge.health import HealthCheck, HealthConfig
+from npusuite.edge.pipeline import EngineInspectors, InspectionFactory, bundle_samples, load_samples
 from npusuite.edge.release import ReleaseRepository
 from npusuite.edge.rollout import RolloutPlan, evaluate, stage_sizes
 from npusuite.edge.simulate import sample_frames, sim_factory, write_sim_model
@@ -45,6 +51,7 @@ class Fleet:
         self.srv = serve(create_app(self.store, admin_token=ADMIN, release_dir=tmp / "release"))
         self.admin = httpx.Client(base_url=self.srv.url, headers={"Authorization": f"Bearer {ADMIN}"})
         self.devices: list[FleetClient] = []
+        self.engines: list[EngineInspectors] = []
 
     def release(self, version: str, mode: str = "ok") -> str:
         model = write_sim_model(self.tmp / f"m-{version}", "line-a", version, mode=mode)
@@ -52,13 +59,29 @@ class Fleet:
         self.repo.add_target(target, make_bundle(model, self.tmp / f"b-{version}.tgz", "line-a", version), version)
         return target
 
-    def add_devices(self, n: int) -> None:
+    def release_model(self, version: str, model_dir) -> str:
+        """Sign a bundle of a real model folder (e.g. the exported ONNX student)."""
+        target = f"models/line-a-{version}.tar.gz"
+        self.repo.add_target(target, make_bundle(model_dir, self.tmp / f"b-{version}.tgz", "line-a", version),
+                             version)
+        return target
+
+    def add_devices(self, n: int, trained: bool = False) -> None:
+        """``n`` boxes; ``trained``: each runs the agent's real pipeline (platform engine + the adapter; health
+        checks on each bundle's calibration images), else the simulated scorer."""
         enroll = self.admin.post("/api/enrollment-tokens", json={"uses": n}).json()["enrollment_token"]
         frames, truth = sample_frames(4)
         for i in range(n):
             box = self.tmp / f"box{i}"
-            health = HealthCheck(sim_factory, frames, HealthConfig(max_p95_latency_ms=5000), expected_ng=truth)
-            updates = UpdateManager(SlotManager(box), UpdateSource.from_base(f"{self.srv.url}/tuf"), health)
+            inspectors = None
+            if trained:
+                inspectors = EngineInspectors()
+                health = HealthCheck(InspectionFactory(), bundle_samples, HealthConfig(max_p95_latency_ms=10_000))
+                self.engines.append(inspectors)
+            else:
+                health = HealthCheck(sim_factory, frames, HealthConfig(max_p95_latency_ms=5000), expected_ng=truth)
+            updates = UpdateManager(SlotManager(box), UpdateSource.from_base(f"{self.srv.url}/tuf"), health,
+                                    inspectors=inspectors)
             updates.trust_root(self.repo.trusted_root_path)
             client = FleetClient(self.srv.url, f"dev-{i:02d}", box, updates, lambda: {"ok": True},
                                  enrollment_token=enroll)
@@ -81,7 +104,42 @@ class Fleet:
 
 @pytest.fixture
 def fleet(tmp_path, serve):
-    return Fleet(tmp_path, serve)
+    fleet = Fleet(tmp_path, serve)
+    yield fleet
+    for engine in fleet.engines:
+        engine.close()
+
+
+def test_a_trained_onnx_student_rolls_out_through_a_staged_campaign(fleet, trained_onnx, tmp_path):
+    """The exported student, signed, rolled out in stages to boxes running the real pipeline; then a corrupt
+    graph is halted at stage 1 and rolled back there, and every box keeps inspecting with the good version."""
+    from npusuite.platform.runtime.onnx_runtime import OnnxModule
+
+    fleet.add_devices(3, trained=True)
+    good = fleet.release_model("1.0.0", trained_onnx / "onnx")
+    resp = fleet.admin.post("/api/campaigns", json={"target": good, "version": "1.0.0", "stages_pct": [30, 100],
+                                                    "failure_threshold": 0.2})
+    camp = fleet.drive(resp.json()["id"])
+    assert camp["status"] == "completed" and camp["outcomes"]["succeeded"] == 3, camp
+    frames, _ = load_samples(trained_onnx / "data" / "washer" / "test")
+    for dev, engine in zip(fleet.devices, fleet.engines, strict=True):
+        assert dev.updates.slots.committed().version == "1.0.0" and engine.ref == "line-a@1.0.0"
+        assert dev.updates.status.health["frames"] > 0  # checked on the bundle's own calibration images
+        with engine.lease() as (inspector, label):
+            assert isinstance(inspector.model.net, OnnxModule) and label == "line-a@1.0.0"
+            assert 0.0 <= inspector.inspect(frames[0]).score <= 1.0
+
+    broken = tmp_path / "broken"
+    shutil.copytree(trained_onnx / "onnx", broken)
+    (broken / "model.onnx").write_bytes(b"not an onnx graph")
+    bad = fleet.release_model("1.1.0", broken)
+    resp = fleet.admin.post("/api/campaigns", json={"target": bad, "version": "1.1.0", "stages_pct": [30, 100],
+                                                    "failure_threshold": 0.2})
+    camp = fleet.drive(resp.json()["id"])
+    assert camp["status"] == "halted" and camp["outcomes"]["failed"] == 1 and camp["outcomes"]["succeeded"] == 0
+    assert [d.updates.status.state for d in fleet.devices].count("rolled_back") == 1
+    assert all(e.ref == "line-a@1.0.0" for e in fleet.engines)
+    assert all(d.updates.slots.committed().version == "1.0.0" for d in fleet.devices)
 
 
 def test_campaign_rolls_out_in_stages_then_halts_a_bad_release(fleet):
