@@ -16,6 +16,12 @@ Rules:
 * Defects here are drawn by *different* code from the training-time anomaly
   synthesiser (:mod:`npusuite.inspection.synth`), so a model that scores well
   here generalises to defect kinds it never saw.
+* A held-out product, ``leather`` (:data:`HELDOUT_DEFECTS`: grained hide with
+  pores; defects ``fold``, ``glue``, ``poke``, ``cut`` drawn by their own code,
+  not in the QC vocabulary), exists for acceptance checks on a product and
+  defect kinds nothing was developed against; it is generated only when asked
+  for by name (``--products leather``), never by default.
+* ``defects`` chooses a subset of a product's kinds.
 * Output is deterministic for a given ``seed``.
 """
 
@@ -39,6 +45,18 @@ DEFECTS: dict[str, tuple[D, ...]] = {
     "tile": (D.CRACK, D.MISPRINT, D.STAIN, D.CHIP),
     "washer": (D.SCRATCH, D.DENT, D.MISSING, D.CONTAMINATION),
 }
+
+#: Held out from development: only acceptance tests and benchmarks generate these (with their own seeds).
+HELDOUT_DEFECTS: dict[str, tuple[str, ...]] = {"leather": ("fold", "glue", "poke", "cut")}
+
+
+def defect_kinds(product: str) -> tuple[str, ...]:
+    """The defect kinds of any product, default or held out.  Raises ValueError for an unknown product."""
+    if product in DEFECTS:
+        return tuple(str(k) for k in DEFECTS[product])
+    if product in HELDOUT_DEFECTS:
+        return HELDOUT_DEFECTS[product]
+    raise ValueError(f"unknown product {product}")
 
 
 @dataclass(frozen=True)
@@ -93,7 +111,19 @@ def _washer(rng: np.random.Generator, size: int) -> np.ndarray:
     return np.where(ring, np.clip(img + sheen[..., None], 0, 1), img)
 
 
-_DRAW = {"fabric": _fabric, "tile": _tile, "washer": _washer}
+def _leather(rng: np.random.Generator, size: int) -> np.ndarray:
+    grain = 0.05 * np.tanh(_smooth_noise(rng, size, size * 0.01)) + 0.05 * _smooth_noise(rng, size, size * 0.05)
+    v = 0.62 + grain
+    base = np.array([0.42, 0.58, 0.80], np.float32)  # BGR: tan hide
+    img = np.clip(v[..., None] * base[None, None, :], 0, 1).astype(np.float32)
+    pore_r = max(1, size // 200)
+    for _ in range(size * size // 500):  # pores: part of good leather
+        c = tuple(int(v) for v in rng.uniform(0, size, 2))
+        cv2.circle(img, c, pore_r, tuple(float(x) for x in base * rng.uniform(0.45, 0.55)), -1, cv2.LINE_AA)
+    return img
+
+
+_DRAW = {"fabric": _fabric, "tile": _tile, "washer": _washer, "leather": _leather}
 
 
 def _pose(img: np.ndarray, rng: np.random.Generator, product: str) -> np.ndarray:
@@ -209,10 +239,44 @@ def _apply_defect(clean: np.ndarray, kind: str, product: str,
         m = _blob_mask(rng, size, size * 0.05, size * 0.09, region)
         m = cv2.GaussianBlur(m, (0, 0), 1.0) * (region if region is not None else 1)
         img = img * (1 - 0.55 * m[..., None])
+    elif product in HELDOUT_DEFECTS:
+        img = _heldout_defect(clean, kind, rng)
     else:
         raise ValueError(f"unknown defect kind {kind}")
     changed = np.abs(img - clean).max(axis=2) > 0.04
     return np.clip(img, 0, 1), changed.astype(np.uint8)
+
+
+def _heldout_defect(clean: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
+    """The held-out product's defects; this code is used by nothing else."""
+    size = clean.shape[0]
+    img = clean.copy()
+    if kind == "fold":  # a long soft crease: a dark band beside a light one
+        m = _polyline(rng, size, size * rng.uniform(0.4, 0.7), 0.15, None, max(2, size // 64))
+        m = cv2.GaussianBlur(m, (0, 0), size / 160)
+        shift = max(1, size // 100)
+        light = np.roll(m, shift, axis=1)
+        img = img * (1 - 0.45 * m[..., None]) + 0.3 * light[..., None] * (1 - img)
+    elif kind == "glue":  # a glossy, slightly yellow smear
+        m = cv2.GaussianBlur(_blob_mask(rng, size, size * 0.04, size * 0.08, None), (0, 0), size / 128)
+        gloss = np.array((0.72, 0.88, 0.92), np.float32)
+        alpha = rng.uniform(0.55, 0.8)
+        img = img * (1 - alpha * m[..., None]) + gloss[None, None, :] * alpha * m[..., None]
+    elif kind == "poke":  # a punched hole with a pale, torn rim
+        c = tuple(int(v) for v in rng.uniform(size * 0.15, size * 0.85, 2))
+        r = int(rng.uniform(0.02, 0.035) * size) + 1
+        rim = np.zeros((size, size), np.float32)
+        cv2.circle(rim, c, r + max(1, size // 128), 1.0, -1, cv2.LINE_AA)
+        hole = np.zeros((size, size), np.float32)
+        cv2.circle(hole, c, r, 1.0, -1, cv2.LINE_AA)
+        img = img * (1 - rim[..., None]) + np.clip(clean * 1.35, 0, 1) * rim[..., None]
+        img = img * (1 - hole[..., None]) + 0.06 * hole[..., None]
+    elif kind == "cut":  # a straight knife cut
+        m = _polyline(rng, size, size * rng.uniform(0.15, 0.3), 0.02, None, max(1, size // 128))
+        img = img * (1 - 0.9 * m[..., None]) + 0.1 * 0.9 * m[..., None]
+    else:
+        raise ValueError(f"unknown defect kind {kind} for a held-out product")
+    return img
 
 
 def make_good(product: str, rng: np.random.Generator, size: int) -> np.ndarray:
@@ -225,17 +289,25 @@ def _write(path: Path, img01: np.ndarray) -> None:
     cv2.imwrite(str(path), np.round(np.clip(img01, 0, 1) * 255).astype(np.uint8))
 
 
-def generate(out: Path, config: GenerateConfig = GenerateConfig(), products: tuple[str, ...] = PRODUCTS) -> dict:
-    """Write the dataset under ``out``; returns counts per product and folder."""
+def generate(out: Path, config: GenerateConfig = GenerateConfig(), products: tuple[str, ...] = PRODUCTS,
+             defects: tuple[str, ...] | None = None) -> dict:
+    """Write the dataset under ``out``; returns counts per product and folder.  ``defects``: only these kinds
+    (of the products that have them).  Raises ValueError for an unknown product or a defect kind no chosen
+    product has."""
     counts: dict[str, dict[str, int]] = {}
+    kinds_of = {p: defect_kinds(p) for p in products}
+    if defects is not None:
+        unknown = set(defects) - {k for ks in kinds_of.values() for k in ks}
+        if unknown:
+            raise ValueError(f"unknown defect kind(s) {sorted(unknown)} for {', '.join(products)}; choose from "
+                             f"{', '.join(sorted({k for ks in kinds_of.values() for k in ks}))}")
     for p_index, product in enumerate(products):
-        if product not in _DRAW:
-            raise ValueError(f"unknown product {product}")
-        rng = np.random.default_rng([config.seed, p_index])
+        rng = np.random.default_rng([config.seed, p_index] if product in DEFECTS else [config.seed, 1000 + p_index])
         root = out / product
         counts[product] = {}
         jobs = [("train/good", None, config.train_good), ("test/good", None, config.test_good)]
-        jobs += [(f"test/{kind}", kind, config.test_per_defect) for kind in DEFECTS[product]]
+        jobs += [(f"test/{kind}", kind, config.test_per_defect) for kind in kinds_of[product]
+                 if defects is None or kind in defects]
         total = sum(n for *_, n in jobs)
         with tqdm(total=total, desc=f"generate {product}", unit="img", leave=False) as bar:
             for folder, kind, n in jobs:

@@ -149,3 +149,29 @@ def scan_folder(folder: Path, paths: list[Path] | None = None) -> Iterator[Image
             reason = str(exc).removeprefix(f"{path}: ")
             logger.warning("skipping image %s: %s", path, reason)
             yield ImageFile(path, name, None, reason)
+
+
+def working_shape(width: int, height: int, size_px: int, multiple_px: int = 1) -> tuple[int, int]:
+    """``(width, height)`` of the working frame for a ``width x height`` image: the longer side becomes
+    ``size_px`` (never more than the image's own: nothing is gained by upscaling), the shorter one keeps the
+    aspect ratio; both are rounded to a multiple of ``multiple_px`` (at least one multiple).  Raises
+    :class:`UserError` for a working size that is not such a multiple."""
+    if size_px < multiple_px or size_px % multiple_px:
+        raise UserError(f"--size {size_px} must be a positive multiple of {multiple_px} px")
+    scale = min(size_px, max(width, height)) / max(width, height)
+
+    def side(v: int) -> int:
+        return max(multiple_px, int(round(v * scale / multiple_px)) * multiple_px)
+
+    return side(width), side(height)
+
+
+def to_working(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """``image`` (uint8 ``HxWx3``) resized to ``shape = (width, height)`` with area interpolation, exactly as the
+    :class:`~npusuite.inspection.inspector.Inspector` resizes a frame (so training, calibration and the line see
+    the same pixels)."""
+    import cv2
+
+    if image.shape[1] == shape[0] and image.shape[0] == shape[1]:
+        return image
+    return cv2.resize(image, shape, interpolation=cv2.INTER_AREA)

@@ -4,7 +4,9 @@ Layout of a model folder (what ``inspection train --out`` writes and what the
 platform repository stores as one version)::
 
     model.safetensors, module.json      the net (platform ``save_module``)
-    inspection.json                     :class:`ModelCard`: threshold, smoothing, image size, lineage
+    inspection.json                     :class:`ModelCard`: threshold, smoothing, working size, calibration,
+                                        evaluation means, what the working size traded, lineage
+    evaluation.json, evaluation.png     (when trained on an MVTec product with defects) ``inspection evaluate``
     calibration.safetensors             up to 32 held-back good images, for int8 calibration
     teacher/                            (student folders only) the teacher it was distilled from
 
@@ -38,6 +40,28 @@ CARD = "inspection.json"
 CALIBRATION = "calibration.safetensors"
 
 
+class CalibrationInfo(BaseModel):
+    """How the threshold was chosen (:mod:`npusuite.inspection.calibration`)."""
+
+    method: str
+    confidence: float
+    images: int
+    empirical: float  # the plain empirical-quantile threshold, for comparison
+    fitted: float     # the fitted quantile before the confidence bound
+
+
+class EvaluationMetrics(BaseModel):
+    """Detection figures on one defect type (or their mean over types), see :mod:`npusuite.inspection.evaluate`."""
+
+    images: int
+    image_auroc: float
+    pixel_auroc: float | None = None  # None: no ground-truth masks
+    pro: float | None = None          # per-region overlap, integrated to 30% pixel FPR, normalised to [0, 1]
+    recall: float                     # defect images at or above the calibrated threshold
+    precision: float
+    f1: float
+
+
 class ModelCard(BaseModel):
     """What the scoring policy needs plus how the model came to be."""
 
@@ -52,6 +76,11 @@ class ModelCard(BaseModel):
     final_loss: float | None = None
     parameters: int | None = None
     steps: int | None = None
+    source_size_px: list[int] | None = None  # [width, height] of the first training image (before resizing)
+    crop_px: int | None = None               # side of the square training crops of the working frame
+    trade_off: str | None = None             # what the working size and crops give up, in words
+    calibration: CalibrationInfo | None = None
+    evaluation: EvaluationMetrics | None = None  # mean over defect types on PRODUCT/test, when it had defects
 
 
 @dataclass
@@ -81,6 +110,13 @@ def save(net, out: Path, arch: str, config: dict, card: ModelCard, calibration: 
         images = torch.from_numpy(np.ascontiguousarray(calibration)).permute(0, 3, 1, 2).contiguous()
         save_file({"images": images}, str(out / CALIBRATION))
     return out
+
+
+def attach_evaluation(folder: Path, metrics: EvaluationMetrics) -> None:
+    """Record the evaluation's mean figures in the card of the model folder ``folder``."""
+    card = read_card(folder)
+    card.evaluation = metrics
+    (folder / CARD).write_text(card.model_dump_json(indent=2) + "\n")
 
 
 def read_card(folder: Path) -> ModelCard:

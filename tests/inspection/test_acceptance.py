@@ -1,0 +1,37 @@
+"""Issue 16 acceptance: a product, seed and defect kinds nothing was developed against, at 256 x 256 px.
+
+Trains with the defaults (the training time is measured in bench/inspection_training.py, not here) and
+asserts, for the student averaged over defect types, image AUROC >= 0.98 and recall >= 0.95 at the calibrated
+threshold, and a realised false-reject rate on freshly generated good images (another seed) of at most 1.5x the
+target.  Minutes of CPU: slow-marked.
+"""
+
+from pathlib import Path
+
+import pytest
+
+from npusuite.inspection.evaluate import evaluate_folders
+from npusuite.inspection.generate import GenerateConfig, generate
+from npusuite.inspection.train import TrainConfig, train
+
+SEED = 1616        # used by nothing else
+FRESH_SEED = 6161  # the fresh good parts: another seed again
+
+
+@pytest.mark.slow
+def test_defaults_detect_a_held_out_product_at_256_px_and_the_threshold_holds(tmp_path: Path):
+    generate(tmp_path / "data", GenerateConfig(size_px=256, train_good=200, test_good=100, test_per_defect=25,
+                                               seed=SEED), ("leather",))
+    generate(tmp_path / "fresh", GenerateConfig(size_px=256, train_good=0, test_good=1000, test_per_defect=0,
+                                                seed=FRESH_SEED), ("leather",), defects=())
+    cfg = TrainConfig(progress=False)
+    summary = train(tmp_path / "data" / "leather", tmp_path / "model", cfg)
+    student = summary["evaluation"]["student"]
+    fresh = evaluate_folders([tmp_path / "model"], tmp_path / "fresh" / "leather", progress=False).models[0]
+    print(f"student: image AUROC {student['image_auroc']:.4f}, recall {student['recall']:.4f}; fresh FRR "
+          f"{fresh.realised_frr:.4f} of {fresh.good_images} (target {cfg.target_frr}); "
+          f"train {summary['train_seconds']} s")
+    assert student["image_auroc"] >= 0.98
+    assert student["recall"] >= 0.95
+    assert fresh.good_images == 1000 and fresh.mean is None
+    assert fresh.realised_frr <= 1.5 * cfg.target_frr
