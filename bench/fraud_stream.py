@@ -12,6 +12,8 @@ Pipelines (``--pipelines``; default the first three, ``scorer-x2`` on request):
   exactly-once pipeline, which pays the commit round trips and markers too;
 * ``scorer``: ``python -m npusuite.fraud.service`` (confluent-kafka, exactly-once
   Kafka transactions, state changelog, features, fast model, alerts);
+* ``scorer-python``: the scorer with ``--features python`` (the reference feature
+  code instead of the compiled kernel): the kernel's effect, same run;
 * ``scorer-x2``: two such processes in one consumer group (active-active, two
   partitions each): how far scale-out goes on this machine;
 * ``scorer-shadow``: the scorer with ``--shadow challenger`` (issue 13 part 5:
@@ -77,10 +79,10 @@ import numpy as np
 logger = logging.getLogger("bench.fraud_stream")
 OUT = Path(__file__).resolve().parent / "out"
 P99_GOAL_MS = 80.0
-PIPELINES = ("bare", "bare-confluent", "bare-txn", "scorer", "scorer-x2", "scorer-shadow")
+PIPELINES = ("bare", "bare-confluent", "bare-txn", "scorer", "scorer-python", "scorer-x2", "scorer-shadow")
 DEFAULT_PIPELINES = ("bare", "bare-confluent", "bare-txn", "scorer")
 STYLE = {"bare": ("o", "C0"), "bare-confluent": ("^", "C2"), "bare-txn": ("x", "C5"), "scorer": ("s", "C1"),
-         "scorer-x2": ("D", "C3"), "scorer-shadow": ("v", "C4")}  # marker, colour
+         "scorer-x2": ("D", "C3"), "scorer-shadow": ("v", "C4"), "scorer-python": ("P", "C6")}  # marker, colour
 #: The CPU-bound neighbour of ``--hog``.
 HOG = "while True:\n    pass\n"
 SHADOW_GOAL = 1.20
@@ -195,7 +197,7 @@ consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "auto.of
 consumer.subscribe([src])
 producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 1, "partitioner": "murmur2_random",
                      "transactional.id": group + "-" + uuid.uuid4().hex[:6], "enable.idempotence": True,
-                     "retry.backoff.ms": 2, "retry.backoff.max.ms": 20})
+                     "retry.backoff.ms": 2, "retry.backoff.max.ms": 20, "socket.nagle.disable": True})
 producer.init_transactions(60)
 while True:
     msgs = consumer.consume(2000, 0)
@@ -235,6 +237,8 @@ def start_pipeline(kind: str, bootstrap: str, topics: dict, model_root: Path, lo
                "--alerts-topic", topics["out"] + "-alerts", "--dlq-topic", topics["out"] + "-dlq"]
         if metrics_port:
             cmd += ["--metrics-port", str(metrics_port)]
+        if kind == "scorer-python":
+            cmd += ["--features", "python"]
         if kind == "scorer-shadow":
             cmd += ["--shadow", "challenger", "--shadow-topic", topics["out"] + "-shadow"]
     return subprocess.Popen(cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT)
@@ -552,6 +556,7 @@ def summarise(backlog: list[dict], results: list[dict], pipelines: list[str]) ->
         "throughput_ratio_scorer_vs_bare_confluent_per_round": [_ratio(r.get("scorer"), r.get("bare-confluent"))
                                                                  for _, r in sorted(per_round.items())],
         "throughput_ratio_scorer_x2_vs_scorer": _ratio(top.get("scorer-x2"), top.get("scorer")),
+        "throughput_ratio_kernel_vs_python_features": _ratio(top.get("scorer"), top.get("scorer-python")),
         "p99_ms_per_rate": {k: {str(int(r["rate_target_per_s"])): r["p99_ms"] for r in results if r["pipeline"] == k}
                             for k in pipelines},
         "highest_rate_sustained_per_pipeline_per_s": best,

@@ -23,9 +23,9 @@ back to an :class:`~npusuite.fraud.features.AccountState` are exact.  Rules:
   the transaction from the state before it, then the state updated in place;
 * the category keys (crc32 buckets) are the reference's own
   :func:`~npusuite.fraud.categorical.category_keys`;
-* snapshots stay the reference's bytes (:meth:`KernelState.to_bytes` goes
-  through :class:`AccountState`), so a changelog written by either
-  implementation restores in the other.
+* snapshots are the reference's format (:meth:`KernelState.to_bytes` writes
+  the same JSON document with orjson; the test checks the bytes are equal),
+  so a changelog written by either implementation restores in the other.
 
 Partial: the interner only grows (one entry per distinct merchant, device,
 network, country and category the process has seen; a few MB per million).
@@ -37,6 +37,7 @@ import math
 
 import numba
 import numpy as np
+import orjson
 
 from npusuite.fraud.categorical import category_keys
 from npusuite.fraud.features import (
@@ -49,12 +50,14 @@ from npusuite.fraud.features import (
     MIN_AMOUNT,
     NO_HISTORY_S,
     SMALL_ECOM_AMOUNT,
+    STATE_VERSION,
     WINDOWS_S,
     AccountState,
     Features,
     ip_net,
 )
 from npusuite.fraud.schema import Transaction
+from npusuite.platform.errors import SchemaError
 
 # -- the scalar vector's layout -------------------------------------------------------------
 _N, _MEAN, _M2, _MAX, _MAXT, _HAS_T, _LAST_T, _HAS_CP, _CP_T, _CP_LAT, _CP_LON = range(11)
@@ -117,7 +120,13 @@ class KernelState:
         return out
 
     def _room(self) -> None:
-        """Room for one more row in every table the next transaction may add to."""
+        """Room for one more row in every table the next transaction may add to (checked in one slice)."""
+        n_win, n_mer, n_dev, n_net, n_ctry, n_mcc = self.s[_N_WIN:_N_MCC + 1].tolist()
+        if (n_win >= len(self.window) or n_mer >= len(self.merchants) or n_dev >= len(self.devices)
+                or n_net >= len(self.nets) or n_ctry >= len(self.countries) or n_mcc >= len(self.mccs)):
+            self._grow()
+
+    def _grow(self) -> None:
         s = self.s
         for name, count, limit in (("window", _N_WIN, MAX_WINDOW), ("merchants", _N_MER, MAX_SEEN),
                                    ("devices", _N_DEV, MAX_SEEN), ("nets", _N_NET, MAX_SEEN),
@@ -177,14 +186,34 @@ class KernelState:
             s[count] = len(getattr(ref, {"nets": "ip_nets"}.get(name, name)))
         return out
 
-    def to_bytes(self) -> bytes:
-        """The reference's snapshot bytes (:meth:`AccountState.to_bytes`)."""
-        return self.to_reference().to_bytes()
+    def to_bytes(self, interner: Interner = INTERNER) -> bytes:
+        """A snapshot in the reference's format (:meth:`AccountState.to_bytes`: JSON, its version, its
+        fields in its order), written with orjson straight from the arrays (no AccountState in between)."""
+        s, strings = self.s, interner.strings
+        n_win, n_mer, n_dev, n_net, n_ctry, n_mcc = (int(v) for v in s[_N_WIN:_N_MCC + 1].tolist())
+        return orjson.dumps({
+            "v": STATE_VERSION, "n": int(s[_N]), "mean_log": float(s[_MEAN]), "m2_log": float(s[_M2]),
+            "max_amount": float(s[_MAX]), "max_transfer": float(s[_MAXT]),
+            "recent_amounts": s[_RECENT:_RECENT + int(s[_N_RECENT])].tolist(),
+            "window": [[t, amount, strings[int(ch)], strings[int(m)]]
+                       for t, amount, ch, m in self.window[:n_win].tolist()],
+            "last_t": float(s[_LAST_T]) if s[_HAS_T] else None,
+            "last_cp": s[_CP_T:_CP_LON + 1].tolist() if s[_HAS_CP] else None,
+            "merchants": {strings[int(k)]: [t, int(c)] for k, t, c in self.merchants[:n_mer].tolist()},
+            "devices": {strings[int(k)]: t for k, t in self.devices[:n_dev].tolist()},
+            "ip_nets": {strings[int(k)]: t for k, t in self.nets[:n_net].tolist()},
+            "countries": {strings[int(k)]: int(c) for k, c in self.countries[:n_ctry].tolist()},
+            "mccs": {strings[int(k)]: int(c) for k, c in self.mccs[:n_mcc].tolist()},
+            "hours": s[_HOURS:_HOURS + 24].tolist()})
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> KernelState:
-        """Raises SchemaError like :meth:`AccountState.from_bytes`, ValueError beyond the kernel's bounds."""
-        return cls.from_reference(AccountState.from_bytes(raw))
+        """Raises SchemaError like :meth:`AccountState.from_bytes`, also for a state beyond the kernel's bounds."""
+        ref = AccountState.from_bytes(raw)
+        try:
+            return cls.from_reference(ref)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise SchemaError(f"bad account state for the feature kernel: {exc}") from None
 
 
 def _rows(rows: list[list[float]], width: int) -> np.ndarray:
@@ -231,10 +260,13 @@ def _log_ratio(a, b):
 
 
 @numba.njit(cache=True)
-def _haversine_km(lat1, lon1, lat2, lon2):
+def _haversine_km(lat1, lon1, lat2, lon2, two):
+    """``world.haversine_km``.  ``two`` is 2.0, passed at run time: CPython's ``x ** 2`` is libm's
+    ``pow(|x|, 2.0)``, which differs from ``x * x`` in the last bit for ~1 in 3000 values, and LLVM
+    rewrites ``pow(x, 2.0)`` with a constant exponent into ``x * x``."""
     p1, p2 = lat1 * _DEG, lat2 * _DEG
     dp, dl = p2 - p1, (lon2 - lon1) * _DEG
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    a = math.pow(abs(math.sin(dp / 2)), two) + math.cos(p1) * math.cos(p2) * math.pow(abs(math.sin(dl / 2)), two)
     return 2 * 6371.0 * math.asin(min(1.0, math.sqrt(a)))
 
 
@@ -263,7 +295,7 @@ def _count(table, n, key):
 
 @numba.njit(cache=True)
 def _advance(s, win, merchants, devices, nets, countries, mccs, out,
-             amount, t, hour, channel, merchant, device, net, country, mcc, has_geo, lat, lon):
+             amount, t, hour, channel, merchant, device, net, country, mcc, has_geo, lat, lon, two):
     # ---- features, from the state before the transaction (features._compute) ----
     log1p = math.log1p
     la = math.log(amount)
@@ -331,7 +363,7 @@ def _advance(s, win, merchants, devices, nets, countries, mccs, out,
     geo_km = 0.0
     geo_speed = 0.0
     if has_geo and s[_HAS_CP]:
-        geo_km = _haversine_km(s[_CP_LAT], s[_CP_LON], lat, lon)
+        geo_km = _haversine_km(s[_CP_LAT], s[_CP_LON], lat, lon, two)
         hours = max(t - s[_CP_T], 60.0) / 3600.0
         geo_speed = geo_km / hours
     fresh_device = device != _NONE and n > 0 and device_age < FRESH_S
@@ -468,7 +500,7 @@ def advance(state: KernelState, tx: Transaction, interner: Interner = INTERNER) 
     _advance(state.s, state.window, state.merchants, state.devices, state.nets, state.countries, state.mccs, out,
              amount, tx.epoch_s, tx.timestamp.hour, code(tx.channel), code(tx.merchant_id), optional(tx.device_id),
              optional(ip_net(tx.ip)), code(tx.country), code(tx.merchant_category), has_geo,
-             tx.lat if has_geo else 0.0, tx.lon if has_geo else 0.0)
+             tx.lat if has_geo else 0.0, tx.lon if has_geo else 0.0, 2.0)
     return Features(tuple(out.tolist())
                     + category_keys(tx.merchant_category, tx.country, tx.channel, tx.merchant_id, tx.device_id))
 
@@ -477,7 +509,7 @@ def warm_up() -> None:
     """Compile (or load from the cache) before the first transaction is timed."""
     from datetime import UTC, datetime
 
-    tx = Transaction(transaction_id="warm", account_id="warm", timestamp=datetime(2026, 1, 1, tzinfo=UTC),
+    tx = Transaction(transaction_id="warm", account_id="warm", card_id="c", timestamp=datetime(2026, 1, 1, tzinfo=UTC),
                      amount=1.0, currency="EUR", merchant_id="m", merchant_category="5411", country="DE",
                      channel="card_present")
     advance(KernelState(), tx, Interner())

@@ -90,3 +90,15 @@ def test_kernel_state_converts_both_ways_and_resumes():
         assert feature_kernel.advance(kern, tx).values == features.advance(ref, tx).values
     assert kern.to_bytes() == ref.to_bytes()
     assert kern.copy().to_bytes() == kern.to_bytes()
+
+
+def test_kernel_distance_is_the_references_bit_for_bit():
+    """CPython's ``x ** 2`` is libm's pow, not ``x * x`` (they differ in the last bit now and then)."""
+    from npusuite.fraud.world import haversine_km
+
+    rng = random.Random(1)
+    for _ in range(20_000):
+        lat, lon = rng.uniform(-90, 90), rng.uniform(-180, 180)
+        lat2, lon2 = ((lat + rng.uniform(-0.5, 0.5), lon + rng.uniform(-0.5, 0.5)) if rng.random() < 0.5
+                      else (rng.uniform(-90, 90), rng.uniform(-180, 180)))
+        assert repr(feature_kernel._haversine_km(lat, lon, lat2, lon2, 2.0)) == repr(haversine_km(lat, lon, lat2, lon2))

@@ -62,6 +62,8 @@ def run(
         "Analysts' rules (`npusuite fraud rules add`), e.g. fraud-rules: each rule that fires raises the "
         "decision to its action and is named in rules_fired.  Followed through its alias: a promoted rule set "
         "takes effect within milliseconds; a broken one is refused and the old rules keep scoring.")),
+    features: str = typer.Option("kernel", "--features", help=(
+        "Feature implementation: kernel (compiled with numba) or python (the reference); bit-identical.")),
     takeover_zone: str | None = typer.Option(None, "--takeover-zone", metavar="ZONE", help=(
         "Take over a lost zone's accounts: consume ZONE.<transactions-topic> (mirrored here by `npusuite kafka "
         "mirror`) with their state restored from, and kept in, ZONE.<group>-account-state; consumer group "
@@ -99,7 +101,7 @@ def run(
                                metrics_host=metrics_host, **extra)
         model_config = ModelConfig(model=model, model_root=model_root, llm_model=llm_model,
                                    llm_deadline_ms=llm_deadline_ms, grey_low=grey_low, grey_high=grey_high,
-                                   shadow=shadow, novelty_model=novelty_model, rules=rules)
+                                   shadow=shadow, novelty_model=novelty_model, rules=rules, features=features)
     except ValidationError as exc:
         err = exc.errors()[0]
         raise UserError(f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg']}") from None

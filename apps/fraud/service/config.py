@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -104,3 +105,6 @@ class ModelConfig(BaseModel):
     rules: str | None = None
     #: torch intra-op threads in the scorer process.
     torch_threads: int = Field(default=1, ge=1)
+    #: Feature implementation: ``kernel`` (compiled, :mod:`npusuite.fraud.feature_kernel`) or ``python`` (the
+    #: reference, :mod:`npusuite.fraud.features`); bit-identical features and snapshots.
+    features: Literal["kernel", "python"] = "kernel"

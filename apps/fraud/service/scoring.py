@@ -22,10 +22,14 @@ Rules:
   a missed deadline, an LLM error or no LLM at all leaves the fast decision
   with the reason ``llm_unavailable`` (the tiered scorer's fallback), so the
   stream never stalls on the LLM;
-* account states are :class:`~npusuite.fraud.features.AccountState` objects
-  updated in place (copying one costs about as much as its features; see
-  :mod:`.account_store` for how an abort restores them); snapshots are the
-  feature module's own ``to_bytes`` format;
+* account states are updated in place (copying one costs about as much as
+  its features; see :mod:`.account_store` for how an abort restores them):
+  :class:`~npusuite.fraud.feature_kernel.KernelState` objects advanced by the
+  compiled kernel (``features="kernel"``, the default; bit-identical to the
+  reference), or the reference's :class:`~npusuite.fraud.features.AccountState`
+  (``features="python"``, ``fraud run --features python``); snapshots are the
+  reference's ``to_bytes`` format either way, so a changelog written with one
+  restores with the other;
 * optional tiers, each on its own alias-following engine (worker
   ``"direct"``) and leased for the batch with the fast model: the novelty
   model (``--novelty-model``, :mod:`.novelty_adapter`) and the analysts'
@@ -46,6 +50,8 @@ from contextlib import ExitStack
 
 import numpy as np
 
+from npusuite.fraud import feature_kernel
+from npusuite.fraud.feature_kernel import KernelState
 from npusuite.fraud.features import AccountState, Features, advance
 from npusuite.fraud.schema import Transaction, parse_transaction
 from npusuite.fraud.scorer import ScoredTransaction, TieredScorer
@@ -61,14 +67,27 @@ logger = logging.getLogger(__name__)
 
 
 class _InPlaceTieredScorer(TieredScorer):
-    """The tiered scorer, with features advancing the given state objects in place."""
+    """The tiered scorer, with features advancing the given state objects in place (the reference)."""
+
+    advance = staticmethod(advance)
 
     def featurise(self, items):
+        step = self.advance
         feats, states = [], []
         for tx, state in items:
-            feats.append(advance(state, tx))
+            feats.append(step(state, tx))
             states.append(state)
         return feats, states
+
+
+class _KernelTieredScorer(_InPlaceTieredScorer):
+    """The same, on :class:`KernelState` s advanced by the compiled kernel."""
+
+    advance = staticmethod(feature_kernel.advance)
+
+
+#: features= -> (state type, tiered scorer).
+FEATURE_IMPLEMENTATIONS = {"kernel": (KernelState, _KernelTieredScorer), "python": (AccountState, _InPlaceTieredScorer)}
 
 
 class _InputRecorder:
@@ -129,7 +148,9 @@ class LiveScorer:
     """The processor's ``BatchScorer`` over the fast engine (run with :class:`~.adapters.FraudFastAdapter`)."""
 
     def __init__(self, fast_engine, llm: BatchedVerdict | None = None, metrics: ServiceMetrics | None = None,
-                 shadow: ShadowScorer | None = None, novelty_engine=None, rules_engine=None):
+                 shadow: ShadowScorer | None = None, novelty_engine=None, rules_engine=None,
+                 features: str = "kernel"):
+        self._state_type, self._tiered = FEATURE_IMPLEMENTATIONS[features]
         self.fast = fast_engine
         self.llm = llm
         self.metrics = metrics
@@ -139,25 +160,26 @@ class LiveScorer:
         self._last_ref: str | None = None
         self._last_tiers: tuple[str | None, str | None] = (None, None)
 
-    def encode_state(self, state: AccountState) -> bytes:
+    def encode_state(self, state: AccountState | KernelState) -> bytes:
         return state.to_bytes()
 
-    def restore_state(self, snapshot: bytes | None, transactions: Sequence[bytes]) -> AccountState:
-        state = AccountState.from_bytes(snapshot) if snapshot else AccountState()
+    def restore_state(self, snapshot: bytes | None, transactions: Sequence[bytes]) -> AccountState | KernelState:
+        state = self._state_type.from_bytes(snapshot) if snapshot else self._state_type()
+        step = self._tiered.advance
         for raw in transactions:
-            advance(state, parse_transaction(raw))
+            step(state, parse_transaction(raw))
         return state
 
     def score_batch(self, requests: Sequence[ScoreRequest]) -> list[ScoredTransaction]:
-        items = [(r.transaction, r.state if r.state is not None else AccountState()) for r in requests]
+        items = [(r.transaction, r.state if r.state is not None else self._state_type()) for r in requests]
         with ExitStack() as leases:
             app: FastApp = leases.enter_context(self.fast.lease()).app  # built, checked and warmed before the switch
             novelty = leases.enter_context(self.novelty.lease()).app if self.novelty is not None else None
             rules = leases.enter_context(self.rules.lease()).app if self.rules is not None else None
             watch = self.shadow is not None or (self.metrics is not None and self.metrics.monitoring)
             recorder = _InputRecorder(app.model) if watch else None  # the feature matrix: shadow, drift
-            scored = _InPlaceTieredScorer(recorder or app.model, self.llm, app.config, novelty=novelty,
-                                          rules=rules).score_batch(items)
+            scored = self._tiered(recorder or app.model, self.llm, app.config, novelty=novelty,
+                                  rules=rules).score_batch(items)
         self._observe_tiers(novelty, rules, scored)
         ref = app.ref
         if self.metrics is not None and self.metrics.monitoring:
@@ -243,6 +265,9 @@ def build_live_scorer(config: ModelConfig, metrics: ServiceMetrics | None = None
             if opened is not None:
                 opened.close()
         raise
-    logger.info("fast model %s, LLM %s, challenger %s, novelty %s, rules %s", fast.ref, llm.ref if llm else None,
-                shadow.ref if shadow else None, novelty.ref if novelty else None, rules.ref if rules else None)
-    return LiveScorer(fast, llm, metrics, shadow, novelty, rules)
+    if config.features == "kernel":
+        feature_kernel.warm_up()  # compiled (or loaded from numba's cache) before the first batch
+    logger.info("fast model %s, LLM %s, challenger %s, novelty %s, rules %s, features %s", fast.ref,
+                llm.ref if llm else None, shadow.ref if shadow else None, novelty.ref if novelty else None,
+                rules.ref if rules else None, config.features)
+    return LiveScorer(fast, llm, metrics, shadow, novelty, rules, features=config.features)
