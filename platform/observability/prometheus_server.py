@@ -101,6 +101,10 @@ class PrometheusServer:
             raise RuntimeError("not started")
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
     def write_config(self) -> Path:
         self.workdir.mkdir(parents=True, exist_ok=True)
         token_files: dict[str, Path] = {}

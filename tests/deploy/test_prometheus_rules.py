@@ -112,3 +112,17 @@ def test_promtool_catches_a_wrong_threshold(tmp_path: Path):
     proc = promtool("test", "rules", str(copy / "tests" / "alerts_test.yml"))
     assert proc.returncode != 0
     assert "ModelDriftPSIHigh" in proc.stdout + proc.stderr
+
+
+def test_example_scrape_config_passes_promtool_and_loads_every_rule_file(tmp_path: Path):
+    """deploy/prometheus/prometheus.yml as an operator would use it: next to rules/, with the edge
+    status token file it names created."""
+    copy = tmp_path / "prometheus"
+    shutil.copytree(PROM, copy)
+    (copy / "edge-status-token").write_text("token\n")
+    proc = promtool("check", "config", str(copy / "prometheus.yml"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    config = yaml.safe_load((PROM / "prometheus.yml").read_text())
+    assert sorted(config["rule_files"]) == sorted(f"rules/{f.name}" for f in RULE_FILES)
+    jobs = {c["job_name"] for c in config["scrape_configs"]}
+    assert jobs == {f"npusuite-{k}" for k in ("fraud", "platform", "inspection", "review", "fleet", "edge")}
