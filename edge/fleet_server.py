@@ -13,6 +13,8 @@ Endpoints (errors are JSON ``{"error": ...}``):
 ``GET  /api/audit``                      who did what, newest first                        operator
 ``GET  /tuf/...``                        the signed release repository (static files)      public (signed)
 ``GET  /healthz``                        liveness                                          public
+``GET  /readyz``                         the database answers (503 otherwise)              public
+``GET  /metrics``                        Prometheus: process, host, database disk          public (loopback)
 =======================================  =============================================  ==================
 
 Hostile input: a JSON body is read only after the caller is authenticated,
@@ -47,7 +49,8 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from starlette.staticfiles import StaticFiles
 
@@ -55,6 +58,8 @@ from npusuite.edge.fleet_store import UPDATE_STATES, FleetStore
 from npusuite.edge.release import check_target_path, check_version
 from npusuite.edge.rollout import RolloutPlan
 from npusuite.platform.errors import NotFoundError, SchemaError, UserError
+from npusuite.platform.observability.http import add_health_routes
+from npusuite.platform.observability.infrastructure import register_infrastructure
 from npusuite.platform.records import load_json_object, validation_reason
 from npusuite.platform.sd_notify import SdNotify
 from npusuite.platform.serving.body_limits import read_capped_body
@@ -195,9 +200,18 @@ def create_app(store: FleetStore, admin_token: str | None = None, release_dir: P
     def _user_error(exc: UserError) -> HTTPException:
         return HTTPException(404 if isinstance(exc, NotFoundError) else 400, str(exc))
 
-    @app.get("/healthz")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    registry = CollectorRegistry()
+    app.state.gc_pauses = register_infrastructure(registry, {"database": store.path})
+
+    def _database() -> bool:
+        store.devices()  # a read: raises if the database is gone or locked past its timeout
+        return True
+
+    add_health_routes(app, lambda: {"database": _database()})
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.post("/api/enroll", status_code=201)
     def enroll(body: Annotated[EnrollBody, json_body(EnrollBody)]) -> dict[str, str]:

@@ -88,6 +88,7 @@ class Campaign:
 
 class FleetStore:
     def __init__(self, path: Path) -> None:
+        self.path = Path(path)
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")

@@ -125,7 +125,12 @@ class AgentRuntime:
         self.fleet = (FleetClient(c.fleet_url, c.device_id, c.box_dir, self.updates, self._health,
                                   enrollment_token=c.enroll_token, interval_s=c.heartbeat_interval_s)
                       if c.fleet_url else None)
-        self.status_server = (StatusServer(create_status_app(self.status, self.outbox.registry, c.status_token),
+        if c.status_port:
+            from npusuite.platform.observability.infrastructure import register_infrastructure
+
+            register_infrastructure(self.outbox.registry, {"box": c.box_dir}, getattr(c, "device", None))
+        self.status_server = (StatusServer(create_status_app(self.status, self.outbox.registry, c.status_token,
+                                                             lambda: {"model": self.inspectors.ref is not None}),
                                            c.status_host, c.status_port) if c.status_port else None)
 
     def _sink(self) -> Sink:

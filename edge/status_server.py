@@ -1,4 +1,5 @@
-"""The agent's local HTTP endpoint: ``GET /status`` (JSON), ``GET /metrics`` (Prometheus), ``GET /healthz``.
+"""The agent's local HTTP endpoint: ``GET /status`` (JSON), ``GET /metrics`` (Prometheus), ``GET /healthz``,
+``GET /readyz`` (200 when the ``ready`` checks all pass, e.g. a model is loaded; 503 otherwise).
 
 ``/status`` shows the running slot, the state of the current or last update
 (``idle``, ``downloading``, ``health_check``, ``committed``, ``rolled_back``,
@@ -19,11 +20,13 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from npusuite.platform.observability.http import Readiness, add_health_routes
+
 logger = logging.getLogger(__name__)
 
 
 def create_status_app(status: Callable[[], dict[str, Any]], registry: CollectorRegistry,
-                      token: str | None = None) -> FastAPI:
+                      token: str | None = None, ready: Readiness = lambda: {}) -> FastAPI:
     app = FastAPI(title="npusuite edge agent", docs_url=None, redoc_url=None)
 
     def _denied(request: Request) -> JSONResponse | None:
@@ -35,9 +38,7 @@ def create_status_app(status: Callable[[], dict[str, Any]], registry: CollectorR
         return JSONResponse({"error": "missing or bad bearer token"}, status_code=401,
                             headers={"WWW-Authenticate": "Bearer"})
 
-    @app.get("/healthz")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    add_health_routes(app, ready)
 
     @app.get("/status")
     def get_status(request: Request) -> Any:

@@ -260,6 +260,25 @@ def _hostport(value: str, default_port: int, what: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def _line_metrics(line: str, window_ms: float, port: int, host: str, device: str, archive: Path | None, ready):
+    """(LineMetrics, HealthServer) with the infrastructure collectors, or (None, None) when port is 0."""
+    if not port:
+        return None, None
+    from prometheus_client import CollectorRegistry
+
+    from npusuite.inspection.metrics import LineMetrics
+    from npusuite.platform.observability.http import HealthServer
+    from npusuite.platform.observability.infrastructure import register_infrastructure
+
+    registry = CollectorRegistry()
+    metrics = LineMetrics(registry, line, window_ms / 1000.0)
+    register_infrastructure(registry, {"archive": archive} if archive else None, device)
+    try:
+        return metrics, HealthServer(registry, ready, host, port).start()
+    except OSError as exc:
+        raise UserError(f"--metrics-port {port}: cannot listen on {host}: {exc.strerror or exc}") from None
+
+
 @app.command()
 def run(
     source: str = typer.Option(..., "--source", help="Camera index (0), rtsp:// or http:// URL, video file or image "
@@ -302,6 +321,10 @@ def run(
                                               "here when the line stops (with --shadow)."),
     allow_no_plc: bool = typer.Option(False, "--allow-no-plc", help="Exit 0 even when no reject signal ever "
                                       "reached the PLC/broker (a dry run without one); by default that exits 2."),
+    metrics_port: int = typer.Option(0, "--metrics-port", help="Serve Prometheus /metrics, /healthz and /readyz "
+                                     "on this port (0: off)."),
+    metrics_host: str = typer.Option("127.0.0.1", "--metrics-host", help="Address the metrics server listens on "
+                                     "(default loopback; 0.0.0.0 for every interface)."),
 ) -> None:
     """Run a live line: capture, inspect, signal rejects, archive NG, post NG for review; Ctrl-C stops.
 
@@ -350,8 +373,11 @@ def run(
         out.write(json.dumps(r.to_json(line=line, verdict=r.verdict)) + "\n")
         out.flush()
 
+    line_metrics, health = _line_metrics(line, window_ms, metrics_port, metrics_host, device, archive,
+                                         lambda: {"model": inspectors.ref is not None,
+                                                  "source": not src.stats().finished})
     the_line = InspectionLine(src, inspectors, LineConfig(line=line, max_batch=max_batch), signaller, ng_archive,
-                              poster, sink, challenger)
+                              poster, sink, challenger, line_metrics)
     signal.signal(signal.SIGTERM, lambda *_: the_line.stop())
     logger.info("line %s: %s -> %s (reject: modbus %s, mqtt %s, window %.0f ms, fail-safe %s)", line, source,
                 inspectors.ref, modbus, mqtt, window_ms, fail_safe)
@@ -361,6 +387,8 @@ def run(
     except KeyboardInterrupt:
         pass
     finally:
+        if health is not None:
+            health.stop()
         signaller.close()
         if poster is not None:
             poster.close()

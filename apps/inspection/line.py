@@ -21,6 +21,8 @@ Rules:
   for NG only, archived and queued for the review app; finally the result
   goes to the sink (e.g. a JSONL writer).  An exception while inspecting is
   logged and counted, and the frames get no verdict (fail-safe rejects them).
+* With :class:`~npusuite.inspection.metrics.LineMetrics`, each batch is counted
+  after its verdicts are signalled (see that module for the metrics).
 * With a challenger (``--shadow``, :mod:`npusuite.inspection.shadow`), each
   batch is inspected by it too, after all of the above; it changes no
   verdict, reject, archive record or result, and its agreement with the
@@ -42,6 +44,7 @@ import numpy as np
 
 from npusuite.inspection.archive import NgArchive
 from npusuite.inspection.inspector import Inspector
+from npusuite.inspection.metrics import LineMetrics
 from npusuite.inspection.records import Frame, Inspection
 from npusuite.inspection.reject import RejectSignaller
 from npusuite.inspection.review import ReviewPoster
@@ -118,7 +121,7 @@ class InspectionLine:
     def __init__(self, source: FrameSource, inspectors: EngineInspectors, cfg: LineConfig = LineConfig(),
                  reject: RejectSignaller | None = None, archive: NgArchive | None = None,
                  review: ReviewPoster | None = None, sink: Callable[[Inspection], None] | None = None,
-                 shadow: ShadowInspector | None = None) -> None:
+                 shadow: ShadowInspector | None = None, metrics: LineMetrics | None = None) -> None:
         self.source = source
         self.inspectors = inspectors
         self.cfg = cfg
@@ -127,6 +130,7 @@ class InspectionLine:
         self.review = review
         self.sink = sink
         self.shadow = shadow
+        self.metrics = metrics
         self.stats = LineStats()
         self._stop = threading.Event()
         self._last_seq: int | None = None
@@ -151,6 +155,8 @@ class InspectionLine:
             if self._last_seq is not None and f.seq > self._last_seq + 1:
                 missing = list(range(self._last_seq + 1, f.seq))
                 self.stats.dropped_seen += len(missing)
+                if self.metrics is not None:
+                    self.metrics.dropped.inc(len(missing))
                 if self.reject is not None:
                     self.reject.dropped(missing, f.timestamp)
             self._last_seq = f.seq
@@ -161,13 +167,19 @@ class InspectionLine:
         if self.reject is not None:
             for f in frames:
                 self.reject.open_part(f.seq, f.timestamp)
+        started = time.perf_counter()
         try:
             with self.inspectors.lease() as inspector:
                 results = inspector.inspect_batch(frames)
+                if self.metrics is not None:
+                    self.metrics.follow_model(inspector.ref, inspector.model.card.holdout_scores)
         except Exception:
             self.stats.errors += len(frames)
+            if self.metrics is not None:
+                self.metrics.errors.inc(len(frames))
             logger.exception("inspecting frames %s failed; no verdict for them", [f.seq for f in frames])
             return []
+        forward_s = time.perf_counter() - started
         for r in results:
             if self.reject is not None:
                 self.reject.verdict(r)
@@ -186,6 +198,8 @@ class InspectionLine:
             if self.sink is not None:
                 self.sink(r)
         del self.stats.latencies_ms[:-10000]
+        if self.metrics is not None:  # verdicts are signalled: capture-to-verdict time is known
+            self.metrics.observe(results, forward_s, time.time())
         if self.shadow is not None:  # after every action: the challenger never delays or changes a verdict
             self.shadow.compare(frames, results)
         return results

@@ -9,6 +9,8 @@ Rules:
   :mod:`~npusuite.platform.serving.body_limits`.
 - Every inference answer is counted in ``npusuite_platform_requests_total`` by model,
   endpoint and status.
+- ``/healthz`` (alive) and ``/readyz`` (at least one model loaded and ready, 503 otherwise) are
+  unauthenticated, like ``/metrics`` (docs/observability.md).
 - Dependencies (the model manager, metrics, admin token, limits) come in
   through :func:`create_app`; nothing here reads the environment.
 """
@@ -22,6 +24,7 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 
 from npusuite.platform.engine.manager import ModelManager
+from npusuite.platform.observability.http import add_health_routes
 from npusuite.platform.serving import oip, oip_statistics, openai_api
 from npusuite.platform.serving.body_limits import DEFAULT_MAX_BODY_BYTES, BodyLimit
 from npusuite.platform.serving.errors import ErrorBoundary, install_error_handlers
@@ -69,6 +72,8 @@ def create_app(manager: ModelManager, metrics: PlatformMetrics | None = None,
     app.include_router(oip_statistics.router)  # first: /v2/models/stats is not a model named "stats"
     app.include_router(oip.router)
     app.include_router(openai_api.router)
+
+    add_health_routes(app, lambda: {"models": bool(manager.loaded())})
 
     @app.get("/metrics")
     def prometheus() -> Response:

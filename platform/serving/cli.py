@@ -100,6 +100,7 @@ def serve(
         logger.warning("no admin token: management endpoints are disabled")
     sock = bind_listener(host, port)  # before loading anything: a taken port fails now, not after the loads
     metrics = PlatformMetrics()
+    metrics.add_infrastructure({"repository": repository.root}, device)
     manager = ModelManager(repository, device=device,
                            batcher=BatcherConfig(max_batch_size=max_batch_size, max_queue_delay_ms=max_queue_delay_ms,
                                                  max_queue_size=max_queue_size),

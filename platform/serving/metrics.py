@@ -50,6 +50,13 @@ class PlatformMetrics(EngineObserver):
                            ["model", "alias", "version"], registry=r)
         self._alias_seen: dict[tuple[str, str], str] = {}
 
+    def add_infrastructure(self, folders=None, device: str | None = None) -> None:
+        """Process, host, disk (``folders``: role -> path) and device metrics on this registry (once)."""
+        from npusuite.platform.observability.infrastructure import register_infrastructure
+
+        if getattr(self, "_gc", None) is None:
+            self._gc = register_infrastructure(self.registry, folders, device)
+
     # ---- EngineObserver ------------------------------------------------------------------
     def batch(self, model: str, size: int, queue_waits_s: list[float], compute_s: float) -> None:
         self.batch_size.labels(model).observe(size)

@@ -104,6 +104,26 @@ def test_metrics_gauge_counts_breached_open_cases_per_team(db, mk):
     assert "# TYPE npusuite_review_sla_breached_open_cases gauge" in text
 
 
+def test_metrics_backlog_and_closed_outcomes_give_the_confirmed_false_reject_rate(db, mk):
+    qc = _arrive(db, mk, "qc-reject")
+    _arrive(db, mk, "qc-severe")
+    _arrive(db, mk, "fraud-review")
+    registry = metrics.registry_for(db.sessions)
+    get = registry.get_sample_value
+    assert (get("npusuite_review_backlog_cases", {"team": "qc"}),
+            get("npusuite_review_backlog_cases", {"team": "fraud"})) == (2.0, 1.0)
+    closed = {"kind": "inspection", "outcome": "false_reject"}
+    assert get("npusuite_review_closed_cases_total", closed) == 0.0
+    with db.sessions() as s:  # as cases.decide leaves it (the collector only reads these columns)
+        row = s.get(Case, qc.id)
+        row.status, row.outcome = "closed", "false_reject"
+        s.commit()
+    assert get("npusuite_review_closed_cases_total", closed) == 1.0
+    assert get("npusuite_review_closed_cases_total", {"kind": "inspection", "outcome": "confirmed_defect"}) == 0.0
+    assert get("npusuite_review_backlog_cases", {"team": "qc"}) == 1.0
+    assert get("npusuite_process_resident_memory_bytes") > 0
+
+
 def test_sla_targets_are_per_team_and_tier(sqlite_db):
     cfg = sqlite_db.cfg.model_copy(update={"sla_qc_severe_min": 30.0})
     assert cfg.sla_target_min("qc", "high") == 30.0
