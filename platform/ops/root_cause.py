@@ -1,9 +1,12 @@
 """Rank the anomalous components, dependencies ("upstream") first, and name the evidence.
 
-An anomalous component is *explained* when something it depends on (transitively) is anomalous
-too: its anomaly is then taken for a symptom.  Ranking: unexplained components first, by onset
-(earliest first), then by depth in the graph (closer to the sources first), then by score; then
-the explained ones, by depth and onset.  Each entry carries its evidence: the flagged series, the
+An anomalous component is *explained* when something it depends on (transitively) became
+anomalous too, no later than ``explain_window_s`` after it (a dependency's slow creep may cross
+its band after its dependent's faster series do; an unrelated blip hours later explains nothing):
+its anomaly is then taken for a symptom.  Ranking: unexplained components first, by score (how
+far beyond its band the strongest series went: a fault is far outside, a stray false alarm just
+outside), then onset; then the explained ones, by depth in the graph (closer to the sources
+first) and onset.  Each entry carries its evidence: the flagged series, the
 onset and the excess, and which anomalous dependencies explain it.
 """
 
@@ -39,7 +42,8 @@ class RankedComponent:
         return not self.explained_by
 
 
-def rank(topology: Topology, verdicts: Iterable[SeriesVerdict]) -> list[RankedComponent]:
+def rank(topology: Topology, verdicts: Iterable[SeriesVerdict], *,
+         explain_window_s: float = 900.0) -> list[RankedComponent]:
     by_comp: dict[str, list[SeriesVerdict]] = {}
     for v in verdicts:
         if v.anomalous:
@@ -48,9 +52,14 @@ def rank(topology: Topology, verdicts: Iterable[SeriesVerdict]) -> list[RankedCo
     for comp, vs in by_comp.items():
         onset = min(v.onset for v in vs if v.onset is not None)
         score = max(v.score for v in vs)
-        explained = tuple(sorted(d for d in topology.dependencies(comp) if d in by_comp))
+        rows.append((comp, onset, score, vs))
+    onsets = {c: o for c, o, _, _ in rows}
+    ranked = []
+    for comp, onset, score, vs in rows:
+        explained = tuple(sorted(d for d in topology.dependencies(comp)
+                                 if d in onsets and onsets[d] <= onset + explain_window_s))
         ev = tuple(sorted((Evidence(v.series.name, v.series.promql, float(v.onset), v.score, v.method)
                            for v in vs if v.onset is not None), key=lambda e: e.onset))
-        rows.append((comp, onset, score, explained, ev))
-    rows.sort(key=lambda r: (bool(r[3]), r[1] if not r[3] else 0.0, topology.depth(r[0]), r[1], -r[2]))
-    return [RankedComponent(i + 1, c, o, s, ex, ev) for i, (c, o, s, ex, ev) in enumerate(rows)]
+        ranked.append((comp, onset, score, explained, ev))
+    ranked.sort(key=lambda r: (0, -r[2], r[1]) if not r[3] else (1, topology.depth(r[0]), r[1]))
+    return [RankedComponent(i + 1, c, o, s, ex, ev) for i, (c, o, s, ex, ev) in enumerate(ranked)]
