@@ -1,13 +1,19 @@
 """Demo step: a signed release repository, a fleet server and one edge agent that takes its model through a campaign.
 
-Under ``WORKDIR/edge/``: ``release/`` (TUF keys and repository), ``fleet.db``,
-``box/`` (the agent's outbox and A/B slots) and ``frames/`` (line images).
+Under ``WORKDIR/edge/``: ``model-onnx/`` (the trained student exported by
+``npusuite inspection export``), ``release/`` (TUF keys and repository),
+``fleet.db``, ``box/`` (the agent's outbox and A/B slots) and ``frames/``
+(the washer test images the line inspects).
 
-The line runs the simulated inspector (:mod:`npusuite.edge.simulate`) on
-synthetic parts, because the demo box must start in seconds on any laptop;
-the release, TUF verification, A/B slots, health check, fleet campaign,
-outbox and upload to the review app (when the review step published
-``review_url`` / ``review_ingest_token``) are the real ones.
+The model is the one the demo just trained: the inspection step's
+``WORKDIR/inspection/model`` when that step ran, else a short training of
+its own under ``WORKDIR/edge/`` (``data/``, ``model/``).  It is exported to
+ONNX (parity with torch checked on the test images), bundled, signed, and
+rolled out through a fleet campaign; the agent runs it with ONNX Runtime on
+the CPU through the platform engine and health-checks it on the bundle's
+calibration images.  The release, TUF verification, A/B slots, health check,
+fleet campaign, outbox and upload to the review app (when the review step
+published ``review_url`` / ``review_ingest_token``) are the real ones.
 """
 
 from __future__ import annotations
@@ -48,28 +54,45 @@ def _port(preferred: int) -> int:
         return s.getsockname()[1]
 
 
+def _trained_model(ctx: DemoContext, work) -> tuple:
+    """(student folder, test images): the inspection step's, else a short training of the edge step's own."""
+    shared = ctx.workdir / "inspection"
+    if (shared / "model" / "inspection.json").is_file() and (shared / "data" / "washer" / "test").is_dir():
+        return shared / "model", shared / "data" / "washer" / "test"
+    data, model = work / "data", work / "model"
+    ctx.prepare("edge: generate washer images", data / "washer" / "test", "inspection", "generate", "--out", str(data),
+                "--products", "washer", "--train-good", "40", "--test-good", "10", "--per-defect", "3")
+    ctx.prepare("edge: train teacher and student (short demo schedule)", model / "inspection.json", "inspection",
+                "train", "--good", str(data / "washer"), "--out", str(model), "--teacher-steps", "40",
+                "--student-steps", "40", "--batch-size", "8")
+    return model, data / "washer" / "test"
+
+
 def step(ctx: DemoContext) -> None:
-    import cv2
+    import shutil
 
     from npusuite.edge.bundles import make_bundle
     from npusuite.edge.fleet_store import FleetStore
     from npusuite.edge.release import ReleaseRepository
-    from npusuite.edge.simulate import sample_frames, write_sim_model
+    from npusuite.inspection.images import list_images
 
     work = ctx.workdir / "edge"
     work.mkdir(parents=True, exist_ok=True)
+    model, test_images = _trained_model(ctx, work)
+    onnx_dir = work / "model-onnx"
+    ctx.prepare("edge: export the trained student to ONNX (parity with torch on the test images)",
+                onnx_dir / "export.json", "inspection", "export", str(model), "--out", str(onnx_dir), "--images",
+                str(test_images))
     release_dir = work / "release"
     repo = ReleaseRepository(release_dir) if (release_dir / "metadata" / "root.json").exists() \
         else ReleaseRepository.init(release_dir)
     if TARGET not in repo.targets():
-        model = write_sim_model(work / "model-src", "line-a", VERSION)
-        repo.add_target(TARGET, make_bundle(model, work / f"line-a-{VERSION}.tar.gz", "line-a", VERSION), VERSION)
+        repo.add_target(TARGET, make_bundle(onnx_dir, work / f"line-a-{VERSION}.tar.gz", "line-a", VERSION), VERSION)
     frames_dir = work / "frames"
     if not frames_dir.exists():
         frames_dir.mkdir()
-        frames, _ = sample_frames(200, seed=11, size=96)
-        for f in frames:
-            cv2.imwrite(str(frames_dir / f.name), f.image)
+        for path in list_images(test_images):  # good and defective washers, in a flat folder
+            shutil.copy(path, frames_dir / f"{path.parent.name}-{path.name}")
 
     store = FleetStore(work / "fleet.db")
     enroll = None if (work / "box" / "device-token").exists() else store.create_enrollment_token("demo", 1)
@@ -80,7 +103,8 @@ def step(ctx: DemoContext) -> None:
               "--release-dir", str(release_dir), url=fleet_url, ready=lambda: _up(f"{fleet_url}/healthz"))
 
     args = ["edge", "agent", "--box", str(work / "box"), "--device-id", "demo-box-1", "--source", str(frames_dir),
-            "--pipeline", "sim", "--fleet-url", fleet_url, "--trusted-root", str(repo.trusted_root_path),
+            "--pipeline", "inspection", "--device", "cpu", "--fleet-url", fleet_url,
+            "--trusted-root", str(repo.trusted_root_path),
             "--heartbeat-s", "2", "--status-port", str(status_port), "--status-token", ctx.admin_token,
             "--frame-interval-ms", "500", "--keep-running", "--line", "line-a"]
     if enroll:
@@ -103,4 +127,5 @@ def step(ctx: DemoContext) -> None:
         resp = admin.post("/api/campaigns", json={"target": TARGET, "version": VERSION, "stages_pct": [100]})
         logger.info("edge: campaign %s for %s started", resp.json().get("id"), TARGET)
     ctx.notes.append(f"edge fleet   {fleet_url}/api/campaigns (Bearer admin token); TUF repo at {fleet_url}/tuf/")
-    ctx.notes.append(f"edge agent   {status_url}/status (Bearer admin token): slots, update state, outbox")
+    ctx.notes.append(f"edge agent   {status_url}/status (Bearer admin token): slots, update state, outbox; "
+                     f"runs {onnx_dir.name}/model.onnx (ONNX Runtime, CPU)")
