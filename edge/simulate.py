@@ -1,4 +1,4 @@
-"""Simulated line hardware for fleet tests, benchmarks and the demo: *not* a production model.
+"""Simulated line hardware for fleet-scale simulations (``--pipeline sim``): *not* a production model.
 
 ``SimInspector`` is a deliberately tiny but real inspector: its "model" is a
 ``sim-model.json`` in the model folder (``threshold``, ``mode``), it scores a
@@ -8,9 +8,11 @@ release build a *broken* model on purpose, to exercise health checks and
 rollbacks: ``ok``, ``nan`` (scores NaN), ``crash`` (fails to load), ``slow``
 (sleeps ``delay_ms`` per frame).
 
-The production agent runs the inspection engine instead
-(:func:`npusuite.edge.pipeline.inspection_factory`); this module exists so
-twenty simulated boxes fit on a 2-core machine.
+The production agent, the demo, the trained-model fleet test and
+``bench/edge.py`` run the trained student instead (exported to ONNX, through
+:class:`npusuite.edge.pipeline.InspectionFactory`); this module exists so
+twenty simulated boxes fit on a 2-core machine where the model is not what is
+measured (campaign mechanics, outbox, sync).
 """
 
 from __future__ import annotations
