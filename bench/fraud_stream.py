@@ -353,15 +353,18 @@ def produce_all(bootstrap: str, topic: str, msgs: list, rate: float | None, path
     return p
 
 
-def wait_for(measurer: Measurer, proc: subprocess.Popen, timeout_s: float, want: int, stall_s: float = 60) -> None:
-    """Poll until ``want`` outputs are in, ``timeout_s`` has passed, none came for ``stall_s``, or the pipeline died."""
+def wait_for(measurer: Measurer, proc: subprocess.Popen, timeout_s: float, want: int, stall_s: float = 60,
+             start_s: float = 300) -> None:
+    """Poll until ``want`` outputs are in, ``timeout_s`` has passed, none came for ``stall_s`` (``start_s`` before
+    the first: a scorer's start-up, imports and model load, took over a minute on a loaded machine), or the
+    pipeline died."""
     deadline = time.time() + timeout_s
     last, last_t = measurer.count, time.time()
     while measurer.count < want and time.time() < deadline and proc.poll() is None:
         measurer.poll(min(deadline, time.time() + 1.0), want)
         if measurer.count > last:
             last, last_t = measurer.count, time.time()
-        elif time.time() - last_t > stall_s:
+        elif time.time() - last_t > (stall_s if last else start_s):
             logger.warning("no output for %.0f s (%d of %d in); giving up", stall_s, measurer.count, want)
             return
 
