@@ -386,7 +386,7 @@ def run_rate(kind: str, bootstrap: str, msgs: list, rate: float, topics: dict, m
     warm = min(500, len(msgs) // 10)
     proc = start()
     produce_all(bootstrap, topics["in"], msgs[:warm], None, send_ts.with_name("warm-" + send_ts.name))
-    wait_for(measurer, proc, 180, warm)
+    wait_for(measurer, proc, 420, warm)
     if measurer.count < warm:
         raise RuntimeError(f"{kind} did not process its warm-up messages; see {log}")
     p = produce_all(bootstrap, topics["in"], msgs[warm:], rate, send_ts, wait=False)
