@@ -137,8 +137,11 @@ class FraudService:
         # Leader changes (a broker lost, a partition moved) are logged at WARNING from the client's statistics,
         # which librdkafka hands over between polls: nothing is added per record.
         watch = LeaderWatch(client_logger, f"kafka {role}")
+        # TCP_NODELAY as the Java client always sets it (librdkafka leaves Nagle on): a small request (a fetch,
+        # a heartbeat, a transaction's coordinator calls) must not wait behind unacknowledged data.
         return {"bootstrap.servers": self.config.bootstrap, "client.id": self.config.transactional_id,
-                "logger": client_logger, "error_cb": _client_error, **watch.client_config()}
+                "logger": client_logger, "error_cb": _client_error, "socket.nagle.disable": True,
+                **watch.client_config()}
 
     def _producer(self) -> Producer:
         """A new transactional producer (:class:`TransactionalProducer` calls ``init_transactions``)."""
