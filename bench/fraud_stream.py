@@ -193,7 +193,8 @@ import sys, uuid
 from confluent_kafka import Consumer, Producer, TopicPartition
 bootstrap, src, dst, group = sys.argv[1:5]
 consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
-                     "enable.auto.commit": False, "isolation.level": "read_committed", "fetch.wait.max.ms": 100})
+                     "enable.auto.commit": False, "isolation.level": "read_committed", "fetch.wait.max.ms": 100,
+                     "socket.nagle.disable": True})
 consumer.subscribe([src])
 producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 1, "partitioner": "murmur2_random",
                      "transactional.id": group + "-" + uuid.uuid4().hex[:6], "enable.idempotence": True,
