@@ -144,11 +144,17 @@ class LeaveOutReport:
                   if t != NONE and r[method]["left_out_recall_at_budget"] is not None]
         return round(float(np.mean(values)), 4) if values else None
 
+    def unmeasured(self) -> list[str]:
+        """Left-out typologies with no fraud in the test part: no recall, and not in the mean."""
+        return [t for t, s in self.sizes.items() if t != NONE and s["left_out_in_test"] == 0]
+
     def as_dict(self) -> dict:
         methods = sorted({m for r in self.rows.values() for m in r})
         return {"protocol": "leave-one-typology-out; left-out fraud removed from training; split by time",
                 "until": self.until, "alert_budget": self.budget, "sizes": self.sizes, "results": self.rows,
-                "mean_left_out_recall": {m: self.mean_left_out_recall(m) for m in methods}}
+                "mean_left_out_recall": {m: self.mean_left_out_recall(m) for m in methods},
+                "not_measured": {t: "no fraud of this typology in the test part: no recall, left out of the mean"
+                                 for t in self.unmeasured()}}
 
 
 def leave_out(transactions: Sequence[Transaction], labels: dict[str, Label], until: datetime,
@@ -192,13 +198,17 @@ def plot(report: dict, path, title: str = "Leave-one-typology-out", note: str | 
     fig, ax = plt.subplots(figsize=(max(7.0, 1.1 * len(typologies) + 3), 4.8))
     width = 0.8 / max(1, len(methods))
     for k, m in enumerate(methods):
-        values = [rows[t][m]["left_out_recall_at_budget"] or 0.0 for t in typologies]
+        values = [rows[t][m]["left_out_recall_at_budget"] or 0.0 for t in typologies]  # n/a: labelled below
         ap = rows.get(NONE, {}).get(m, {}).get("average_precision")
         label = f"{m} (mean {report['mean_left_out_recall'].get(m) or 0:.2f}" + (
             f", AP all-in {ap:.3f})" if ap is not None else ")")
         ax.bar(np.arange(len(typologies)) + (k - (len(methods) - 1) / 2) * width, values, width, label=label)
     ax.axhline(0.8, color="k", ls="--", lw=1)
-    ax.set_xticks(range(len(typologies)), typologies, rotation=25, ha="right", fontsize=8)
+    sizes = report.get("sizes", {})
+    ticks = [f"{t}\n({sizes[t]['left_out_in_test']} in test)" if t in sizes else t for t in typologies]
+    ticks = [f"{t.split(chr(10))[0]}\n(none in test: n/a)" if t in report.get("not_measured", {}) else tick
+             for t, tick in zip(typologies, ticks, strict=True)]
+    ax.set_xticks(range(len(typologies)), ticks, rotation=25, ha="right", fontsize=8)
     ax.set(ylabel=f"recall of the left-out typology at {report['alert_budget']:.1%} alerts", ylim=(0, 1.05),
            title=title)
     ax.legend(fontsize=7, loc="upper left")

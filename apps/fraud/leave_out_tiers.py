@@ -1,5 +1,8 @@
 """The novelty tier and analysts' rules as methods of the leave-one-typology-out protocol.
 
+The supervised fast model alone is one of them too (``novelty=False``), so the table's "supervised" column
+and the tiers built on it come from one trained model per fold.
+
 :class:`TierMethod` plugs into :func:`npusuite.fraud.leave_out.leave_out` (``fit_predict(train, test) ->
 scores``), so the table can hold the issue's columns "supervised + novelty" and "supervised + novelty +
 rules" beside the supervised model alone.  Rules:
@@ -83,8 +86,10 @@ class Tiers:
             self._cache[key] = _Fitted(p, excess, thresholds["review"], thresholds["decline"])
         return self._cache[key]
 
-    def method(self, name: str, rules: dict | None = None) -> TierMethod:
-        return TierMethod(name, self, None if rules is None else parse_rule_set(rules))
+    def method(self, name: str, rules: dict | None = None, novelty: bool = True) -> TierMethod:
+        """``novelty=False``: the fast model's probability alone (the same model the other columns build on,
+        so "supervised" costs no second training)."""
+        return TierMethod(name, self, None if rules is None else parse_rule_set(rules), novelty)
 
 
 @dataclass(frozen=True)
@@ -94,9 +99,12 @@ class TierMethod:
     name: str
     tiers: Tiers
     rules: RuleSet | None = None
+    novelty: bool = True
 
     def fit_predict(self, train: Part, test: Part) -> np.ndarray:
         f = self.tiers.fitted(train, test)
+        if not self.novelty:
+            return f.probability.copy()
         score = np.array([combined_score(p, t, f.review, f.decline)
                           for p, t in zip(f.probability.tolist(), f.excess.tolist(), strict=True)])
         if self.rules is not None:

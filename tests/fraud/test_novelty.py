@@ -31,15 +31,22 @@ def test_fraud_rows_never_reach_the_model():
         assert torch.equal(t1, t2), name
 
 
-def test_the_card_calibrates_on_legitimate_data_and_an_outlier_exceeds_it():
+@pytest.mark.parametrize("config, extreme", [
+    # The forest splits between training values, so a value beyond them follows the most extreme training
+    # rows: on this isotropic noise an outlier must be extreme in most features to be isolated early.
+    (SMALL, slice(None)),
+    (NoveltyTrainConfig(epochs=2, hidden=16, bottleneck=4, trees=0), slice(0, 5)),  # the autoencoder alone
+])
+def test_the_card_calibrates_on_legitimate_data_and_an_outlier_exceeds_it(config, extreme):
     x, y = _data()
-    module, info = train_novelty(x, y, SMALL)
+    module, info = train_novelty(x, y, config)
+    assert info["detector"] == ("isolation-forest" if config.trees else "autoencoder")
     q = [info["calibration"]["quantiles"][k] for k in sorted(info["calibration"]["quantiles"], key=float)]
     assert q == sorted(q) and q[0] > 0
     card = {**info}
     model = NoveltyModel(module, "fraud-novelty@1", card, NoveltyConfig.from_card(card))
     outlier = np.zeros((2, N_FEATURES), dtype=np.float32)
-    outlier[1, :5] = 40.0
+    outlier[1, extreme] = 40.0
     novelty, groups, feats = model.score(outlier)
     t = model.config.excess(novelty)
     assert t[0] < 0 <= t[1] and groups.shape[0] == 2 and feats.shape == (2, N_FEATURES)
