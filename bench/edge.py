@@ -1,17 +1,25 @@
-"""Edge benchmarks: outbox throughput per fsync policy, and campaign time to 100% across simulated boxes.
+"""Edge benchmarks: outbox throughput per fsync policy, and campaign time to 100% across boxes.
 
-1. **Outbox**: results/s of ``Outbox.put`` with real ingest payloads (a
-   128x128 PNG frame each, NG ones with a heatmap) for each fsync policy,
-   against a baseline measured in the same run: the naive durable log (append
-   one JSON line to a file and ``os.fsync`` it per result).
-2. **Rollout**: N real agent processes (``npusuite edge agent --pipeline sim``)
+0. **Model**: a washer student trained briefly and exported to ONNX by
+   ``npusuite inspection export`` (parity with torch checked), unless
+   ``--model`` names an exported folder (``model.onnx`` + card + calibration).
+1. **Outbox**: results/s of ``Outbox.put`` with real ingest payloads (the
+   trained student's inspections of washer test images: frame PNG, heatmap
+   for NG) for each fsync policy, against a baseline measured in the same
+   run: the naive durable log (append one JSON line to a file and
+   ``os.fsync`` it per result).
+2. **Rollout**: N real agent processes (``npusuite edge agent``, default
+   ``--pipeline inspection``: the signed bundle of the trained ONNX student,
+   run by ONNX Runtime, health-checked on the bundle's calibration images)
    on loopback, enrolled with a real fleet server process serving a real TUF
    repository.  After an untimed campaign installs 1.0.0 everywhere, we time a
    staged campaign (5% -> 25% -> 100%) from its start to 100% succeeded, and as
    the baseline a single-stage (100%) campaign of the next version.
+   ``--pipeline sim`` runs the simulated scorer instead: only for fleet-scale
+   runs (20+ boxes on a laptop), where the model is not what is measured.
 
 Writes ``bench/out/edge.json`` and ``bench/out/edge.png``.  ``--quick``: fewer
-results and 6 boxes instead of 20.
+results and 4 boxes (default 8; with ``--pipeline sim`` 6 and 20).
 """
 
 from __future__ import annotations
@@ -36,7 +44,7 @@ from npusuite.edge.bundles import make_bundle
 from npusuite.edge.outbox import FSYNC_POLICIES, Outbox, OutboxConfig
 from npusuite.edge.release import ReleaseRepository
 from npusuite.edge.results import ingest_payload
-from npusuite.edge.simulate import SimInspector, sample_frames, write_sim_model
+from npusuite.edge.simulate import sample_frames, write_sim_model
 
 OUT = Path(__file__).resolve().parent / "out"
 ADMIN = "bench-admin-token"
@@ -48,17 +56,36 @@ def _port() -> int:
         return s.getsockname()[1]
 
 
-def bench_outbox(n: int, work: Path) -> dict:
+def trained_model(work: Path, quick: bool) -> tuple[Path, Path]:
+    """(exported ONNX student folder, washer test images): step 0 of the module docstring."""
+    from npusuite.inspection.export import ExportConfig, export
+    from npusuite.inspection.generate import GenerateConfig, generate
+    from npusuite.inspection.train import TrainConfig, train
+
+    generate(work / "data", GenerateConfig(train_good=60, test_good=16, test_per_defect=4, seed=5), ("washer",))
+    steps = 60 if quick else 200
+    train(work / "data" / "washer", work / "model", TrainConfig(teacher_steps=steps, student_steps=steps,
+                                                                 batch_size=8, progress=False))
+    report = export(work / "model", work / "model-onnx", ExportConfig(images=work / "data" / "washer" / "test"))
+    print(f"model: student exported to ONNX, parity {report.student.parity.same_verdicts}/"
+          f"{report.student.parity.images} same verdicts, max heatmap diff {report.student.parity.max_heat_diff:.1e}")
+    return work / "model-onnx", work / "data" / "washer" / "test"
+
+
+def bench_outbox(n: int, work: Path, model: Path, images: Path) -> dict:
+    from npusuite.edge.pipeline import inspection_factory, load_samples
+
     work.mkdir(parents=True, exist_ok=True)
-    frames, _ = sample_frames(64, size=128)
-    model = write_sim_model(work / "sim-model", "line-a", "1.0.0")
-    inspector = SimInspector(model)
+    frames, _ = load_samples(images, limit=64)
+    inspector = inspection_factory(model)
+    results = [inspector.inspect(f) for f in frames]
     payloads = []
     for i in range(n):
-        result = inspector.inspect(frames[i % len(frames)])
+        result = results[i % len(results)]
         payloads.append((f"bench:{i}", result.defective, ingest_payload(result, f"bench:{i}", "line-1", None)))
     mean_bytes = sum(len(json.dumps(p)) for _, _, p in payloads) / n
-    out: dict = {"results": n, "mean_payload_bytes": round(mean_bytes)}
+    out: dict = {"results": n, "mean_payload_bytes": round(mean_bytes), "model": inspector.ref,
+                 "ng_share": round(sum(ng for _, ng, _ in payloads) / n, 3)}
     # baseline: append + fsync per result
     path = work / "baseline.jsonl"
     t0 = time.perf_counter()
@@ -82,8 +109,10 @@ def bench_outbox(n: int, work: Path) -> dict:
 
 
 class Fleet:
-    def __init__(self, work: Path, n_devices: int, heartbeat_s: float) -> None:
+    def __init__(self, work: Path, n_devices: int, heartbeat_s: float, pipeline: str, model: Path | None,
+                 images: Path | None) -> None:
         self.work = work
+        self.pipeline, self.model = pipeline, model
         self.repo = ReleaseRepository.init(work / "release")
         self.port = _port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -95,13 +124,17 @@ class Fleet:
         self.admin = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=30)
         self._wait(lambda: self._get("/healthz"), 60, "fleet server")
         token = self.admin.post("/api/enrollment-tokens", json={"uses": n_devices}).json()["enrollment_token"]
-        frames, _ = sample_frames(4)
         (work / "frames").mkdir()
-        for f in frames:
-            cv2.imwrite(str(work / "frames" / f.name), f.image)
+        if pipeline == "sim":
+            frames, _ = sample_frames(4)
+            for f in frames:
+                cv2.imwrite(str(work / "frames" / f.name), f.image)
+        else:
+            for path in sorted(images.rglob("*.png"))[:8]:
+                shutil.copy(path, work / "frames" / f"{path.parent.name}-{path.name}")
         for i in range(n_devices):
             self._start([sys.executable, "-m", "npusuite.platform", "edge", "agent", "--box", str(work / f"box{i}"),
-                         "--device-id", f"sim-{i:02d}", "--source", str(work / "frames"), "--pipeline", "sim",
+                         "--device-id", f"box-{i:02d}", "--source", str(work / "frames"), "--pipeline", pipeline,
                          "--fleet-url", self.url, "--enroll-token", token, "--trusted-root",
                          str(self.repo.trusted_root_path), "--heartbeat-s", str(heartbeat_s), "--keep-running"],
                         f"box{i}", env)
@@ -126,7 +159,8 @@ class Fleet:
             time.sleep(0.25)
 
     def publish(self, version: str) -> str:
-        model = write_sim_model(self.work / f"model-{version}", "line-a", version)
+        model = (write_sim_model(self.work / f"model-{version}", "line-a", version) if self.pipeline == "sim"
+                 else self.model)
         target = f"models/line-a-{version}.tar.gz"
         bundle = make_bundle(model, self.work / f"line-a-{version}.tar.gz", "line-a", version)
         self.repo.add_target(target, bundle, version)
@@ -161,15 +195,17 @@ class Fleet:
                 p.kill()
 
 
-def bench_rollout(n_devices: int, heartbeat_s: float, work: Path) -> dict:
-    fleet = Fleet(work, n_devices, heartbeat_s)
+def bench_rollout(n_devices: int, heartbeat_s: float, work: Path, pipeline: str, model: Path | None,
+                  images: Path | None) -> dict:
+    fleet = Fleet(work, n_devices, heartbeat_s, pipeline, model, images)
     try:
         warm = fleet.campaign("1.0.0", [100], 600)
         staged = fleet.campaign("1.1.0", [5, 25, 100], 600)
         flat = fleet.campaign("1.2.0", [100], 600)
     finally:
         fleet.close()
-    return {"devices": n_devices, "heartbeat_s": heartbeat_s, "provision_1.0.0": warm, "staged_5_25_100": staged,
+    return {"devices": n_devices, "heartbeat_s": heartbeat_s, "pipeline": pipeline, "provision_1.0.0": warm,
+            "staged_5_25_100": staged,
             "baseline_single_stage": flat,
             "staged_vs_single_stage_time": round(staged["seconds_to_100pct"] / flat["seconds_to_100pct"], 3)}
 
@@ -193,7 +229,8 @@ def plot(result: dict, path: Path) -> None:
         b.step(xs, [100 * y / ro["devices"] for y in ys], where="post", label=label)
     b.set_xlabel("seconds since campaign start")
     b.set_ylabel("% of boxes updated")
-    b.set_title(f"rollout across {ro['devices']} agent processes (heartbeat {ro['heartbeat_s']} s)")
+    b.set_title(f"rollout across {ro['devices']} agent processes ({ro['pipeline']}, heartbeat "
+                f"{ro['heartbeat_s']} s)", fontsize=9)
     b.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -201,20 +238,33 @@ def plot(result: dict, path: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="small run: 300 results, 6 boxes")
+    ap.add_argument("--quick", action="store_true", help="small run: 300 results, 4 boxes (sim: 6)")
     ap.add_argument("--results", type=int, default=None, help="outbox results per policy (default 2000)")
-    ap.add_argument("--devices", type=int, default=None, help="simulated boxes (default 20)")
+    ap.add_argument("--devices", type=int, default=None, help="agent processes (default 8; sim: 20)")
     ap.add_argument("--heartbeat-s", type=float, default=1.0)
+    ap.add_argument("--pipeline", choices=("inspection", "sim"), default="inspection",
+                    help="inspection: the trained ONNX student (default); sim: the simulated scorer, only for "
+                         "fleet-scale rollouts where the model is not what is measured")
+    ap.add_argument("--model", type=Path, default=None, help="an exported model folder (inspection export) and "
+                    "--images its test images; default: train and export one briefly")
+    ap.add_argument("--images", type=Path, default=None)
     args = ap.parse_args()
     n = args.results or (300 if args.quick else 2000)
-    devices = args.devices or (6 if args.quick else 20)
+    sim = args.pipeline == "sim"
+    devices = args.devices or ((6 if args.quick else 20) if sim else (4 if args.quick else 8))
     OUT.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="npusuite-bench-edge-"))
     try:
-        result = {"quick": args.quick, "outbox": bench_outbox(n, work / "outbox")}
+        if args.model is not None:
+            if args.images is None:
+                raise SystemExit("bench: --model needs --images (its test images)")
+            model, images = args.model, args.images
+        else:
+            model, images = trained_model(work / "model", args.quick)
+        result = {"quick": args.quick, "outbox": bench_outbox(n, work / "outbox", model, images)}
         print(json.dumps(result["outbox"], indent=2))
         (work / "fleet").mkdir()
-        result["rollout"] = bench_rollout(devices, args.heartbeat_s, work / "fleet")
+        result["rollout"] = bench_rollout(devices, args.heartbeat_s, work / "fleet", args.pipeline, model, images)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     (OUT / "edge.json").write_text(json.dumps(result, indent=2))

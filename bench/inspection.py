@@ -12,10 +12,23 @@
    training time on held-back good images).
 3. Speed, one frame at a time as on a line (1 torch thread): median latency
    and frames/s of teacher, student, int8 student and baseline, with ratios.
+4. Runtimes, in the same run (``runtimes`` in the JSON): the last product's
+   student exported by ``inspection export`` (ONNX, parity checked on its
+   test images, int8 QDQ with the recall rule), then frames/s and p50/p99
+   latency, one frame at a time, of the student on torch fp32, on ONNX
+   Runtime fp32 and int8, and the teacher on torch and ONNX Runtime; at 1
+   thread (the line's setting) and at all cores.  Two views each: the whole
+   ``Inspector.inspect`` (resize, forward, heatmap, boxes: what a line gets)
+   and the forward pass alone.  Ratios are against torch fp32 measured in the
+   same run, interleaved in rounds (this machine is shared and noisy).  The
+   int8 graph is timed even when the recall rule drops it from the export,
+   and the report says which.
 
 Writes ``bench/out/inspection.json``, ``bench/out/inspection.png`` (AUROC and
-frames/s bars) and ``bench/out/inspection_examples.png`` (a grid of test
-images with ground truth, student and teacher heatmaps and boxes).
+frames/s bars), ``bench/out/inspection_runtimes.png`` (frames/s per runtime)
+and ``bench/out/inspection_examples.png`` (a grid of test images with ground
+truth, student and teacher heatmaps and boxes).  ``--runtimes-only`` skips
+steps 2-3 (the models must exist or are trained as in step 1).
 ``--quick``: fewer training steps and timing iterations (numbers are then
 indicative only; the issue's goals are judged on a full run).
 """
@@ -116,9 +129,124 @@ def time_frames(fn, frames: list, iters: int) -> dict:
         t0 = time.perf_counter()
         fn(frames[i % len(frames)])
         lat.append((time.perf_counter() - t0) * 1000)
+    return _latency_stats(lat)
+
+
+def _latency_stats(lat: list[float]) -> dict:
     med = statistics.median(lat)
     return {"latency_ms_p50": round(med, 3), "latency_ms_p90": round(float(np.percentile(lat, 90)), 3),
-            "fps": round(1000.0 / med, 1), "iterations": iters}
+            "latency_ms_p99": round(float(np.percentile(lat, 99)), 3), "fps": round(1000.0 / med, 1),
+            "iterations": len(lat)}
+
+
+def time_interleaved(fns: dict, frames: list, iters: int, rounds: int = 5) -> dict:
+    """Latency of each fn in ``fns`` (name -> fn(frame)), run in alternating rounds so machine noise hits all."""
+    for fn in fns.values():
+        for f in frames[:5]:
+            fn(f)
+    lat: dict[str, list[float]] = {n: [] for n in fns}
+    per_round = max(1, iters // rounds)
+    for r in range(rounds):
+        for name, fn in fns.items():
+            for i in range(per_round):
+                frame = frames[(r * per_round + i) % len(frames)]
+                t0 = time.perf_counter()
+                fn(frame)
+                lat[name].append((time.perf_counter() - t0) * 1000)
+    return {n: _latency_stats(v) for n, v in lat.items()}
+
+
+def runtimes(product_root: Path, model_dir: Path, frames: list, iters: int) -> dict:
+    """Step 4 of the module docstring: export, then time torch vs ONNX Runtime (fp32, int8) per thread count."""
+    import os
+    import shutil
+    import tempfile
+
+    from npusuite.inspection.export import INT8_FILE, ExportConfig, export, quantize_int8
+    from npusuite.inspection.modelcard import LoadedModel
+    from npusuite.inspection.samples import calibration_images
+    from npusuite.platform.runtime.devices import get_device
+    from npusuite.platform.runtime.onnx_runtime import ONNX_FILE, OnnxModule
+
+    out = OUT / "inspection-onnx" / product_root.name
+    shutil.rmtree(out, ignore_errors=True)
+    report = export(model_dir, out, ExportConfig(teacher=True, int8=True, images=product_root / "test"))
+    int8_path = out / INT8_FILE
+    tmp = None
+    if not int8_path.is_file():  # dropped by the recall rule: quantise again, only to time it
+        tmp = Path(tempfile.mkdtemp())
+        int8_path = tmp / INT8_FILE
+        calib = calibration_images(model_dir).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+        quantize_int8(out / ONNX_FILE, int8_path, calib, "image")
+    cpu = get_device("cpu")
+    student = Inspector.load(model_dir)
+    teacher = Inspector.load(model_dir / "teacher")
+    card, tcard = student.model.card, teacher.model.card
+    x = torch.from_numpy(np.stack([f.image for f in frames[:1]])).permute(0, 3, 1, 2).float().div(255.0)
+    cores = os.cpu_count() or 1
+    result: dict = {"export": report.model_dump(mode="json"), "threads": {}, "cores": cores,
+                    "int8_kept_by_export": report.student.int8.kept if report.student.int8 else False}
+    for threads in sorted({1, cores}):
+        torch.set_num_threads(threads)
+        onnx_s = OnnxModule(out / ONNX_FILE, cpu, threads)
+        onnx_q = OnnxModule(int8_path, cpu, threads)
+        onnx_t = OnnxModule(out / "teacher" / ONNX_FILE, cpu, threads)
+        inspectors = {
+            "student_torch_fp32": student,
+            "student_onnx_fp32": Inspector(LoadedModel(onnx_s, card, "student-onnx", out, "fp32")),
+            "student_onnx_int8": Inspector(LoadedModel(onnx_q, card, "student-onnx-int8", out, "int8")),
+            "teacher_torch_fp32": teacher,
+            "teacher_onnx_fp32": Inspector(LoadedModel(onnx_t, tcard, "teacher-onnx", out / "teacher", "fp32")),
+        }
+        whole = time_interleaved({n: i.inspect for n, i in inspectors.items()}, frames, iters)
+
+        def forward(net):
+            def run(_frame):
+                with torch.inference_mode():
+                    net(x)
+            return run
+        fwd = time_interleaved({n: forward(i.model.net) for n, i in inspectors.items()}, frames, iters)
+        base_w, base_f = whole["student_torch_fp32"]["fps"], fwd["student_torch_fp32"]["fps"]
+        result["threads"][str(threads)] = {
+            "inspect": whole, "forward": fwd,
+            "fps_over_student_torch_fp32": {n: {"inspect": round(whole[n]["fps"] / base_w, 2),
+                                                "forward": round(fwd[n]["fps"] / base_f, 2)} for n in inspectors},
+        }
+        logger.info("runtimes at %d thread(s): %s", threads,
+                    {n: (whole[n]["fps"], fwd[n]["fps"]) for n in inspectors})
+    torch.set_num_threads(1)
+    if tmp is not None:
+        shutil.rmtree(tmp, ignore_errors=True)
+    one = result["threads"]["1"]["fps_over_student_torch_fp32"]
+    result["goal_onnx_student_fps_ge_2x_torch"] = one["student_onnx_fp32"]["inspect"] >= 2.0
+    result["goal_onnx_student_same_verdicts"] = (report.student.parity.same_verdicts == report.student.parity.images)
+    result["note"] = ("batch 1, frames from the product's test set; 'inspect' includes resize, heatmap and boxes "
+                      "(the same post-processing code for every runtime), 'forward' the net alone; ratios against "
+                      "student_torch_fp32 in the same run, interleaved in rounds")
+    return result
+
+
+def runtimes_png(path: Path, rt: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = list(next(iter(rt["threads"].values()))["inspect"])
+    fig, axes = plt.subplots(1, len(rt["threads"]), figsize=(6 * len(rt["threads"]), 4), squeeze=False)
+    for ax, (threads, part) in zip(axes[0], rt["threads"].items(), strict=True):
+        idx = np.arange(len(keys))
+        ax.bar(idx - 0.2, [part["inspect"][k]["fps"] for k in keys], 0.4, label="whole inspect")
+        ax.bar(idx + 0.2, [part["forward"][k]["fps"] for k in keys], 0.4, label="forward only")
+        ax.set_xticks(idx, [k.replace("_", "\n", 1) for k in keys], fontsize=7)
+        ax.set_ylabel("frames/s, batch 1")
+        r = part["fps_over_student_torch_fp32"]["student_onnx_fp32"]
+        ax.set_title(f"{threads} thread(s): ORT fp32 / torch = {r['inspect']:.2f}x inspect, "
+                     f"{r['forward']:.2f}x forward", fontsize=8)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def grid_png(path: Path, rows: list[tuple[str, Frame, np.ndarray, object, object]]) -> None:
@@ -178,6 +306,7 @@ def main() -> None:
     ap.add_argument("--products", default=",".join(PRODUCTS))
     ap.add_argument("--batch-size", type=int, default=10)
     ap.add_argument("--timing-iters", type=int, default=None)
+    ap.add_argument("--runtimes-only", action="store_true", help="only step 4 (export + runtime speeds)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(1)
@@ -188,6 +317,21 @@ def main() -> None:
     t_steps = args.teacher_steps or (100 if args.quick else 500)
     s_steps = args.student_steps or (100 if args.quick else 900)
     report: dict = {"products": products, "quick": args.quick, "quality": {}, "training": {}}
+    iters = args.timing_iters or (60 if args.quick else 300)
+    if args.runtimes_only:
+        product = products[-1]
+        model_dir = args.models / product
+        if not (model_dir / "inspection.json").is_file():
+            train(args.data / product, model_dir, TrainConfig(teacher_steps=t_steps, student_steps=s_steps,
+                                                              batch_size=args.batch_size))
+        frames = [Frame(img, time.time(), product, i) for i, img in enumerate(
+            (load_images(list_images(args.data / product / "test"))[:16] * 255).round().astype(np.uint8))]
+        rt = runtimes(args.data / product, model_dir, frames, iters)
+        (OUT / "inspection_runtimes.json").write_text(json.dumps(rt, indent=2) + "\n")
+        runtimes_png(OUT / "inspection_runtimes.png", rt)
+        json.dump({k: v for k, v in rt.items() if k != "export"}, sys.stdout, indent=2)
+        print()
+        return
     examples = []
     timing_frames = []
     for product in tqdm(products, desc="products"):
@@ -220,7 +364,6 @@ def main() -> None:
             examples.append((f"{product}/{kind}", frame, mask, student.inspect(frame), teacher.inspect(frame)))
             timing_frames.append(frame)
         timing = {"student": student, "teacher": teacher, "student_int8": int8, "baseline": base}
-    iters = args.timing_iters or (60 if args.quick else 300)
     speed = {}
     for name in ("teacher", "student", "student_int8"):
         speed[name] = time_frames(timing[name].inspect, timing_frames, iters)
@@ -232,6 +375,8 @@ def main() -> None:
                            "student": sum(p.numel() for p in timing["student"].model.net.parameters())}
     speed["note"] = "whole Inspector.inspect per frame (resize, forward, heatmap, boxes), 1 torch thread, shared CPU"
     report["speed"] = speed
+    report["runtimes"] = runtimes(args.data / products[-1], args.models / products[-1], timing_frames, iters)
+    runtimes_png(OUT / "inspection_runtimes.png", report["runtimes"])
     q = report["quality"]
     mean = {n: round(float(np.mean([q[p][n]["recall_at_1pct_frr"] for p in products])), 4)
             for n in ("baseline", "teacher", "student", "student_int8")}
@@ -247,6 +392,8 @@ def main() -> None:
         "goal_student_fps_ge_4x_teacher": speed["student_over_teacher_fps"] >= 4.0,
         "student_minus_teacher_auroc_points": round(100 * (auroc["student"] - auroc["teacher"]), 2),
         "goal_student_auroc_within_1_point": abs(auroc["student"] - auroc["teacher"]) <= 0.01,
+        "goal_onnx_student_fps_ge_2x_torch": report["runtimes"]["goal_onnx_student_fps_ge_2x_torch"],
+        "goal_onnx_student_same_verdicts": report["runtimes"]["goal_onnx_student_same_verdicts"],
     }
     (OUT / "inspection.json").write_text(json.dumps(report, indent=2) + "\n")
     bars_png(OUT / "inspection.png", report)
