@@ -29,6 +29,11 @@ def profile(x: np.ndarray, scores: np.ndarray, names: Sequence[str], bins: int =
             SCORE: BinnedReference.fit(np.asarray(scores), bins).to_json()}
 
 
+#: Feature rows counted per batch for the PSI window (every k-th row of a larger batch): 47 features x 500
+#: rows cost ~3 ms a batch on a loaded core, 128 rows under 1 ms.  Scores are all counted (one column).
+FEATURE_ROWS_PER_BATCH = 128
+
+
 def windows(card: Mapping, window: int) -> tuple[DriftWindow, DriftWindow] | None:
     """(features window, score window) from a card's profile, or None when the card has none."""
     prof = card.get(KEY)
@@ -36,4 +41,5 @@ def windows(card: Mapping, window: int) -> tuple[DriftWindow, DriftWindow] | Non
         return None
     names = list(card.get("features") or prof["features"])
     feats = {n: BinnedReference.from_json(prof["features"][n]) for n in names}
-    return DriftWindow(feats, window), DriftWindow({SCORE: BinnedReference.from_json(prof[SCORE])}, window)
+    return (DriftWindow(feats, window, max_rows=FEATURE_ROWS_PER_BATCH),
+            DriftWindow({SCORE: BinnedReference.from_json(prof[SCORE])}, window))

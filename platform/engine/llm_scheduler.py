@@ -38,6 +38,7 @@ Rules:
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -58,6 +59,19 @@ from npusuite.platform.engine.sampling import (
 logger = logging.getLogger(__name__)
 
 __all__ = ["GenerationStream", "LLMConfig", "LLMScheduler", "TokenEvent", "plan_admission"]
+
+
+ENTROPY_EVERY = 8  # one sampling step in 8 measures the next-token entropy (a softmax over the vocabulary)
+
+
+def entropy_bits(logits) -> list[float]:
+    """Shannon entropy in bits of each row's next-token distribution (the model's, before temperature or
+    top-p)."""
+    import torch
+
+    with torch.no_grad():
+        logp = torch.log_softmax(logits.float(), dim=-1)
+        return (-(logp.exp() * logp).sum(dim=-1) / math.log(2)).tolist()
 
 
 @dataclass(frozen=True)
@@ -113,6 +127,7 @@ class LLMScheduler:
         self._closed = False
         self._running: list[_Running] = []
         self._state = None
+        self._samplings = 0  # _sample_all calls: the token entropy is measured on one in ENTROPY_EVERY
         self._worker = threading.Thread(target=self._run, name=f"llm-{self.name}", daemon=True)
         self._worker.start()
 
@@ -208,6 +223,7 @@ class LLMScheduler:
     def _step(self, joining: list[GenerationStream]) -> None:
         """One iteration: prefill the joiners, decode one token for every row already running, merge."""
         joining = [s for s in joining if not self._finish_if_cancelled(s)]
+        computed = sum(len(s.prompt_ids) for s in joining) + len(self._running)
         new_rows, new_state = self._prefill(joining) if joining else ([], None)
         if self._running:
             # rows already running advance in the same iteration, so a stream of joiners never stalls them
@@ -216,6 +232,15 @@ class LLMScheduler:
             self._state = self.lm.merge(self._state, new_state)
             self._running.extend(new_rows)
         self._drop_finished()
+        self._observe_iteration(computed)
+
+    def _observe_iteration(self, computed: int) -> None:
+        """Tokens computed in this iteration; KV positions held by the running rows (prompt + completion)
+        against ``max_running`` x the model's context (0 when the model does not say)."""
+        self.observer.iteration(self.name, computed)
+        used = sum(len(r.stream.prompt_ids) + len(r.stream.completion_ids) for r in self._running)
+        context = getattr(self.lm, "max_context", None) or 0
+        self.observer.kv_cache(self.name, used, self.config.max_running * context)
 
     def _prefill(self, joining: list[GenerationStream]) -> tuple[list[_Running], object]:
         """Prefill the joiners together; if that raises, one by one, failing only those that fail alone."""
@@ -246,6 +271,9 @@ class LLMScheduler:
     def _sample_all(self, rows: list[_Running], logits) -> None:
         """Sample and accept one token per row; greedy rows share one argmax (one device sync)."""
         greedy = logits.argmax(dim=-1).tolist() if any(r.stream.params.temperature == 0 for r in rows) else None
+        self._samplings += 1
+        if self.observer.wants_token_entropy and self._samplings % ENTROPY_EVERY == 1 and len(rows):
+            self.observer.token_entropy(self.name, entropy_bits(logits))
         for i, (r, row_logits) in enumerate(zip(rows, logits, strict=True)):
             self._sample_and_accept(r, row_logits, greedy[i] if greedy is not None else None)
 

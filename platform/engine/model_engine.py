@@ -261,9 +261,10 @@ class ModelEngine:
             self.adapter.warm(slot.app)
             if slot.kind == "batcher":
                 adapter, app = self.adapter, slot.app
+                predict = self._layer_sampled(runtime, lambda inputs: adapter.predict(app, inputs))
                 # the warm-up's time seeds the batcher's admission estimate until a real batch has run
-                slot.worker = DynamicBatcher(lambda inputs: adapter.predict(app, inputs), self.batcher_config,
-                                             self.name, self.observer, batch_seconds_hint=time.monotonic() - t_warm)
+                slot.worker = DynamicBatcher(predict, self.batcher_config, self.name, self.observer,
+                                             batch_seconds_hint=time.monotonic() - t_warm)
             elif slot.kind == "scheduler":
                 lm = require_generative(runtime, version)
                 slot.worker = LLMScheduler(lm, self.llm_config, self.name, self.observer)
@@ -273,6 +274,18 @@ class ModelEngine:
             slot.free_runtime()
             raise
         return slot
+
+    def _layer_sampled(self, runtime, predict):
+        """``predict`` with per-layer forward times sampled on one batch in 100 (torch modules only; see
+        :mod:`npusuite.platform.observability.layer_timing`)."""
+        from npusuite.platform.observability.layer_timing import LayerSampler, torch_module
+
+        module = torch_module(runtime)
+        if module is None:
+            return predict
+        name, observer = self.name, self.observer
+        sampler = LayerSampler(module, lambda layer, seconds: observer.layer(name, layer, seconds))
+        return lambda inputs: sampler(predict, inputs)
 
     def _switch(self, version: ModelVersion, t0: float | None = None) -> None:
         t0 = time.monotonic() if t0 is None else t0

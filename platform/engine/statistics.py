@@ -121,3 +121,19 @@ class VersionedObserver(EngineObserver):
 
     def tokens(self, model: str, count: int) -> None:
         self.inner.tokens(model, count)
+
+    @property
+    def wants_token_entropy(self) -> bool:
+        return self.inner.wants_token_entropy
+
+    def layer(self, model: str, layer: str, seconds: float) -> None:
+        self.inner.layer(model, layer, seconds)
+
+    def iteration(self, model: str, tokens: int) -> None:
+        self.inner.iteration(model, tokens)
+
+    def kv_cache(self, model: str, used_tokens: int, capacity_tokens: int) -> None:
+        self.inner.kv_cache(model, used_tokens, capacity_tokens)
+
+    def token_entropy(self, model: str, bits: list[float]) -> None:
+        self.inner.token_entropy(model, bits)

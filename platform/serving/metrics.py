@@ -15,9 +15,13 @@ from npusuite.platform.observability.names import counter_base as _c
 
 _LATENCY = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10)
 _BATCH = (1, 2, 4, 8, 16, 32, 64, 128)
+_TOKENS = (1, 4, 16, 64, 256, 1024, 4096, 16384)
+_BITS = (0.01, 0.1, 0.25, 0.5, 1, 2, 3, 4, 6, 8, 12, 16)
 
 
 class PlatformMetrics(EngineObserver):
+    wants_token_entropy = True
+
     def __init__(self, registry: CollectorRegistry | None = None):
         self.registry = registry or CollectorRegistry()
         r = self.registry
@@ -48,6 +52,16 @@ class PlatformMetrics(EngineObserver):
                                       buckets=_LATENCY, registry=r)
         self.alias = Gauge(N.PLATFORM_MODEL_ALIAS_INFO, "1 for the version behind each alias",
                            ["model", "alias", "version"], registry=r)
+        self.layer_seconds = Histogram(N.PLATFORM_LAYER_SECONDS, "Forward time of each top-level layer, on a "
+                                       "sampled batch in 100", ["model", "layer"], buckets=_LATENCY, registry=r)
+        self.iteration_tokens = Histogram(N.LLM_ITERATION_TOKENS, "Tokens computed per scheduler iteration "
+                                          "(prefill + decode rows)", ["model"], buckets=_TOKENS, registry=r)
+        self.kv_used = Gauge(N.LLM_KV_CACHE_USED_TOKENS, "KV-cache positions held by running sequences",
+                             ["model"], registry=r)
+        self.kv_capacity = Gauge(N.LLM_KV_CACHE_CAPACITY_TOKENS, "KV-cache positions the scheduler may hold "
+                                 "(max_running x the model's context)", ["model"], registry=r)
+        self.entropy = Histogram(N.LLM_TOKEN_ENTROPY_BITS, "Entropy of sampled next-token distributions (one "
+                                 "sampling step in 8)", ["model"], buckets=_BITS, registry=r)
         self._alias_seen: dict[tuple[str, str], str] = {}
 
     def add_infrastructure(self, folders=None, device: str | None = None) -> None:
@@ -92,6 +106,22 @@ class PlatformMetrics(EngineObserver):
 
     def tokens(self, model: str, count: int) -> None:
         self.tokens_total.labels(model).inc(count)
+
+    def layer(self, model: str, layer: str, seconds: float) -> None:
+        self.layer_seconds.labels(model, layer).observe(seconds)
+
+    def iteration(self, model: str, tokens: int) -> None:
+        self.iteration_tokens.labels(model).observe(tokens)
+
+    def kv_cache(self, model: str, used_tokens: int, capacity_tokens: int) -> None:
+        self.kv_used.labels(model).set(used_tokens)
+        if capacity_tokens:
+            self.kv_capacity.labels(model).set(capacity_tokens)
+
+    def token_entropy(self, model: str, bits: list[float]) -> None:
+        child = self.entropy.labels(model)
+        for b in bits:
+            child.observe(b)
 
     # ---- HTTP ----------------------------------------------------------------------------
     def request(self, model: str, endpoint: str, status: int) -> None:
