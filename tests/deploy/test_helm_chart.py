@@ -196,7 +196,10 @@ def test_cli_check_can_fail(parse_cli):
 
 #: The module whose routes serve each component's HTTP probes.
 PROBE_SOURCES = {"platform": "platform/serving/oip.py", "review": "apps/review/web/app.py",
-                 "fleet": "edge/fleet_server.py"}
+                 "fleet": "edge/fleet_server.py", "fraud": "apps/fraud/service/command.py"}
+#: /healthz and /readyz come from the shared module: a FastAPI app that calls add_health_routes, or a
+#: process that serves a HealthServer (the scorer's metrics.serve), has both.
+SHARED_HEALTH = "platform/observability/http.py"
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -212,9 +215,13 @@ def test_probes_use_endpoints_that_exist(chart, variant):
             if "httpGet" in probe:
                 path = probe["httpGet"]["path"]
                 source = (REPO / PROBE_SOURCES[component]).read_text()
+                if path in ("/healthz", "/readyz") and re.search(r"add_health_routes\(|ready=", source):
+                    shared = (REPO / SHARED_HEALTH).read_text()
+                    assert f'path == "{path}"' in shared and f'.get("{path}"' in shared, path
+                    continue
                 assert re.search(rf'@\w+\.get\("{re.escape(path)}"\)', source), f"{component}: no route {path}"
-            else:  # the scorer has no health endpoint yet: its metrics port
-                assert probe["tcpSocket"]["port"] == "metrics" and component == "fraud"
+            else:
+                raise AssertionError(f"{component}: a probe that is not an HTTP GET: {probe}")
     platform = chart.rendered(variant).one("Deployment", "platform")["spec"]["template"]["spec"]["containers"][0]
     assert platform["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
 
