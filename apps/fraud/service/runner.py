@@ -210,7 +210,8 @@ class FraudService:
             except Exception as exc:  # unreachable, auth, timeout: not ready
                 logger.debug("readiness: broker metadata failed: %s", exc)
                 self._broker_ok = False
-        return {"broker": self._broker_ok, "model": getattr(self.scorer, "fast", self.scorer) is not None,
+        engine = getattr(self.scorer, "fast", None)  # the live scorer's engine; other scorers are in-process
+        return {"broker": self._broker_ok, "model": bool(getattr(engine, "ready", True)),
                 "partitions": bool(self.store.partitions)}
 
     def _update_lag(self, consumer: Consumer) -> None:
