@@ -219,6 +219,8 @@ def runtimes(product_root: Path, model_dir: Path, frames: list, iters: int) -> d
         shutil.rmtree(tmp, ignore_errors=True)
     one = result["threads"]["1"]["fps_over_student_torch_fp32"]
     result["goal_onnx_student_fps_ge_2x_torch"] = one["student_onnx_fp32"]["inspect"] >= 2.0
+    result["onnx_student_forward_ge_2x_torch"] = one["student_onnx_fp32"]["forward"] >= 2.0
+    result["onnx_int8_student_fps_ge_2x_torch"] = one["student_onnx_int8"]["inspect"] >= 2.0
     result["goal_onnx_student_same_verdicts"] = (report.student.parity.same_verdicts == report.student.parity.images)
     result["note"] = ("batch 1, frames from the product's test set; 'inspect' includes resize, heatmap and boxes "
                       "(the same post-processing code for every runtime), 'forward' the net alone; ratios against "
