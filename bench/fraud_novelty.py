@@ -63,10 +63,16 @@ def _fast(x, y, epochs: int, seed: int) -> FastModel:
     return FastModel(module, "fraud-fast@bench", card)
 
 
-def _throughput(fast: FastModel, novelty: NoveltyModel, batches, rounds: int) -> dict:
-    """Median transactions/s of score_batch over the batches, per variant, interleaved rounds."""
+def _throughput(fast: FastModel, novelty: NoveltyModel, batches, rounds: int,
+                autoencoder: NoveltyModel | None = None) -> dict:
+    """Median transactions/s of score_batch over the batches, per variant, interleaved rounds.
+
+    ``autoencoder``: also the novelty tier with the autoencoder's error as the novelty (no forest), the
+    detector before the isolation forest, to show what the forest costs."""
     config = ScorerConfig.from_card(fast.card)
     variants = {"supervised": TieredScorer(fast, None, config),
+                **({"with_novelty_autoencoder_only": TieredScorer(fast, None, config, novelty=autoencoder)}
+                   if autoencoder is not None else {}),
                 "with_novelty": TieredScorer(fast, None, config, novelty=novelty),
                 "with_novelty_and_rules": TieredScorer(fast, None, config, novelty=novelty,
                                                        rules=parse_rule_set(BENCH_RULES))}
@@ -81,6 +87,9 @@ def _throughput(fast: FastModel, novelty: NoveltyModel, batches, rounds: int) ->
     out = {k: round(statistics.median(v), 1) for k, v in rates.items()}
     out["ratio_with_novelty"] = round(out["with_novelty"] / out["supervised"], 3)
     out["ratio_with_novelty_and_rules"] = round(out["with_novelty_and_rules"] / out["supervised"], 3)
+    if autoencoder is not None:
+        out["ratio_with_novelty_autoencoder_only"] = round(out["with_novelty_autoencoder_only"] / out["supervised"],
+                                                           3)
     out["rounds"] = {k: [round(r, 1) for r in v] for k, v in rates.items()}
     return out
 
@@ -96,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--rounds", type=int, default=5, help="interleaved throughput rounds")
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--throughput-only", action="store_true", help=(
+        "skip the left-out folds (bench/fraud_quality.py --leave-out has the full table): train the fast model "
+        "and the novelty model once, time the scorer with and without the tier; writes "
+        "fraud_novelty_throughput.json / .png"))
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     accounts = args.accounts or (300 if args.quick else 600)
@@ -120,6 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     card = {"features": list(FEATURE_NAMES), **info}
     novelty = NoveltyModel(module, "fraud-novelty@bench", card, NoveltyConfig.from_card(card))
     novelty_train_s = time.perf_counter() - t
+    if args.throughput_only:
+        return _throughput_only(args, x, y, cut, epochs, novelty, train_txs, test_txs,
+                                {"accounts": accounts, "days": days, "train_days": train_days, "seed": args.seed,
+                                 "transactions": len(txs), "train": cut, "test": len(txs) - cut}, novelty_train_s)
 
     folds = sorted({str(v) for v in types[:cut][y[:cut]]} & {str(v) for v in types[cut:][y[cut:]]})
     results: dict[str, dict] = {}
@@ -176,6 +193,46 @@ def main(argv: list[str] | None = None) -> int:
     _plot(args.out / "fraud_novelty.png", folds, results, speed)
     print(json.dumps({k: report[k] for k in ("left_out_recall_at_1%_mean", "all_typologies_ap_delta", "goals")} |
                      {"throughput_ratio_with_novelty": speed["ratio_with_novelty"]}, indent=2))
+    return 0
+
+
+def _throughput_only(args, x, y, cut, epochs, novelty: NoveltyModel, train_txs, test_txs, data: dict,
+                     novelty_train_s: float) -> int:
+    """The scorer's throughput without the novelty tier, with it (forest), with the autoencoder-only tier
+    and with the tier and rules, interleaved rounds in one process; ratios against the scorer without it."""
+    fast = _fast(x[:cut], y[:cut], epochs, args.seed)
+    module, info = train_novelty(x[:cut], y[:cut], NoveltyTrainConfig(seed=args.seed, trees=0))
+    card = {"features": list(FEATURE_NAMES), **info}
+    autoencoder = NoveltyModel(module, "fraud-novelty-ae@bench", card, NoveltyConfig.from_card(card))
+    states: dict = {}
+    warm_up(states, train_txs)
+    batches = [[(tx, states.get(tx.account_id)) for tx in test_txs[i:i + 500]]
+               for i in range(0, min(len(test_txs), 10_000), 500)]
+    speed = _throughput(fast, novelty, batches[:1], 1, autoencoder)  # warm: compiles the forest's walk
+    speed = _throughput(fast, novelty, batches, args.rounds, autoencoder)
+    report = {"benchmark": "fraud_novelty_throughput", "data": data, "batch_size": 500,
+              "novelty": {"train_s": round(novelty_train_s, 1), "detector": novelty.card.get("detector"),
+                          "training": novelty.card.get("training")},
+              "throughput_tx_per_s": speed, "goals": {"throughput_ratio_ge_0.8": speed["ratio_with_novelty"] >= 0.8}}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "fraud_novelty_throughput.json").write_text(json.dumps(report, indent=2) + "\n")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [k for k in speed["rounds"]]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.bar(range(len(names)), [speed[n] for n in names])
+    for i, n in enumerate(names):
+        ax.plot([i] * len(speed["rounds"][n]), speed["rounds"][n], "k.", ms=4)
+    ax.set_xticks(range(len(names)), [n.replace("_", " ") for n in names], fontsize=8, rotation=10)
+    ax.set(ylabel="transactions/s (median of rounds; dots: rounds)",
+           title=f"TieredScorer.score_batch, 500-row batches: ratio with novelty {speed['ratio_with_novelty']}")
+    fig.tight_layout()
+    fig.savefig(args.out / "fraud_novelty_throughput.png", dpi=110)
+    plt.close(fig)
+    print(json.dumps({k: v for k, v in speed.items() if k != "rounds"}, indent=2))
     return 0
 
 
