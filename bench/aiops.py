@@ -333,16 +333,47 @@ def fit_timing(rng: np.random.Generator) -> dict:
     return {"series_points": 480, "season": 120, "horizon": 120, "fit_s_median": statistics.median(times)}
 
 
-# ---- live: the real scorer on a real broker, the broker stopped ----------------------------------
-def live_broker_stop(work: Path, *, rate: float = 100.0, history_s: float = 300.0, down_s: float = 60.0,
-                     after_s: float = 90.0, scrape_s: float = 2.0) -> dict:
-    """A real one-node Kafka broker, ``npusuite fraud run`` (the scorer) scraped by a real Prometheus every
-    ``scrape_s``, a producer at ``rate`` tx/s; after ``history_s`` the broker is SIGKILLed for ``down_s``,
-    then restarted.  Judged with no season (minutes of history) by both methods; expected root: kafka."""
+# ---- live: the real scorer on a real broker, a fault injected --------------------------------------
+LIVE_FAULTS = ("broker_stop", "drifted_mix", "hot_device")
+
+
+class _DeviceExporter:
+    """The device metric of one accelerator, through the infra collector's own ``families()`` (same names and
+    labels as on a real device), with a temperature the bench controls: the hot-device fault is simulated
+    through the device metric, as the issue allows; nothing else about the device is real here."""
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+        self.hot_from: float | None = None
+        self.t0 = time.time()
+
+    def temperature(self) -> float:
+        now = time.time()
+        base = 62 + 3 * math.sin(2 * math.pi * (now - self.t0) / 120) + float(self.rng.normal(0, 0.3))
+        if self.hot_from is not None:
+            base += 25 * min(max((now - self.hot_from) / 120, 0), 1)
+        return base
+
+    def collect(self):
+        from npusuite.platform.observability.devices import DeviceReading, families
+
+        yield from families("cuda", [DeviceReading(0, utilization_ratio=0.5, temperature_celsius=self.temperature())])
+
+
+def live_fault(kind: str, work: Path, *, rate: float = 100.0, history_s: float = 240.0, fault_s: float = 150.0,
+               scrape_s: float = 2.0, seed: int = 0) -> dict:
+    """A real one-node Kafka broker and ``npusuite fraud run`` (the scorer, its own metrics: throughput, lag,
+    latency, Kafka commit time, aborts, PSI drift per feature) scraped by a real Prometheus every ``scrape_s``; a
+    producer at ``rate`` tx/s from ``npusuite fraud generate``'s generator; the device metric from a bench exporter.
+    After ``history_s`` one fault: ``broker_stop`` (SIGKILL the broker for 60 s, restart it), ``drifted_mix``
+    (the producer switches to transactions generated with fraud_rate 0.25 instead of 0.003: the generator has no
+    per-typology share option, the fraud share moves the typology mix), ``hot_device`` (+25 C over 2 min through
+    the device metric).  Judged over the last ``fault_s`` + 30 s, with no season (minutes of history)."""
     import threading
 
     from confluent_kafka import Producer
     from fraud_stream import train_model
+    from prometheus_client import CollectorRegistry, start_http_server
 
     from npusuite.fraud.generator import GeneratorConfig, generate
     from npusuite.platform.kafka.broker import free_broker_port
@@ -353,8 +384,18 @@ def live_broker_stop(work: Path, *, rate: float = 100.0, history_s: float = 300.
 
     t_setup = time.perf_counter()
     train_model(work / "models")
-    txs = generate(GeneratorConfig(accounts=600, days=20, seed=5), progress=False)[0]
-    msgs = [(tx["account_id"].encode(), json.dumps(tx).encode()) for tx in txs]
+
+    def encode(txs: list[dict]) -> list[tuple[bytes, bytes]]:
+        return [(tx["account_id"].encode(), json.dumps(tx).encode()) for tx in txs]
+
+    source = {"msgs": encode(generate(GeneratorConfig(accounts=600, days=20, seed=5), progress=False)[0])}
+    drifted = encode(generate(GeneratorConfig(accounts=600, days=20, seed=6, fraud_rate=0.25), progress=False)[0]) \
+        if kind == "drifted_mix" else None
+    device = _DeviceExporter(np.random.default_rng(seed))
+    registry = CollectorRegistry()
+    registry.register(device)
+    device_port = _port()
+    device_server, _ = start_http_server(device_port, addr="127.0.0.1", registry=registry)
     cluster = LocalCluster(work / "kafka", brokers=1, port=free_broker_port(span=2),
                            cache_dir=PathSettings().cache_dir(), heap_mb=384)
     scorer = None
@@ -377,12 +418,14 @@ def live_broker_stop(work: Path, *, rate: float = 100.0, history_s: float = 300.
             time.sleep(0.5)
 
         def produce() -> None:
-            p = Producer({"bootstrap.servers": cluster.bootstrap, "linger.ms": 5, "message.timeout.ms": 600000})
+            p = Producer({"bootstrap.servers": cluster.bootstrap, "linger.ms": 5, "message.timeout.ms": 600000,
+                          "log_level": 2})
             start, i = time.monotonic(), 0
             while not stop.is_set():
                 due = start + i / rate
                 if due > time.monotonic():
                     time.sleep(due - time.monotonic())
+                msgs = source["msgs"]
                 key, value = msgs[i % len(msgs)]
                 try:
                     p.produce("tx", value, key)
@@ -392,45 +435,58 @@ def live_broker_stop(work: Path, *, rate: float = 100.0, history_s: float = 300.
                 p.poll(0)
             p.flush(5)
 
-        with PrometheusServer(work / "prom", [ScrapeTarget("fraud-scorer", f"127.0.0.1:{metrics_port}")],
-                              scrape_interval_s=scrape_s) as prom:
+        targets = [ScrapeTarget("fraud-scorer", f"127.0.0.1:{metrics_port}"),
+                   ScrapeTarget("device", f"127.0.0.1:{device_port}")]
+        with PrometheusServer(work / "prom", targets, scrape_interval_s=scrape_s) as prom:
             thread = threading.Thread(target=produce, daemon=True)
             thread.start()
             t_first = time.time()
             setup_s = time.perf_counter() - t_setup
             time.sleep(history_s)
-            t_kill = time.time()
-            cluster.kill_node(1)
-            time.sleep(down_s)
-            cluster.start_node(1, timeout_s=180)
-            t_back = time.time()
-            time.sleep(after_s)
+            t_fault = time.time()
+            extra: dict = {}
+            if kind == "broker_stop":
+                cluster.kill_node(1)
+                time.sleep(60)
+                cluster.start_node(1, timeout_s=180)
+                extra["restart_after_s"] = time.time() - t_fault
+                time.sleep(max(fault_s - (time.time() - t_fault), 0))
+            else:
+                if kind == "drifted_mix":
+                    source["msgs"] = drifted
+                else:
+                    device.hot_from = t_fault
+                time.sleep(fault_s)
             t_end = time.time()
             stop.set()
             thread.join(30)
-            out = {"fault": "broker_stop", "real": True, "expected_root": "kafka", "rate_tx_s": rate,
-                   "history_s": history_s, "down_s": down_s, "restart_s": t_back - t_kill, "setup_s": setup_s,
-                   "scorer_alive": scorer.poll() is None}
-            window = t_end - (t_kill - 30)
+            out = {"fault": kind, "real": kind != "hot_device",
+                   "how": {"broker_stop": "real broker SIGKILLed under the real scorer",
+                           "drifted_mix": "real scorer fed generator output with fraud_rate 0.25",
+                           "hot_device": "device metric simulated (infra collector families)"}[kind],
+                   "expected_root": FAULTS[kind], "rate_tx_s": rate, "history_s": history_s, "fault_s": fault_s,
+                   "setup_s": setup_s, "scorer_alive": scorer.poll() is None, **extra}
+            window = t_end - (t_fault - 30)
             with PrometheusClient(prom.url, timeout_s=60) as client:
                 for method in ("forecast", "static"):
-                    settings = ScanSettings(end=t_end, history_s=t_kill - 30 - t_first - 130, window_s=window,
+                    settings = ScanSettings(end=t_end, history_s=t_fault - 30 - t_first - 130, window_s=window,
                                             step_s=scrape_s, season_s=None, consecutive=CONSECUTIVE, method=method)
                     result = scan(client, SUITE, settings)
                     alarms = [{"component": v.component, "series": v.series.name,
-                               "detected_after_kill_s": v.onset + (CONSECUTIVE - 1) * scrape_s - t_kill,
-                               "true": v.onset >= t_kill - scrape_s and v.component in AFFECTED["broker_stop"]}
+                               "detected_after_fault_s": v.onset + (CONSECUTIVE - 1) * scrape_s - t_fault,
+                               "score": v.score,
+                               "true": v.onset >= t_fault - scrape_s and v.component in AFFECTED[kind]}
                               for v in result.verdicts if v.anomalous]
-                    trues = [a["detected_after_kill_s"] for a in alarms if a["true"]]
+                    trues = [a["detected_after_fault_s"] for a in alarms if a["true"]]
                     out[method] = {"alarms": alarms, "ranking": [r.component for r in result.ranking],
-                                   "root_top1": bool(result.ranking) and result.ranking[0].component == "kafka",
+                                   "root_top1": bool(result.ranking) and result.ranking[0].component == FAULTS[kind],
                                    "detected": bool(trues), "ttd_s": min(trues) if trues else None,
                                    "judged": [f"{v.component}/{v.series.name}" for v in result.verdicts],
                                    "missing": result.missing}
                     if method == "forecast":
                         for v in result.verdicts:
                             if v.anomalous:
-                                plot_verdict(v, OUT / f"aiops_live_{v.component}__{v.series.name}.png")
+                                plot_verdict(v, OUT / f"aiops_live_{kind}__{v.component}__{v.series.name}.png")
         return out
     finally:
         stop.set()
@@ -438,6 +494,7 @@ def live_broker_stop(work: Path, *, rate: float = 100.0, history_s: float = 300.
             scorer.terminate()
             scorer.wait(60)
         cluster.down()
+        device_server.shutdown()
 
 
 def _port() -> int:
@@ -448,18 +505,22 @@ def _port() -> int:
         return s.getsockname()[1]
 
 
-def run_live(out: Path) -> dict:
-    with tempfile.TemporaryDirectory(prefix="aiops-live-") as tmp:
-        try:
-            live = live_broker_stop(Path(tmp))
-        except Exception as exc:  # the simulated part still reports; the failure is said
-            live = {"fault": "broker_stop", "real": True, "error": f"{type(exc).__name__}: {exc}"}
-    (out / "aiops_live.json").write_text(json.dumps(live, indent=2, default=float))
-    print(f"live broker stop: {json.dumps({k: v for k, v in live.items() if k not in ('forecast', 'static')})}")
-    for m in ("forecast", "static"):
-        if m in live:
-            print(f"  {m}: detected {live[m]['detected']}, ttd {live[m]['ttd_s']}, ranking {live[m]['ranking']}")
-    return live
+def run_live(out: Path, kinds: list[str]) -> dict:
+    results = {}
+    for kind in kinds:
+        with tempfile.TemporaryDirectory(prefix="aiops-live-") as tmp:
+            try:
+                live = live_fault(kind, Path(tmp))
+            except Exception as exc:  # the rest still reports; the failure is said
+                live = {"fault": kind, "error": f"{type(exc).__name__}: {exc}"}
+        results[kind] = live
+        print(f"live {kind}: {json.dumps({k: v for k, v in live.items() if k not in ('forecast', 'static')})}")
+        for m in ("forecast", "static"):
+            if m in live:
+                print(f"  {m}: detected {live[m]['detected']}, ttd {live[m]['ttd_s']}, ranking {live[m]['ranking']}",
+                      flush=True)
+    (out / "aiops_live.json").write_text(json.dumps(results, indent=2, default=float))
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -469,16 +530,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clean", type=int, default=5, help="runs without a fault (false alarms)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=OUT)
-    ap.add_argument("--live-broker-stop", action="store_true",
-                    help="also run the real scorer on a real broker and stop the broker (adds ~10 min); "
-                         "writes aiops_live.json")
-    ap.add_argument("--live-only", action="store_true", help="only the live broker stop")
+    ap.add_argument("--live", default="", help="also run these faults live, comma-separated, from "
+                    f"{','.join(LIVE_FAULTS)} (~8 min each; writes aiops_live.json)")
+    ap.add_argument("--live-only", action="store_true", help="only the live faults")
     args = ap.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # context managers stop Prometheus and the broker
+    live_kinds = [k for k in args.live.split(",") if k]
+    if any(k not in LIVE_FAULTS for k in live_kinds):
+        ap.error(f"--live: choose from {', '.join(LIVE_FAULTS)}")
     if args.live_only:
         args.out.mkdir(parents=True, exist_ok=True)
-        live = run_live(args.out)
-        return 0 if "error" not in live else 1
+        live = run_live(args.out, live_kinds)
+        return 0 if all("error" not in v for v in live.values()) else 1
     if args.reps < 1 or args.clean < 0:
         ap.error("--reps must be >= 1 and --clean >= 0")
     reps, clean = (1, 1) if args.quick else (args.reps, args.clean)
@@ -495,7 +558,7 @@ def main(argv: list[str] | None = None) -> int:
               flush=True)
         runs.append(run)
     summary = {m: summarise(runs, m) for m in ("forecast", "static")}
-    live = run_live(args.out) if args.live_broker_stop else None
+    live = run_live(args.out, live_kinds) if live_kinds else None
     coverage = [r["forecast"]["band_coverage"] for r in runs if r["kind"] is None and r["forecast"]["band_coverage"]]
     body = {
         "realism": {"prometheus": "real server, HTTP API, PromQL of platform/ops/topology.py",
@@ -509,7 +572,7 @@ def main(argv: list[str] | None = None) -> int:
                            "band_coverage_clean_runs": statistics.fmean(coverage) if coverage else None,
                            "nominal_coverage": 0.99},
         "summary": summary,
-        "live_broker_stop": live,
+        "live": live,
         "runs": runs,
         "wall_s": time.perf_counter() - started,
     }
