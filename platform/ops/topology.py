@@ -135,7 +135,11 @@ SUITE = Topology((
     Component("kafka", (), (
         KeySeries("aborts", _rate(N.FRAUD_KAFKA_ABORTS), Direction.UP, 0.5, 0.05, "1/s"),
         KeySeries("commit_p99", _p99(N.FRAUD_KAFKA_COMMIT_SECONDS), Direction.UP, 1.0, 0.05, "s"),
-    ), "the Kafka cluster, as the scorer's transactional client sees it (aborts, commit time)"),
+        # librdkafka's error_cb (ALL_BROKERS_DOWN, _TRANSPORT) counted by the scorer: the only view of a stopped
+        # broker while it is down (commit time and aborts are observed only once commits end, after it is back)
+        KeySeries("client_errors", _rate("npusuite_fraud_kafka_client_errors_total"), Direction.UP, 0.1, 0.05,
+                  "1/s", pending=True),
+    ), "the Kafka cluster, as the scorer's client sees it (aborts, commit time, client errors)"),
     Component("transactions", (), (
         KeySeries("feature_psi_max", f"max({N.FRAUD_FEATURE_PSI})", Direction.UP, 0.25, 0.03),
         KeySeries("score_psi", f"max({N.FRAUD_SCORE_PSI})", Direction.UP, 0.25, 0.03),
