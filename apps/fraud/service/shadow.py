@@ -30,7 +30,7 @@ thresholds, feature set, warm-up).  Rules:
 * **Best-effort.**  If the challenger fails on a batch (or gives a non-finite
   probability for a row), the champion's scores still commit; the shadow
   scores of those rows are skipped and counted
-  (``fraud_shadow_skipped_total``); never a dead letter.
+  (``npusuite_fraud_shadow_skipped_total``); never a dead letter.
 """
 
 from __future__ import annotations
