@@ -85,28 +85,48 @@ class FastMethod:
             return module(torch.from_numpy(test.x)).double().numpy()
 
 
-def split(transactions: Sequence[Transaction], labels: dict[str, Label], until: datetime,
-          left_out: str) -> tuple[Part, Part]:
-    """The two parts for ``left_out`` (a typology value, or :data:`NONE`); features replayed here."""
-    def label(tx: Transaction) -> tuple[bool, str]:
-        lab = labels.get(tx.transaction_id)
-        return (False, "") if lab is None or not lab.is_fraud else (True, lab.fraud_type or "")
+def _label(labels: dict[str, Label], tx: Transaction) -> tuple[bool, str]:
+    lab = labels.get(tx.transaction_id)
+    return (False, "") if lab is None or not lab.is_fraud else (True, lab.fraud_type or "")
 
+
+def _part(txs: list[Transaction], x: np.ndarray, labels: dict[str, Label]) -> Part:
+    marks = [_label(labels, tx) for tx in txs]
+    return Part(txs, x, np.array([m[0] for m in marks], dtype=bool), np.array([m[1] for m in marks]))
+
+
+def split(transactions: Sequence[Transaction], labels: dict[str, Label], until: datetime,
+          left_out: str, everything: tuple[Part, Part] | None = None) -> tuple[Part, Part]:
+    """The two parts for ``left_out`` (a typology value, or :data:`NONE`); features replayed here.
+
+    ``everything``: this function's parts for :data:`NONE` on the same stream.  The streaming features
+    read only the transaction's own account's history (:class:`~npusuite.fraud.features.StreamFeaturizer`
+    keeps one state per account), so only the accounts that lose a left-out fraud from training are
+    replayed again, with exactly the rows a full replay would give (tests/fraud/test_evaluation.py)."""
     train_txs, test_txs = [], []
     for tx in transactions:
         if tx.timestamp >= until:
             test_txs.append(tx)
-        elif not (left_out != NONE and label(tx) == (True, left_out)):
+        elif not (left_out != NONE and _label(labels, tx) == (True, left_out)):
             train_txs.append(tx)
     if not train_txs or not test_txs:
         raise ValueError(f"the split at {until.isoformat()} leaves an empty training or test part")
-    featurizer = StreamFeaturizer()
-    parts = []
-    for txs in (train_txs, test_txs):  # one replay: the test part's states continue from training
-        x = featurizer.matrix(txs)
-        marks = [label(tx) for tx in txs]
-        parts.append(Part(txs, x, np.array([m[0] for m in marks]), np.array([m[1] for m in marks])))
-    return parts[0], parts[1]
+    if everything is None:
+        featurizer = StreamFeaturizer()  # one replay: the test part's states continue from training
+        return _part(train_txs, featurizer.matrix(train_txs), labels), _part(test_txs, featurizer.matrix(test_txs),
+                                                                              labels)
+    full_train, full_test = everything
+    kept = {tx.transaction_id for tx in train_txs}
+    affected = {tx.account_id for tx in full_train.transactions if tx.transaction_id not in kept}
+    x_train = full_train.x[[tx.transaction_id in kept for tx in full_train.transactions]]
+    x_test = full_test.x.copy()
+    if affected:
+        featurizer = StreamFeaturizer()
+        rows_train = [i for i, tx in enumerate(train_txs) if tx.account_id in affected]
+        rows_test = [i for i, tx in enumerate(test_txs) if tx.account_id in affected]
+        x_train[rows_train] = featurizer.matrix([train_txs[i] for i in rows_train])
+        x_test[rows_test] = featurizer.matrix([test_txs[i] for i in rows_test])
+    return _part(train_txs, x_train, labels), _part(test_txs, x_test, labels)
 
 
 def _top_k(n: int, budget: float) -> int:
@@ -165,8 +185,9 @@ def leave_out(transactions: Sequence[Transaction], labels: dict[str, Label], unt
     ``on_result(typology, method, scores, test)`` sees every method's test scores (for plots)."""
     report = LeaveOutReport(until.isoformat(), budget)
     bar = tqdm(total=len(typologies) * len(methods), desc="leave-one-out", unit="model", disable=not progress)
+    everything = split(transactions, labels, until, NONE)  # replayed once; each fold replays what it changes
     for typology in typologies:
-        train, test = split(transactions, labels, until, typology)
+        train, test = everything if typology == NONE else split(transactions, labels, until, typology, everything)
         report.sizes[typology] = {"train": len(train.y), "train_fraud": int(train.y.sum()), "test": len(test.y),
                                   "test_fraud": int(test.y.sum()),
                                   "left_out_in_test": int((test.types == typology).sum())}
