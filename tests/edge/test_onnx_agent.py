@@ -122,3 +122,26 @@ def test_bundle_samples_refuse_a_model_without_good_images(tmp_path: Path):
     (tmp_path / "calibration.safetensors").write_bytes(b"{}")
     with pytest.raises(UserError, match="unreadable"):
         bundle_samples(tmp_path)
+
+
+def test_precision_int8_runs_the_int8_graph_the_export_kept(trained_onnx, tmp_path):
+    """An exported folder whose onnx.json lists an int8 variant (as `export --int8` writes it when recall holds):
+    the agent's factory at int8 runs that graph through the same adapter."""
+    import numpy as np
+
+    from npusuite.inspection.export import INT8_FILE, quantize_int8
+    from npusuite.inspection.samples import calibration_images
+    from npusuite.platform.runtime.onnx_runtime import read_info, write_info
+
+    folder = tmp_path / "with-int8"
+    shutil.copytree(trained_onnx / "onnx", folder)
+    calib = calibration_images(folder).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+    quantize_int8(folder / "model.onnx", folder / INT8_FILE, calib, "image")
+    info = read_info(folder)
+    info.variants["int8"] = INT8_FILE
+    write_info(folder, info)
+    inspector = InspectionFactory("cpu", "int8")(folder)
+    assert inspector.model.net.path.name == INT8_FILE and inspector.model.net.precision == "int8"
+    frames, _ = load_samples(trained_onnx / "data" / "washer" / "test")
+    assert 0.0 <= inspector.inspect(frames[0]).score <= 1.0
+    assert InspectionFactory("cpu", "fp32")(folder).model.net.path.name == "model.onnx"
