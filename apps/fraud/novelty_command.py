@@ -3,7 +3,8 @@
 Replays the labelled stream through the streaming features (``fraud train``'s
 :func:`~npusuite.fraud.training.load_dataset`), drops every transaction
 labelled fraud (the model must know legitimate behaviour, not any typology),
-trains :mod:`npusuite.fraud.novelty`'s autoencoder and writes ``OUT`` (the
+trains :mod:`npusuite.fraud.novelty`'s isolation forest (the novelty score) and
+autoencoder (the reasons) and writes ``OUT`` (the
 module, ``card.json``).  With ``--model-root`` it is added as a version of
 ``NAME-novelty`` (the first version becomes ``production``; ``--promote``
 moves it for later ones), which ``fraud run --novelty-model NAME-novelty``
@@ -32,14 +33,18 @@ def train_novelty(
     model_root: Path | None = typer.Option(None, "--model-root", help="Also add it to this repository."),
     name: str = typer.Option("fraud", "--name", help="Repository name: NAME-novelty."),
     promote: bool = typer.Option(False, "--promote", help="Point 'production' at the new version."),
-    epochs: int = typer.Option(8, "--epochs", help="Training epochs."),
+    epochs: int = typer.Option(8, "--epochs", help="Autoencoder training epochs."),
+    trees: int = typer.Option(100, "--trees", help=(
+        "Isolation-forest trees; their score is the novelty. 0: no forest, the autoencoder's error is the novelty "
+        "(the detector before; it caught less of the left-out typologies, docs/fraud-models.md).")),
     review_quantile: float = typer.Option(0.998, "--review-quantile", help=(
         "Novelty above this quantile of legitimate behaviour is at least reviewed (the card's combination).")),
     scale_quantile: float = typer.Option(0.9999, "--scale-quantile", help=(
         "Novelty at this quantile gets half the way from the review to the decline threshold.")),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
-    """Train the novelty tier on legitimate transactions only (an autoencoder over the streaming features).
+    """Train the novelty tier on legitimate transactions only (an isolation forest and an autoencoder over the
+    streaming features: the forest's score is the novelty, the autoencoder's errors name the unusual behaviour).
 
     Its card records the calibration (novelty quantiles on held-out legitimate data), each feature's
     legitimate range (for reasons) and the combination rule the scorer applies.
@@ -58,13 +63,15 @@ def train_novelty(
 
     if epochs < 1:
         raise UserError(f"--epochs must be positive (got {epochs})")
+    if not 0 <= trees <= 1000:
+        raise UserError(f"--trees must be between 0 and 1000 (got {trees})")
     try:
         rule = NoveltyRule(review_quantile=review_quantile, scale_quantile=scale_quantile)
     except ValidationError as exc:
         raise UserError(f"--review-quantile/--scale-quantile: {exc.errors()[0]['msg']}") from None
     ds = load_dataset(data, labels, analyst_files=extra_labels)
     try:
-        module, info = run_training(ds.x, ds.y, NoveltyTrainConfig(epochs=epochs, seed=seed), rule)
+        module, info = run_training(ds.x, ds.y, NoveltyTrainConfig(epochs=epochs, seed=seed, trees=trees), rule)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     repo = ModelRepository(model_root) if model_root is not None else None
