@@ -96,7 +96,7 @@ class DriftWindow:
 
     def add(self, columns: np.ndarray) -> None:
         """Count one batch: ``columns`` is (n, variables) in the order of ``names`` (or (n,) for one)."""
-        x = np.asarray(columns, dtype=np.float64)
+        x = np.asarray(columns)
         if x.ndim == 1:
             x = x[:, None]
         n = x.shape[0]
@@ -107,6 +107,7 @@ class DriftWindow:
         if self.max_rows and n > self.max_rows:  # a systematic subsample of the batch (every k-th row)
             x = x[:: -(-n // self.max_rows)]
             n = x.shape[0]
+        x = x.astype(np.float64, copy=False)
         # bin = number of edges <= value (searchsorted side="right"), every variable at once: edges are padded
         # with +inf to a (variables, max edges) matrix; one vectorised comparison per edge rank (<= 9)
         idx = np.broadcast_to(self._offsets, x.shape).copy()
