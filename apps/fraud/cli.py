@@ -177,6 +177,9 @@ def evaluate(
                                        "transactions alerted."),
     epochs: int = typer.Option(12, "--epochs", help="With --leave-out: fast-model epochs per trained model."),
     seed: int = typer.Option(0, "--seed", help="With --leave-out: training seed."),
+    with_novelty: bool = typer.Option(False, "--with-novelty", help=(
+        "With --leave-out: also the fast model with the novelty tier (trained per fold on the training part's "
+        "legitimate rows, combined by the tiered scorer's rule), as a second column.")),
 ) -> None:
     """Report AP, ROC-AUC, recall/precision at 0.5% and 1% budgets, card precision, recall by type.
 
@@ -193,7 +196,8 @@ def evaluate(
 
     if leave_out is not None:
         merged = merge_labels([read_labels(p) for p in labels])
-        report = _leave_out(leave_out, data, merged, train_days, alert_budget, epochs, seed, plot, scores)
+        report = _leave_out(leave_out, data, merged, train_days, alert_budget, epochs, seed, plot, scores,
+                            with_novelty)
     else:
         if scores is None:
             raise UserError("--scores is required (or run the leave-one-typology-out protocol with --leave-out)")
@@ -207,7 +211,7 @@ def evaluate(
 
 
 def _leave_out(which: str, data: Path | None, labels: dict, train_days: float | None, budget: float, epochs: int,
-               seed: int, plot: Path | None, scores: Path | None) -> dict:
+               seed: int, plot: Path | None, scores: Path | None, with_novelty: bool = False) -> dict:
     from datetime import timedelta
 
     from npusuite.fraud import leave_out as lo
@@ -239,10 +243,16 @@ def _leave_out(which: str, data: Path | None, labels: dict, train_days: float | 
     from npusuite.fraud.training import TrainConfig
 
     risk = TrainConfig().categorical_risk  # the fast model as `fraud train` trains it by default
-    method = lo.FastMethod("fast model" + (" (learned categorical risk)" if risk else ""), with_risk=risk,
-                           fast=FastTrainConfig(epochs=epochs, seed=seed))
+    methods = [lo.FastMethod("fast model" + (" (learned categorical risk)" if risk else ""), with_risk=risk,
+                             fast=FastTrainConfig(epochs=epochs, seed=seed))]
+    if with_novelty:
+        from npusuite.fraud.leave_out_tiers import Tiers
+        from npusuite.fraud.novelty import NoveltyTrainConfig
+
+        methods.append(Tiers(FastTrainConfig(epochs=epochs, seed=seed), NoveltyTrainConfig(seed=seed)).method(
+            "fast model + novelty"))
     try:
-        report = lo.leave_out(txs, labels, until, typologies, [method], budget).as_dict()
+        report = lo.leave_out(txs, labels, until, typologies, methods, budget).as_dict()
     except ValueError as exc:
         raise UserError(str(exc)) from None
     if plot is not None and len(typologies) > 1:

@@ -114,6 +114,12 @@ def test_leave_out_cli_reports_left_out_recall_beside_ap(capsys, tmp_path, fraud
     assert report["sizes"]["app_scam"]["left_out_in_test"] == row["left_out_test_fraud"] > 0
     assert 0.0 <= row["left_out_recall_at_budget"] <= 1.0 and 0.0 < row["average_precision"] <= 1.0
     assert report["mean_left_out_recall"][method] == row["left_out_recall_at_budget"]
+    code, out = run("fraud", "evaluate", "--leave-out", "app_scam", "--data", str(fraud_data.transactions),
+                    "--labels", str(fraud_data.labels), "--epochs", "2", "--with-novelty")
+    assert code == 0, out.err
+    both = json.loads(out.out)["results"]["app_scam"]
+    assert list(both) == ["fast model", "fast model + novelty"]
+    assert 0.0 <= both["fast model + novelty"]["left_out_recall_at_budget"] <= 1.0
     code, out = run("fraud", "evaluate", "--leave-out", "phishing", "--data", str(fraud_data.transactions),
                     "--labels", str(fraud_data.labels))
     lines = [line for line in out.err.splitlines() if line.strip()]
