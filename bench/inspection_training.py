@@ -98,8 +98,8 @@ def _plot(result: dict, path: Path) -> None:
     a.set_xticks(x, [n + (" (extrapolated)" if r["extrapolated"] else "") for n, r in zip(names, runs, strict=True)],
                  fontsize=8)
     a.set_ylabel("minutes to train")
-    a.set_title(f"training {result['train_good']} good images; defaults vs before @256: "
-                f"{result['ratio_wall_defaults_vs_before']:.2f}x wall", fontsize=9)
+    a.set_title(f"training {result['train_good']} good images; defaults / before @256: "
+                f"{result['ratio_cpu_defaults_vs_before']:.3f}x CPU", fontsize=9)
     a.legend(fontsize=8)
     full = [r for r in runs if not r["extrapolated"]]
     metrics = ("image_auroc", "recall", "f1")
@@ -146,17 +146,31 @@ def main() -> None:
                                                          test_per_defect=0, seed=args.seed + 1),
                      (args.product,), defects=())
         data[px] = (root / args.product, work / f"fresh{px}" / args.product)
-    runs = [_probe_before(data[256][0] / "train" / "good", work / "m-before256", args.probe_steps)]
+    runs: list[dict] = []
+
+    def write() -> dict:
+        """Written after every run, so a run cut short still leaves the figures measured so far."""
+        result = {"product": args.product, "seed": args.seed, "train_good": args.train_good, "quick": q,
+                  "cpus": os.cpu_count(), "runs": runs, "complete": False}
+        before, defaults = runs[0], next((r for r in runs if r["recipe"] == "defaults @256"), None)
+        if defaults is not None:
+            result["ratio_wall_defaults_vs_before"] = defaults["wall_minutes"] / before["wall_minutes"]
+            result["ratio_cpu_defaults_vs_before"] = defaults["cpu_minutes"] / before["cpu_minutes"]
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "inspection_training.json").write_text(json.dumps(result, indent=2) + "\n")
+        if defaults is not None:
+            _plot(result, args.out / "inspection_training.png")
+        return result
+
+    runs.append(_probe_before(data[256][0] / "train" / "good", work / "m-before256", args.probe_steps))
+    write()
+    runs.append(_full("defaults @256", *data[256], work / "m-defaults256", TrainConfig(**steps)))
+    write()
     if not args.skip_before64:
         runs.append(_full("before @64", *data[64], work / "m-before64", replace(BEFORE, size_px=64, **steps)))
-    runs.append(_full("defaults @256", *data[256], work / "m-defaults256", TrainConfig(**steps)))
-    result = {"product": args.product, "seed": args.seed, "train_good": args.train_good, "quick": q,
-              "cpus": os.cpu_count(), "runs": runs,
-              "ratio_wall_defaults_vs_before": runs[-1]["wall_minutes"] / runs[0]["wall_minutes"],
-              "ratio_cpu_defaults_vs_before": runs[-1]["cpu_minutes"] / runs[0]["cpu_minutes"]}
-    args.out.mkdir(parents=True, exist_ok=True)
+    result = write()
+    result["complete"] = True
     (args.out / "inspection_training.json").write_text(json.dumps(result, indent=2) + "\n")
-    _plot(result, args.out / "inspection_training.png")
     print(json.dumps(result, indent=2))
 
 

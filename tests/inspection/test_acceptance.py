@@ -19,6 +19,7 @@ FRESH_SEED = 6161  # the fresh good parts: another seed again
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(5400)  # about 6 CPU-minutes; a shared, oversubscribed 2-core machine stretches that many-fold
 def test_defaults_detect_a_held_out_product_at_256_px_and_the_threshold_holds(tmp_path: Path):
     generate(tmp_path / "data", GenerateConfig(size_px=256, train_good=200, test_good=100, test_per_defect=25,
                                                seed=SEED), ("leather",))

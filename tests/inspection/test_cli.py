@@ -94,6 +94,10 @@ def test_score_resolves_a_repository_reference(tiny_model: Path, small_data: Pat
     (["score", "--model", ".", "--images", ".", "--out", "/tmp/x.jsonl"], "error"),
     (["run", "--source", "/no/such.avi", "--model", "/no/such/model"], "not a camera index"),
     (["generate", "--out", "/tmp/x", "--products", "socks"], "unknown product"),
+    (["generate", "--out", "/tmp/x", "--products", "washer", "--defects", "fold"], "unknown defect kind"),
+    (["train", "--good", ".", "--out", "/tmp/x", "--size", "100"], "--size 100 must be a positive multiple of 4"),
+    (["evaluate", "--model", "/no/such/model", "--data", ".", "--out", "/tmp/x"], "error"),
+    (["evaluate", "--model", ".", "--data", "/no/such/dir", "--out", "/tmp/x"], "no such folder"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str, cli):
     proc = cli(*args)
@@ -183,3 +187,17 @@ def test_plc_sim_on_a_taken_port_fails_without_ready():
     assert proc.stderr.strip().splitlines()[-1] == (
         f"npusuite: error: plc-sim cannot listen on 127.0.0.1:{port}: the port is in use or the address is not "
         "this host's (choose another --port/--host)")
+
+
+def test_evaluate_cli_prints_the_realised_frr_beside_the_target_and_exits_2_on_unreadable_images(
+        tiny_model: Path, small_data: Path, tmp_path: Path, cli):
+    proc = cli("evaluate", "--model", str(tiny_model), "--data", str(small_data / "washer"), "--out",
+               str(tmp_path / "e"))
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    assert "false rejects" in proc.stdout and "(target 1.00%)" in proc.stdout and "mean" in proc.stdout
+    bad = tmp_path / "bad" / "test"
+    (bad / "good").mkdir(parents=True)
+    (bad / "good" / "a.png").write_bytes(b"not an image")
+    proc = cli("evaluate", "--model", str(tiny_model), "--data", str(bad.parent), "--out", str(tmp_path / "e2"))
+    assert proc.returncode == 2
+    assert "test/good holds no readable image" in proc.stderr
