@@ -106,6 +106,8 @@ def test_refusals_are_user_errors(tiny_model, tmp_path):
         ExportConfig(format="tflite")
     with pytest.raises(UserError, match="--images"):
         ExportConfig(int8=True)
+    with pytest.raises(UserError, match="--om-precision"):
+        ExportConfig(format="om", om_precision="int4")
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "keep.txt").write_text("x")

@@ -133,3 +133,20 @@ def test_a_truncated_graph_and_bad_onnx_json_are_refused(tmp_path):
     (folder2 / INFO_FILE).write_text(json.dumps(info))
     with pytest.raises(CorruptModelError, match="in the folder itself"):
         resolve_reference(folder2)
+
+
+def test_cann_and_cuda_providers_are_requested_with_their_device_ids(monkeypatch):
+    """On paper only: this onnxruntime build has neither provider, so availability is faked to check what the
+    runtime would ask ONNX Runtime for on an Ascend (npu) or CUDA host."""
+    import onnxruntime as ort
+
+    from npusuite.platform.runtime import onnx_runtime
+
+    monkeypatch.setattr(ort, "get_available_providers",
+                        lambda: ["CANNExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"])
+    npu = get_device("npu:1", check=False)
+    assert providers_for(npu) == ["CANNExecutionProvider", "CPUExecutionProvider"]
+    assert onnx_runtime._provider_options(npu)[0]["device_id"] == 1
+    cuda = get_device("cuda:0", check=False)
+    assert providers_for(cuda) == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert onnx_runtime._provider_options(cuda) == [{"device_id": 0}, {}]
