@@ -8,7 +8,7 @@ the readable reason.  The forest scores: on the leave-one-typology-out table
 it caught far more of the left-out typologies than the autoencoder's error at
 the same share of legitimate traffic (``docs/fraud-models.md``, "Novelty
 tier").  A module saved without a forest (``n_trees`` 0, the models of
-before) scores with the autoencoder's error as it did.  The features  Those features already
+before) scores with the autoencoder's error as it did.  The features already
 measure the transaction against the account's own history (amount against the
 account's median, first-seen device, transactions in the last hour, distance
 from the last card-present payment ...); the forest isolates a transaction in
