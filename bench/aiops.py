@@ -388,9 +388,11 @@ def live_fault(kind: str, work: Path, *, rate: float = 100.0, history_s: float =
     def encode(txs: list[dict]) -> list[tuple[bytes, bytes]]:
         return [(tx["account_id"].encode(), json.dumps(tx).encode()) for tx in txs]
 
-    source = {"msgs": encode(generate(GeneratorConfig(accounts=600, days=20, seed=5), progress=False)[0])}
-    drifted = encode(generate(GeneratorConfig(accounts=600, days=20, seed=6, fraud_rate=0.25), progress=False)[0]) \
-        if kind == "drifted_mix" else None
+    # enough transactions never to wrap around in a session (a replay would move the account-state features: drift)
+    source = {"msgs": iter(encode(generate(GeneratorConfig(accounts=1500, days=20, seed=5), progress=False)[0])),
+              "exhausted": False}
+    drifted = iter(encode(generate(GeneratorConfig(accounts=600, days=20, seed=6, fraud_rate=0.25),
+                                   progress=False)[0])) if kind == "drifted_mix" else None
     device = _DeviceExporter(np.random.default_rng(seed))
     registry = CollectorRegistry()
     registry.register(device)
@@ -420,15 +422,20 @@ def live_fault(kind: str, work: Path, *, rate: float = 100.0, history_s: float =
         def produce() -> None:
             p = Producer({"bootstrap.servers": cluster.bootstrap, "linger.ms": 5, "message.timeout.ms": 600000,
                           "log_level": 2})
-            start, i = time.monotonic(), 0
+            start, i, pending = time.monotonic(), 0, None
             while not stop.is_set():
                 due = start + i / rate
                 if due > time.monotonic():
                     time.sleep(due - time.monotonic())
-                msgs = source["msgs"]
-                key, value = msgs[i % len(msgs)]
+                if pending is None:
+                    try:
+                        pending = next(source["msgs"])
+                    except StopIteration:  # said in the result; never replayed
+                        source["exhausted"] = True
+                        break
                 try:
-                    p.produce("tx", value, key)
+                    p.produce("tx", pending[1], pending[0])
+                    pending = None
                     i += 1
                 except BufferError:
                     p.poll(0.1)
@@ -465,7 +472,8 @@ def live_fault(kind: str, work: Path, *, rate: float = 100.0, history_s: float =
                            "drifted_mix": "real scorer fed generator output with fraud_rate 0.25",
                            "hot_device": "device metric simulated (infra collector families)"}[kind],
                    "expected_root": FAULTS[kind], "rate_tx_s": rate, "history_s": history_s, "fault_s": fault_s,
-                   "setup_s": setup_s, "scorer_alive": scorer.poll() is None, **extra}
+                   "setup_s": setup_s, "scorer_alive": scorer.poll() is None,
+                   "producer_ran_out": source["exhausted"], **extra}
             window = t_end - (t_fault - 30)
             with PrometheusClient(prom.url, timeout_s=60) as client:
                 for method in ("forecast", "static"):
