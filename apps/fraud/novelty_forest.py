@@ -34,17 +34,16 @@ from torch import nn
 
 
 @numba.njit(cache=False, nogil=True)
-def _walk(z: np.ndarray, feature: np.ndarray, threshold: np.ndarray, left: np.ndarray, right: np.ndarray,
+def _walk(z: np.ndarray, feature: np.ndarray, threshold: np.ndarray, children: np.ndarray,
           leaf_length: np.ndarray, depth: int) -> np.ndarray:  # pragma: no cover - compiled
+    """Sum over trees of the leaf's path length, per row.  Branch-free: ``children[t, node, go_right]``, and a
+    leaf is its own child, so every row takes exactly ``depth`` steps per tree (no unpredictable branch)."""
     out = np.zeros(z.shape[0])
     for t in range(feature.shape[0]):  # one tree at a time: its nodes stay in cache for the whole batch
         for b in range(z.shape[0]):
             node = 0
             for _ in range(depth):
-                nxt = left[t, node] if z[b, feature[t, node]] <= threshold[t, node] else right[t, node]
-                if nxt == node:
-                    break
-                node = nxt
+                node = children[t, node, np.int32(z[b, feature[t, node]] > threshold[t, node])]
             out[b] += leaf_length[t, node]
     return out
 
@@ -83,7 +82,7 @@ class ForestTensors(nn.Module):
         if z.device.type == "cpu":
             if self._compact is None:
                 self._compact = (self.feature.to(torch.int32).numpy(), self.threshold.float().numpy(),
-                                 self.left.to(torch.int32).numpy(), self.right.to(torch.int32).numpy(),
+                                 torch.stack([self.left, self.right], dim=-1).to(torch.int32).contiguous().numpy(),
                                  self.leaf_length.double().numpy())
             lengths = torch.from_numpy(_walk(np.ascontiguousarray(z.numpy()), *self._compact, self.depth))
             return torch.pow(2.0, -lengths / self.normaliser.double()).to(torch.float32)
