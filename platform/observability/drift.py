@@ -5,7 +5,8 @@ share of the training data in each bin (stored in the model card at training
 time).  :class:`DriftWindow` keeps, per batch, the count of live values in
 each bin (one ``searchsorted`` + ``bincount`` per variable per batch) and
 drops whole batches once the window holds more than ``window`` records (with
-``max_rows``, a systematic subsample of each batch is counted), so the hot
+``sample_every``, every k-th row of the stream is counted, across batch
+boundaries, so the sampled share does not depend on how rows were batched), so the hot
 path adds well under a millisecond per batch; PSI itself is computed when
 Prometheus scrapes (:class:`DriftCollector`).
 
@@ -75,10 +76,14 @@ class DriftWindow:
     """Bin counts of the last ``window`` records (whole batches) for each named variable."""
 
     def __init__(self, references: Mapping[str, BinnedReference], window: int = DEFAULT_WINDOW,
-                 max_rows: int | None = None) -> None:
-        """``max_rows``: count at most this many rows of a batch (every k-th row), to bound the cost per batch
-        on wide inputs; the window then holds sampled rows."""
-        self.max_rows = max_rows
+                 sample_every: int = 1) -> None:
+        """``sample_every``: count every k-th row of the stream (a fixed rate, phase carried across batches),
+        to bound the cost per row on wide inputs; the window then holds sampled rows.  A per-batch cap was
+        tried first: with large batches it left too few rows in the window for PSI to be exported."""
+        if sample_every < 1:
+            raise ValueError(f"sample_every must be >= 1, got {sample_every}")
+        self.sample_every = sample_every
+        self._phase = 0  # rows to skip at the start of the next batch
         self.names = list(references)
         self.references = [references[n] for n in self.names]
         self._edges = [np.asarray(r.edges, dtype=np.float64) for r in self.references]
@@ -104,9 +109,13 @@ class DriftWindow:
             return
         if x.shape[1] != len(self.names):
             raise ValueError(f"batch has {x.shape[1]} columns, the reference {len(self.names)}")
-        if self.max_rows and n > self.max_rows:  # a systematic subsample of the batch (every k-th row)
-            x = x[:: -(-n // self.max_rows)]
+        if self.sample_every > 1:  # every k-th row of the stream
+            k, start = self.sample_every, self._phase
+            self._phase = (start - n) % k
+            x = x[start::k]
             n = x.shape[0]
+            if n == 0:
+                return
         x = x.astype(np.float64, copy=False)
         # bin = number of edges <= value (searchsorted side="right"), every variable at once: edges are padded
         # with +inf to a (variables, max edges) matrix; one vectorised comparison per edge rank (<= 9)

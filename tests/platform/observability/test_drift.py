@@ -59,3 +59,17 @@ def test_collector_exports_per_variable_gauges_with_constant_labels():
     empty = CollectorRegistry()
     empty.register(DriftCollector(lambda: None, "npusuite_t_psi"))
     assert empty.get_sample_value("npusuite_t_psi") is None  # no reference: absent, not zero
+
+
+def test_sampling_counts_every_kth_row_whatever_the_batching():
+    ref = BinnedReference.fit(np.arange(1000.0), bins=10)
+    values = np.random.default_rng(3).uniform(0, 1000, 6000)
+    one = DriftWindow({"x": ref}, window=100_000, sample_every=4)
+    one.add(values)
+    many = DriftWindow({"x": ref}, window=100_000, sample_every=4)
+    for chunk in np.array_split(values, 37):  # uneven batches
+        many.add(chunk)
+    assert one.records == many.records == 1500
+    assert one.psi() == many.psi()
+    with pytest.raises(ValueError):
+        DriftWindow({"x": ref}, sample_every=0)

@@ -143,7 +143,7 @@ def stack(kafka_bootstrap, fast_model_repo, tiny_model, tmp_path_factory) -> Ite
 
 def _send_traffic(stack: Stack, transactions: list[dict], chunks: int = 10) -> None:
     """Transactions in ``chunks`` a second apart, so the scorer sees several batches (its feature drift
-    window counts at most 128 rows of a batch, and exports PSI from 500 rows), and inference requests."""
+    window counts one row in 4, and exports PSI from 500 counted rows), and inference requests."""
     body = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [2, 4], "data": [1.0] * 8}]}
     size = -(-len(transactions) // chunks)
     with httpx.Client(base_url=stack.platform_url, timeout=30) as http:
