@@ -97,7 +97,8 @@ def _plot(result: dict, path: Path) -> None:
     a.axhline(10, color="red", ls="--", lw=1, label="goal: 10 min")
     a.set_xticks(x, [n + (" (extrapolated)" if r["extrapolated"] else "") for n, r in zip(names, runs, strict=True)],
                  fontsize=8)
-    a.set_ylabel("minutes to train")
+    a.set_yscale("log")
+    a.set_ylabel("minutes to train (log)")
     a.set_title(f"training {result['train_good']} good images; defaults / before @256: "
                 f"{result['ratio_cpu_defaults_vs_before']:.3f}x CPU", fontsize=9)
     a.legend(fontsize=8)
@@ -109,7 +110,7 @@ def _plot(result: dict, path: Path) -> None:
                                                                  r["fresh_frr_empirical"] / r["target_frr"] / 10]
         b.bar(np.arange(5) + i * w, vals, w, label=r["recipe"])
     b.set_xticks(np.arange(5) + w * (len(full) - 1) / 2, ["image AUROC", "recall @thr", "F1 @thr",
-                                                          "fresh FRR/target/10", "same, empirical thr"], fontsize=8)
+                                                          "fresh FRR/target/10", "same, empir. thr"], fontsize=7)
     b.axhline(0.15, color="grey", ls=":", lw=1)
     b.set_ylim(0, 1.05)
     b.set_title(f"student, mean over defect types ({result['product']}, seed {result['seed']})", fontsize=9)
