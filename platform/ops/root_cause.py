@@ -1,9 +1,13 @@
 """Rank the anomalous components, dependencies ("upstream") first, and name the evidence.
 
-An anomalous component is *explained* when something it depends on (transitively) became
-anomalous too, no later than ``explain_window_s`` after it (a dependency's slow creep may cross
-its band after its dependent's faster series do; an unrelated blip hours later explains nothing):
-its anomaly is then taken for a symptom.  Ranking: unexplained components first, by score (how
+An anomalous component is *explained* when something it depends on directly became anomalous
+too, no later than ``explain_window_s`` after it (a dependency's slow creep may cross its band
+after its dependent's faster series do; an unrelated blip hours later explains nothing): its
+anomaly is then taken for a symptom.  Explanation follows anomalous paths only: a device can
+explain the scorer's anomaly through the LLM tier when the LLM tier is anomalous too, not across
+a quiet (or unobserved) LLM tier; so a stray blip on a distant dependency does not turn a real
+fault into a "symptom".  ``explained_by`` lists every anomalous component upstream along such
+paths.  Ranking: unexplained components first, by score (how
 far beyond its band the strongest series went: a fault is far outside, a stray false alarm just
 outside), then onset; then the explained ones, by depth in the graph (closer to the sources
 first) and onset.  Each entry carries its evidence: the flagged series, the
@@ -55,9 +59,18 @@ def rank(topology: Topology, verdicts: Iterable[SeriesVerdict], *,
         rows.append((comp, onset, score, vs))
     onsets = {c: o for c, o, _, _ in rows}
     ranked = []
+    def direct(c: str) -> set[str]:
+        return {d for d in topology[c].depends_on if d in onsets and onsets[d] <= onsets[c] + explain_window_s}
+
     for comp, onset, score, vs in rows:
-        explained = tuple(sorted(d for d in topology.dependencies(comp)
-                                 if d in onsets and onsets[d] <= onset + explain_window_s))
+        seen: set[str] = set()
+        stack = list(direct(comp))
+        while stack:
+            d = stack.pop()
+            if d not in seen:
+                seen.add(d)
+                stack.extend(direct(d))
+        explained = tuple(sorted(seen))
         ev = tuple(sorted((Evidence(v.series.name, v.series.promql, float(v.onset), v.score, v.method)
                            for v in vs if v.onset is not None), key=lambda e: e.onset))
         ranked.append((comp, onset, score, explained, ev))

@@ -43,3 +43,14 @@ def test_a_dependency_anomalous_long_after_explains_nothing():
     assert [x.component for x in r] == ["fraud-scorer", "device"] and all(x.root_candidate for x in r)
     late = rank(SUITE, [_v("llm-tier", "ttft_p99", 100.0, 5.0), _v("device", "temperature", 900.0, 2.0)])
     assert late[0].component == "device" and late[1].explained_by == ("device",)
+
+
+def test_a_blip_on_a_distant_dependency_does_not_explain_across_a_quiet_component():
+    # broker stop seen on the scorer; a stray device blip; the LLM tier between them is quiet
+    r = rank(SUITE, [_v("fraud-scorer", "throughput", 100.0, 50.0), _v("device", "temperature", 96.0, 1.1)])
+    assert [x.component for x in r] == ["fraud-scorer", "device"] and all(x.root_candidate for x in r)
+    # with the LLM tier anomalous too, the chain holds
+    r = rank(SUITE, [_v("fraud-scorer", "latency_p99", 100.0, 5.0), _v("llm-tier", "ttft_p99", 90.0, 3.0),
+                     _v("device", "temperature", 60.0, 2.0)])
+    assert [x.component for x in r] == ["device", "llm-tier", "fraud-scorer"]
+    assert r[2].explained_by == ("device", "llm-tier")
