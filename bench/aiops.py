@@ -186,7 +186,7 @@ def simulate(t: np.ndarray, fault: Fault, rng: np.random.Generator) -> list[Samp
         Sample(N.FRAUD_SCORE_PSI, {}, t, score_psi),
         Sample(N.DEVICE_TEMPERATURE_CELSIUS, {"device": "0"}, t, temp),
         Sample(N.PLATFORM_QUEUE_LENGTH, {"model": "fraud-llm"}, t, llm_queue),
-        Sample("up", {"job": "fleet"}, t, np.ones(n)),
+        Sample("up", {"job": "npusuite-fleet"}, t, np.ones(n)),
         Sample(N.INSPECTION_FRAMES, {}, t, np.cumsum(frames * STEP)),
         Sample(N.INSPECTION_LATE_DECISIONS, {}, t, np.cumsum(late * STEP)),
         Sample(N.INSPECTION_ERRORS, {"stage": "plc"}, t, np.cumsum(rng.poisson(0.001 * STEP, n).astype(float))),

@@ -14,7 +14,7 @@ Endpoints (errors are JSON ``{"error": ...}``):
 ``GET  /tuf/...``                        the signed release repository (static files)      public (signed)
 ``GET  /healthz``                        liveness                                          public
 ``GET  /readyz``                         the database answers (503 otherwise)              public
-``GET  /metrics``                        Prometheus: process, host, database disk          public (loopback)
+``GET  /metrics``                        Prometheus: process, host, disk, check-ins     public (loopback)
 =======================================  =============================================  ==================
 
 Hostile input: a JSON body is read only after the caller is authenticated,
@@ -54,6 +54,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from starlette.staticfiles import StaticFiles
 
+from npusuite.edge.fleet_metrics import LastSeenCollector
 from npusuite.edge.fleet_store import UPDATE_STATES, FleetStore
 from npusuite.edge.release import check_target_path, check_version
 from npusuite.edge.rollout import RolloutPlan
@@ -202,6 +203,7 @@ def create_app(store: FleetStore, admin_token: str | None = None, release_dir: P
 
     registry = CollectorRegistry()
     app.state.gc_pauses = register_infrastructure(registry, {"database": store.path})
+    registry.register(LastSeenCollector(store))
 
     def _database() -> bool:
         store.devices()  # a read: raises if the database is gone or locked past its timeout

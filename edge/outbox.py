@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from npusuite.platform.observability import names as N
 from npusuite.platform.observability.names import counter_base as _c
@@ -140,6 +140,10 @@ class Outbox:
                                     registry=self.registry)
         self._m_dead = Counter(_c(N.EDGE_OUTBOX_DEAD_LETTERS), "Results the upstream rejected permanently",
                                registry=self.registry)
+        self._m_write = Histogram(N.EDGE_OUTBOX_WRITE_SECONDS, "Time to record one result durably (the SQLite "
+                                  "transaction incl. its fsync): a slow or failing disk shows here first",
+                                  buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5),
+                                  registry=self.registry)
         self._recount()
 
     # -- writing -----------------------------------------------------------
@@ -152,7 +156,7 @@ class Outbox:
         """
         body = json.dumps(payload, separators=(",", ":"))
         size = len(body.encode())
-        with self._lock, self._tx() as db:
+        with self._lock, self._m_write.time(), self._tx() as db:
             if cursor is not None:
                 db.execute("INSERT INTO cursors(name, value) VALUES(?, ?) ON CONFLICT(name) DO UPDATE "
                            "SET value = max(value, excluded.value)", cursor)

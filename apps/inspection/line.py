@@ -131,6 +131,8 @@ class InspectionLine:
         self.sink = sink
         self.shadow = shadow
         self.metrics = metrics
+        if metrics is not None and reject is not None:
+            reject.on_send_error = metrics.plc_errors.inc
         self.stats = LineStats()
         self._stop = threading.Event()
         self._last_seq: int | None = None
@@ -193,6 +195,8 @@ class InspectionLine:
                         self.archive.save(r)
                     except OSError as exc:
                         logger.error("archiving NG part %d failed: %s", r.frame.seq, exc)
+                        if self.metrics is not None:
+                            self.metrics.archive_errors.inc()
                 if self.review is not None:
                     self.review.submit(r)
             if self.sink is not None:

@@ -40,8 +40,11 @@ class LineMetrics:
         decisions = Counter(_c(N.INSPECTION_DECISIONS), "Verdicts by decision (ok, ng).", lbl + ["decision"],
                             registry=r)
         self.ok, self.ng = decisions.labels(line, "ok"), decisions.labels(line, "ng")
-        self.errors = Counter(_c(N.INSPECTION_ERRORS), "Frames whose inspection failed (no verdict).", lbl,
-                              registry=r).labels(line)
+        errors = Counter(_c(N.INSPECTION_ERRORS), "Failures by stage: inspect (frames with no verdict), archive "
+                         "(NG parts not archived), plc (reject signals not sent).", lbl + ["stage"], registry=r)
+        self.errors = errors.labels(line, "inspect")
+        self.archive_errors = errors.labels(line, "archive")
+        self.plc_errors = errors.labels(line, "plc")
         self.dropped = Counter(_c(N.INSPECTION_DROPPED_FRAMES), "Frames the source dropped before inspection.",
                                lbl, registry=r).labels(line)
         self.late = Counter(_c(N.INSPECTION_LATE_DECISIONS), "Verdicts after the part's reject window closed.",

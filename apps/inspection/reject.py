@@ -32,6 +32,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -197,6 +198,8 @@ class RejectSignaller:
         self._open: dict[int, float] = {}  # seq -> captured_at
         self._deadlines: list[tuple[float, int]] = []
         self._stats = RejectStats()
+        #: Called (on the sender thread) for each reject signal an output failed to send: the line's metrics.
+        self.on_send_error: Callable[[], None] | None = None
         self._outbox: queue.Queue[RejectEvent | None] = queue.Queue()
         self._closed = False
         self._sender = threading.Thread(target=self._send_loop, name=f"reject:{cfg.line}", daemon=True)
@@ -287,6 +290,8 @@ class RejectSignaller:
                 except Exception as exc:
                     with self._lock:
                         self._stats.send_errors += 1
+                    if self.on_send_error is not None:
+                        self.on_send_error()
                     logger.error("line %s: reject signal for part %d via %s failed: %s", self.cfg.line, event.seq,
                                  type(out).__name__, exc)
             with self._lock:

@@ -72,6 +72,7 @@ FRAUD_BATCH_PHASE_SECONDS = "npusuite_fraud_batch_phase_seconds"
 FRAUD_CONSUMER_LAG = "npusuite_fraud_consumer_lag_records"
 FRAUD_PARTITIONS_ASSIGNED = "npusuite_fraud_partitions_assigned"
 FRAUD_KAFKA_ABORTS = "npusuite_fraud_kafka_aborts_total"
+FRAUD_KAFKA_CLIENT_ERRORS = "npusuite_fraud_kafka_client_errors_total"
 FRAUD_MODEL_SWAPS = "npusuite_fraud_model_swaps_total"
 FRAUD_SHADOW_SCORES = "npusuite_fraud_shadow_scores_total"
 FRAUD_SHADOW_SKIPPED = "npusuite_fraud_shadow_skipped_total"
@@ -102,6 +103,10 @@ EDGE_OUTBOX_DROPPED = "npusuite_edge_outbox_dropped_total"
 EDGE_OUTBOX_NG_OVER_BUDGET = "npusuite_edge_outbox_ng_over_budget_total"
 EDGE_OUTBOX_DELIVERED = "npusuite_edge_outbox_delivered_total"
 EDGE_OUTBOX_DEAD_LETTERS = "npusuite_edge_outbox_dead_letters_total"
+EDGE_OUTBOX_WRITE_SECONDS = "npusuite_edge_outbox_write_seconds"
+
+# ---- fleet server ---------------------------------------------------------------------------
+FLEET_DEVICE_LAST_SEEN = "npusuite_fleet_device_last_seen_timestamp_seconds"
 
 # ---- review app -------------------------------------------------------------------------------
 REVIEW_SLA_BREACHED_OPEN_CASES = "npusuite_review_sla_breached_open_cases"

@@ -137,8 +137,7 @@ SUITE = Topology((
         KeySeries("commit_p99", _p99(N.FRAUD_KAFKA_COMMIT_SECONDS), Direction.UP, 1.0, 0.05, "s"),
         # librdkafka's error_cb (ALL_BROKERS_DOWN, _TRANSPORT) counted by the scorer: the only view of a stopped
         # broker while it is down (commit time and aborts are observed only once commits end, after it is back)
-        KeySeries("client_errors", _rate("npusuite_fraud_kafka_client_errors_total"), Direction.UP, 0.1, 0.05,
-                  "1/s", pending=True),
+        KeySeries("client_errors", _rate(N.FRAUD_KAFKA_CLIENT_ERRORS), Direction.UP, 0.1, 0.05, "1/s"),
     ), "the Kafka cluster, as the scorer's client sees it (aborts, commit time, client errors)"),
     Component("transactions", (), (
         KeySeries("feature_psi_max", f"max({N.FRAUD_FEATURE_PSI})", Direction.UP, 0.25, 0.03),
@@ -160,7 +159,7 @@ SUITE = Topology((
                   Direction.UP, 0.2, 0.01),
     ), "npusuite fraud run: scores transactions from Kafka"),
     Component("fleet", (), (
-        KeySeries("up", 'min(up{job="fleet"})', Direction.DOWN, 0.5, 0.5),
+        KeySeries("up", 'min(up{job="npusuite-fleet"})', Direction.DOWN, 0.5, 0.5),
     ), "the fleet server that edge boxes take releases from"),
     Component("camera", (), (
         KeySeries("frames", _rate(N.INSPECTION_FRAMES), Direction.DOWN, 1.0, 0.5, "frames/s"),
@@ -170,17 +169,15 @@ SUITE = Topology((
         KeySeries("late", _rate(N.INSPECTION_LATE_DECISIONS), Direction.UP, 0.1, 0.05, "1/s"),
     ), "npusuite inspection run: camera -> model -> decision"),
     Component("plc", ("inspection-line",), (
-        KeySeries("errors", _rate(N.INSPECTION_ERRORS, selector='{stage="plc"}'), Direction.UP, 0.1, 0.05,
-                  "1/s", pending=True),
+        KeySeries("errors", _rate(N.INSPECTION_ERRORS, selector='{stage="plc"}'), Direction.UP, 0.1, 0.05, "1/s"),
     ), "the reject gate's PLC (Modbus writes)"),
     Component("archive", ("inspection-line",), (
         KeySeries("errors", _rate(N.INSPECTION_ERRORS, selector='{stage="archive"}'), Direction.UP, 0.1, 0.05,
-                  "1/s", pending=True),
+                  "1/s"),
     ), "the image archive"),
     Component("edge-box", ("fleet", "inspection-line"), (
         KeySeries("outbox_pending", f"sum({N.EDGE_OUTBOX_PENDING_RECORDS})", Direction.UP, 1000.0, 20.0, "records"),
-        KeySeries("outbox_write_p99", _p99("npusuite_edge_outbox_write_seconds"), Direction.UP, 0.5, 0.01, "s",
-                  pending=True),
+        KeySeries("outbox_write_p99", _p99(N.EDGE_OUTBOX_WRITE_SECONDS), Direction.UP, 0.5, 0.01, "s"),
     ), "the edge agent and its outbox (results waiting for upload)"),
     Component("review", ("fraud-scorer", "llm-tier", "edge-box"), (
         KeySeries("backlog", f"sum({N.REVIEW_BACKLOG_CASES})", Direction.UP, 500.0, 10.0, "cases"),

@@ -1,9 +1,11 @@
 """/healthz, /readyz and /metrics of the edge agent's status server and of the fleet server."""
 
+import time
 from pathlib import Path
 
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
 
 from npusuite.edge.fleet_server import create_app
 from npusuite.edge.fleet_store import FleetStore
@@ -32,3 +34,16 @@ def test_fleet_server_ready_while_its_database_answers(tmp_path: Path):
     store._db.close()  # the database goes away
     r = client.get("/readyz")
     assert r.status_code == 503 and r.json()["ready"] is False and "fleet.db" not in r.text
+
+
+def test_fleet_metrics_say_when_each_box_last_checked_in(tmp_path: Path):
+    store = FleetStore(tmp_path / "fleet.db")
+    token = store.create_enrollment_token("ops", uses=2)
+    store.enroll(token, "box-1")
+    store.enroll(token, "box-2")  # enrolled, never checked in: no series
+    before = time.time()
+    store.heartbeat("box-1", "1.0.0", "washer", {"ok": True}, None)
+    client = TestClient(create_app(store, admin_token="a" * 32))
+    samples = {s.labels["device"]: s.value for family in text_string_to_metric_families(client.get("/metrics").text)
+               if family.name == "npusuite_fleet_device_last_seen_timestamp_seconds" for s in family.samples}
+    assert set(samples) == {"box-1"} and before <= samples["box-1"] <= time.time()

@@ -32,6 +32,16 @@ def test_put_is_idempotent_and_survives_reopen(tmp_path, fsync):
     assert again.next_boot() == 1 and again.next_boot() == 2
 
 
+def test_every_put_is_timed_for_the_slow_disk_alert(tmp_path):
+    box = Outbox(OutboxConfig(tmp_path / "o.db"))
+    for i in range(5):
+        box.put(f"r{i}", i % 2 == 0, payload(i))
+    box.put("r0", True, payload(0))  # a duplicate is timed too: it is a transaction on the disk
+    count = box.registry.get_sample_value("npusuite_edge_outbox_write_seconds_count")
+    total = box.registry.get_sample_value("npusuite_edge_outbox_write_seconds_sum")
+    assert count == 6 and total > 0
+
+
 def test_claim_sends_ng_first_then_oldest(tmp_path):
     box = Outbox(OutboxConfig(tmp_path / "o.db"))
     for i, ng in enumerate([False, True, False, True]):

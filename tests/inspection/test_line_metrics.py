@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from npusuite.inspection.line import EngineInspectors, InspectionLine, LineConfig
 from npusuite.inspection.metrics import LineMetrics
+from npusuite.inspection.reject import RejectConfig, RejectSignaller
 from npusuite.inspection.source import FrameSource, SourceConfig
 from npusuite.inspection.video import write_line_video
 from npusuite.platform.observability import names as N
@@ -41,7 +42,36 @@ def test_line_counts_every_verdict_and_late_ones(tiny_model: Path, small_data: P
     assert get(N.INSPECTION_DECISION_SECONDS + "_count", lbl) == stats.frames
     assert get(N.INSPECTION_SCORE + "_count", lbl) == stats.frames
     assert get(N.INSPECTION_FORWARD_SECONDS + "_count", lbl) >= stats.frames / 4
-    assert get(N.INSPECTION_ERRORS, lbl) == 0
+    assert get(N.INSPECTION_ERRORS, {**lbl, "stage": "inspect"}) == 0
+
+
+class _UnpluggedPlc:
+    """A reject output whose every send fails, as a PLC that is unreachable."""
+
+    def send(self, event) -> None:
+        raise ConnectionError("PLC unreachable")
+
+    def close(self) -> None:
+        pass
+
+
+def test_failed_reject_signals_count_as_plc_errors(tiny_model: Path, small_data: Path):
+    registry = CollectorRegistry()
+    metrics = LineMetrics(registry, "l1", reject_window_s=10.0)
+    inspectors = EngineInspectors.open(tiny_model)
+    signaller = RejectSignaller(RejectConfig(line="l1", window_ms=10_000, mqtt_all_verdicts=True),
+                                outputs=[_UnpluggedPlc()])
+    source = FrameSource(SourceConfig(str(small_data / "washer"), queue_size=64, realtime=False))
+    line = InspectionLine(source, inspectors, LineConfig(line="l1", max_batch=4), reject=signaller, metrics=metrics)
+    with source:
+        stats = line.run()
+    signaller.close()
+    inspectors.close()
+    sent = signaller.stats()
+    assert stats.frames > 0 and sent.send_errors > 0
+    get = registry.get_sample_value
+    assert get(N.INSPECTION_ERRORS, {"line": "l1", "stage": "plc"}) == sent.send_errors
+    assert get(N.INSPECTION_ERRORS, {"line": "l1", "stage": "inspect"}) == 0
 
 
 def test_inspection_run_serves_metrics_health_and_readiness(tiny_model: Path, tmp_path: Path):

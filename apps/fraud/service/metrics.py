@@ -60,6 +60,10 @@ class ServiceMetrics:
             buckets=_LATENCY_BUCKETS_S, registry=r)
         self.lag = Gauge(N.FRAUD_CONSUMER_LAG, "Records behind the high watermark.", ["partition"], registry=r)
         self.aborts = Counter(_c(N.FRAUD_KAFKA_ABORTS), "Kafka transactions aborted.", registry=r)
+        self.kafka_client_errors = Counter(_c(N.FRAUD_KAFKA_CLIENT_ERRORS), "Errors the Kafka clients reported "
+                                           "(librdkafka's error callback and consume errors), by error name: "
+                                           "_TRANSPORT and _ALL_BROKERS_DOWN while a broker is unreachable.",
+                                           ["error"], registry=r)
         self.swaps = Counter(_c(N.FRAUD_MODEL_SWAPS), "Model versions swapped in while consuming.", ["model"],
                              registry=r)
         self.shadow_scores = Counter(_c(N.FRAUD_SHADOW_SCORES), "Challenger scores committed to the shadow topic.",

@@ -140,8 +140,13 @@ class FraudService:
         # TCP_NODELAY as the Java client always sets it (librdkafka leaves Nagle on): a small request (a fetch,
         # a heartbeat, a transaction's coordinator calls) must not wait behind unacknowledged data.
         return {"bootstrap.servers": self.config.bootstrap, "client.id": self.config.transactional_id,
-                "logger": client_logger, "error_cb": _client_error, "socket.nagle.disable": True,
+                "logger": client_logger, "error_cb": self._client_error, "socket.nagle.disable": True,
                 **watch.client_config()}
+
+    def _client_error(self, err: KafkaError) -> None:
+        """librdkafka's error callback (and consume errors): logged, and counted by error name."""
+        self.metrics.kafka_client_errors.labels(error=err.name()).inc()
+        _client_error(err)
 
     def _producer(self) -> Producer:
         """A new transactional producer (:class:`TransactionalProducer` calls ``init_transactions``)."""
@@ -290,7 +295,7 @@ class FraudService:
             err = m.error()
             if err is not None:
                 if err.code() != KafkaError._PARTITION_EOF:
-                    _client_error(err)
+                    self._client_error(err)
                 continue
             p = m.partition()
             if owns(p):

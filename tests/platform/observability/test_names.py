@@ -13,7 +13,7 @@ def _constants() -> dict[str, str]:
 def test_every_name_follows_the_scheme_and_is_unique():
     names = _constants()
     assert len(set(names.values())) == len(names)
-    components = {"process", "host", "device", "platform", "llm", "fraud", "inspection", "edge", "review"}
+    components = {"process", "host", "device", "platform", "llm", "fraud", "inspection", "edge", "fleet", "review"}
     for const, name in names.items():
         assert re.fullmatch(r"npusuite_[a-z0-9_]+", name), const
         assert name.split("_")[1] in components, name
