@@ -8,8 +8,8 @@ images), all measured in this run:
   **extrapolated** to the full step counts (running it would take about an hour here);
 * ``before @64``: the same recipe on the product generated at 64 px (what the suite trained on until
   now): trained fully, so its detection is the "no worse than today" reference;
-* ``defaults @256``: ``TrainConfig()`` (128 px working frame, 64 px crops, 500 + 600 steps,
-  Gumbel-bootstrap calibration): trained fully.
+* ``defaults @256``: ``TrainConfig()`` (128 px working frame, 64 px crops, 500 + 600 steps, logits
+  normalised per pixel, 40% held back, exponential-tail calibration): trained fully.
 
 For the fully trained ones: wall and process-CPU minutes (CPU seconds do not depend on what else the
 shared machine runs; wall ones do: the 1-minute load average is recorded before and after),

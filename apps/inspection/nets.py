@@ -8,6 +8,15 @@ Rules:
   config, so a saved model carries its own normalisation), and return one
   anomaly *logit* per pixel, ``N x 1 x H x W``.  ``sigmoid`` of it is the
   heatmap.
+* After training, :meth:`_UNet.set_normaliser` stores the per-pixel mean and
+  standard deviation of the net's raw logits over the training good images
+  (whole working frames) as buffers; from then on the output is the
+  per-pixel z-score minus :data:`NORM_OFFSET` (a good pixel sits near
+  ``sigmoid(-5)``), so a pixel is anomalous relative to what that position
+  does on good parts (borders, recurrent texture), not on an absolute scale.
+  ``norm_hw`` in the config sizes the buffers, so a saved model reloads with
+  them, and the ONNX export carries them as constants (same graph as torch).
+  A normalised net only takes frames of the working size.
 * ``inspection-teacher``: a U-Net with two 3x3 conv-BN-ReLU per level, trained
   from scratch on synthesised anomalies (no pretrained weights anywhere).
 * ``inspection-student``: a U-Net with one conv-BN-ReLU per level and a few
@@ -28,6 +37,9 @@ from npusuite.platform.runtime.modules import register_architecture
 
 logger = logging.getLogger(__name__)
 
+#: the normalised logit is ``z - NORM_OFFSET``: z = 5 standard deviations above a good pixel is heat 0.5.
+NORM_OFFSET = 5.0
+
 
 def _cbr(c_in: int, c_out: int) -> list[nn.Module]:
     return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
@@ -36,9 +48,13 @@ def _cbr(c_in: int, c_out: int) -> list[nn.Module]:
 class _UNet(nn.Module):
     convs_per_level = 1
 
-    def __init__(self, widths: list[int], mean: list[float] | None = None, std: list[float] | None = None):
+    def __init__(self, widths: list[int], mean: list[float] | None = None, std: list[float] | None = None,
+                 norm_hw: list[int] | None = None):
         super().__init__()
         self.widths = list(widths)
+        self.norm_hw: list[int] | None = None
+        if norm_hw is not None:
+            self.set_normaliser(torch.zeros(*norm_hw), torch.ones(*norm_hw))
         self.register_buffer("mean", torch.tensor(mean or [0.5, 0.5, 0.5]).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std or [0.25, 0.25, 0.25]).view(1, 3, 1, 1))
         k = self.convs_per_level
@@ -63,6 +79,14 @@ class _UNet(nn.Module):
     def multiple_px(self) -> int:
         return 2 ** (len(self.widths) - 1)
 
+    def set_normaliser(self, pix_mean: torch.Tensor, pix_std: torch.Tensor) -> None:
+        """Per-pixel ``H x W`` mean and standard deviation of the raw logits on good frames (see module rules)."""
+        if pix_mean.shape != pix_std.shape or pix_mean.dim() != 2:
+            raise ValueError("pix_mean and pix_std must be H x W tensors of the same shape")
+        self.norm_hw = [int(pix_mean.shape[0]), int(pix_mean.shape[1])]
+        self.register_buffer("pix_mean", pix_mean.detach().float().reshape(1, 1, *self.norm_hw).clone())
+        self.register_buffer("pix_std", pix_std.detach().float().clamp_min(1e-3).reshape(1, 1, *self.norm_hw).clone())
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = (x - self.mean) / self.std
         skips = []
@@ -74,7 +98,10 @@ class _UNet(nn.Module):
         for block, skip in zip(self.up, reversed(skips[:-1]), strict=True):
             x = F.interpolate(x, scale_factor=2.0, mode="nearest")
             x = block(torch.cat([x, skip], dim=1))
-        return self.head(x)
+        out = self.head(x)
+        if self.norm_hw is not None:
+            out = (out - self.pix_mean) / self.pix_std - NORM_OFFSET
+        return out
 
 
 @register_architecture("inspection-teacher")
@@ -82,8 +109,8 @@ class TeacherNet(_UNet):
     convs_per_level = 2
 
     def __init__(self, widths: list[int] = (24, 48, 96), mean: list[float] | None = None,
-                 std: list[float] | None = None):
-        super().__init__(list(widths), mean, std)
+                 std: list[float] | None = None, norm_hw: list[int] | None = None):
+        super().__init__(list(widths), mean, std, norm_hw)
 
 
 @register_architecture("inspection-student")
@@ -91,8 +118,8 @@ class StudentNet(_UNet):
     convs_per_level = 1
 
     def __init__(self, widths: list[int] = (8, 16, 32), mean: list[float] | None = None,
-                 std: list[float] | None = None):
-        super().__init__(list(widths), mean, std)
+                 std: list[float] | None = None, norm_hw: list[int] | None = None):
+        super().__init__(list(widths), mean, std, norm_hw)
 
 
 def count_parameters(module: nn.Module) -> int:

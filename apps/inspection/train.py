@@ -22,11 +22,17 @@ Order (each step uses only what the previous ones produced):
    teacher's per-pixel probabilities (the soft target), plus
    ``gt_weight`` x the same loss against the synthetic mask (0 = pure
    distillation).
-4. Calibrate each net's threshold on the held-back good images (whole working
-   frames) to ``target_frr`` with a conservative tail fit
-   (:func:`~npusuite.inspection.calibration.calibrate`), so the rate holds on
-   fresh good parts and not only on the held-back ones.
-5. When the good folder is an MVTec-layout product (``PRODUCT/train/good``)
+4. Normalise each net per pixel: its raw logits on the training good images
+   (whole working frames) give a mean and standard deviation per pixel,
+   stored in the net as buffers (:meth:`~npusuite.inspection.nets._UNet.set_normaliser`),
+   so the heatmap says how unusual a pixel is *for that position* on good
+   parts; the export carries them.  The teacher is normalised only after the
+   student is distilled from its raw logits.
+5. Calibrate each net's threshold on the held-back good images (whole working
+   frames, ``holdout_fraction`` 40% by default: 80 of 200) to ``target_frr``
+   with a tail fit (:func:`~npusuite.inspection.calibration.calibrate`), so
+   the rate holds on fresh good parts and not only on the held-back ones.
+6. When the good folder is an MVTec-layout product (``PRODUCT/train/good``)
    whose ``PRODUCT/test`` holds defect folders, evaluate both nets on that
    split (:mod:`npusuite.inspection.evaluate`): ``OUT/evaluation.json`` and
    ``OUT/evaluation.png``; the mean figures go into the model card.
@@ -75,7 +81,10 @@ from npusuite.platform.errors import UserError
 logger = logging.getLogger(__name__)
 
 TRADE_OFF = ("trained on {crop}x{crop} px crops of a {w}x{h} px working frame (source {sw}x{sh} px): defects thinner "
-             "than {ratio:.1f} source px lose contrast, and each crop sees {crop} px of context only")
+             "than {ratio:.1f} source px lose contrast, and each crop sees {crop} px of context only; heat is "
+             "normalised per pixel by {fit} training good images, so a frame must be framed like them; the "
+             "threshold is calibrated on {hold} held-back good images (not trained on) with an exponential tail "
+             "fit, so fewer good images for training")
 
 
 @dataclass(frozen=True)
@@ -93,12 +102,12 @@ class TrainConfig:
     teacher_widths: tuple[int, ...] = (24, 48, 96)
     student_widths: tuple[int, ...] = (8, 16, 32)
     gt_weight: float = 0.25
-    holdout_fraction: float = 0.25
+    holdout_fraction: float = 0.4
     min_holdout: int = 10
     smooth_px: int = 3
     p_anomaly: float = 0.6
     #: calibration: upper confidence of the fitted quantile (see npusuite.inspection.calibration).
-    calibration_confidence: float = 0.9
+    calibration_confidence: float = 0.75
     #: evaluate on PRODUCT/test after training when it holds defect folders.
     evaluate: bool = True
     seed: int = 0
@@ -182,6 +191,15 @@ def _seg_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def _to_tensor(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+
+
+@torch.inference_mode()
+def fit_normaliser(net: torch.nn.Module, images: np.ndarray, batch: int = 32) -> None:
+    """Store in ``net`` the per-pixel mean and standard deviation of its raw logits on ``images`` (good whole
+    working frames; see :mod:`npusuite.inspection.nets`)."""
+    net.eval()
+    logits = torch.cat([net(_to_tensor(images[i:i + batch]))[:, 0].float() for i in range(0, len(images), batch)])
+    net.set_normaliser(logits.mean(0), logits.std(0))
 
 
 @torch.inference_mode()
@@ -290,10 +308,12 @@ def train(good: Path, out: Path, cfg: TrainConfig = TrainConfig(), product: str 
     s_losses = _fit(student, cfg.student_steps, cfg.student_lr, f"student {product}", distil_target, fit, rng, cfg,
                     crop)
     t_student = time.perf_counter() - t0
+    for net in (teacher, student):  # after distillation: the student learnt the teacher's raw logits
+        fit_normaliser(net, fit)
 
     size_px = [int(shape[0]), int(shape[1])]
     trade_off = TRADE_OFF.format(crop=crop, w=shape[0], h=shape[1], sw=source[0], sh=source[1],
-                                 ratio=max(source) / max(shape))
+                                 ratio=max(source) / max(shape), fit=len(fit), hold=n_hold)
     summary = {"product": product, "images": len(images), "holdout": n_hold, "size_px": size_px,
                "source_size_px": list(source), "crop_px": crop, "trade_off": trade_off,
                "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()}}
@@ -311,7 +331,8 @@ def train(good: Path, out: Path, cfg: TrainConfig = TrainConfig(), product: str 
                 method=cal.method, confidence=cal.confidence, images=cal.images, empirical=cal.empirical,
                 fitted=cal.fitted))
         target = out if role == "student" else out / "teacher"
-        modelcard.save(net, target, arch, {"widths": list(net.widths), "mean": mean, "std": std}, card,
+        modelcard.save(net, target, arch, {"widths": list(net.widths), "mean": mean, "std": std,
+                                                    "norm_hw": net.norm_hw}, card,
                        calibration=hold[: min(32, len(hold))])
         folders[role] = target
         summary[role] = {"threshold": cal.threshold, "threshold_empirical": cal.empirical,

@@ -95,7 +95,7 @@ def test_score_resolves_a_repository_reference(tiny_model: Path, small_data: Pat
     (["run", "--source", "/no/such.avi", "--model", "/no/such/model"], "not a camera index"),
     (["generate", "--out", "/tmp/x", "--products", "socks"], "unknown product"),
     (["generate", "--out", "/tmp/x", "--products", "washer", "--defects", "fold"], "unknown defect kind"),
-    (["train", "--good", ".", "--out", "/tmp/x", "--size", "100"], "--size 100 must be a positive multiple of 4"),
+    (["train", "--good", ".", "--out", "/tmp/x", "--size", "102"], "--size 102 must be a positive multiple of 4"),
     (["evaluate", "--model", "/no/such/model", "--data", ".", "--out", "/tmp/x"], "error"),
     (["evaluate", "--model", ".", "--data", "/no/such/dir", "--out", "/tmp/x"], "no such folder"),
 ])
