@@ -12,8 +12,14 @@ What is real and what is not (also written into the JSON as ``realism``):
   cycle, Poisson counts, jittered latencies and transient spikes; a fault is injected at a random
   minute of the window, with the cascades described per fault below.  The series are backfilled
   with ``promtool tsdb create-blocks-from openmetrics`` and served by a fresh Prometheus per run.
-  Real processes with injected faults (stopping the broker under ``npusuite fraud run``, a
-  generator with another typology share, a slow outbox disk, a hot device) are NOT run here.
+  Real processes with injected faults are NOT run in this mode; ``--live`` runs them (below).
+* LIVE (``--live KINDS``, one session per fault, a real Prometheus scraping real processes every 2 s):
+  ``broker_stop`` (a real broker SIGKILLed under ``npusuite fraud run``), ``drifted_mix`` (the real
+  scorer fed another fraud share), ``hot_device`` (the device metric simulated through the infra
+  collector's families), ``llm_latency_creep`` (a real ``npusuite platform serve`` with the tiny LLM
+  under a steady OpenAI client load, CPU-bound neighbour processes ramping up: real contention) and
+  ``slow_disk_outbox`` (a real edge ``Outbox`` under put/ack load with an LD_PRELOAD shim, compiled
+  with gcc at bench time, delaying fsync/fdatasync: a real syscall-level slow disk).
 
 Faults (expected root cause in brackets):
 
@@ -45,6 +51,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import signal
 import statistics
 import subprocess
@@ -334,7 +341,7 @@ def fit_timing(rng: np.random.Generator) -> dict:
 
 
 # ---- live: the real scorer on a real broker, a fault injected --------------------------------------
-LIVE_FAULTS = ("broker_stop", "drifted_mix", "hot_device")
+LIVE_FAULTS = ("broker_stop", "drifted_mix", "hot_device", "llm_latency_creep", "slow_disk_outbox")
 
 
 class _DeviceExporter:
@@ -358,6 +365,34 @@ class _DeviceExporter:
         from npusuite.platform.observability.devices import DeviceReading, families
 
         yield from families("cuda", [DeviceReading(0, utilization_ratio=0.5, temperature_celsius=self.temperature())])
+
+
+def _judge(kind: str, prom_url: str, out: dict, *, t_first: float, t_fault: float, t_end: float,
+           scrape_s: float, warmup_s: float = 130.0) -> None:
+    """Scan the live session's Prometheus with both methods (the ``npusuite ops detect`` code path) into ``out``:
+    judged from 30 s before the fault to the end; history from ``warmup_s`` after the first scrape (the 2 min rate
+    windows fill up) to the window; no season (minutes of history)."""
+    window = t_end - (t_fault - 30)
+    with PrometheusClient(prom_url, timeout_s=60) as client:
+        for method in ("forecast", "static"):
+            settings = ScanSettings(end=t_end, history_s=t_fault - 30 - t_first - warmup_s, window_s=window,
+                                    step_s=scrape_s, season_s=None, consecutive=CONSECUTIVE, method=method)
+            result = scan(client, SUITE, settings)
+            alarms = [{"component": v.component, "series": v.series.name,
+                       "detected_after_fault_s": v.onset + (CONSECUTIVE - 1) * scrape_s - t_fault,
+                       "score": v.score,
+                       "true": v.onset >= t_fault - scrape_s and v.component in AFFECTED[kind]}
+                      for v in result.verdicts if v.anomalous]
+            trues = [a["detected_after_fault_s"] for a in alarms if a["true"]]
+            out[method] = {"alarms": alarms, "ranking": [r.component for r in result.ranking],
+                           "root_top1": bool(result.ranking) and result.ranking[0].component == FAULTS[kind],
+                           "detected": bool(trues), "ttd_s": min(trues) if trues else None,
+                           "judged": [f"{v.component}/{v.series.name}" for v in result.verdicts],
+                           "missing": result.missing}
+            if method == "forecast":
+                for v in result.verdicts:
+                    if v.anomalous:
+                        plot_verdict(v, OUT / f"aiops_live_{kind}__{v.component}__{v.series.name}.png")
 
 
 def live_fault(kind: str, work: Path, *, rate: float = 100.0, history_s: float = 240.0, fault_s: float = 150.0,
@@ -474,27 +509,7 @@ def live_fault(kind: str, work: Path, *, rate: float = 100.0, history_s: float =
                    "expected_root": FAULTS[kind], "rate_tx_s": rate, "history_s": history_s, "fault_s": fault_s,
                    "setup_s": setup_s, "scorer_alive": scorer.poll() is None,
                    "producer_ran_out": source["exhausted"], **extra}
-            window = t_end - (t_fault - 30)
-            with PrometheusClient(prom.url, timeout_s=60) as client:
-                for method in ("forecast", "static"):
-                    settings = ScanSettings(end=t_end, history_s=t_fault - 30 - t_first - 130, window_s=window,
-                                            step_s=scrape_s, season_s=None, consecutive=CONSECUTIVE, method=method)
-                    result = scan(client, SUITE, settings)
-                    alarms = [{"component": v.component, "series": v.series.name,
-                               "detected_after_fault_s": v.onset + (CONSECUTIVE - 1) * scrape_s - t_fault,
-                               "score": v.score,
-                               "true": v.onset >= t_fault - scrape_s and v.component in AFFECTED[kind]}
-                              for v in result.verdicts if v.anomalous]
-                    trues = [a["detected_after_fault_s"] for a in alarms if a["true"]]
-                    out[method] = {"alarms": alarms, "ranking": [r.component for r in result.ranking],
-                                   "root_top1": bool(result.ranking) and result.ranking[0].component == FAULTS[kind],
-                                   "detected": bool(trues), "ttd_s": min(trues) if trues else None,
-                                   "judged": [f"{v.component}/{v.series.name}" for v in result.verdicts],
-                                   "missing": result.missing}
-                    if method == "forecast":
-                        for v in result.verdicts:
-                            if v.anomalous:
-                                plot_verdict(v, OUT / f"aiops_live_{kind}__{v.component}__{v.series.name}.png")
+            _judge(kind, prom.url, out, t_first=t_first, t_fault=t_fault, t_end=t_end, scrape_s=scrape_s)
         return out
     finally:
         stop.set()
@@ -505,6 +520,177 @@ def live_fault(kind: str, work: Path, *, rate: float = 100.0, history_s: float =
         device_server.shutdown()
 
 
+FAULTS_DIR = Path(__file__).resolve().parent / "aiops_faults"
+
+
+def _ramp_file(path: Path, t_from: float, ramp_s: float, top: float, stop, fmt=str) -> None:
+    """Write ``top`` x the ramp's progress (0 -> 1 over ``ramp_s`` from ``t_from``) into ``path`` every 0.5 s."""
+    while not stop.wait(0.5):
+        path.write_text(fmt(top * min(max((time.time() - t_from) / ramp_s, 0.0), 1.0)))
+
+
+def live_llm_creep(work: Path, *, rate: float = 16.0, history_s: float = 210.0, fault_s: float = 150.0,
+                   ramp_s: float = 120.0, neighbours: int = 6, scrape_s: float = 2.0) -> dict:
+    """A real ``npusuite platform serve`` with the tiny LLM (``npusuite platform make-tiny-llm``: random weights,
+    ~0.2M parameters, on the CPU) scraped every ``scrape_s``; a client posting OpenAI chat completions at ``rate``
+    a second (open loop, up to 32 in flight, 12 tokens each).  After ``history_s``, the fault: ``neighbours``
+    CPU-bound processes (bench/aiops_faults/cpu_neighbour.py; 3 per core on this 2-core machine) whose duty
+    cycle ramps 0 -> 100 % over ``ramp_s``: real contention, nothing injected into the server."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    from npusuite.platform.observability.prometheus_server import ScrapeTarget
+
+    t_setup = time.perf_counter()
+    exe = Path(sys.executable).with_name("npusuite")
+    subprocess.run([exe, "platform", "make-tiny-llm", work / "tiny"], check=True, capture_output=True)
+    subprocess.run([exe, "models", "add", "--root", work / "models", "tiny-llm", work / "tiny"], check=True,
+                   capture_output=True)
+    port = _port()
+    log = work / "serve.log"
+    server = subprocess.Popen([exe, "platform", "serve", "--model-root", work / "models", "--port", str(port)],
+                              stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    duty = work / "duty"
+    duty.write_text("0")
+    procs: list[subprocess.Popen] = []
+    stop, ramp_stop = threading.Event(), threading.Event()
+    stats = {"ok": 0, "failed": 0}
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(url + "/v2/health/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the platform server did not start: {log.read_text()[-1500:]}")
+            time.sleep(0.5)
+        body = {"model": "tiny-llm", "max_tokens": 12,
+                "messages": [{"role": "user", "content": "Card 4412, 3 purchases abroad in 5 min: fraud?"}]}
+
+        def one(client: httpx.Client) -> None:
+            try:
+                r = client.post(url + "/v1/chat/completions", json=body, timeout=60)
+                stats["ok" if r.status_code == 200 else "failed"] += 1
+            except httpx.HTTPError:
+                stats["failed"] += 1
+
+        def load() -> None:
+            with httpx.Client(limits=httpx.Limits(max_connections=32)) as client, \
+                    ThreadPoolExecutor(32) as pool:
+                start, i = time.monotonic(), 0
+                while not stop.is_set():
+                    due = start + i / rate
+                    if due > time.monotonic():
+                        time.sleep(due - time.monotonic())
+                    pool.submit(one, client)
+                    i += 1
+
+        targets = [ScrapeTarget("platform", f"127.0.0.1:{port}")]
+        with PrometheusServer(work / "prom", targets, scrape_interval_s=scrape_s) as prom:
+            thread = threading.Thread(target=load, daemon=True)
+            thread.start()
+            t_first = time.time()
+            setup_s = time.perf_counter() - t_setup
+            time.sleep(history_s)
+            t_fault = time.time()
+            before = dict(stats)
+            ramp = threading.Thread(target=_ramp_file, args=(duty, t_fault, ramp_s, 1.0, ramp_stop), daemon=True)
+            ramp.start()
+            procs = [subprocess.Popen([sys.executable, FAULTS_DIR / "cpu_neighbour.py", "--duty-file", duty])
+                     for _ in range(neighbours)]
+            time.sleep(fault_s)
+            t_end = time.time()
+            out = {"fault": "llm_latency_creep", "real": True,
+                   "how": f"real npusuite platform serve (tiny LLM, CPU) under {rate:g} chat completions/s; "
+                          f"{neighbours} CPU-bound neighbour processes, duty 0 -> 100 % over {ramp_s:g} s",
+                   "expected_root": FAULTS["llm_latency_creep"], "rate_req_s": rate, "history_s": history_s,
+                   "fault_s": fault_s, "setup_s": setup_s, "server_alive": server.poll() is None,
+                   "requests_before_fault": before,
+                   "requests_during_fault": {k: stats[k] - before[k] for k in stats}}
+            _judge("llm_latency_creep", prom.url, out, t_first=t_first, t_fault=t_fault, t_end=t_end,
+                   scrape_s=scrape_s, warmup_s=100.0)
+        return out
+    finally:
+        stop.set()
+        ramp_stop.set()
+        for p in [*procs, server]:
+            if p.poll() is None:
+                p.terminate()
+                p.wait(60)
+
+
+def build_fsync_shim(work: Path) -> Path | None:
+    """Compile bench/aiops_faults/fsync_delay.c into ``work``; None when gcc is missing."""
+    import shutil
+
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        return None
+    so = work / "fsync_delay.so"
+    subprocess.run([gcc, "-shared", "-fPIC", "-O2", "-o", so, FAULTS_DIR / "fsync_delay.c", "-ldl"], check=True)
+    return so
+
+
+def live_slow_disk(work: Path, *, rate: float = 20.0, history_s: float = 210.0, fault_s: float = 150.0,
+                   ramp_s: float = 120.0, top_delay_s: float = 0.08, scrape_s: float = 2.0) -> dict:
+    """A real edge outbox (bench/aiops_faults/outbox_load.py: :class:`~npusuite.edge.outbox.Outbox`, SQLite WAL
+    with an fsync per commit, ``rate`` puts a second, acked every second; its registry on /metrics) scraped every
+    ``scrape_s``, run with ``LD_PRELOAD`` of bench/aiops_faults/fsync_delay.c compiled now with gcc.  After
+    ``history_s``, the fault: the shim's delay before every fsync/fdatasync ramps 0 -> ``top_delay_s`` over
+    ``ramp_s`` (a slow disk at the syscall level; the outbox code is untouched)."""
+    import threading
+
+    from npusuite.platform.observability.prometheus_server import ScrapeTarget
+
+    t_setup = time.perf_counter()
+    shim = build_fsync_shim(work)
+    if shim is None:
+        return {"fault": "slow_disk_outbox", "skipped": "gcc not found: the fsync delay shim cannot be built"}
+    delay = work / "fsync_delay_us"
+    delay.write_text("0")
+    port = _port()
+    log = work / "outbox.log"
+    env = {**os.environ, "LD_PRELOAD": str(shim), "FSYNC_DELAY_FILE": str(delay)}
+    load = subprocess.Popen([sys.executable, FAULTS_DIR / "outbox_load.py", "--db", work / "outbox.db", "--port",
+                             str(port), "--rate", str(rate)], env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    ramp_stop = threading.Event()
+    try:
+        deadline = time.monotonic() + 60
+        while "outbox ready" not in log.read_text():
+            if load.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the outbox load did not start: {log.read_text()[-1500:]}")
+            time.sleep(0.2)
+        targets = [ScrapeTarget("edge-outbox", f"127.0.0.1:{port}")]
+        with PrometheusServer(work / "prom", targets, scrape_interval_s=scrape_s) as prom:
+            t_first = time.time()
+            setup_s = time.perf_counter() - t_setup
+            time.sleep(history_s)
+            t_fault = time.time()
+            threading.Thread(target=_ramp_file, args=(delay, t_fault, ramp_s, top_delay_s * 1e6, ramp_stop,
+                                                      lambda v: str(int(v))), daemon=True).start()
+            time.sleep(fault_s)
+            t_end = time.time()
+            out = {"fault": "slow_disk_outbox", "real": True,
+                   "how": f"real edge Outbox (SQLite, fsync=full) under {rate:g} puts/s, acked each second, in a "
+                          f"bench process (not the edge agent); LD_PRELOAD shim delaying fsync/fdatasync "
+                          f"0 -> {top_delay_s * 1000:g} ms over {ramp_s:g} s",
+                   "expected_root": FAULTS["slow_disk_outbox"], "rate_puts_s": rate, "history_s": history_s,
+                   "fault_s": fault_s, "setup_s": setup_s, "load_alive": load.poll() is None}
+            _judge("slow_disk_outbox", prom.url, out, t_first=t_first, t_fault=t_fault, t_end=t_end,
+                   scrape_s=scrape_s, warmup_s=100.0)
+        return out
+    finally:
+        ramp_stop.set()
+        if load.poll() is None:
+            load.terminate()
+            load.wait(60)
+
+
 def _port() -> int:
     import socket
 
@@ -513,21 +699,38 @@ def _port() -> int:
         return s.getsockname()[1]
 
 
+def _live_session(kind: str, work: Path) -> dict:
+    if kind == "llm_latency_creep":
+        return live_llm_creep(work)
+    if kind == "slow_disk_outbox":
+        return live_slow_disk(work)
+    return live_fault(kind, work)
+
+
 def run_live(out: Path, kinds: list[str]) -> dict:
+    """Run each live fault once; merge into ``aiops_live.json``: the newest session per fault at the top level,
+    the session it replaces appended to ``earlier_sessions``."""
+    path = out / "aiops_live.json"
+    merged = json.loads(path.read_text()) if path.exists() else {}
+    merged.setdefault("earlier_sessions", [])
     results = {}
     for kind in kinds:
         with tempfile.TemporaryDirectory(prefix="aiops-live-") as tmp:
             try:
-                live = live_fault(kind, Path(tmp))
+                live = _live_session(kind, Path(tmp))
             except Exception as exc:  # the rest still reports; the failure is said
                 live = {"fault": kind, "error": f"{type(exc).__name__}: {exc}"}
+        live["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         results[kind] = live
         print(f"live {kind}: {json.dumps({k: v for k, v in live.items() if k not in ('forecast', 'static')})}")
         for m in ("forecast", "static"):
             if m in live:
                 print(f"  {m}: detected {live[m]['detected']}, ttd {live[m]['ttd_s']}, ranking {live[m]['ranking']}",
                       flush=True)
-    (out / "aiops_live.json").write_text(json.dumps(results, indent=2, default=float))
+        if kind in merged:
+            merged["earlier_sessions"].append(merged[kind])
+        merged[kind] = live
+        path.write_text(json.dumps(merged, indent=2, default=float))  # after each session: a kill keeps the rest
     return results
 
 
@@ -539,7 +742,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--live", default="", help="also run these faults live, comma-separated, from "
-                    f"{','.join(LIVE_FAULTS)} (~8 min each; writes aiops_live.json)")
+                    f"{','.join(LIVE_FAULTS)} (~6-8 min each; merged into aiops_live.json)")
+    ap.add_argument("--live-reps", type=int, default=1, help="sessions per live fault")
     ap.add_argument("--live-only", action="store_true", help="only the live faults")
     args = ap.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # context managers stop Prometheus and the broker
@@ -548,8 +752,11 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--live: choose from {', '.join(LIVE_FAULTS)}")
     if args.live_only:
         args.out.mkdir(parents=True, exist_ok=True)
-        live = run_live(args.out, live_kinds)
-        return 0 if all("error" not in v for v in live.values()) else 1
+        ok = True
+        for _ in range(args.live_reps):
+            live = run_live(args.out, live_kinds)
+            ok = ok and all("error" not in v for v in live.values())
+        return 0 if ok else 1
     if args.reps < 1 or args.clean < 0:
         ap.error("--reps must be >= 1 and --clean >= 0")
     reps, clean = (1, 1) if args.quick else (args.reps, args.clean)
