@@ -44,7 +44,7 @@ def _run_step(ctx: DemoContext) -> None:
     slot = ctx.workdir / "edge" / "box" / "slots" / "a" / "bundle" / "model"
     assert (slot / "model.onnx").is_file() and not (slot / "model.safetensors").exists()  # the ONNX student shipped
     log = (ctx.workdir / "logs" / "edge-agent.log").read_text()
-    assert "model.onnx on cpu (CPUExecutionProvider)" in log  # ONNX Runtime ran it
+    assert "model.onnx on cpu (CPUExecutionProvider, optimisation" in log  # ONNX Runtime ran it
 
 
 def test_demo_step_rolls_the_trained_onnx_student_out_to_the_agent(tmp_path, trained_onnx):

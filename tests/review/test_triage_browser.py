@@ -21,12 +21,15 @@ DECLINE_BG, REVIEW_BG = "rgb(254, 226, 226)", "rgb(254, 243, 199)"
 
 def _login_by_keyboard(page, live, user: str) -> None:
     page.goto(f"{live.url}/login")
-    page.keyboard.type(user)  # the user name field has autofocus
+    # The user name field has autofocus; Chromium applies it at a rendering step that may come after "load"
+    # on a loaded machine, so wait for the focus rather than type into the page body.
+    page.wait_for_function("document.activeElement && document.activeElement.name === 'username'")
+    page.keyboard.type(user)
     page.keyboard.press("Tab")
     page.keyboard.type(live.passwords[user])
     with page.expect_navigation():
         page.keyboard.press("Enter")
-    page.wait_for_url("**/queue")
+    assert page.url.endswith("/queue"), f"login as {user} landed on {page.url}: {page.inner_text('main')[:300]}"
 
 
 def _key(page, key: str) -> None:
