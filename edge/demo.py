@@ -101,6 +101,7 @@ def step(ctx: DemoContext) -> None:
     fleet_url = f"http://127.0.0.1:{fleet_port}"
     ctx.start("edge-fleet", "edge", "fleet", "serve", "--db", str(work / "fleet.db"), "--port", str(fleet_port),
               "--release-dir", str(release_dir), url=fleet_url, ready=lambda: _up(f"{fleet_url}/healthz"))
+    ctx.expose_metrics("npusuite-fleet", f"{fleet_url}/metrics")
 
     args = ["edge", "agent", "--box", str(work / "box"), "--device-id", "demo-box-1", "--source", str(frames_dir),
             "--pipeline", "inspection", "--device", "cpu", "--fleet-url", fleet_url,
@@ -116,6 +117,7 @@ def step(ctx: DemoContext) -> None:
         args += ["--review-url", ctx.shared["review_url"], "--ingest-token-file", str(token_file)]
     status_url = f"http://127.0.0.1:{status_port}"
     ctx.start("edge-agent", *args, url=f"{status_url}/status", ready=lambda: _up(f"{status_url}/healthz"))
+    ctx.expose_metrics("npusuite-edge", f"{status_url}/metrics", bearer_token=ctx.admin_token)
 
     admin = httpx.Client(base_url=fleet_url, headers={"Authorization": f"Bearer {ctx.admin_token}"}, timeout=10)
     deadline = time.monotonic() + 60

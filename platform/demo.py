@@ -6,7 +6,9 @@ default):
 1. a real Kafka 4.x broker (``npusuite kafka up``), unless ``KAFKA_BOOTSTRAP``
    points at an existing cluster;
 2. every further component that is built, each as its own ``npusuite ...``
-   process, in the order of :data:`STEP_MODULES`.
+   process, in the order of :data:`STEP_MODULES`;
+3. last, a real Prometheus scraping every ``/metrics`` endpoint the steps
+   declared with :meth:`DemoContext.expose_metrics`, with the suite's rules.
 
 Each step is a function ``step(ctx)`` that may run one-off preparation
 (``ctx.prepare``: generate data, train a model, only when its output is
@@ -29,11 +31,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import typer
 
 from npusuite.platform.errors import UserError
 from npusuite.platform.kafka.broker import LocalBroker
+from npusuite.platform.observability.prometheus_server import ScrapeTarget
 from npusuite.platform.settings import KafkaSettings, PathSettings
 
 logger = logging.getLogger(__name__)
@@ -58,6 +62,13 @@ class DemoContext:
     notes: list[str] = field(default_factory=list)
     #: Values one step publishes for later ones, e.g. ``review_url``, ``review_ingest_token``.
     shared: dict[str, str] = field(default_factory=dict)
+    #: ``/metrics`` endpoints the steps expose; the observability step has Prometheus scrape them.
+    scrape_targets: list[ScrapeTarget] = field(default_factory=list)
+
+    def expose_metrics(self, job: str, url: str, bearer_token: str | None = None) -> None:
+        """Declare ``url`` (``http://host:port/path``) as the ``/metrics`` endpoint of ``job``."""
+        parsed = urlsplit(url)
+        self.scrape_targets.append(ScrapeTarget(job, parsed.netloc, parsed.path or "/metrics", bearer_token))
 
     @property
     def model_root(self) -> Path:
@@ -114,6 +125,7 @@ STEP_MODULES = [
     "npusuite.fraud.demo",
     "npusuite.inspection.demo",
     "npusuite.edge.demo",
+    "npusuite.platform.observability.demo",
 ]
 
 

@@ -45,6 +45,7 @@ def step(ctx: DemoContext) -> None:
     ctx.start("fraud-scorer", "fraud", "run", "--bootstrap", ctx.bootstrap, "--model", "fraud-fast",
               "--model-root", str(ctx.model_root), "--instance-id", "demo-0", "--metrics-port", str(port),
               url=metrics, ready=lambda: _serving(metrics))
+    ctx.expose_metrics("npusuite-fraud", metrics)
     log = ctx.workdir / "logs" / "fraud-feed.log"
     proc = subprocess.Popen([sys.executable, "-m", "npusuite.fraud.service.feed", "--bootstrap", ctx.bootstrap,
                              "--input", str(data / "transactions.jsonl"), "--rate", str(FEED_RATE_PER_S)],

@@ -41,11 +41,12 @@ def step(ctx: DemoContext) -> None:
     plc_log = work / "plc-writes.jsonl"
     ctx.start("inspection-plc", "inspection", "plc-sim", "--port", str(plc_port), "--log", str(plc_log))
     results = work / "results.jsonl"
+    metrics_port = free_port()
     start_size = results.stat().st_size if results.exists() else 0
     args = ["inspection", "run", "--source", str(clip), "--loop", "--model", MODEL_NAME, "--model-root",
             str(ctx.model_root), "--line", "washer-line", "--modbus", f"127.0.0.1:{plc_port}", "--fail-safe",
             "--window-ms", "1000", "--archive", str(work / "ng"), "--archive-max-records", "200",
-            "--results", str(results)]
+            "--results", str(results), "--metrics-port", str(metrics_port)]
     if ctx.shared.get("review_url") and ctx.shared.get("review_ingest_token"):
         token_file = work / "review-token"
         token_file.touch(mode=0o600, exist_ok=True)
@@ -57,6 +58,7 @@ def step(ctx: DemoContext) -> None:
         return results.exists() and results.stat().st_size > start_size
 
     time.sleep(0.5)  # let the PLC stand-in bind its port
-    ctx.start("inspection", *args, ready=ready)
+    ctx.start("inspection", *args, url=f"http://127.0.0.1:{metrics_port}/metrics", ready=ready)
+    ctx.expose_metrics("npusuite-inspection", f"http://127.0.0.1:{metrics_port}/metrics")
     ctx.notes.append(f"inspection   results {results}, NG archive {work / 'ng'}, PLC coil writes {plc_log}")
     ctx.notes.append(f"inspection   hot swap: npusuite models promote --root {ctx.model_root} {MODEL_NAME} VERSION")

@@ -75,4 +75,5 @@ def step(ctx: DemoContext) -> None:
     ctx.start("review", "review", "serve", "--db", str(db), "--port", str(port), "--bootstrap", ctx.bootstrap,
               url=url, ready=ready)
     ctx.shared["review_url"] = url
+    ctx.expose_metrics("npusuite-review", f"{url}/metrics")
     ctx.shared["review_ingest_token"] = token

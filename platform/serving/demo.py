@@ -32,4 +32,5 @@ def step(ctx) -> None:
     ctx.start("platform", "platform", "serve", "--model-root", str(ctx.model_root), "--port", str(port),
               url=url, ready=ready)
     ctx.shared["platform_url"] = url
+    ctx.expose_metrics("npusuite-platform", f"{url}/metrics")
     ctx.notes.append(f"platform     {url}/v1 (OpenAI: model tiny-llm), {url}/v2 (KServe), {url}/metrics")

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from npusuite.platform.observability.demo import find_binary as find_prometheus
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -30,6 +32,9 @@ def test_readme_starts_with_demo_and_test_commands():
         assert dry.returncode == 0, dry.stderr
 
 
+# ~2 min (every step trains or starts its services): slow-marked to keep the default run near 11 min;
+# `make test-all` runs it, and every step has its own faster test beside its module.
+@pytest.mark.slow
 @pytest.mark.kafka
 def test_demo_once_starts_and_stops(kafka_bootstrap, tmp_path):
     env = {**os.environ, "KAFKA_BOOTSTRAP": kafka_bootstrap}
@@ -39,4 +44,6 @@ def test_demo_once_starts_and_stops(kafka_bootstrap, tmp_path):
     assert "npusuite demo is running" in proc.stdout
     assert kafka_bootstrap in proc.stdout
     assert "npusuite demo stopped." in proc.stdout
+    if find_prometheus() is not None:  # deploy/system-deps.sh installs it; the demo scrapes all it started
+        assert re.search(r"prometheus +http://127\.0\.0\.1:\d+ scrapes 6 jobs .*\(6 up\)", proc.stdout), proc.stdout
     assert (tmp_path / "admin-token").stat().st_mode & 0o077 == 0

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -21,32 +19,6 @@ from npusuite.platform.observability.prometheus_server import (
 
 REPO = Path(__file__).resolve().parents[3]
 TOKEN = "s3cret-token"
-
-
-class _Metrics(BaseHTTPRequestHandler):
-    def do_GET(self):
-        if self.headers.get("Authorization") != f"Bearer {TOKEN}":
-            self.send_response(401)
-            self.end_headers()
-            return
-        body = b"# TYPE npusuite_test_things_total counter\nnpusuite_test_things_total 42\n"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain; version=0.0.4")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def endpoint():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Metrics)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
 
 
 def test_written_config_passes_promtool(tmp_path: Path):
@@ -64,8 +36,8 @@ def test_written_config_passes_promtool(tmp_path: Path):
     assert [c["job_name"] for c in config["scrape_configs"]] == ["a"]
 
 
-def test_server_scrapes_a_live_endpoint_with_its_token(tmp_path: Path, endpoint: str):
-    with PrometheusServer(tmp_path, [ScrapeTarget("things", endpoint, bearer_token=TOKEN)],
+def test_server_scrapes_a_live_endpoint_with_its_token(tmp_path: Path, endpoint: str, metrics_token: str):
+    with PrometheusServer(tmp_path, [ScrapeTarget("things", endpoint, bearer_token=metrics_token)],
                           scrape_interval_s=1) as prom:
         result = prom.wait_for('npusuite_test_things_total{job="things"}', timeout_s=30)
         assert float(result[0]["value"][1]) == 42
