@@ -14,7 +14,7 @@
    and frames/s of teacher, student, int8 student and baseline, with ratios.
 4. Runtimes, in the same run (``runtimes`` in the JSON): the last product's
    student exported by ``inspection export`` (ONNX, parity checked on its
-   test images, int8 QDQ with the recall rule), then frames/s and p50/p99
+   test images, int8 with the recall rule), then frames/s and p50/p99
    latency, one frame at a time, of the student on torch fp32, on ONNX
    Runtime fp32 and int8, and the teacher on torch and ONNX Runtime; at 1
    thread (the line's setting) and at all cores.  Two views each: the whole
@@ -22,7 +22,14 @@
    and the forward pass alone.  Ratios are against torch fp32 measured in the
    same run, interleaved in rounds (this machine is shared and noisy).  The
    int8 graph is timed even when the recall rule drops it from the export,
-   and the report says which.
+   and the report says which.  The exported graphs carry the scoring head
+   (heatmap and score computed by ONNX Runtime, see
+   :mod:`npusuite.inspection.export`), so the ONNX 'inspect' is one ORT call
+   plus numpy/OpenCV (resize in, boxes out) and the torch 'inspect' is the
+   product's torch path (inference_mode, same thread count): both return the
+   same heatmap at frame size, score and boxes.  'forward' is the net alone:
+   torch ``net(x)``; ONNX the ``logits`` output requested from the session
+   with a numpy input (the graph still runs its head: ORT does not prune it).
 
 Writes ``bench/out/inspection.json``, ``bench/out/inspection.png`` (AUROC and
 frames/s bars), ``bench/out/inspection_runtimes.png`` (frames/s per runtime)
@@ -31,6 +38,9 @@ truth, student and teacher heatmaps and boxes).  ``--runtimes-only`` skips
 steps 2-3 (the models must exist or are trained as in step 1).
 ``--quick``: fewer training steps and timing iterations (numbers are then
 indicative only; the issue's goals are judged on a full run).
+``--size N``: generate and train at N px (default 64, the suite's own
+images; 128 is ``inspection train``'s default working size); data, models
+and the runtimes JSON/PNG get a ``-N`` suffix when N is not 64.
 """
 
 from __future__ import annotations
@@ -156,19 +166,19 @@ def time_interleaved(fns: dict, frames: list, iters: int, rounds: int = 5) -> di
     return {n: _latency_stats(v) for n, v in lat.items()}
 
 
-def runtimes(product_root: Path, model_dir: Path, frames: list, iters: int) -> dict:
+def runtimes(product_root: Path, model_dir: Path, frames: list, iters: int, tag: str = "") -> dict:
     """Step 4 of the module docstring: export, then time torch vs ONNX Runtime (fp32, int8) per thread count."""
     import os
     import shutil
     import tempfile
 
-    from npusuite.inspection.export import INT8_FILE, ExportConfig, export, quantize_int8
+    from npusuite.inspection.export import INT8_FILE, INT8_OPTIMIZATION, ExportConfig, export, quantize_int8
     from npusuite.inspection.modelcard import LoadedModel
     from npusuite.inspection.samples import calibration_images
     from npusuite.platform.runtime.devices import get_device
     from npusuite.platform.runtime.onnx_runtime import ONNX_FILE, OnnxModule
 
-    out = OUT / "inspection-onnx" / product_root.name
+    out = OUT / f"inspection-onnx{tag}" / product_root.name
     shutil.rmtree(out, ignore_errors=True)
     report = export(model_dir, out, ExportConfig(teacher=True, int8=True, images=product_root / "test"))
     int8_path = out / INT8_FILE
@@ -183,13 +193,14 @@ def runtimes(product_root: Path, model_dir: Path, frames: list, iters: int) -> d
     teacher = Inspector.load(model_dir / "teacher")
     card, tcard = student.model.card, teacher.model.card
     x = torch.from_numpy(np.stack([f.image for f in frames[:1]])).permute(0, 3, 1, 2).float().div(255.0)
+    xn = np.ascontiguousarray(x.numpy())
     cores = os.cpu_count() or 1
     result: dict = {"export": report.model_dump(mode="json"), "threads": {}, "cores": cores,
                     "int8_kept_by_export": report.student.int8.kept if report.student.int8 else False}
     for threads in sorted({1, cores}):
         torch.set_num_threads(threads)
         onnx_s = OnnxModule(out / ONNX_FILE, cpu, threads)
-        onnx_q = OnnxModule(int8_path, cpu, threads)
+        onnx_q = OnnxModule(int8_path, cpu, threads, optimization=INT8_OPTIMIZATION)
         onnx_t = OnnxModule(out / "teacher" / ONNX_FILE, cpu, threads)
         inspectors = {
             "student_torch_fp32": student,
@@ -201,6 +212,9 @@ def runtimes(product_root: Path, model_dir: Path, frames: list, iters: int) -> d
         whole = time_interleaved({n: i.inspect for n, i in inspectors.items()}, frames, iters)
 
         def forward(net):
+            if isinstance(net, OnnxModule):
+                return lambda _frame: net.outputs(xn, ["logits"])
+
             def run(_frame):
                 with torch.inference_mode():
                     net(x)
@@ -222,9 +236,13 @@ def runtimes(product_root: Path, model_dir: Path, frames: list, iters: int) -> d
     result["onnx_student_forward_ge_2x_torch"] = one["student_onnx_fp32"]["forward"] >= 2.0
     result["onnx_int8_student_fps_ge_2x_torch"] = one["student_onnx_int8"]["inspect"] >= 2.0
     result["goal_onnx_student_same_verdicts"] = (report.student.parity.same_verdicts == report.student.parity.images)
-    result["note"] = ("batch 1, frames from the product's test set; 'inspect' includes resize, heatmap and boxes "
-                      "(the same post-processing code for every runtime), 'forward' the net alone; ratios against "
-                      "student_torch_fp32 in the same run, interleaved in rounds")
+    result["size_px"] = card.size_px
+    result["onnx_fused_head"] = inspectors["student_onnx_fp32"].fused
+    result["note"] = ("batch 1, frames from the product's test set; 'inspect' = the whole Inspector.inspect: resize, "
+                      "net, heatmap, score, boxes, heatmap at frame size (torch: the torch path; ONNX: the graph's "
+                      "fused scoring head in one ORT call, numpy/OpenCV around it); 'forward' the net alone (ONNX: "
+                      "logits requested, head still run); ratios against student_torch_fp32 in the same run, "
+                      "interleaved in rounds")
     return result
 
 
@@ -301,8 +319,10 @@ def bars_png(path: Path, report: dict) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--data", type=Path, default=OUT / "inspection-data")
-    ap.add_argument("--models", type=Path, default=OUT / "inspection-models")
+    ap.add_argument("--size", type=int, default=64, help="image and working size in px (64: the suite's images; "
+                    "128: inspection train's default working size)")
+    ap.add_argument("--data", type=Path, default=None, help="default bench/out/inspection-data[-SIZE]")
+    ap.add_argument("--models", type=Path, default=None, help="default bench/out/inspection-models[-SIZE]")
     ap.add_argument("--teacher-steps", type=int, default=None)
     ap.add_argument("--student-steps", type=int, default=None)
     ap.add_argument("--products", default=",".join(PRODUCTS))
@@ -310,12 +330,15 @@ def main() -> None:
     ap.add_argument("--timing-iters", type=int, default=None)
     ap.add_argument("--runtimes-only", action="store_true", help="only step 4 (export + runtime speeds)")
     args = ap.parse_args()
+    tag = "" if args.size == 64 else f"-{args.size}"
+    args.data = args.data or OUT / f"inspection-data{tag}"
+    args.models = args.models or OUT / f"inspection-models{tag}"
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(1)
     OUT.mkdir(parents=True, exist_ok=True)
     products = [p for p in args.products.split(",") if p]
     if not all((args.data / p / "test" / "good").is_dir() for p in products):
-        generate(args.data, GenerateConfig(), tuple(products))
+        generate(args.data, GenerateConfig(size_px=args.size), tuple(products))
     t_steps = args.teacher_steps or (100 if args.quick else 500)
     s_steps = args.student_steps or (100 if args.quick else 900)
     report: dict = {"products": products, "quick": args.quick, "quality": {}, "training": {}}
@@ -325,12 +348,12 @@ def main() -> None:
         model_dir = args.models / product
         if not (model_dir / "inspection.json").is_file():
             train(args.data / product, model_dir, TrainConfig(teacher_steps=t_steps, student_steps=s_steps,
-                                                              batch_size=args.batch_size))
+                                                              batch_size=args.batch_size, size_px=args.size))
         frames = [Frame(img, time.time(), product, i) for i, img in enumerate(
             (load_images(list_images(args.data / product / "test"))[:16] * 255).round().astype(np.uint8))]
-        rt = runtimes(args.data / product, model_dir, frames, iters)
-        (OUT / "inspection_runtimes.json").write_text(json.dumps(rt, indent=2) + "\n")
-        runtimes_png(OUT / "inspection_runtimes.png", rt)
+        rt = runtimes(args.data / product, model_dir, frames, iters, tag)
+        (OUT / f"inspection_runtimes{tag}.json").write_text(json.dumps(rt, indent=2) + "\n")
+        runtimes_png(OUT / f"inspection_runtimes{tag}.png", rt)
         json.dump({k: v for k, v in rt.items() if k != "export"}, sys.stdout, indent=2)
         print()
         return
@@ -340,7 +363,8 @@ def main() -> None:
         model_dir = args.models / product
         if not (model_dir / "inspection.json").is_file():
             summary = train(args.data / product, model_dir, TrainConfig(teacher_steps=t_steps, student_steps=s_steps,
-                                                                        batch_size=args.batch_size))
+                                                                        batch_size=args.batch_size,
+                                                                        size_px=args.size))
             report["training"][product] = {k: summary[k] for k in ("teacher", "student", "holdout", "images")}
         student = Inspector.load(model_dir)
         teacher = Inspector.load(model_dir / "teacher")

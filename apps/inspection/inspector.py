@@ -9,6 +9,15 @@ Rules:
   score and the boxes are computed at model resolution by
   :mod:`npusuite.inspection.scoring` and boxes are scaled back to frame
   pixels; the returned heatmap has the frame's size.
+* Two paths, the same policy: a torch net's logits go through
+  :func:`~npusuite.inspection.scoring.heatmaps` and
+  :func:`~npusuite.inspection.scoring.image_scores`; an ONNX graph exported
+  with the fused scoring head (:func:`npusuite.inspection.export.add_heatmap_head`)
+  returns ``heatmap`` and ``score`` itself and this path stays in numpy/OpenCV
+  (no torch tensor per frame).  An ONNX graph without the head (an older
+  export) takes the torch path through :class:`OnnxModule`'s torch calling
+  convention.  ``inspection export`` checks that both give the same heatmaps
+  and verdicts.
 * ``latency_ms`` covers preprocessing, the forward pass and postprocessing of
   that frame (for a batch: the batch's time divided by its size).
 """
@@ -25,6 +34,10 @@ import numpy as np
 from npusuite.inspection.modelcard import LoadedModel, load
 from npusuite.inspection.records import Frame, Inspection
 from npusuite.inspection.scoring import boxes_from_heatmap, heatmaps, image_scores
+from npusuite.platform.runtime.onnx_runtime import OnnxModule
+
+#: outputs of the fused scoring head (npusuite.inspection.export.HEATMAP, SCORE)
+_HEAD = ["heatmap", "score"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +49,9 @@ class Inspector:
         self.model = model
         self.min_box_area_px = min_box_area_px
         self.width_px, self.height_px = model.card.size_px
+        net = model.net
+        #: the ONNX graph computes heatmap and score itself: the numpy path
+        self.fused = isinstance(net, OnnxModule) and net.has_outputs(*_HEAD)
 
     @classmethod
     def load(cls, ref: str | Path, root: Path | None = None, precision: str = "fp32", device: str = "cpu",
@@ -51,9 +67,9 @@ class Inspector:
     def threshold(self) -> float:
         return self.model.card.threshold
 
-    def _tensor(self, frames: Sequence[Frame]):
+    def _pixels(self, frames: Sequence[Frame]) -> np.ndarray:
+        """``N x H x W x 3`` uint8 at the model's size."""
         import cv2
-        import torch
 
         batch = []
         for f in frames:
@@ -61,7 +77,18 @@ class Inspector:
             if img.shape[:2] != (self.height_px, self.width_px):
                 img = cv2.resize(img, (self.width_px, self.height_px), interpolation=cv2.INTER_AREA)
             batch.append(img)
-        x = torch.from_numpy(np.stack(batch)).permute(0, 3, 1, 2).float().div_(255.0)
+        return np.stack(batch)
+
+    def _array(self, frames: Sequence[Frame]) -> np.ndarray:
+        """The net's input in numpy: ``N x 3 x H x W`` float32 in [0, 1] (same values as :meth:`_tensor`)."""
+        x = np.ascontiguousarray(self._pixels(frames).transpose(0, 3, 1, 2), dtype=np.float32)
+        x /= np.float32(255.0)
+        return x
+
+    def _tensor(self, frames: Sequence[Frame]):
+        import torch
+
+        x = torch.from_numpy(self._pixels(frames)).permute(0, 3, 1, 2).float().div_(255.0)
         try:
             device = next(self.model.net.parameters()).device
         except (StopIteration, AttributeError):
@@ -71,16 +98,20 @@ class Inspector:
     def inspect_batch(self, frames: Sequence[Frame]) -> list[Inspection]:
         """One forward pass for all ``frames``; one :class:`Inspection` each, in order."""
         import cv2
-        import torch
 
         if not frames:
             return []
         t0 = time.perf_counter()
         card = self.model.card
-        with torch.inference_mode():
-            heat = heatmaps(self.model.net(self._tensor(frames)).float().cpu(), card.smooth_px)
-            scores = image_scores(heat).numpy()
-        heat_np = heat.numpy()
+        if self.fused:
+            heat_np, scores = self.model.net.outputs(self._array(frames), _HEAD)
+        else:
+            import torch
+
+            with torch.inference_mode():
+                heat = heatmaps(self.model.net(self._tensor(frames)).float().cpu(), card.smooth_px)
+                scores = image_scores(heat).numpy()
+            heat_np = heat.numpy()
         results = []
         elapsed_ms = (time.perf_counter() - t0) * 1000.0
         for i, frame in enumerate(frames):

@@ -14,22 +14,29 @@ so all three agree bit for bit):
   held back from training: the smallest value that rejects at most
   ``target_frr`` of them (ties resolved towards fewer rejects).
 
-No I/O here.
+No I/O here.  torch is imported by the two torch functions only, so the
+numpy side (boxes, calibration) and the ONNX inspector path that uses it
+run where torch is not installed.
 """
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch.nn import functional as F
 
 from npusuite.inspection.records import Box
+
+if TYPE_CHECKING:
+    import torch
 
 
 def heatmaps(logits: torch.Tensor, smooth_px: int = 3) -> torch.Tensor:
     """``N x 1 x H x W`` logits -> ``N x H x W`` float32 heatmaps in [0, 1]."""
+    import torch
+    from torch.nn import functional as F
+
     heat = torch.sigmoid(logits.float())
     if smooth_px > 1:
         heat = F.avg_pool2d(heat, smooth_px, stride=1, padding=smooth_px // 2, count_include_pad=False)

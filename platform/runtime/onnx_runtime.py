@@ -3,8 +3,9 @@
 Layout of an ONNX model folder (what ``npusuite inspection export`` writes)::
 
     model.onnx          the graph, fp32, dynamic batch axis
-    model.int8.onnx     (optional) the same graph statically quantised to int8 (QDQ)
-    onnx.json           :class:`OnnxInfo`: input/output tensor specs, the precision variants, the exporter
+    model.int8.onnx     (optional) the same graph statically quantised to int8
+    onnx.json           :class:`OnnxInfo`: input/output tensor specs, the precision variants, each variant's
+                        graph optimisation level, the exporter
 
 Rules:
 
@@ -25,12 +26,18 @@ Rules:
   caught, never propagated as a crash).  External-data files are not
   followed (the session is created from bytes), so a graph cannot make the
   runtime read files outside its folder.
-* Sessions use all graph optimisations, sequential execution and
-  ``intra_op_threads`` threads (0 = ONNX Runtime's default, the physical
-  cores).
+* Sessions use sequential execution, ``intra_op_threads`` threads (0 =
+  ONNX Runtime's default, the physical cores) and the graph optimisation
+  level ``onnx.json`` names for the variant (``optimization``: ``basic``,
+  ``extended`` or ``all``; default ``all``).  A level is per variant
+  because the exporter measures it: ORT's layout transformers (level
+  ``all``) speed up an fp32 graph and can slow down an int8 one.
 * :class:`OnnxModule` is callable like the torch module it replaces
   (``torch.Tensor`` in, ``torch.Tensor`` out, first input / first output),
   so apps that run ``runtime.module`` directly keep one post-processing path.
+  :meth:`OnnxModule.outputs` is the numpy path: named outputs for one
+  float32 input array, no torch involved (apps whose graphs carry their own
+  post-processing use it; see ``npusuite.inspection.export``).
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ValidationError
@@ -52,6 +59,8 @@ from npusuite.platform.runtime.devices import Device, DeviceUnavailableError
 logger = logging.getLogger(__name__)
 
 ONNX_FILE = "model.onnx"
+#: onnx.json's optimisation names -> ORT's GraphOptimizationLevel member names
+OPTIMIZATION_LEVELS = {"basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
 INFO_FILE = "onnx.json"
 #: largest graph a folder may hold (the inspection student is well under 1 MB; a teacher a few MB)
 MAX_ONNX_BYTES = 512 * 1024 * 1024
@@ -71,6 +80,8 @@ class OnnxInfo(BaseModel):
     outputs: list[TensorSpec]
     #: precision -> file in the folder ("fp32" is always ``model.onnx``)
     variants: dict[str, str] = {"fp32": ONNX_FILE}
+    #: precision -> ORT graph optimisation level for that variant (absent: "all")
+    optimization: dict[str, Literal["basic", "extended", "all"]] = {}
     opset: int | None = None
     exporter: str | None = None
 
@@ -131,9 +142,10 @@ def _provider_options(device: Device) -> list[dict[str, Any]]:
     return [{}]
 
 
-def open_session(path: Path, device: Device, intra_op_threads: int = 0):
-    """An ``InferenceSession`` for the graph at ``path`` on ``device``.  Raises CorruptModelError for a graph
-    ONNX Runtime cannot load, DeviceUnavailableError for a missing provider."""
+def open_session(path: Path, device: Device, intra_op_threads: int = 0, optimization: str = "all"):
+    """An ``InferenceSession`` for the graph at ``path`` on ``device`` at graph optimisation level
+    ``optimization`` (:data:`OPTIMIZATION_LEVELS`).  Raises CorruptModelError for a graph ONNX Runtime cannot
+    load, DeviceUnavailableError for a missing provider."""
     import onnxruntime as ort
 
     providers = providers_for(device)
@@ -144,7 +156,7 @@ def open_session(path: Path, device: Device, intra_op_threads: int = 0):
     if size > MAX_ONNX_BYTES:
         raise CorruptModelError(f"{path}: {size} bytes is over the {MAX_ONNX_BYTES}-byte limit for a graph")
     options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, OPTIMIZATION_LEVELS[optimization])
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.intra_op_num_threads = intra_op_threads
     options.inter_op_num_threads = 1
@@ -156,7 +168,8 @@ def open_session(path: Path, device: Device, intra_op_threads: int = 0):
     except Exception as exc:  # onnxruntime raises its own (pybind) types: InvalidProtobuf, Fail, InvalidGraph...
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CorruptModelError(f"{path}: ONNX Runtime cannot load it: {reason[:300]}") from None
-    logger.info("opened %s on %s (%s)", path.name, device.name, ", ".join(session.get_providers()))
+    logger.info("opened %s on %s (%s, optimisation %s)", path.name, device.name, ", ".join(session.get_providers()),
+                optimization)
     return session
 
 
@@ -168,10 +181,16 @@ class OnnxModule:
     device: Device
     intra_op_threads: int = 0
     info: OnnxInfo | None = None
+    #: graph optimisation level; None: the one ``info`` names for this file's variant, else "all"
+    optimization: str | None = None
     session: Any = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.session = open_session(self.path, self.device, self.intra_op_threads)
+        if self.optimization is None:
+            variants = self.info.variants if self.info else {}
+            variant = next((p for p, f in variants.items() if f == self.path.name), None)
+            self.optimization = self.info.optimization.get(variant, "all") if self.info and variant else "all"
+        self.session = open_session(self.path, self.device, self.intra_op_threads, self.optimization)
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
 
@@ -182,6 +201,13 @@ class OnnxModule:
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         outs = self.session.run(self.output_names, inputs)
         return dict(zip(self.output_names, outs, strict=True))
+
+    def has_outputs(self, *names: str) -> bool:
+        return all(n in self.output_names for n in names)
+
+    def outputs(self, x: np.ndarray, names: list[str]) -> list[np.ndarray]:
+        """The outputs ``names`` for ``x`` as the first input (float32, C-contiguous), as numpy arrays."""
+        return self.session.run(names, {self.input_names[0]: x})
 
     def __call__(self, x):
         """First input -> first output, for torch tensors (the torch module's calling convention)."""

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from npusuite.inspection.export import INT8_FILE, ExportConfig, export
+from npusuite.inspection.export import INT8_FILE, INT8_OPTIMIZATION, ExportConfig, export, quantize_int8
 from npusuite.platform.errors import UserError
 
 
@@ -63,6 +63,97 @@ def test_the_exported_graph_has_a_dynamic_batch_and_runs_through_the_platform(ex
     assert 0.0 <= result.score <= 1.0 and result.heatmap.shape == (64, 64)
 
 
+def test_the_scoring_head_is_in_the_graph_and_the_onnx_path_needs_no_torch(exported, tiny_model):
+    """heatmap and score come out of ONE ORT call and equal the torch policy (scoring.heatmaps/image_scores);
+    the inspector takes the numpy path for such a graph and the torch path for a logits-only graph."""
+    import onnx
+    import torch
+
+    from npusuite.inspection.export import add_heatmap_head
+    from npusuite.inspection.inspector import Inspector
+    from npusuite.inspection.modelcard import LoadedModel, load, read_card
+    from npusuite.inspection.scoring import heatmaps, image_scores
+    from npusuite.platform.runtime.devices import get_device
+    from npusuite.platform.runtime.onnx_runtime import OnnxModule
+
+    out, _ = exported
+    model = onnx.load(str(out / "model.onnx"))
+    assert [o.name for o in model.graph.output] == ["logits", "heatmap", "score"]
+    assert {p.key: p.value for p in model.metadata_props}["npusuite.smooth_px"] == str(read_card(out).smooth_px)
+    net = OnnxModule(out / "model.onnx", get_device("cpu"), 1)
+    x = np.random.default_rng(1).random((2, 3, 64, 64), dtype=np.float32)
+    logits, heat, score = net.outputs(x, ["logits", "heatmap", "score"])
+    ref = heatmaps(torch.from_numpy(logits), read_card(out).smooth_px)
+    assert np.abs(heat - ref.numpy()).max() < 1e-6 and np.abs(score - image_scores(ref).numpy()).max() < 1e-6
+    with torch.inference_mode():
+        torch_heat = heatmaps(load(tiny_model).net(torch.from_numpy(x)), read_card(out).smooth_px).numpy()
+    assert np.abs(heat - torch_heat).max() < 1e-4
+    card = read_card(out)
+    fused = Inspector(LoadedModel(net, card, "x", out, "fp32"))
+    assert fused.fused
+    with pytest.raises(ValueError, match="heatmap"):  # a graph is headed once
+        add_heatmap_head(out / "model.onnx", 3)
+    # an older export (logits only): the torch path, the same results
+    plain = out.parent / "logits-only.onnx"
+    onnx.save(onnx.utils.Extractor(model).extract_model(["image"], ["logits"]), str(plain))
+    older = Inspector(LoadedModel(OnnxModule(plain, get_device("cpu"), 1), card, "y", out, "fp32"))
+    assert not older.fused
+    frames = [_frame(c) for c in x]
+    for a, b in zip(fused.inspect_batch(frames), older.inspect_batch(frames), strict=True):
+        assert abs(a.score - b.score) < 1e-6 and np.abs(a.heatmap - b.heatmap).max() < 1e-6
+        assert a.boxes == b.boxes and a.defective == b.defective
+
+
+def test_the_onnx_inspector_runs_where_torch_is_not_installed(exported):
+    """The inspector and the platform's ONNX runtime import no torch: a box with onnxruntime alone can run them
+    (torch blocked in a fresh interpreter)."""
+    out, _ = exported
+    code = f"""
+import sys
+sys.modules["torch"] = None  # any import of torch fails
+import numpy as np
+from pathlib import Path
+from npusuite.inspection.inspector import Inspector
+from npusuite.inspection.modelcard import LoadedModel, read_card
+from npusuite.inspection.records import Frame
+from npusuite.platform.repository import resolve_reference
+from npusuite.platform.runtime.servable import load_version
+version = resolve_reference(Path({str(out)!r}))
+inspector = Inspector(LoadedModel(load_version(version, "cpu").module, read_card(version.path), "x", version.path,
+                                  "fp32"))
+result = inspector.inspect(Frame(np.full((80, 70, 3), 128, np.uint8), 0.0, "t", 0))
+assert inspector.fused and result.heatmap.shape == (80, 70) and 0.0 <= result.score <= 1.0
+print("ok")
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize("smooth_px", [1, 2, 5])
+def test_the_head_matches_torch_for_any_smoothing(tmp_path, smooth_px):
+    """Even kernels grow the map by one pixel in torch (padding k // 2); the graph does the same."""
+    import onnx
+    import torch
+    from onnx import TensorProto, helper
+
+    from npusuite.inspection.export import add_heatmap_head
+    from npusuite.inspection.scoring import heatmaps, image_scores
+    from npusuite.platform.runtime.devices import get_device
+    from npusuite.platform.runtime.onnx_runtime import OnnxModule
+
+    graph = helper.make_graph([helper.make_node("Identity", ["image"], ["logits"])], "g",
+                              [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 1, 9, 7])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 1, 9, 7])])
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    add_heatmap_head(path, smooth_px)
+    x = np.random.default_rng(smooth_px).normal(size=(3, 1, 9, 7)).astype(np.float32) * 4
+    heat, score = OnnxModule(path, get_device("cpu"), 1).outputs(x, ["heatmap", "score"])
+    ref = heatmaps(torch.from_numpy(x), smooth_px)
+    assert heat.shape == tuple(ref.shape)
+    assert np.abs(heat - ref.numpy()).max() < 1e-6 and np.abs(score - image_scores(ref).numpy()).max() < 1e-6
+
+
 def _frame(chw: np.ndarray):
     from npusuite.inspection.records import Frame
 
@@ -99,6 +190,29 @@ def test_int8_is_kept_only_when_recall_holds(tiny_model, small_data, tmp_path):
     info = json.loads((tmp_path / "q" / "onnx.json").read_text())
     assert ((tmp_path / "q" / INT8_FILE).is_file()) is decision.kept
     assert ("int8" in info["variants"]) is decision.kept
+    assert (info["optimization"].get("int8") == INT8_OPTIMIZATION) is decision.kept
+
+
+def test_the_int8_recipe_keeps_the_first_and_last_conv_and_the_resize_in_float(exported, tmp_path):
+    """The measured recipe (export rule 5): QOperator QLinearConv inside, fp32 Conv at the 3-channel input and
+    the 1-channel head, Resize on float tensors; the fused scoring head is still there; it runs at EXTENDED."""
+    import onnx
+
+    from npusuite.platform.runtime.devices import get_device
+    from npusuite.platform.runtime.onnx_runtime import OnnxModule
+
+    out, _ = exported
+    calib = np.random.default_rng(0).random((4, 3, 64, 64), dtype=np.float32)
+    quantize_int8(out / "model.onnx", tmp_path / INT8_FILE, calib, "image")
+    nodes = onnx.load(str(tmp_path / INT8_FILE)).graph.node
+    ops = [n.op_type for n in nodes]
+    assert ops.count("Conv") == 2 and ops.count("QLinearConv") >= 3 and "DequantizeLinear" in ops
+    assert all(n.op_type != "QuantizeLinear" or n.output[0] not in {i for r in nodes if r.op_type == "Resize"
+                                                                      for i in r.input} for n in nodes)
+    assert {"heatmap", "score"} <= {o for n in nodes for o in n.output}
+    net = OnnxModule(tmp_path / INT8_FILE, get_device("cpu"), 1, optimization=INT8_OPTIMIZATION)
+    heat, score = net.outputs(calib, ["heatmap", "score"])
+    assert heat.shape == (4, 64, 64) and np.allclose(score, heat.reshape(4, -1).max(axis=1))
 
 
 def test_refusals_are_user_errors(tiny_model, tmp_path):

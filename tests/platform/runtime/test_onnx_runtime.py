@@ -4,6 +4,7 @@ providers from the device class, and hostile graphs refused in one line."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import httpx
@@ -23,6 +24,7 @@ from npusuite.platform.runtime.onnx_runtime import (
     OnnxModule,
     OnnxServable,
     providers_for,
+    read_info,
     write_info,
 )
 from npusuite.platform.runtime.servable import load_version
@@ -133,6 +135,23 @@ def test_a_truncated_graph_and_bad_onnx_json_are_refused(tmp_path):
     (folder2 / INFO_FILE).write_text(json.dumps(info))
     with pytest.raises(CorruptModelError, match="in the folder itself"):
         resolve_reference(folder2)
+    # an optimisation level ONNX Runtime does not have is refused, not passed on
+    info = {"inputs": [{"name": "image"}], "outputs": [{"name": "prob"}], "optimization": {"fp32": "ludicrous"}}
+    (folder2 / INFO_FILE).write_text(json.dumps(info))
+    with pytest.raises(CorruptModelError, match="unreadable"):
+        resolve_reference(folder2)
+
+
+def test_each_variant_opens_at_the_optimisation_level_onnx_json_names(tmp_path):
+    folder, _ = _onnx_folder(tmp_path / "m")
+    info = read_info(folder)
+    shutil.copy2(folder / ONNX_FILE, folder / "model.int8.onnx")
+    info.variants["int8"] = "model.int8.onnx"
+    info.optimization["int8"] = "extended"
+    write_info(folder, info)
+    fp32 = OnnxModule(folder / ONNX_FILE, get_device("cpu"), 1, read_info(folder))
+    assert fp32.optimization == "all" and fp32.variant("int8").optimization == "extended"
+    assert OnnxModule(folder / "model.int8.onnx", get_device("cpu"), 1).optimization == "all"  # no info: default
 
 
 def test_cann_and_cuda_providers_are_requested_with_their_device_ids(monkeypatch):
