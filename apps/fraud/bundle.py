@@ -77,7 +77,7 @@ def publish(out_dir: Path, model_root: Path, name: str, card: dict, promote: boo
         refs["llm"] = v.ref
     fast_card = {k: v for k, v in card.items() if k != "llm_card"}
     v = repo.add(f"{name}-fast", out_dir / "fast", version=card["ref"].split("@")[1],
-                 arch_module="npusuite.fraud.fast_model", metadata={"model_card": fast_card},
+                 metadata={"model_card": fast_card},  # arch_module: module.json's (MLP or boosted trees)
                  inputs=[{"name": "features", "datatype": "FP32", "shape": [-1, len(card["features"])]}],
                  outputs=[{"name": "probability", "datatype": "FP32", "shape": [-1]}])
     refs["fast"] = v.ref

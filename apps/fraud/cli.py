@@ -76,6 +76,9 @@ def train(
         "Learn merchant category, country, channel, merchant and device risk from the labels (time-safe target "
         "encoding, a table in the model); off: the key features are held at 0. The card's categorical_risk.enabled "
         "records which (docs/fraud-models.md: why it is off by default).")),
+    learner: str = typer.Option("mlp", "--learner", help=(
+        "The fast model: mlp (a small network) or gbm (gradient-boosted trees, which caught more of the fraud "
+        "kinds left out of training: docs/fraud-models.md, 'Boosted fast model'). The card's learner records it.")),
     llm_base: Path | None = typer.Option(None, "--llm-base", help=(
         "Fine-tune this local Hugging Face folder (e.g. DeepSeek-R1-Distill-Qwen-1.5B) instead of "
         "building a tiny Qwen2 with a locally trained tokenizer. Use with --llm-lora and --device cuda|npu.")),
@@ -94,7 +97,7 @@ def train(
     """
     from npusuite.fraud.fast_model import FastTrainConfig
     from npusuite.fraud.llm_verdict import LlmTrainConfig
-    from npusuite.fraud.training import TrainConfig, load_dataset
+    from npusuite.fraud.training import LEARNERS, TrainConfig, load_dataset
     from npusuite.fraud.training import train as run_training
 
     for flag, value in (("epochs", epochs), ("llm-steps", llm_steps), ("alert-budget", alert_budget)):
@@ -103,13 +106,15 @@ def train(
         raise UserError("--alert-budget is a share of transactions, e.g. 0.01")
     if llm_arch not in ("qwen2", "deepseek_v3"):
         raise UserError(f"--llm-arch {llm_arch!r}: choose qwen2 or deepseek_v3")
+    if learner not in LEARNERS:
+        raise UserError(f"--learner {learner!r}: choose one of {', '.join(LEARNERS)}")
     if llm_base is not None and not (llm_base / "config.json").is_file():
         raise UserError(f"--llm-base {llm_base}: not a Hugging Face model folder (no config.json)")
     config = TrainConfig(
         fast=FastTrainConfig(epochs=epochs, seed=seed),
         llm=LlmTrainConfig(arch=llm_arch, steps=llm_steps, lora=llm_lora, device=device, seed=seed),
         with_llm=not no_llm, llm_base=llm_base, alert_budget=alert_budget, name=name,
-        categorical_risk=categorical_risk)
+        categorical_risk=categorical_risk, learner=learner)
     if device != "cpu":
         from npusuite.platform.runtime.devices import get_device
 

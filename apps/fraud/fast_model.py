@@ -66,12 +66,14 @@ _GROUP_COLUMNS = {g: [FEATURE_NAMES.index(n) for n in names] for g, names in REA
 _PASS_ROWS = 2048
 
 
-@register_architecture(ARCH)
-class FraudMLP(nn.Module):
-    """features (B, F) -> calibrated fraud probability (B,)."""
+class FastModule(nn.Module):
+    """What every fast model carries: the categorical risk table, the feature standardisation and the Platt
+    calibration, as buffers; ``forward(features) -> calibrated probability``.  A subclass gives :meth:`raw`,
+    the uncalibrated logit of standardised features (:class:`FraudMLP` here, the boosted trees of
+    :mod:`npusuite.fraud.boosted_model`), so reasons (:meth:`FastModel.contributions`) work on either."""
 
-    def __init__(self, n_features: int = N_FEATURES, hidden: int = 64, dropout: float = 0.1,
-                 risk_columns: list[int] | None = None, risk_sizes: list[int] | None = None):
+    def __init__(self, n_features: int = N_FEATURES, risk_columns: list[int] | None = None,
+                 risk_sizes: list[int] | None = None):
         super().__init__()
         cols, sizes = list(risk_columns or []), list(risk_sizes or [])
         if len(cols) != len(sizes):
@@ -85,11 +87,6 @@ class FraudMLP(nn.Module):
         self.register_buffer("mean", torch.zeros(n_features))
         self.register_buffer("std", torch.ones(n_features))
         self.register_buffer("calibration", torch.tensor([1.0, 0.0]))  # Platt: a * logit + b
-        self.net = nn.Sequential(
-            nn.Linear(n_features, hidden), nn.SiLU(), nn.Dropout(dropout),
-            nn.Linear(hidden, hidden // 2), nn.SiLU(), nn.Dropout(dropout),
-            nn.Linear(hidden // 2, 1),
-        )
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Key columns -> their learned risk (a table lookup); the other columns as they are."""
@@ -106,19 +103,70 @@ class FraudMLP(nn.Module):
     def standardise(self, x: torch.Tensor) -> torch.Tensor:
         return self.scale(self.encode(x))
 
+    def raw(self, z: torch.Tensor) -> torch.Tensor:
+        """The uncalibrated logit (B,) of standardised features ``z``."""
+        raise NotImplementedError
+
     def logit_from_standard(self, z: torch.Tensor) -> torch.Tensor:
-        raw = self.net(z).squeeze(-1)
-        return self.calibration[0] * raw + self.calibration[1]
+        return self.calibration[0] * self.raw(z) + self.calibration[1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.logit_from_standard(self.standardise(x)))
+
+    def group_contributions(self, z: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The calibrated logit (B,) of standardised ``z`` and, per :data:`REASON_GROUPS` group, its contribution
+        to it (B,): by occlusion, the logit drop when the group is set to the population average (0)."""
+        groups = list(REASON_GROUPS)
+        # Passes of at most _PASS_ROWS rows: one pass over all (1 + 12) x 2,000 rows is 6.6 MB of
+        # hidden units a layer, past the L2 cache, and ran at half the speed of one pass per group
+        # (10.2 vs 4.6 ms); small batches still go in one pass (50 rows: 0.36 vs 0.87 ms).
+        per_pass = max(1, _PASS_ROWS // max(1, len(z)))
+        columns = [None, *(_GROUP_COLUMNS[g] for g in groups)]  # None: the batch as it is
+        logits = []
+        for i in range(0, len(columns), per_pass):
+            chunk = [_zeroed(z, c) for c in columns[i:i + per_pass]]
+            rows = torch.cat(chunk) if len(chunk) > 1 else chunk[0]
+            logits.extend(self.logit_from_standard(rows).view(len(chunk), len(z)))
+        base = logits[0]
+        return base, [base - logits[i + 1] for i in range(len(groups))]
+
+    #: The registered architecture name this module is saved under.
+    architecture: str = ""
+
+    def config(self) -> dict:
+        """The module's constructor arguments, saved beside its weights (``n_features`` and the risk table)."""
+        risk = ({"risk_columns": self.risk_columns.tolist(), "risk_sizes": (self.risk_limit + 1).tolist()}
+                if self.risk_columns.numel() else {})
+        return {"n_features": int(self.mean.numel()), **risk}
+
+
+@register_architecture(ARCH)
+class FraudMLP(FastModule):
+    """features (B, F) -> calibrated fraud probability (B,)."""
+
+    architecture = ARCH
+
+    def __init__(self, n_features: int = N_FEATURES, hidden: int = 64, dropout: float = 0.1,
+                 risk_columns: list[int] | None = None, risk_sizes: list[int] | None = None):
+        super().__init__(n_features, risk_columns, risk_sizes)
+        self.net = nn.Sequential(
+            nn.Linear(n_features, hidden), nn.SiLU(), nn.Dropout(dropout),
+            nn.Linear(hidden, hidden // 2), nn.SiLU(), nn.Dropout(dropout),
+            nn.Linear(hidden // 2, 1),
+        )
+
+    def raw(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z).squeeze(-1)
+
+    def config(self) -> dict:
+        return {**super().config(), "hidden": self.net[0].out_features}
 
 
 @dataclass
 class FastModel:
     """A loaded fast model: the module, its reference and its model card."""
 
-    module: FraudMLP
+    module: FastModule
     ref: str
     card: dict
 
@@ -135,23 +183,12 @@ class FastModel:
 
     @torch.inference_mode()
     def contributions(self, x: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """Probabilities and, per reason group, the logit drop when the group is set to average."""
-        xt = torch.from_numpy(np.asarray(x, dtype=np.float32))
-        z = self.module.standardise(xt)
-        groups = list(REASON_GROUPS)
-        # Passes of at most _PASS_ROWS rows: one pass over all (1 + 12) x 2,000 rows is 6.6 MB of
-        # hidden units a layer, past the L2 cache, and ran at half the speed of one pass per group
-        # (10.2 vs 4.6 ms); small batches still go in one pass (50 rows: 0.36 vs 0.87 ms).
-        per_pass = max(1, _PASS_ROWS // max(1, len(z)))
-        columns = [None, *(_GROUP_COLUMNS[g] for g in groups)]  # None: the batch as it is
-        logits = []
-        for i in range(0, len(columns), per_pass):
-            chunk = [_zeroed(z, c) for c in columns[i:i + per_pass]]
-            rows = torch.cat(chunk) if len(chunk) > 1 else chunk[0]
-            logits.extend(self.module.logit_from_standard(rows).view(len(chunk), len(z)))
-        base = logits[0]
+        """Probabilities and, per reason group, its contribution to the logit (the module's
+        :meth:`FastModule.group_contributions`)."""
+        z = self.module.standardise(torch.from_numpy(np.asarray(x, dtype=np.float32)))
+        base, per_group = self.module.group_contributions(z)
         probs = torch.sigmoid(base).double().numpy()
-        return probs, {g: (base - logits[i + 1]).double().numpy() for i, g in enumerate(groups)}
+        return probs, {g: c.double().numpy() for g, c in zip(REASON_GROUPS, per_group, strict=True)}
 
 
 def _zeroed(z: torch.Tensor, columns: list[int] | None) -> torch.Tensor:
@@ -226,24 +263,11 @@ def train_fast_model(x: np.ndarray, y: np.ndarray, config: FastTrainConfig = Fas
     # A 64-wide MLP gains nothing from more threads, and on a shared machine they fight.
     torch.set_num_threads(config.threads)
     rng = np.random.default_rng(config.seed)
-    n = len(x)
-    cut = int(n * (1.0 - config.calibration_fraction))
-    x_fit, y_fit, x_cal, y_cal = x[:cut], y[:cut], x[cut:], y[cut:]
-    if y_fit.sum() < 2 or y_cal.sum() < 1:
-        raise ValueError("too few fraud labels to train and calibrate (need fraud in both the first 80% "
-                         "and the last 20% of the stream)")
-    if risk is None and x.shape[1] == N_FEATURES:
-        risk = no_risk(n)
+    x, cut, risk = prepare_rows(x, y, config.calibration_fraction, risk)
     module = FraudMLP(x.shape[1], config.hidden, risk_columns=risk.columns if risk else None,
                       risk_sizes=risk.sizes if risk else None)
-    if risk is not None:
-        x = x.copy()
-        x[:, risk.columns] = risk.time_safe
-        x_fit, x_cal = x[:cut], x[cut:]
-    mean = x_fit.mean(axis=0)
-    std = x_fit.std(axis=0)
-    module.mean.copy_(torch.from_numpy(mean))
-    module.std.copy_(torch.from_numpy(np.where(std > 1e-6, std, 1.0).astype(np.float32)))
+    set_standardisation(module, x[:cut])
+    x_fit, y_fit = x[:cut], y[:cut]
     pos = float(y_fit.sum())
     pos_weight = min(config.max_pos_weight, (len(y_fit) - pos) / pos)
     loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight))
@@ -267,26 +291,55 @@ def train_fast_model(x: np.ndarray, y: np.ndarray, config: FastTrainConfig = Fas
         bar.set_postfix(loss=f"{loss.item():.4f}")
     bar.close()
     module.eval()
+    info = calibrate(module, x, y, cut, risk)
+    logger.info("fast model trained on %d rows (%d fraud, pos_weight %.1f); Platt a=%.3f b=%.3f on %d rows",
+                cut, int(pos), pos_weight, *info["platt"], len(x) - cut)
+    return module, {**info, "pos_weight": pos_weight}
+
+
+def prepare_rows(x: np.ndarray, y: np.ndarray, calibration_fraction: float, risk: RiskInputs | None
+                 ) -> tuple[np.ndarray, int, RiskInputs | None]:
+    """The rows every fast learner trains on: key columns replaced by their time-safe risk (or held at 0 without
+    learned risk, :func:`no_risk`), and the index where the calibration slice starts.  Raises ValueError when
+    either part has no fraud."""
+    cut = int(len(x) * (1.0 - calibration_fraction))
+    if y[:cut].sum() < 2 or y[cut:].sum() < 1:
+        raise ValueError("too few fraud labels to train and calibrate (need fraud in both the first 80% "
+                         "and the last 20% of the stream)")
+    if risk is None and x.shape[1] == N_FEATURES:
+        risk = no_risk(len(x))
+    if risk is not None:
+        x = x.copy()
+        x[:, risk.columns] = risk.time_safe
+    return x, cut, risk
+
+
+def set_standardisation(module: FastModule, x_fit: np.ndarray) -> None:
+    mean, std = x_fit.mean(axis=0), x_fit.std(axis=0)
+    module.mean.copy_(torch.from_numpy(mean))
+    module.std.copy_(torch.from_numpy(np.where(std > 1e-6, std, 1.0).astype(np.float32)))
+
+
+def calibrate(module: FastModule, x: np.ndarray, y: np.ndarray, cut: int, risk: RiskInputs | None) -> dict:
+    """Platt scaling on the calibration slice ``x[cut:]`` (encoded rows), then the serving risk table.
+
+    Returns ``p_cal``/``y_cal`` (for thresholds), ``p_all`` (every row with its time-safe risk), ``platt``
+    and the slice sizes."""
     with torch.inference_mode():
-        raw_cal = module.net(module.scale(torch.from_numpy(x_cal))).squeeze(-1)
-    a, b = _platt(raw_cal, torch.from_numpy(y_cal.astype(np.float32)))
+        raw_cal = module.raw(module.scale(torch.from_numpy(x[cut:])))
+    a, b = _platt(raw_cal, torch.from_numpy(y[cut:].astype(np.float32)))
     module.calibration.copy_(torch.tensor([a, b]))
     with torch.inference_mode():
         p_all = torch.sigmoid(module.logit_from_standard(module.scale(torch.from_numpy(x)))).double().numpy()
-    p_cal = p_all[cut:]
     if risk is not None:
         module.risk.copy_(torch.from_numpy(risk.table))  # for serving, after every row used its time-safe risk
-    logger.info("fast model trained on %d rows (%d fraud, pos_weight %.1f); Platt a=%.3f b=%.3f on %d rows",
-                len(x_fit), int(pos), pos_weight, a, b, len(x_cal))
-    return module, {"p_cal": p_cal, "y_cal": y_cal, "p_all": p_all, "pos_weight": pos_weight, "platt": [a, b],
-                    "rows_fit": len(x_fit), "rows_cal": len(x_cal)}
+    return {"p_cal": p_all[cut:], "y_cal": y[cut:], "p_all": p_all, "platt": [a, b], "rows_fit": cut,
+            "rows_cal": len(x) - cut}
 
 
-def save_fast_model(module: FraudMLP, out_dir: Path, card: dict) -> Path:
-    config = {"n_features": module.mean.numel(), "hidden": module.net[0].out_features}
-    if module.risk_columns.numel():
-        config |= {"risk_columns": module.risk_columns.tolist(), "risk_sizes": (module.risk_limit + 1).tolist()}
-    save_module(module, out_dir, ARCH, config,
+def save_fast_model(module: FastModule, out_dir: Path, card: dict) -> Path:
+    """Save any fast module (the MLP or the boosted trees) with its card, under its own architecture."""
+    save_module(module, out_dir, module.architecture, module.config(),
                 inputs=[{"name": "features", "datatype": "FP32", "shape": [-1, module.mean.numel()]}],
                 outputs=[{"name": "probability", "datatype": "FP32", "shape": [-1]}])
     (out_dir / CARD).write_text(json.dumps(card, indent=2) + "\n")

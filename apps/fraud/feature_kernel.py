@@ -34,6 +34,7 @@ network, country and category the process has seen; a few MB per million).
 from __future__ import annotations
 
 import math
+import zlib
 
 import numba
 import numpy as np
@@ -82,6 +83,8 @@ class Interner:
     def __init__(self) -> None:
         self.codes: dict[str, float] = {}
         self.strings: list[str] = []
+        self._crc = np.zeros(0, dtype=np.int64)
+        self._crc_filled = 0
         for channel in CHANNELS:
             self.code(channel)
 
@@ -92,41 +95,94 @@ class Interner:
             self.strings.append(value)
         return c
 
+    def crcs(self) -> np.ndarray:
+        """int64: ``zlib.crc32`` of every string's UTF-8 (surrogatepass) bytes, by code: the category keys'
+        hash (:func:`~npusuite.fraud.categorical.category_keys`), computed once per string."""
+        n, done = len(self.strings), self._crc_filled
+        if done < n:
+            if len(self._crc) < n:  # doubling: amortised O(1) per string
+                grown = np.zeros(max(n, 2 * len(self._crc), 1024), dtype=np.int64)
+                grown[:done] = self._crc[:done]
+                self._crc = grown
+            self._crc[done:n] = [zlib.crc32(v.encode("utf-8", "surrogatepass")) for v in self.strings[done:n]]
+            self._crc_filled = n
+        return self._crc[:n]
+
     def optional(self, value: str | None) -> float:
         return _NONE if value is None else self.code(value)
 
 
 INTERNER = Interner()
+#: KernelState's arrays, in the order :meth:`KernelState.addresses` gives them, and a new state's
+#: (rows, columns; 0 columns: a vector): the window (t, amount, channel code, merchant code), merchants
+#: (code, first_t, count), devices and nets (code, first_t), countries and categories (code, count).
+_ARRAYS = ("s", "window", "merchants", "devices", "nets", "countries", "mccs")
+_INITIAL = ((_SCALARS, 0), (8, 4), (8, 3), (4, 2), (4, 2), (4, 2), (4, 2))
+_INITIAL_SHAPES = tuple((rows, width) if width else (rows,) for rows, width in _INITIAL)
+_INITIAL_STARTS = tuple(int(v) for v in np.cumsum([0, *(rows * max(1, width) for rows, width in _INITIAL[:-1])]))
+_INITIAL_SIZE = sum(rows * max(1, width) for rows, width in _INITIAL)
+#: Byte offsets of the arrays in a new state's buffer, then the tables' row counts.
+_INITIAL_META = np.array([8 * start for start in _INITIAL_STARTS] + [rows for rows, _ in _INITIAL[1:]],
+                         dtype=np.int64)
 
 
 class KernelState:
     """One account's state in typed arrays (see the module rules)."""
 
-    __slots__ = ("s", "window", "merchants", "devices", "nets", "countries", "mccs")
+    __slots__ = (*_ARRAYS, "_meta")
 
     def __init__(self) -> None:
-        self.s = np.zeros(_SCALARS)
-        self.window = np.zeros((8, 4))     # t, amount, channel code, merchant code
-        self.merchants = np.zeros((8, 3))  # code, first_t, count
-        self.devices = np.zeros((4, 2))    # code, first_t
-        self.nets = np.zeros((4, 2))       # code, first_t
-        self.countries = np.zeros((4, 2))  # code, count
-        self.mccs = np.zeros((4, 2))       # code, count
+        # One allocation for all seven arrays (views into it), so a new account costs one buffer and
+        # its addresses (:meth:`addresses`) one lookup.
+        buf = np.zeros(_INITIAL_SIZE)
+        views = [buf[start:start + rows * width].reshape(shape) if width else buf[start:start + rows]
+                 for start, (rows, width), shape in zip(_INITIAL_STARTS, _INITIAL, _INITIAL_SHAPES, strict=True)]
+        for name, view in zip(_ARRAYS, views, strict=True):
+            object.__setattr__(self, name, view)
+        meta = _INITIAL_META.copy()
+        meta[:len(_ARRAYS)] += buf.ctypes.data
+        object.__setattr__(self, "_meta", meta)
+
+    def __setattr__(self, name: str, value) -> None:
+        # A new array must update the cached addresses (:meth:`addresses`): the batch kernel writes
+        # through them, so a stale one would write into freed memory.
+        object.__setattr__(self, name, value)
+        meta = self._meta
+        if meta is None or name == "_meta":
+            return
+        i = _ARRAYS.index(name)
+        if value.dtype != np.float64 or not value.flags.c_contiguous:
+            object.__setattr__(self, "_meta", None)  # addresses() refuses it
+            return
+        meta[i] = value.ctypes.data
+        if i:
+            meta[len(_ARRAYS) + i - 1] = len(value)
+
+    def __reduce__(self):
+        # Rebuilt through setattr, so a deep copy or an unpickled state never carries the original's addresses.
+        return _kernel_state, tuple(getattr(self, name) for name in _ARRAYS)
 
     def copy(self) -> KernelState:
-        out = KernelState.__new__(KernelState)
-        for name in self.__slots__:
+        out = KernelState()
+        for name in _ARRAYS:
             setattr(out, name, getattr(self, name).copy())
         return out
 
-    def _room(self) -> None:
-        """Room for one more row in every table the next transaction may add to (checked in one slice)."""
-        n_win, n_mer, n_dev, n_net, n_ctry, n_mcc = self.s[_N_WIN:_N_MCC + 1].tolist()
-        if (n_win >= len(self.window) or n_mer >= len(self.merchants) or n_dev >= len(self.devices)
-                or n_net >= len(self.nets) or n_ctry >= len(self.countries) or n_mcc >= len(self.mccs)):
-            self._grow()
+    def addresses(self) -> np.ndarray:
+        """int64: the data addresses of the arrays (:data:`_ARRAYS` order), then the row counts of the
+        tables (all but ``s``); kept up to date as arrays are replaced.  Valid only while this object lives.
+        Raises TypeError for an array the kernel cannot read through its address."""
+        if self._meta is None:
+            arrays = [getattr(self, name) for name in _ARRAYS]
+            for a in arrays:  # the kernel reads them as C-contiguous float64 through raw addresses
+                if a.dtype != np.float64 or not a.flags.c_contiguous:
+                    raise TypeError("KernelState arrays must be C-contiguous float64")
+            object.__setattr__(self, "_meta", np.array([a.ctypes.data for a in arrays]
+                                                       + [len(a) for a in arrays[1:]], dtype=np.int64))
+        return self._meta
 
     def _grow(self) -> None:
+        """Double every table that is full and below its bound (the kernel's ``_no_room`` asks for this)."""
         s = self.s
         for name, count, limit in (("window", _N_WIN, MAX_WINDOW), ("merchants", _N_MER, MAX_SEEN),
                                    ("devices", _N_DEV, MAX_SEEN), ("nets", _N_NET, MAX_SEEN),
@@ -216,6 +272,14 @@ class KernelState:
             raise SchemaError(f"bad account state for the feature kernel: {exc}") from None
 
 
+def _kernel_state(*arrays: np.ndarray) -> KernelState:
+    """A KernelState holding these arrays (see ``KernelState.__reduce__``)."""
+    out = KernelState()
+    for name, array in zip(_ARRAYS, arrays, strict=True):
+        setattr(out, name, array)
+    return out
+
+
 def _rows(rows: list[list[float]], width: int) -> np.ndarray:
     out = np.zeros((max(4, len(rows) + 1), width))
     if rows:
@@ -271,6 +335,16 @@ def _haversine_km(lat1, lon1, lat2, lon2, two):
 
 
 @numba.njit(cache=True)
+def _no_room(s, win, merchants, devices, nets, countries, mccs):
+    """A table the next transaction may add to is full and :meth:`KernelState._grow` would grow it."""
+    return ((s[_N_WIN] >= win.shape[0] and win.shape[0] < MAX_WINDOW)
+            or (s[_N_MER] >= merchants.shape[0] and merchants.shape[0] < MAX_SEEN)
+            or (s[_N_DEV] >= devices.shape[0] and devices.shape[0] < MAX_SEEN)
+            or (s[_N_NET] >= nets.shape[0] and nets.shape[0] < MAX_SEEN)
+            or s[_N_CTRY] >= countries.shape[0] or s[_N_MCC] >= mccs.shape[0])
+
+
+@numba.njit(cache=True)
 def _put(table, n, row):
     """Append ``row`` to a bounded insertion-ordered table of n rows; drop the oldest beyond MAX_SEEN.
     Returns the new row count."""
@@ -296,6 +370,10 @@ def _count(table, n, key):
 @numba.njit(cache=True)
 def _advance(s, win, merchants, devices, nets, countries, mccs, out,
              amount, t, hour, channel, merchant, device, net, country, mcc, has_geo, lat, lon, two):
+    """Features into ``out`` and the state updated; returns False, changing nothing, when a table the
+    transaction may add to is full and below its bound (the caller grows it and calls again)."""
+    if _no_room(s, win, merchants, devices, nets, countries, mccs):
+        return False
     # ---- features, from the state before the transaction (features._compute) ----
     log1p = math.log1p
     la = math.log(amount)
@@ -486,6 +564,7 @@ def _advance(s, win, merchants, devices, nets, countries, mccs, out,
     s[_N_CTRY] = _count(countries, n_ctry, country)
     s[_N_MCC] = _count(mccs, int(s[_N_MCC]), mcc)
     s[_HOURS + hour] += 1.0
+    return True
 
 
 def advance(state: KernelState, tx: Transaction, interner: Interner = INTERNER) -> Features:
@@ -493,14 +572,17 @@ def advance(state: KernelState, tx: Transaction, interner: Interner = INTERNER) 
     amount = tx.amount
     if not MIN_AMOUNT <= amount <= MAX_AMOUNT:
         amount = min(MAX_AMOUNT, max(MIN_AMOUNT, amount))
-    state._room()
     code, optional = interner.code, interner.optional
     has_geo = tx.lat is not None and tx.lon is not None
     out = np.empty(N_COMPUTED)
-    _advance(state.s, state.window, state.merchants, state.devices, state.nets, state.countries, state.mccs, out,
-             amount, tx.epoch_s, tx.timestamp.hour, code(tx.channel), code(tx.merchant_id), optional(tx.device_id),
-             optional(ip_net(tx.ip)), code(tx.country), code(tx.merchant_category), has_geo,
-             tx.lat if has_geo else 0.0, tx.lon if has_geo else 0.0, 2.0)
+    args = (amount, tx.epoch_s, tx.timestamp.hour, code(tx.channel), code(tx.merchant_id), optional(tx.device_id),
+            optional(ip_net(tx.ip)), code(tx.country), code(tx.merchant_category), has_geo,
+            tx.lat if has_geo else 0.0, tx.lon if has_geo else 0.0, 2.0)
+    # The room test runs in the kernel (one call instead of a Python check per transaction); a table
+    # that must grow first is grown here and the call repeated (tables double, so that is rare).
+    while not _advance(state.s, state.window, state.merchants, state.devices, state.nets, state.countries,
+                       state.mccs, out, *args):
+        state._grow()
     return Features(tuple(out.tolist())
                     + category_keys(tx.merchant_category, tx.country, tx.channel, tx.merchant_id, tx.device_id))
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from npusuite.fraud.boosted_model import GbmTrainConfig, train_fast_gbm
 from npusuite.fraud.fast_model import FastTrainConfig, train_fast_model
 from npusuite.fraud.leave_out import Part
 from npusuite.fraud.novelty import NoveltyModel, NoveltyTrainConfig, train_novelty
@@ -64,11 +65,32 @@ class _Fitted:
 
 @dataclass
 class Tiers:
-    """Fits the fast and novelty models once per training part, for every method built from it."""
+    """Fits the fast and novelty models once per training part, for every method built from it.
+
+    ``boosted``: the fast model is the boosted trees of :mod:`npusuite.fraud.boosted_model` (``fraud train
+    --learner gbm``) instead of the MLP; ``with_risk``: with learned categorical risk (``--categorical-risk``).
+    ``novelty_model``: another :class:`Tiers` whose novelty model (the same for the same training part) is
+    reused, so two fast learners share one novelty model per fold."""
 
     fast: FastTrainConfig = FastTrainConfig()
     novelty: NoveltyTrainConfig = NoveltyTrainConfig()
+    boosted: GbmTrainConfig | None = None
+    with_risk: bool = False
+    novelty_from: Tiers | None = None
     _cache: dict[tuple[int, int], _Fitted] = field(default_factory=dict)
+    _novelty: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
+
+    def excess(self, train: Part, test: Part) -> np.ndarray:
+        """The novelty rule's ``t`` on the test part (the novelty model fitted once per fold)."""
+        if self.novelty_from is not None:
+            return self.novelty_from.excess(train, test)
+        key = (id(train), id(test))
+        if key not in self._novelty:
+            self._novelty.clear()
+            ae, card = train_novelty(train.x, train.y, self.novelty)
+            novelty = NoveltyModel(ae, "fraud-novelty@leave-out", card, NoveltyConfig.from_card(card))
+            self._novelty[key] = novelty.config.excess(novelty.score(test.x)[0])
+        return self._novelty[key]
 
     def fitted(self, train: Part, test: Part) -> _Fitted:
         key = (id(train), id(test))
@@ -76,13 +98,20 @@ class Tiers:
             self._cache.clear()  # one fold at a time
             import torch
 
-            module, info = train_fast_model(train.x, train.y, self.fast, progress=False)
+            risk = None
+            if self.with_risk:
+                from npusuite.fraud.categorical import RiskConfig
+                from npusuite.fraud.training import Dataset, learn_risk
+
+                risk, _ = learn_risk(Dataset(train.transactions, train.y, list(train.types), train.x), RiskConfig())
+            if self.boosted is not None:
+                module, info = train_fast_gbm(train.x, train.y, self.boosted, risk=risk)
+            else:
+                module, info = train_fast_model(train.x, train.y, self.fast, progress=False, risk=risk)
             thresholds = choose_thresholds(info["p_cal"], info["y_cal"], 0.01)
-            ae, card = train_novelty(train.x, train.y, self.novelty)
-            novelty = NoveltyModel(ae, "fraud-novelty@leave-out", card, NoveltyConfig.from_card(card))
             with torch.inference_mode():
                 p = module(torch.from_numpy(test.x)).double().numpy()
-            excess = novelty.config.excess(novelty.score(test.x)[0])
+            excess = self.excess(train, test)
             self._cache[key] = _Fitted(p, excess, thresholds["review"], thresholds["decline"])
         return self._cache[key]
 
@@ -112,3 +141,73 @@ class TierMethod:
             logger.info("%s: rules fired on %d of %d test transactions", self.name, int(hit.sum()), len(hit))
             score = np.where(hit & (score < f.review), f.review + 1e-6 * score, score)
         return score
+
+
+@dataclass
+class ProfileNovelty:
+    """The profile forest's excess ``t`` on the test part, fitted once per fold (see :class:`ProfileTierMethod`)."""
+
+    tiers: Tiers
+    _cache: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
+
+    def excess(self, train: Part, test: Part) -> np.ndarray:
+        key = (id(train), id(test))
+        if key not in self._cache:
+            self._cache.clear()
+            import torch
+
+            from npusuite.fraud.features import FEATURE_NAMES, KEY_FEATURES
+            from npusuite.fraud.novelty_forest import fit_forest
+            from npusuite.fraud.novelty_profile import ProfileBuilder
+            from npusuite.fraud.novelty_rule import NoveltyRule
+
+            cfg = self.tiers.novelty
+            builder = ProfileBuilder()  # the train part, then the test part: states continue, past only
+            x_train = np.hstack([train.x, builder.matrix(train.transactions)])
+            x_test = np.hstack([test.x, builder.matrix(test.transactions)])
+            columns = [j for j in range(x_train.shape[1]) if j >= len(FEATURE_NAMES)
+                       or FEATURE_NAMES[j] not in KEY_FEATURES]
+            legit = x_train[~train.y].astype(np.float32)
+            cut = int(len(legit) * (1.0 - cfg.calibration_fraction))
+            forest = fit_forest(legit[:cut], columns, cfg.trees, cfg.tree_rows, cfg.seed)
+            rule = NoveltyRule()
+            with torch.inference_mode():
+                cal = forest(torch.from_numpy(legit[cut:])).double().numpy()
+                novelty = forest(torch.from_numpy(x_test.astype(np.float32))).double().numpy()
+            review_q, scale_q = np.quantile(cal, [rule.review_quantile, rule.scale_quantile])
+            self._cache[key] = np.nan_to_num((novelty - review_q) / max(1e-12, scale_q - review_q), nan=0.0)
+        return self._cache[key]
+
+
+@dataclass(frozen=True)
+class ProfileTierMethod:
+    """Supervised + novelty where the forest also reads the behavioural profile
+    (:mod:`npusuite.fraud.novelty_profile`): a forest fitted on the legitimate training rows of [streaming
+    features without the key hash buckets, profile], calibrated on the last 20% of them, combined by the same
+    documented rule (:class:`~npusuite.fraud.novelty_rule.NoveltyRule`) with the fast model of ``tiers``
+    (``with_risk=False``) or the fast model with learned categorical risk (``with_risk=True``, trained here,
+    thresholds from its own calibration slice).  Evaluation only: the live scorer does not carry the profile's
+    state yet."""
+
+    name: str
+    profile: ProfileNovelty
+    with_risk: bool = False
+
+    def fit_predict(self, train: Part, test: Part) -> np.ndarray:
+        t = self.profile.excess(train, test)
+        if self.with_risk:
+            import torch
+
+            from npusuite.fraud.categorical import RiskConfig
+            from npusuite.fraud.training import Dataset, learn_risk
+
+            risk, _ = learn_risk(Dataset(train.transactions, train.y, list(train.types), train.x), RiskConfig())
+            module, info = train_fast_model(train.x, train.y, self.profile.tiers.fast, progress=False, risk=risk)
+            thresholds = choose_thresholds(info["p_cal"], info["y_cal"], 0.01)
+            review, decline = thresholds["review"], thresholds["decline"]
+            with torch.inference_mode():
+                p = module(torch.from_numpy(test.x)).double().numpy()
+        else:
+            f = self.profile.tiers.fitted(train, test)
+            p, review, decline = f.probability, f.review, f.decline
+        return np.array([combined_score(pi, e, review, decline) for pi, e in zip(p.tolist(), t.tolist(), strict=True)])

@@ -35,17 +35,34 @@ from torch import nn
 
 @numba.njit(cache=False, nogil=True)
 def _walk(z: np.ndarray, feature: np.ndarray, threshold: np.ndarray, children: np.ndarray,
-          leaf_length: np.ndarray, depth: int) -> np.ndarray:  # pragma: no cover - compiled
-    """Sum over trees of the leaf's path length, per row.  Branch-free: ``children[t, node, go_right]``, and a
-    leaf is its own child, so every row takes exactly ``depth`` steps per tree (no unpredictable branch)."""
+          leaf_length: np.ndarray, depths: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """Sum over trees of the leaf's value, per row.  Branch-free: ``children[t, node, go_right]``, and a
+    leaf is its own child, so every row takes exactly ``depths[t]`` steps in tree ``t`` (no unpredictable
+    branch; a tree's own depth, so one deep tree does not lengthen the walk of the others)."""
     out = np.zeros(z.shape[0])
     for t in range(feature.shape[0]):  # one tree at a time: its nodes stay in cache for the whole batch
+        depth = depths[t]
         for b in range(z.shape[0]):
             node = 0
             for _ in range(depth):
                 node = children[t, node, np.int32(z[b, feature[t, node]] > threshold[t, node])]
             out[b] += leaf_length[t, node]
     return out
+
+
+def _tree_depths(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Each tree's depth (levels below the root), from its child tables (a leaf is its own child)."""
+    depths = np.zeros(left.shape[0], dtype=np.int64)
+    for t in range(left.shape[0]):
+        level, depth = np.array([0]), 0
+        while True:
+            kids = np.concatenate([left[t, level], right[t, level]])
+            kids = np.unique(kids[kids != np.concatenate([level, level])])
+            if not kids.size:
+                break
+            level, depth = kids, depth + 1
+        depths[t] = depth
+    return depths
 
 
 def _average_path_length(n: np.ndarray) -> np.ndarray:
@@ -78,19 +95,29 @@ class ForestTensors(nn.Module):
         super()._load_from_state_dict(*args, **kwargs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lengths = self.leaf_sum(x)
+        return torch.pow(2.0, -lengths / self.normaliser.double()).to(torch.float32)
+
+    def leaf_sum(self, x: torch.Tensor) -> torch.Tensor:
+        """Per row, the sum over trees of the value of the leaf it reaches (float64): the isolation forest's
+        total path length, a boosted model's logit less its baseline (:mod:`npusuite.fraud.boosted_model`)."""
         z = x.index_select(1, self.columns).to(torch.float32)  # (B, C)
         if z.device.type == "cpu":
-            if self._compact is None:
-                self._compact = (self.feature.to(torch.int32).numpy(), self.threshold.float().numpy(),
-                                 torch.stack([self.left, self.right], dim=-1).to(torch.int32).contiguous().numpy(),
-                                 self.leaf_length.double().numpy())
-            lengths = torch.from_numpy(_walk(np.ascontiguousarray(z.numpy()), *self._compact, self.depth))
-            return torch.pow(2.0, -lengths / self.normaliser.double()).to(torch.float32)
+            return torch.from_numpy(_walk(np.ascontiguousarray(z.numpy()), *self.compact()))
         return self.gathered(z)
+
+    def compact(self) -> tuple[np.ndarray, ...]:
+        """The tables for the compiled walk (CPU): feature, threshold, children ``[t, node, go_right]``, leaf
+        value, each tree's depth; made on first use after loading."""
+        if self._compact is None:
+            self._compact = (self.feature.to(torch.int32).numpy(), self.threshold.float().numpy(),
+                             torch.stack([self.left, self.right], dim=-1).to(torch.int32).contiguous().numpy(),
+                             self.leaf_length.double().numpy(), _tree_depths(self.left.numpy(), self.right.numpy()))
+        return self._compact
 
     def gathered(self, z: torch.Tensor) -> torch.Tensor:
         """The same walk as torch gathers on the selected columns ``z``, one pass over (batch x trees) per
-        level (any device)."""
+        level (any device); the per-row leaf sum as :meth:`leaf_sum`."""
         n_trees, n_nodes = self.feature.shape
         offsets = torch.arange(n_trees, device=z.device).unsqueeze(0) * n_nodes  # (1, T)
         node = torch.zeros(z.shape[0], n_trees, dtype=torch.long, device=z.device)  # (B, T)
@@ -100,13 +127,20 @@ class ForestTensors(nn.Module):
             flat = node + offsets
             value = z.gather(1, feature[flat])
             node = torch.where(value <= threshold[flat], left[flat], right[flat])
-        lengths = self.leaf_length.reshape(-1)[node + offsets].double().sum(dim=1)
-        return torch.pow(2.0, -lengths / self.normaliser.double()).to(torch.float32)
+        return self.leaf_length.reshape(-1)[node + offsets].double().sum(dim=1)
 
     @property
     def config(self) -> dict:
         return {"n_trees": int(self.feature.shape[0]), "n_nodes": int(self.feature.shape[1]),
                 "n_columns": int(self.columns.numel()), "depth": int(self.depth)}
+
+
+def float32_thresholds(threshold: np.ndarray) -> np.ndarray:
+    """float64 split thresholds rounded *down* to float32: for every float32 value ``v``, ``v <= t`` exactly when
+    ``v <= float32_thresholds(t)`` (see the module rules)."""
+    threshold = np.asarray(threshold, dtype=np.float64)
+    down = threshold.astype(np.float32)
+    return np.where(down.astype(np.float64) > threshold, np.nextafter(down, np.float32(-np.inf)), down)
 
 
 def fit_forest(rows: np.ndarray, columns: list[int], n_trees: int = 200, max_samples: int = 512,
@@ -126,8 +160,7 @@ def fit_forest(rows: np.ndarray, columns: list[int], n_trees: int = 200, max_sam
         own = np.arange(n)
         leaf = tree.children_left == -1
         module.feature[i, :n] = torch.from_numpy(np.where(leaf, 0, np.asarray(feats)[np.maximum(tree.feature, 0)]))
-        down = tree.threshold.astype(np.float32)
-        down = np.where(down.astype(np.float64) > tree.threshold, np.nextafter(down, np.float32(-np.inf)), down)
+        down = float32_thresholds(tree.threshold)
         module.threshold[i, :n] = torch.from_numpy(np.where(leaf, np.inf, down).astype(np.float32))
         module.left[i, :n] = torch.from_numpy(np.where(leaf, own, tree.children_left))
         module.right[i, :n] = torch.from_numpy(np.where(leaf, own, tree.children_right))

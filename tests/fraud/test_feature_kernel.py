@@ -1,14 +1,17 @@
-"""The compiled feature kernel against the Python reference: bit-identical features and states."""
+"""The compiled feature kernel, one call per transaction and one per batch (:mod:`npusuite.fraud.feature_kernel_batch`),
+against the Python reference: bit-identical features and states."""
 
 from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 
 from npusuite.fraud import feature_kernel, features
 from npusuite.fraud.feature_kernel import KernelState
+from npusuite.fraud.feature_kernel_batch import advance_batch
 from npusuite.fraud.schema import Transaction, parse_transaction
 
 
@@ -58,9 +61,10 @@ def _tx(i: int, seconds: float, **kw) -> Transaction:
     return Transaction(**base)
 
 
-def test_kernel_matches_reference_at_the_edges():
-    """Bounds and odd input: > MAX_SEEN merchants and devices (eviction order), > MAX_WINDOW entries in a
-    week, out-of-order timestamps, extreme amounts, IPv6 and no device, no location, every channel."""
+def edge_stream() -> list[Transaction]:
+    """Bounds and odd input, one account: > MAX_SEEN merchants and devices (eviction order), > MAX_WINDOW
+    entries in a week, out-of-order timestamps, extreme amounts, IPv6 and no device, no location, every
+    channel."""
     rng = random.Random(3)
     channels = ("card_present", "ecommerce", "atm", "transfer")
     txs, t = [], 0.0
@@ -76,7 +80,11 @@ def test_kernel_matches_reference_at_the_edges():
         if rng.random() < 0.3:
             kw["lat"] = kw["lon"] = None
         txs.append(_tx(i, max(0.0, t), **kw))
-    _replay_and_compare(txs, check_state_every=1)
+    return txs
+
+
+def test_kernel_matches_reference_at_the_edges():
+    _replay_and_compare(edge_stream(), check_state_every=1)
 
 
 def test_kernel_state_converts_both_ways_and_resumes():
@@ -102,3 +110,79 @@ def test_kernel_distance_is_the_references_bit_for_bit():
         lat2, lon2 = ((lat + rng.uniform(-0.5, 0.5), lon + rng.uniform(-0.5, 0.5)) if rng.random() < 0.5
                       else (rng.uniform(-90, 90), rng.uniform(-180, 180)))
         assert repr(feature_kernel._haversine_km(lat, lon, lat2, lon2, 2.0)) == repr(haversine_km(lat, lon, lat2, lon2))
+
+
+# -- the batch kernel ----------------------------------------------------------------------------
+def _replay_in_batches(txs: list[Transaction], batch: int, states: dict[str, KernelState] | None = None,
+                       refs: dict[str, features.AccountState] | None = None) -> None:
+    """Batches of ``batch`` through :func:`advance_batch` (an account's repeats chained in one batch), each
+    row bit-identical to the reference's features, every state's snapshot bytes equal at every batch end."""
+    states = {} if states is None else states
+    refs = {} if refs is None else refs
+    for start in range(0, len(txs), batch):
+        chunk = txs[start:start + batch]
+        batch_states = [states.setdefault(tx.account_id, KernelState()) for tx in chunk]
+        got = advance_batch(batch_states, chunk)
+        assert got.shape == (len(chunk), features.N_FEATURES) and got.dtype == np.float64
+        for i, (tx, row) in enumerate(zip(chunk, got.tolist(), strict=True)):
+            expected = features.advance(refs.setdefault(tx.account_id, features.AccountState()), tx).values
+            # Bit for bit: the repr of a float is exact (== would pass 0.0 for -0.0).
+            assert list(map(repr, row)) == list(map(repr, expected)), f"transaction {start + i}"
+        for tx in chunk:
+            assert states[tx.account_id].to_bytes() == refs[tx.account_id].to_bytes(), f"after batch at {start}"
+
+
+def test_batch_matches_reference_on_a_generated_stream():
+    # 150 accounts, batches of 500: most accounts appear several times in a batch.
+    _replay_in_batches(_generated(accounts=150, days=10, seed=5, limit=4000), batch=500)
+
+
+def test_batch_matches_reference_when_tables_grow_and_evict_inside_a_batch():
+    """One account, whole batches of it: its tables grow (and the window and first-seen tables evict)
+    between rows of one call, which stops and resumes the compiled loop."""
+    _replay_in_batches(edge_stream(), batch=700)
+
+
+def test_batch_continues_a_restored_state_and_matches_one_call_per_transaction():
+    txs = [_tx(i, i * 90.0, amount=10.0 + i % 7, merchant_id=f"M{i % 11}", device_id=f"D{i % 3}",
+               ip=f"10.{i % 5}.0.1") for i in range(90)]
+    ref = features.AccountState()
+    for tx in txs[:40]:
+        features.advance(ref, tx)
+    restored = KernelState.from_bytes(ref.to_bytes())  # tables sized by the snapshot, not a new state's
+    one_by_one = restored.copy()
+    _replay_in_batches(txs[40:], batch=17, states={"A": restored}, refs={"A": ref})
+    for tx in txs[40:]:
+        feature_kernel.advance(one_by_one, tx)
+    assert one_by_one.to_bytes() == restored.to_bytes() == ref.to_bytes()
+
+
+def test_copies_of_a_state_never_share_its_addresses():
+    """The batch kernel writes through cached addresses: a deep copy or a pickled state must get its own."""
+    import copy
+    import pickle
+
+    txs = [_tx(i, i * 60.0, merchant_id=f"M{i}") for i in range(12)]  # grows the tables on the way
+    state = KernelState()
+    advance_batch([state] * 6, txs[:6])
+    before = state.to_bytes()
+    copies = [copy.deepcopy(state), pickle.loads(pickle.dumps(state)), state.copy()]
+    for other in copies:
+        assert other.to_bytes() == before
+        advance_batch([other] * 6, txs[6:])
+    assert state.to_bytes() == before  # the original untouched by its copies' batches
+    advance_batch([state] * 6, txs[6:])
+    assert all(other.to_bytes() == state.to_bytes() for other in copies)
+
+
+def test_batch_of_nothing_and_replaced_arrays():
+    assert advance_batch([], []).shape == (0, features.N_FEATURES)
+    state = KernelState()
+    state.window = np.zeros((8, 4), dtype=np.float32)  # not what the kernel reads through an address
+    with pytest.raises(TypeError):
+        advance_batch([state], [_tx(0, 0.0)])
+
+
+@pytest.mark.slow
+def test_batch_matches_reference_on_a_50k_transaction_replay():
+    _replay_in_batches(_generated(accounts=1900, days=10, seed=1, limit=50_000), batch=2000)

@@ -30,3 +30,21 @@ def test_novelty_only_raises_scores_and_a_rule_hit_ranks_as_a_review(fraud_data)
     assert np.array_equal(with_rules[~atm & (novelty >= fitted.review)], novelty[~atm & (novelty >= fitted.review)])
     assert (with_rules >= novelty).all()
     assert len(parse_rule_set(EXAMPLE_RULES).rules) == len(EXAMPLE_RULES["rules"])
+
+
+def test_profile_novelty_only_raises_the_supervised_score(fraud_data):
+    from npusuite.fraud.leave_out_tiers import ProfileNovelty, ProfileTierMethod
+
+    txs, inline = read_transactions(fraud_data.transactions)
+    labels = {**inline, **merge_labels([read_labels(fraud_data.labels)])}
+    train, test = split(txs, labels, txs[0].timestamp + timedelta(days=14), NONE)
+    tiers = Tiers(FastTrainConfig(epochs=2), NoveltyTrainConfig(epochs=2, hidden=16, bottleneck=4))
+    profile = ProfileNovelty(tiers)
+    scores = ProfileTierMethod("profile", profile).fit_predict(train, test)
+    fitted = tiers.fitted(train, test)
+    excess = profile.excess(train, test)
+    assert scores.shape == fitted.probability.shape and np.isfinite(scores).all()
+    assert (scores >= fitted.probability).all()
+    raised = excess >= 0  # above the 0.998 legitimate quantile: at least a review, as the documented rule says
+    assert raised.any() and (scores[raised] >= fitted.review).all()
+    assert np.array_equal(scores[~raised], fitted.probability[~raised])

@@ -26,7 +26,9 @@ def test_scores_equal_scikit_learn_on_the_selected_columns():
     reference = IsolationForest(n_estimators=40, max_samples=256, random_state=5).fit(train[:, columns])
     with torch.inference_mode():
         compiled = module(torch.from_numpy(test)).numpy()
-        gathered = module.gathered(torch.from_numpy(test).index_select(1, module.columns)).numpy()
+        leaf_sum = module.gathered(torch.from_numpy(test).index_select(1, module.columns))
+        gathered = torch.pow(2.0, -leaf_sum / module.normaliser.double()).to(torch.float32).numpy()
+        assert np.allclose(leaf_sum.numpy(), module.leaf_sum(torch.from_numpy(test)).numpy(), rtol=1e-12)
     expected = -reference.score_samples(test[:, columns])
     assert np.allclose(compiled, expected, atol=1e-6), np.abs(compiled - expected).max()
     assert np.array_equal(compiled, gathered)

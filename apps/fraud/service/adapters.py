@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from npusuite.fraud.bundle import CARD, read_card
-from npusuite.fraud.fast_model import FastModel, FraudMLP
+from npusuite.fraud.fast_model import FastModel, FastModule
 from npusuite.fraud.features import FEATURE_NAMES, AccountState, advance
 from npusuite.fraud.schema import Transaction
 from npusuite.fraud.scorer import ScorerConfig, TieredScorer
@@ -91,8 +91,9 @@ class FraudFastAdapter(AppAdapter[FastApp]):
 
     def build(self, version: ModelVersion, runtime: Runtime) -> FastApp:
         module = require_tensor(runtime, version).module
-        if not isinstance(module, FraudMLP):
-            raise UserError(f"{version.ref} is a {type(module).__name__}, not a fraud fast model (fraud-mlp)")
+        if not isinstance(module, FastModule):
+            raise UserError(f"{version.ref} is a {type(module).__name__}, not a fraud fast model "
+                            "(fraud-mlp or fraud-gbm)")
         card = card_of(version)
         try:
             config = ScorerConfig.from_card(card, **self.overrides)

@@ -39,6 +39,14 @@ def run(
         "its crashed predecessor at once; default: a random id.")),
     partitions: int = typer.Option(4, "--partitions", help="Partitions for 'transactions' if the scorer creates it."),
     max_poll_records: int = typer.Option(2000, "--max-poll-records", help="Largest batch per Kafka transaction."),
+    max_batch_ms: float = typer.Option(40.0, "--max-batch-ms", help=(
+        "Bound each batch by time too: take at most the records the scorer is expected to score in this many "
+        "ms (its measured cost per record), so a burst commits in several transactions, the first ones early, "
+        "instead of one long one (0: --max-poll-records only).")),
+    gil_switch_interval_ms: float = typer.Option(1.0, "--gil-switch-interval-ms", help=(
+        "Python's thread switch interval in the scorer (CPython's default: 5 ms).  The Kafka commit runs in a "
+        "second thread that needs the interpreter for a moment after each broker round trip; a shorter interval "
+        "lets it in sooner while a batch is being scored (0: leave the default).")),
     metrics_port: int = typer.Option(0, "--metrics-port", help=(
         "Serve Prometheus /metrics, /healthz and /readyz on this port (0: off).")),
     metrics_host: str = typer.Option("127.0.0.1", "--metrics-host", help=(
@@ -97,7 +105,8 @@ def run(
     extra = {"instance_id": instance_id} if instance_id else {}
     try:
         config = ServiceConfig(bootstrap=bootstrap, group_id=group, topics=topics, partitions=partitions,
-                               max_poll_records=max_poll_records, metrics_port=metrics_port,
+                               max_poll_records=max_poll_records, max_batch_ms=max_batch_ms,
+                               gil_switch_interval_ms=gil_switch_interval_ms, metrics_port=metrics_port,
                                metrics_host=metrics_host, **extra)
         model_config = ModelConfig(model=model, model_root=model_root, llm_model=llm_model,
                                    llm_deadline_ms=llm_deadline_ms, grey_low=grey_low, grey_high=grey_high,

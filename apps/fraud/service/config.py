@@ -56,6 +56,16 @@ class ServiceConfig(BaseModel):
     #: A batch this large means the scorer is behind: it is scored while the previous batch's Kafka
     #: transaction commits.  A smaller one waits for that commit first and takes what arrived meanwhile.
     overlap_min_records: int = Field(default=200, ge=1)
+    #: Bound of a batch by time as well as by size: at most as many records as the scorer is expected to
+    #: score in this long (its measured seconds per record, a moving average), so a burst or a stall
+    #: becomes several transactions that commit in turn instead of one long one that holds every record
+    #: back until its end.  0 = bound by ``max_poll_records`` only.
+    max_batch_ms: float = Field(default=40.0, ge=0, le=60_000, allow_inf_nan=False)
+    #: CPython's GIL switch interval while the service runs (``sys.setswitchinterval``; CPython's default is
+    #: 5 ms).  The commit thread needs the GIL for a moment after each Kafka round trip; while the scoring
+    #: thread runs Python it gets it only at the next switch, so every round trip could add up to one
+    #: interval to the commit.  0 = leave the interpreter's setting.
+    gil_switch_interval_ms: float = Field(default=1.0, ge=0, le=100, allow_inf_nan=False)
     #: A batch taking longer than this (begin to commit) is logged with its phases.
     slow_batch_ms: float = Field(default=100.0, gt=0)
     #: Serve Prometheus metrics on this port (0 = do not serve).

@@ -43,11 +43,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from npusuite.fraud.schema import SchemaError, Transaction, parse_transaction
+from npusuite.fraud.schema import Transaction
 from npusuite.fraud.service import messages
 from npusuite.fraud.service.account_store import AccountEntry, AccountStore, PendingState
+from npusuite.fraud.service.batch_parsing import parse_values
 from npusuite.fraud.service.config import Topics
 from npusuite.fraud.service.shadow import SHADOW, SHADOW_SKIPPED
+from npusuite.platform.contracts.score import encode_score
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs ~3x per record
@@ -139,27 +141,30 @@ def process_batch(records: Sequence[InRecord], store: AccountStore, scorer: Batc
     out = BatchOutcome()
     valid: list[tuple[InRecord, Transaction, AccountEntry]] = []
     seen_ids: set[tuple[int, str, str]] = set()
+    next_offsets = out.next_offsets
+    partitions = store.partitions
 
     def dead(rec: InRecord, reason: str, kind: str) -> None:
         dead_letter(out, rec, reason, kind, topics, same_partitions)
 
-    for rec in records:
-        out.next_offsets[rec.partition] = rec.offset + 1
-        if rec.value is None:
-            dead(rec, "empty message (null value)", "empty")
+    for rec, tx in zip(records, parse_values([rec.value for rec in records]), strict=True):
+        partition = rec.partition
+        next_offsets[partition] = rec.offset + 1
+        if tx.__class__ is not Transaction:
+            if tx is None:
+                dead(rec, "empty message (null value)", "empty")
+            else:
+                dead(rec, str(tx), "schema")
             continue
-        try:
-            tx = parse_transaction(rec.value)
-        except SchemaError as exc:
-            dead(rec, str(exc), "schema")
+        account_id, transaction_id = tx.account_id, tx.transaction_id
+        if rec.key is None or rec.key != account_id.encode():
+            dead(rec, f"message key {rec.key!r} is not the account_id {account_id!r}", "key")
             continue
-        if rec.key is None or rec.key != tx.account_id.encode():
-            dead(rec, f"message key {rec.key!r} is not the account_id {tx.account_id!r}", "key")
-            continue
-        seen = (rec.partition, tx.account_id, tx.transaction_id)
-        entry = store.entry(rec.partition, tx.account_id)
-        if seen in seen_ids or tx.transaction_id in entry.ids:
-            dead(rec, f"duplicate transaction_id {tx.transaction_id!r}: already scored", "duplicate")
+        seen = (partition, account_id, transaction_id)
+        # KeyError for a partition this process does not own, as AccountStore.entry raises.
+        entry = partitions[partition].get(account_id) or store.entry(partition, account_id)
+        if seen in seen_ids or transaction_id in entry.ids:
+            dead(rec, f"duplicate transaction_id {transaction_id!r}: already scored", "duplicate")
             continue
         seen_ids.add(seen)
         valid.append((rec, tx, entry))
@@ -207,34 +212,46 @@ def _score(valid: list[tuple[InRecord, Transaction, AccountEntry]], store: Accou
            out: BatchOutcome) -> None:
     last: dict[int, int] = {}  # id(entry) -> index of the account's last transaction in the batch
     for i, (_, _, entry) in enumerate(valid):
-        if isinstance(entry.state, PendingState):
-            entry.state = scorer.restore_state(entry.state.snapshot, entry.state.transactions)
-        elif entry.state is None:
+        state = entry.state
+        if state is None:
             entry.state = scorer.restore_state(None, ())
+        elif state.__class__ is PendingState:
+            entry.state = scorer.restore_state(state.snapshot, state.transactions)
         last[id(entry)] = i
     results = scorer.score_batch([ScoreRequest(tx, entry.state) for _, tx, entry in valid])
     if len(results) != len(valid):
         raise RuntimeError(f"scorer returned {len(results)} results for {len(valid)} requests")
     now = clock()
+    records = out.records
+    append = records.append
+    scores_topic, snapshot_due, record, score_value = topics.scores, store.snapshot_due, store.record, encode_score
+    decisions: list[str] = []
+    models: list[str] = []
     for i, ((rec, tx, entry), result) in enumerate(zip(valid, results, strict=True)):
         score = result.fields
         decision = score["decision"]
+        key = rec.key
         partition = rec.partition if same_partitions else None
         if decision != "approve":
             feats = result.features
             feats = feats.as_dict() if hasattr(feats, "as_dict") else feats
-            out.records.append(OutRecord(topics.alerts, rec.key, messages.alert_value(
+            append(OutRecord(topics.alerts, key, messages.alert_value(
                 score, tx, [raw for _, raw in entry.recent], feats, result.llm_rationale,
                 # getattr: any object with ScoreResult's attributes will do, older ones lack this one.
                 getattr(result, "thresholds", None)), partition))
-        due = last[id(entry)] == i and store.snapshot_due(entry)
-        snapshot = scorer.encode_state(result.state) if due else None
-        ckey, cvalue = store.record(entry, tx.account_id, tx.transaction_id, result.state, snapshot, rec.value)
-        out.records.append(OutRecord(topics.scores, rec.key, messages.score_value(score), partition))
-        shadow_record(out, result, rec.key, topics.shadow_scores)
-        out.records.append(OutRecord(changelog_topic, ckey, cvalue, rec.partition))
-        out.decisions[decision] += 1
-        out.models[score["model"]] += 1
-        out.escalations += result.escalated
-        out.llm_fallbacks += result.llm_fallback
-        out.latencies_s.append(max(0.0, now - rec.timestamp_ms / 1000.0))
+        state = result.state
+        snapshot = scorer.encode_state(state) if last[id(entry)] == i and snapshot_due(entry) else None
+        ckey, cvalue = record(entry, tx.account_id, tx.transaction_id, state, snapshot, rec.value)
+        append(OutRecord(scores_topic, key, score_value(score), partition))  # = messages.score_value
+        if getattr(result, "extras", None):
+            shadow_record(out, result, key, topics.shadow_scores)
+        append(OutRecord(changelog_topic, ckey, cvalue, rec.partition))
+        decisions.append(decision)
+        models.append(score["model"])
+        if result.escalated:
+            out.escalations += 1
+        if result.llm_fallback:
+            out.llm_fallbacks += 1
+    out.decisions.update(decisions)
+    out.models.update(models)
+    out.latencies_s.extend([max(0.0, now - rec.timestamp_ms / 1000.0) for rec, _, _ in valid])

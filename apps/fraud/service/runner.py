@@ -7,8 +7,10 @@ scorer; see ``docs/fraud-service.md``.
 
 One loop, one Kafka transaction per batch (never per message):
 
-1. take every record already fetched (up to ``max_poll_records``), waiting up
-   to ``poll_timeout_ms`` only when none is: the batch is whatever arrived
+1. take every record already fetched (up to ``max_poll_records``, and up to
+   what the scorer is expected to score in ``max_batch_ms``: a bound by time
+   as well as size, from its measured cost per record), waiting up to
+   ``poll_timeout_ms`` only when none is: the batch is whatever arrived
    while the previous one was scored and committed, so batches grow with the
    load and latency stays one cycle (``read_committed``; committed offsets are
    fetched with ``require_stable``, so a crashed owner's half-finished commit
@@ -48,6 +50,11 @@ of infrastructure (Kafka, OS/disk, memory, a busy or swapping engine, or a
 scorer that fails a probe transaction too) is never dead-lettered: the batch
 is rolled back and tried again after a pause (0.1 s doubling to 5 s).
 
+The service sets CPython's thread switch interval to ``gil_switch_interval_ms``
+(1 ms; CPython's default is 5 ms) while it runs: the commit thread needs the
+GIL for a moment after each of its broker round trips, and while the scoring
+thread runs Python it would otherwise get it only at the next 5 ms switch.
+
 SIGTERM (``stop()``) lets the current batch commit, then closes the consumer,
 which leaves the group so the others take its partitions at once.
 """
@@ -55,6 +62,7 @@ which leaves the group so the others take its partitions at once.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -127,6 +135,8 @@ class FraudService:
         self._broker_ok = False
         #: Seconds the main thread waited for in-flight commits in this loop cycle (the ``settle`` phase).
         self._settle_wait_s = 0.0
+        #: Moving average of the score phase's seconds per record (None: no batch measured yet).
+        self._score_s_per_record: float | None = None
 
     def stop(self) -> None:
         """Ask the loop to finish its current batch and exit (safe from a signal handler)."""
@@ -238,6 +248,9 @@ class FraudService:
         self._txn = TransactionalProducer(self._producer, c.transactional_id)
         consumer = self._consumer()
         self.gc.install()
+        switch_interval = sys.getswitchinterval()
+        if c.gil_switch_interval_ms > 0:
+            sys.setswitchinterval(c.gil_switch_interval_ms / 1000)
         logger.info("fraud scorer %s consuming %s in group %s", c.transactional_id, c.topics.transactions,
                     c.group_id)
         try:
@@ -268,16 +281,37 @@ class FraudService:
                 consumer.close()
                 self._txn.close()
                 self._reader.close()
+                sys.setswitchinterval(switch_interval)
+
+    def batch_limit(self) -> int:
+        """The most records to take into one batch: ``max_poll_records``, and at most what the scorer is
+        expected to score in ``max_batch_ms`` (never fewer than ``overlap_min_records``)."""
+        c = self.config
+        per_record = self._score_s_per_record
+        if not c.max_batch_ms or not per_record:
+            return c.max_poll_records
+        by_time = int(c.max_batch_ms / 1000 / per_record)
+        return max(min(c.overlap_min_records, c.max_poll_records), min(c.max_poll_records, by_time))
+
+    def _observe_score_time(self, n: int, seconds: float) -> None:
+        """Fold one batch's score phase into the per-record average (batches of 50 or more: in smaller ones
+        the per-batch costs, a model pass, dominate)."""
+        if n < 50:
+            return
+        x = seconds / n
+        avg = self._score_s_per_record
+        self._score_s_per_record = x if avg is None else 0.8 * avg + 0.2 * x
 
     def _next_batch(self, consumer: Consumer) -> list[InRecord]:
-        """Everything fetched so far (at most max_poll_records); blocks up to poll_timeout_ms only if nothing is."""
+        """Everything fetched so far (at most :meth:`batch_limit`); blocks up to poll_timeout_ms only if nothing is."""
         c = self.config
-        messages = consumer.consume(c.max_poll_records, 0)
+        limit = self.batch_limit()
+        messages = consumer.consume(limit, 0)
         if not messages:
             first = consumer.poll(c.poll_timeout_ms / 1000)
             if first is None:
                 return []
-            messages = [first, *consumer.consume(c.max_poll_records - 1, 0)] if c.max_poll_records > 1 else [first]
+            messages = [first, *consumer.consume(limit - 1, 0)] if limit > 1 else [first]
         return self._records(messages)
 
     def _settle_then_take_more(self, consumer: Consumer, records: list[InRecord]) -> list[InRecord]:
@@ -285,7 +319,7 @@ class FraudService:
         if aborted:
             self._rollback(consumer, aborted, "the Kafka transaction aborted")
             records = [r for r in records if r.partition not in aborted]
-        room = self.config.max_poll_records - len(records)
+        room = self.batch_limit() - len(records)
         return records + self._records(consumer.consume(room, 0)) if room > 0 else records
 
     def _records(self, messages: list) -> list[InRecord]:
@@ -320,6 +354,7 @@ class FraudService:
             if outcome is None:
                 return
         t1 = clock()
+        self._observe_score_time(len(records), t1 - t0)
         aborted = self._settle()
         if aborted:  # this batch was scored on top of the aborted one's state: redo both
             self._rollback(consumer, _earliest(aborted, first), "the previous Kafka transaction aborted")

@@ -52,6 +52,7 @@ import numpy as np
 
 from npusuite.fraud import feature_kernel
 from npusuite.fraud.feature_kernel import KernelState
+from npusuite.fraud.feature_kernel_batch import advance_batch
 from npusuite.fraud.features import AccountState, Features, advance
 from npusuite.fraud.schema import Transaction, parse_transaction
 from npusuite.fraud.scorer import ScoredTransaction, TieredScorer
@@ -81,9 +82,15 @@ class _InPlaceTieredScorer(TieredScorer):
 
 
 class _KernelTieredScorer(_InPlaceTieredScorer):
-    """The same, on :class:`KernelState` s advanced by the compiled kernel."""
+    """The same, on :class:`KernelState` s advanced by the compiled kernel: the whole batch in one call
+    (:func:`~npusuite.fraud.feature_kernel_batch.advance_batch`, bit-identical to one call per transaction)."""
 
     advance = staticmethod(feature_kernel.advance)
+
+    def featurise(self, items):
+        states = [state for _, state in items]
+        matrix = advance_batch(states, [tx for tx, _ in items])
+        return [Features(row) for row in map(tuple, matrix.tolist())], states
 
 
 #: features= -> (state type, tiered scorer).
