@@ -64,6 +64,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import norm
 
+from npusuite.platform.kafka.broker import free_port
 from npusuite.platform.observability import names as N
 from npusuite.platform.observability.prometheus_server import PrometheusServer
 from npusuite.platform.ops.backfill import Sample, create_blocks, write_openmetrics
@@ -431,7 +432,7 @@ def live_fault(kind: str, work: Path, *, rate: float = 100.0, history_s: float =
     device = _DeviceExporter(np.random.default_rng(seed))
     registry = CollectorRegistry()
     registry.register(device)
-    device_port = _port()
+    device_port = free_port()
     device_server, _ = start_http_server(device_port, addr="127.0.0.1", registry=registry)
     cluster = LocalCluster(work / "kafka", brokers=1, port=free_broker_port(span=2),
                            cache_dir=PathSettings().cache_dir(), heap_mb=384)
@@ -440,7 +441,7 @@ def live_fault(kind: str, work: Path, *, rate: float = 100.0, history_s: float =
     try:
         cluster.up(timeout_s=240)
         bootstrap_create_missing(cluster.bootstrap, {"tx": TopicSpec(4)})
-        metrics_port = _port()
+        metrics_port = free_port()
         log = work / "scorer.log"
         scorer = subprocess.Popen(
             [sys.executable, "-m", "npusuite.fraud.service", "--bootstrap", cluster.bootstrap, "--group", "aiops",
@@ -548,7 +549,7 @@ def live_llm_creep(work: Path, *, rate: float = 16.0, history_s: float = 210.0, 
     subprocess.run([exe, "platform", "make-tiny-llm", work / "tiny"], check=True, capture_output=True)
     subprocess.run([exe, "models", "add", "--root", work / "models", "tiny-llm", work / "tiny"], check=True,
                    capture_output=True)
-    port = _port()
+    port = free_port()
     log = work / "serve.log"
     server = subprocess.Popen([exe, "platform", "serve", "--model-root", work / "models", "--port", str(port)],
                               stdout=log.open("ab"), stderr=subprocess.STDOUT)
@@ -653,7 +654,7 @@ def live_slow_disk(work: Path, *, rate: float = 20.0, history_s: float = 210.0, 
         return {"fault": "slow_disk_outbox", "skipped": "gcc not found: the fsync delay shim cannot be built"}
     delay = work / "fsync_delay_us"
     delay.write_text("0")
-    port = _port()
+    port = free_port()
     log = work / "outbox.log"
     env = {**os.environ, "LD_PRELOAD": str(shim), "FSYNC_DELAY_FILE": str(delay)}
     load = subprocess.Popen([sys.executable, FAULTS_DIR / "outbox_load.py", "--db", work / "outbox.db", "--port",
@@ -689,14 +690,6 @@ def live_slow_disk(work: Path, *, rate: float = 20.0, history_s: float = 210.0, 
         if load.poll() is None:
             load.terminate()
             load.wait(60)
-
-
-def _port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _live_session(kind: str, work: Path) -> dict:

@@ -3,6 +3,7 @@
     .venv/bin/python bench/fraud_quality.py            # 2000 accounts x 45 days (~230k transactions)
     .venv/bin/python bench/fraud_quality.py --quick    # 800 accounts x 30 days
     .venv/bin/python bench/fraud_quality.py --leave-out   # the leave-one-typology-out table only, 3000 x 45
+    .venv/bin/python bench/fraud_quality.py --throughput  # the served tiers' score_batch rate, as ratios
 
 What it does, in one run:
 1. generates a labelled stream from ``--seed`` (``npusuite fraud generate``'s code);
@@ -24,7 +25,8 @@ With ``--leave-out`` it writes the leave-one-typology-out table instead (issue 1
 each typology left out in turn, on the same time split, the supervised fast model without learned
 categorical risk, with it, and the gradient-boosting baseline ("balanced") on the plain features
 below, the supervised model with the novelty tier, and with the novelty tier and a generic example rule set
-(:mod:`npusuite.fraud.leave_out_tiers`), all in one run; :data:`EXTRA_METHODS` adds more columns.
+(:mod:`npusuite.fraud.leave_out_tiers`), and the same tiers on the boosted fast model
+(:mod:`npusuite.fraud.boosted_model`), all in one run; :data:`EXTRA_METHODS` adds more columns.
 """
 
 from __future__ import annotations
@@ -97,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--risk-ab", action="store_true", help="supervised without vs with learned categorical risk, "
                     "all typologies present, one generated stream per --seeds")
     ap.add_argument("--seeds", type=int, nargs="+", default=None, help="--risk-ab: seeds (default: --seed)")
+    ap.add_argument("--throughput", action="store_true", help="score_batch throughput of the served tiers: today's "
+                    "MLP without novelty against the MLP and the boosted model with it, interleaved rounds in one "
+                    "process (writes fraud_quality_throughput.json / .png)")
+    ap.add_argument("--rounds", type=int, default=7, help="--throughput: interleaved rounds")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.leave_out and not args.quick:  # every typology needs left-out frauds in the test third (see run_table)
@@ -104,6 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         accounts = args.accounts or (800 if args.quick else 2000)
     days = args.days or (30 if args.quick else 45)
+    if args.throughput:
+        from fraud_quality_speed import run_throughput
+
+        return run_throughput(GeneratorConfig(accounts=args.accounts or 400, days=args.days or 21, seed=args.seed),
+                              args.rounds, args.out)
     if args.risk_ab:
         return run_risk_ab(accounts, days, args.seeds or [args.seed], args.out)
     if args.leave_out:
@@ -218,12 +229,25 @@ def tier_methods(seed: int) -> list:
     """"supervised" (the fast model without learned categorical risk), "supervised + novelty" and
     "supervised + novelty + rules" (the generic example rules), sharing one fast and one novelty model per
     fold (:mod:`npusuite.fraud.leave_out_tiers`)."""
-    from npusuite.fraud.leave_out_tiers import EXAMPLE_RULES, Tiers
+    from npusuite.fraud.boosted_model import GbmTrainConfig
+    from npusuite.fraud.leave_out_tiers import EXAMPLE_RULES, ProfileNovelty, ProfileTierMethod, Tiers
     from npusuite.fraud.novelty import NoveltyTrainConfig
 
     tiers = Tiers(FastTrainConfig(seed=seed), NoveltyTrainConfig(seed=seed))
+    # The boosted fast model (`fraud train --learner gbm`), with and without learned risk, on the same novelty
+    # model per fold as the MLP's columns.
+    boosted = Tiers(FastTrainConfig(seed=seed), NoveltyTrainConfig(seed=seed), boosted=GbmTrainConfig(seed=seed),
+                    novelty_from=tiers)
+    boosted_risk = Tiers(FastTrainConfig(seed=seed), NoveltyTrainConfig(seed=seed),
+                         boosted=GbmTrainConfig(seed=seed), with_risk=True, novelty_from=tiers)
     return [tiers.method("supervised", novelty=False), tiers.method("supervised + novelty"),
-            tiers.method("supervised + novelty + rules", EXAMPLE_RULES)]
+            tiers.method("supervised + novelty + rules", EXAMPLE_RULES),
+            ProfileTierMethod(PROFILE_COLUMN, profile := ProfileNovelty(tiers)),
+            ProfileTierMethod(PROFILE_RISK_COLUMN, profile, with_risk=True),
+            boosted.method(BOOSTED_COLUMN, novelty=False), boosted.method(BOOSTED_NOVELTY_COLUMN),
+            boosted.method(BOOSTED_RULES_COLUMN, EXAMPLE_RULES),
+            boosted_risk.method(BOOSTED_RISK_COLUMN, novelty=False),
+            boosted_risk.method(BOOSTED_RISK_NOVELTY_COLUMN)]
 
 
 @dataclass(frozen=True)
@@ -245,7 +269,18 @@ class HgbMethod:
 
 
 #: ``--tiers-only``: the columns that share one fast and one novelty model per fold (the others train their own).
-TIER_COLUMNS = ("supervised", "supervised + novelty", "supervised + novelty + rules")
+#: The evaluation-only column: the novelty forest also reads the behavioural profile (npusuite.fraud.novelty_profile).
+PROFILE_COLUMN = "supervised + novelty with profile (eval only)"
+PROFILE_RISK_COLUMN = "supervised + categorical risk + novelty with profile (eval only)"
+#: The boosted fast model's columns (npusuite.fraud.boosted_model, `fraud train --learner gbm`).
+BOOSTED_COLUMN = "boosted"
+BOOSTED_NOVELTY_COLUMN = "boosted + novelty"
+BOOSTED_RULES_COLUMN = "boosted + novelty + rules"
+BOOSTED_RISK_COLUMN = "boosted + categorical risk"
+BOOSTED_RISK_NOVELTY_COLUMN = "boosted + categorical risk + novelty"
+TIER_COLUMNS = ("supervised", "supervised + novelty", "supervised + novelty + rules", PROFILE_COLUMN,
+                PROFILE_RISK_COLUMN, BOOSTED_COLUMN, BOOSTED_NOVELTY_COLUMN, BOOSTED_RULES_COLUMN,
+                BOOSTED_RISK_COLUMN, BOOSTED_RISK_NOVELTY_COLUMN)
 
 
 def run_table(gen_cfg: GeneratorConfig, out: Path, quick: bool, tiers_only: bool = False) -> int:

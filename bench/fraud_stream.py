@@ -390,12 +390,31 @@ def run_rate(kind: str, bootstrap: str, msgs: list, rate: float, topics: dict, m
     wait_for(measurer, proc, 420, warm)
     if measurer.count < warm:
         raise RuntimeError(f"{kind} did not process its warm-up messages; see {log}")
+    if kind == "scorer-x2":  # time the two scorers, not the rebalance that the second one's join starts
+        wait_group_stable(bootstrap, topics["group"], members=2)
     p = produce_all(bootstrap, topics["in"], msgs[warm:], rate, send_ts, wait=False)
     while p.is_alive():
         measurer.poll(time.time() + 0.5, len(msgs))
     p.join()
     measurer.poll(time.time() + drain_s, len(msgs))
     return rate_result(kind, rate, np.load(send_ts), measurer.recv[warm:])
+
+
+def wait_group_stable(bootstrap: str, group: str, members: int, timeout_s: float = 180.0) -> None:
+    """Until ``group`` is Stable with ``members`` members that each own partitions (Kafka's admin API)."""
+    from confluent_kafka import ConsumerGroupState
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        desc = admin.describe_consumer_groups([group])[group].result(timeout=10)
+        owners = [m for m in desc.members if m.assignment and m.assignment.topic_partitions]
+        if desc.state == ConsumerGroupState.STABLE and len(owners) == members:
+            logger.info("group %s stable with %d members", group, members)
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"group {group} not stable with {members} members within {timeout_s:.0f} s")
 
 
 def rate_result(kind: str, rate: float, sent: np.ndarray, recv: np.ndarray) -> dict:

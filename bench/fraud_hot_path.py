@@ -1,0 +1,182 @@
+"""Micro-benchmark: the live scorer's per-batch path without a broker, in µs per transaction.
+
+Feeds pre-encoded transaction messages (the ``bench/fraud_stream.py`` stream: its
+generator, its 5,000 accounts, its message bytes) through exactly what the
+scorer's Kafka loop runs per poll batch, :func:`~npusuite.fraud.service.processor.process_batch`
+with the real :class:`~npusuite.fraud.service.scoring.LiveScorer` (fast model
+engine, compiled feature kernel) and an :class:`~npusuite.fraud.service.account_store.AccountStore`
+(parse and validate -> features -> model -> reasons -> encode -> changelog),
+in batches of ``--batch`` records over ``--partitions`` partitions.  The Kafka
+client's own work (consume, produce, commit) is not in it; ``bench/fraud_stream.py``
+measures the whole service on a broker.
+
+Two passes over the same stream (fresh account state each):
+
+* timed: the scoring thread's CPU time (and the wall time) of every
+  ``process_batch`` call, no instrumentation; the figure to compare is the CPU
+  time (``total_us_per_tx``, the median of ``--repeats`` passes), which other
+  processes on a shared machine disturb far less than the wall time;
+* phases: the same run with a deterministic profiler (cProfile), each function's
+  own time attributed to a phase by where its code lives.  The profiler
+  inflates Python-heavy phases, so the phase figures are shares, not times.
+
+Writes ``bench/out/fraud_hot_path.json``.  Run it niced on a shared machine:
+``nice -n 10 .venv/bin/python bench/fraud_hot_path.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import logging
+import os
+import pstats
+import statistics
+import sys
+import tempfile
+import time
+import zlib
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fraud_stream import OUT, base_transactions, messages, train_model
+
+logger = logging.getLogger("bench.fraud_hot_path")
+
+#: (phase, substrings of "<file>:<function>") in match order; the first match wins, the rest is "other".
+PHASES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("parse", ("contracts/transaction.py", "records.py", "pydantic", "batch_parsing", "validate_json",
+               "model_validate_json", "parse_transaction")),
+    ("features", ("feature_kernel.py", "feature_kernel_batch.py", "features.py", "categorical.py", "featurise",
+                  "numba")),
+    ("model", ("fast_model.py", "torch", "module.py", "contributions")),
+    ("reasons", ("reasons.py",)),
+    ("encode", ("contracts/score.py", "messages.py", "to_json", "score_value")),
+    ("changelog", ("account_store.py",)),
+    ("processor", ("processor.py", "scoring.py", "scorer.py")),
+)
+
+
+def phase_of(filename: str, function: str) -> str:
+    where = f"{filename}:{function}"
+    for phase, needles in PHASES:
+        if any(n in where for n in needles):
+            return phase
+    return "other"
+
+
+def batches(msgs: list[tuple[bytes, bytes]], size: int, partitions: int):
+    from npusuite.fraud.service.processor import InRecord
+
+    offsets = [0] * partitions
+    out = []
+    for key, value in msgs:
+        p = zlib.crc32(key) % partitions
+        out.append(InRecord(p, offsets[p], key, value, 0))
+        offsets[p] += 1
+        if len(out) == size:
+            yield out
+            out = []
+    if out:
+        yield out
+
+
+def one_pass(scorer, msgs, size: int, partitions: int, profile: cProfile.Profile | None = None
+             ) -> tuple[float, float]:
+    """Wall and CPU seconds spent in process_batch over the whole stream (fresh account state)."""
+    from npusuite.fraud.service.account_store import AccountStore
+    from npusuite.fraud.service.config import Topics
+    from npusuite.fraud.service.processor import process_batch
+    from npusuite.platform.gc_policy import GcPolicy
+
+    gc_policy = GcPolicy()  # the runner's: young threshold raised, each batch's survivors frozen after it
+    gc_policy.install()
+    store = AccountStore(20)
+    for p in range(partitions):
+        store.set_partition(p, {})
+    topics = Topics()
+    wall = cpu = 0.0
+    for batch in batches(msgs, size, partitions):
+        if profile is not None:
+            profile.enable()
+        t0, c0 = time.perf_counter(), time.thread_time()
+        process_batch(batch, store, scorer, topics, "changelog", same_partitions=True)
+        wall += time.perf_counter() - t0
+        cpu += time.thread_time() - c0
+        if profile is not None:
+            profile.disable()
+        gc_policy.after_batch()
+    gc_policy.full_collect("pass done")
+    return wall, cpu
+
+
+def phase_shares(profile: cProfile.Profile) -> dict[str, float]:
+    stats = pstats.Stats(profile).stats  # (file, line, function) -> (cc, nc, tottime, cumtime, callers)
+    own: dict[str, float] = {}
+    for (filename, _line, function), (_cc, _nc, tottime, _ct, _callers) in stats.items():
+        phase = phase_of(filename, function)
+        own[phase] = own.get(phase, 0.0) + tottime
+    total = sum(own.values()) or 1.0
+    return {k: round(v / total, 4) for k, v in sorted(own.items(), key=lambda kv: -kv[1])}
+
+
+def top_functions(profile: cProfile.Profile, n: int) -> list[str]:
+    """The ``n`` functions with the most own time: share, phase, calls, where."""
+    stats = pstats.Stats(profile).stats
+    total = sum(v[2] for v in stats.values()) or 1.0
+    rows = sorted(stats.items(), key=lambda kv: -kv[1][2])[:n]
+    return [f"{v[2] / total:6.1%} {phase_of(k[0], k[2]):9s} {v[1]:8d} {Path(k[0]).name}:{k[1]}:{k[2]}"
+            for k, v in rows]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", type=int, default=40_000, help="transactions per pass")
+    ap.add_argument("--batch", type=int, default=2000, help="records per process_batch call")
+    ap.add_argument("--partitions", type=int, default=4)
+    ap.add_argument("--accounts", type=int, default=5000)
+    ap.add_argument("--repeats", type=int, default=3, help="timed passes; the median counts")
+    ap.add_argument("--features", choices=("kernel", "python"), default="kernel")
+    ap.add_argument("--model-root", type=Path, default=None, help="a repository with fraud-fast (default: train one)")
+    ap.add_argument("--top", type=int, default=25, help="functions listed by own time (profiled pass)")
+    ap.add_argument("--out", type=Path, default=OUT)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+
+    from npusuite.fraud.service.config import ModelConfig
+    from npusuite.fraud.service.scoring import build_live_scorer
+
+    with tempfile.TemporaryDirectory(prefix="fraud-hot-") as tmp:
+        root = args.model_root
+        if root is None:
+            root = Path(tmp) / "models"
+            logger.info("training the fast model into %s", root)
+            train_model(root)
+        days = 10
+        msgs = messages(base_transactions(args.accounts, days, seed=1), args.n, "hot", days)
+        scorer = build_live_scorer(ModelConfig(model="fraud-fast", model_root=root, features=args.features))
+        try:
+            one_pass(scorer, msgs[:4000], args.batch, args.partitions)  # warm: compile, caches
+            times = [one_pass(scorer, msgs, args.batch, args.partitions) for _ in range(args.repeats)]
+            profile = cProfile.Profile()
+            one_pass(scorer, msgs, args.batch, args.partitions, profile)
+        finally:
+            scorer.close()
+    per_tx = [wall / args.n * 1e6 for wall, _ in times]
+    cpu_per_tx = [cpu / args.n * 1e6 for _, cpu in times]
+    total = statistics.median(cpu_per_tx)
+    shares = phase_shares(profile)
+    report = {"n": args.n, "batch": args.batch, "partitions": args.partitions, "accounts": args.accounts,
+              "features": args.features, "load_1m": os.getloadavg()[0],
+              "total_us_per_tx": round(total, 2), "passes_cpu_us_per_tx": [round(t, 2) for t in cpu_per_tx],
+              "passes_wall_us_per_tx": [round(t, 2) for t in per_tx], "phase_shares_profiled": shares,
+              "phase_us_per_tx_estimated": {k: round(v * total, 2) for k, v in shares.items()},
+              "top_functions_profiled": top_functions(profile, args.top)}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "fraud_hot_path.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
