@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import cv2
+import pytest
 
 from npusuite.edge.simulate import sample_frames, write_sim_model
 
@@ -41,6 +42,8 @@ def start_agent(tmp: Path, box: Path, url: str, log) -> subprocess.Popen:
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
 
 
+# slow-marked to keep the default run short (`make test-all` runs it): ~16 s
+@pytest.mark.slow
 def test_sigkill_five_times_with_upstream_outages(tmp_path, serve, ingest_double):
     frames, truth = sample_frames(N_FRAMES, seed=3)
     (tmp_path / "frames").mkdir()

@@ -44,6 +44,8 @@ def cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "npusuite.platform", *args], capture_output=True, text=True)
 
 
+# slow-marked to keep the default run short (`make test-all` runs it): ~14 s
+@pytest.mark.slow
 def test_shadow_run_writes_one_challenger_score_per_transaction_and_compare_reports_it(harness, labelled_stream,
                                                                                     tmp_path):
     transactions, labels = labelled_stream

@@ -104,7 +104,7 @@ def assert_state_matches_offline_replay(h, transactions: list[dict]) -> dict[str
     return partition_of
 
 
-@pytest.mark.parametrize("n_scorers", [1, 2])
+@pytest.mark.parametrize("n_scorers", [pytest.param(1, marks=pytest.mark.slow), 2])  # 1: slow-marked, 2 covers it
 def test_stream_scores_every_transaction_once_with_one_or_two_scorers(harness, stream_transactions, n_scorers):
     h = harness
     transactions = stream_transactions[:6000]
@@ -209,6 +209,9 @@ def test_sigkilled_scorer_restarts_without_losing_or_repeating_a_score(harness, 
     assert log.count("consuming tx-") == 4, h.logs()
 
 
+# slow-marked to keep the default run short (`make test-all` runs it): ~24 s; the sigkill and
+# two-scorer exactly-once tests stay in the default run
+@pytest.mark.slow
 def test_two_scorers_one_killed_partitions_move_with_their_account_history(harness, stream_transactions):
     """Two scorers share a group; one is SIGKILLed midway and never restarted.  The survivor takes its
     partitions, rebuilds their accounts from the changelog and carries on: every account's final state
@@ -295,7 +298,9 @@ def test_fast_model_swapped_midway_later_scores_name_the_new_version_and_none_ar
     assert scorer.terminate() == 0, h.logs()
 
 
-@pytest.mark.parametrize("case", ["llm_answers", "llm_saturated", "llm_down"])
+# llm_answers and llm_saturated are slow-marked (~40 s together); llm_down, the fallback without a stall, stays
+@pytest.mark.parametrize("case", [pytest.param("llm_answers", marks=pytest.mark.slow),
+                                  pytest.param("llm_saturated", marks=pytest.mark.slow), "llm_down"])
 def test_grey_band_goes_to_the_llm_and_falls_back_without_stalling(harness, llm_model_repo, stream_transactions,
                                                                      case):
     """A wide grey band (--grey-low 0 --grey-high 0.999) sends nearly everything to the LLM verdict model.

@@ -54,6 +54,8 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300)
 
 
+# slow-marked to keep the default run short (`make test-all` runs it): ~13 s
+@pytest.mark.slow
 def test_up_status_down_twice(tmp_path):
     port = free_broker_port()
     data = str(tmp_path / "k")

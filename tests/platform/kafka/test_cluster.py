@@ -46,6 +46,9 @@ def test_single_broker_topics_have_one_replica(kafka_bootstrap, topic_name):
     assert bootstrap_create_missing(kafka_bootstrap, {topic_name: TopicSpec(8)}) == []
 
 
+# slow-marked to keep the default run short (`make test-all` runs it): ~32 s with
+# its three-broker cluster
+@pytest.mark.slow
 def test_cluster_topics_have_three_replicas_and_survive_a_broker_loss(kafka_cluster, topic_name):
     c = kafka_cluster
     assert live_broker_ids(c.bootstrap) == {1, 2, 3}
