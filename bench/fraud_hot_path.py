@@ -20,8 +20,14 @@ Two passes over the same stream (fresh account state each):
   own time attributed to a phase by where its code lives.  The profiler
   inflates Python-heavy phases, so the phase figures are shares, not times.
 
-Writes ``bench/out/fraud_hot_path.json``.  Run it niced on a shared machine:
-``nice -n 10 .venv/bin/python bench/fraud_hot_path.py``.
+``--features both`` (the default) runs the compiled kernel and the Python
+reference (``fraud run --features python``) on the same stream, their timed
+passes interleaved, and reports the ratio of their CPU time per transaction
+(the baseline in the same run).
+
+Writes ``bench/out/fraud_hot_path.json`` and ``fraud_hot_path.png`` (µs per
+transaction by phase, per feature implementation).  Run it niced on a shared
+machine: ``nice -n 10 .venv/bin/python bench/fraud_hot_path.py``.
 """
 
 from __future__ import annotations
@@ -130,14 +136,63 @@ def top_functions(profile: cProfile.Profile, n: int) -> list[str]:
             for k, v in rows]
 
 
+def measure(scorers: dict, msgs, args) -> dict[str, dict]:
+    """Per feature implementation: timed passes (interleaved across implementations), then one profiled pass."""
+    for scorer in scorers.values():
+        one_pass(scorer, msgs[:4000], args.batch, args.partitions)  # warm: compile, caches
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in scorers}
+    for _ in range(args.repeats):
+        for name, scorer in scorers.items():
+            times[name].append(one_pass(scorer, msgs, args.batch, args.partitions))
+    out = {}
+    for name, scorer in scorers.items():
+        profile = cProfile.Profile()
+        one_pass(scorer, msgs, args.batch, args.partitions, profile)
+        cpu_per_tx = [cpu / args.n * 1e6 for _, cpu in times[name]]
+        total = statistics.median(cpu_per_tx)
+        shares = phase_shares(profile)
+        out[name] = {"total_us_per_tx": round(total, 2), "passes_cpu_us_per_tx": [round(t, 2) for t in cpu_per_tx],
+                     "passes_wall_us_per_tx": [round(wall / args.n * 1e6, 2) for wall, _ in times[name]],
+                     "phase_shares_profiled": shares,
+                     "phase_us_per_tx_estimated": {k: round(v * total, 2) for k, v in shares.items()},
+                     "top_functions_profiled": top_functions(profile, args.top)}
+    return out
+
+
+def plot(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    modes = list(report["modes"])
+    phases = sorted({p for m in modes for p in report["modes"][m]["phase_us_per_tx_estimated"]})
+    fig, ax = plt.subplots(figsize=(7, 4))
+    bottom = [0.0] * len(modes)
+    for j, phase in enumerate(phases):
+        values = [report["modes"][m]["phase_us_per_tx_estimated"].get(phase, 0.0) for m in modes]
+        ax.bar(modes, values, bottom=bottom, label=phase, color=f"C{j}")
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    for i, m in enumerate(modes):
+        ax.text(i, bottom[i], f"{report['modes'][m]['total_us_per_tx']:.1f} µs", ha="center", va="bottom")
+    ratio = report.get("ratio_kernel_vs_python_cpu")
+    ax.set(ylabel="CPU µs per transaction (phases: profiled shares)",
+           title="process_batch per transaction" + (f"; kernel / python = {ratio:.2f}" if ratio else ""))
+    ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=40_000, help="transactions per pass")
     ap.add_argument("--batch", type=int, default=2000, help="records per process_batch call")
     ap.add_argument("--partitions", type=int, default=4)
     ap.add_argument("--accounts", type=int, default=5000)
-    ap.add_argument("--repeats", type=int, default=3, help="timed passes; the median counts")
-    ap.add_argument("--features", choices=("kernel", "python"), default="kernel")
+    ap.add_argument("--repeats", type=int, default=3, help="timed passes per implementation; the median counts")
+    ap.add_argument("--features", choices=("both", "kernel", "python"), default="both",
+                    help="feature implementation(s); both: the kernel against the Python reference in one run")
     ap.add_argument("--model-root", type=Path, default=None, help="a repository with fraud-fast (default: train one)")
     ap.add_argument("--top", type=int, default=25, help="functions listed by own time (profiled pass)")
     ap.add_argument("--out", type=Path, default=OUT)
@@ -147,6 +202,7 @@ def main() -> None:
     from npusuite.fraud.service.config import ModelConfig
     from npusuite.fraud.service.scoring import build_live_scorer
 
+    modes = ("kernel", "python") if args.features == "both" else (args.features,)
     with tempfile.TemporaryDirectory(prefix="fraud-hot-") as tmp:
         root = args.model_root
         if root is None:
@@ -155,27 +211,24 @@ def main() -> None:
             train_model(root)
         days = 10
         msgs = messages(base_transactions(args.accounts, days, seed=1), args.n, "hot", days)
-        scorer = build_live_scorer(ModelConfig(model="fraud-fast", model_root=root, features=args.features))
+        scorers = {m: build_live_scorer(ModelConfig(model="fraud-fast", model_root=root, features=m)) for m in modes}
         try:
-            one_pass(scorer, msgs[:4000], args.batch, args.partitions)  # warm: compile, caches
-            times = [one_pass(scorer, msgs, args.batch, args.partitions) for _ in range(args.repeats)]
-            profile = cProfile.Profile()
-            one_pass(scorer, msgs, args.batch, args.partitions, profile)
+            results = measure(scorers, msgs, args)
         finally:
-            scorer.close()
-    per_tx = [wall / args.n * 1e6 for wall, _ in times]
-    cpu_per_tx = [cpu / args.n * 1e6 for _, cpu in times]
-    total = statistics.median(cpu_per_tx)
-    shares = phase_shares(profile)
+            for scorer in scorers.values():
+                scorer.close()
     report = {"n": args.n, "batch": args.batch, "partitions": args.partitions, "accounts": args.accounts,
-              "features": args.features, "load_1m": os.getloadavg()[0],
-              "total_us_per_tx": round(total, 2), "passes_cpu_us_per_tx": [round(t, 2) for t in cpu_per_tx],
-              "passes_wall_us_per_tx": [round(t, 2) for t in per_tx], "phase_shares_profiled": shares,
-              "phase_us_per_tx_estimated": {k: round(v * total, 2) for k, v in shares.items()},
-              "top_functions_profiled": top_functions(profile, args.top)}
+              "load_1m": os.getloadavg()[0], "modes": results}
+    if len(modes) == 2:
+        report["ratio_kernel_vs_python_cpu"] = round(results["kernel"]["total_us_per_tx"]
+                                                     / results["python"]["total_us_per_tx"], 3)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "fraud_hot_path.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
+    plot(report, args.out / "fraud_hot_path.png")
+    print(json.dumps({m: {k: v for k, v in r.items() if k != "top_functions_profiled"} for m, r in results.items()},
+                     indent=2))
+    if "ratio_kernel_vs_python_cpu" in report:
+        print(f"kernel / python CPU per transaction: {report['ratio_kernel_vs_python_cpu']}")
 
 
 if __name__ == "__main__":
