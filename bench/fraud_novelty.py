@@ -63,6 +63,24 @@ def _fast(x, y, epochs: int, seed: int) -> FastModel:
     return FastModel(module, "fraud-fast@bench", card)
 
 
+def interleaved_rates(variants: dict, batches: list, rounds: int
+                      ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Transactions per second of each scorer's ``score_batch`` over all ``batches``, per round, wall-clock and
+    this process's CPU time; the variants take turns within each round, so a slow spell of a shared machine
+    falls on all of them."""
+    n = sum(len(b) for b in batches)
+    wall: dict[str, list[float]] = {k: [] for k in variants}
+    cpu: dict[str, list[float]] = {k: [] for k in variants}
+    for _ in range(rounds):
+        for name, scorer in variants.items():
+            t, c = time.perf_counter(), time.process_time()
+            for batch in batches:
+                scorer.score_batch(batch)
+            wall[name].append(n / (time.perf_counter() - t))
+            cpu[name].append(n / max(1e-9, time.process_time() - c))
+    return wall, cpu
+
+
 def _throughput(fast: FastModel, novelty: NoveltyModel, batches, rounds: int,
                 autoencoder: NoveltyModel | None = None) -> dict:
     """Median transactions/s of score_batch over the batches, per variant, interleaved rounds.
@@ -76,16 +94,7 @@ def _throughput(fast: FastModel, novelty: NoveltyModel, batches, rounds: int,
                 "with_novelty": TieredScorer(fast, None, config, novelty=novelty),
                 "with_novelty_and_rules": TieredScorer(fast, None, config, novelty=novelty,
                                                        rules=parse_rule_set(BENCH_RULES))}
-    rates: dict[str, list[float]] = {k: [] for k in variants}
-    cpu: dict[str, list[float]] = {k: [] for k in variants}
-    n = sum(len(b) for b in batches)
-    for _ in range(rounds):
-        for name, scorer in variants.items():
-            t, c = time.perf_counter(), time.process_time()
-            for batch in batches:
-                scorer.score_batch(batch)
-            rates[name].append(n / (time.perf_counter() - t))
-            cpu[name].append(n / max(1e-9, time.process_time() - c))
+    rates, cpu = interleaved_rates(variants, batches, rounds)
     out = {k: round(statistics.median(v), 1) for k, v in rates.items()}
     # On a shared machine wall-clock rounds vary by 2x; this process's CPU time leaves out the time it waited
     # for a core, so its ratios are the steadier figure of the tier's cost (the scorer here is single-threaded).

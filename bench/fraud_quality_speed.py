@@ -28,6 +28,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
+from fraud_novelty import interleaved_rates
 
 from npusuite.fraud.boosted_model import GbmTrainConfig, train_fast_gbm
 from npusuite.fraud.fast_model import FastModel, FastTrainConfig, train_fast_model
@@ -78,15 +79,7 @@ def run_throughput(gen_cfg: GeneratorConfig, rounds: int, out: Path) -> int:
     for scorer in variants.values():  # compile the tree walks and warm caches outside the timed rounds
         scorer.score_batch(batches[0])
     n = sum(len(b) for b in batches)
-    wall: dict[str, list[float]] = {k: [] for k in variants}
-    cpu: dict[str, list[float]] = {k: [] for k in variants}
-    for _ in range(rounds):
-        for name, scorer in variants.items():
-            t, c = time.perf_counter(), time.process_time()
-            for batch in batches:
-                scorer.score_batch(batch)
-            wall[name].append(n / (time.perf_counter() - t))
-            cpu[name].append(n / max(1e-9, time.process_time() - c))
+    wall, cpu = interleaved_rates(variants, batches, rounds)
     med = {k: round(statistics.median(v), 1) for k, v in wall.items()}
     med_cpu = {k: round(statistics.median(v), 1) for k, v in cpu.items()}
     result = {"benchmark": "fraud_quality_throughput",
