@@ -230,7 +230,13 @@ def tier_methods(seed: int) -> list:
     "supervised + novelty + rules" (the generic example rules), sharing one fast and one novelty model per
     fold (:mod:`npusuite.fraud.leave_out_tiers`)."""
     from npusuite.fraud.boosted_model import GbmTrainConfig
-    from npusuite.fraud.leave_out_tiers import EXAMPLE_RULES, ProfileNovelty, ProfileTierMethod, Tiers
+    from npusuite.fraud.leave_out_tiers import (
+        EXAMPLE_RULES,
+        BlendTierMethod,
+        ProfileNovelty,
+        ProfileTierMethod,
+        Tiers,
+    )
     from npusuite.fraud.novelty import NoveltyTrainConfig
 
     tiers = Tiers(FastTrainConfig(seed=seed), NoveltyTrainConfig(seed=seed))
@@ -247,7 +253,9 @@ def tier_methods(seed: int) -> list:
             boosted.method(BOOSTED_COLUMN, novelty=False), boosted.method(BOOSTED_NOVELTY_COLUMN),
             boosted.method(BOOSTED_RULES_COLUMN, EXAMPLE_RULES),
             boosted_risk.method(BOOSTED_RISK_COLUMN, novelty=False),
-            boosted_risk.method(BOOSTED_RISK_NOVELTY_COLUMN)]
+            boosted_risk.method(BOOSTED_RISK_NOVELTY_COLUMN),
+            BlendTierMethod(BLEND_NOVELTY_COLUMN, Tiers(FastTrainConfig(seed=seed), NoveltyTrainConfig(seed=seed),
+                                                        with_risk=True, novelty_from=tiers), boosted_risk)]
 
 
 @dataclass(frozen=True)
@@ -278,9 +286,11 @@ BOOSTED_NOVELTY_COLUMN = "boosted + novelty"
 BOOSTED_RULES_COLUMN = "boosted + novelty + rules"
 BOOSTED_RISK_COLUMN = "boosted + categorical risk"
 BOOSTED_RISK_NOVELTY_COLUMN = "boosted + categorical risk + novelty"
+#: Evaluation only: the MLP and the boosted trees (both with learned risk) blended, with novelty.
+BLEND_NOVELTY_COLUMN = "MLP + boosted blend, categorical risk + novelty (eval only)"
 TIER_COLUMNS = ("supervised", "supervised + novelty", "supervised + novelty + rules", PROFILE_COLUMN,
                 PROFILE_RISK_COLUMN, BOOSTED_COLUMN, BOOSTED_NOVELTY_COLUMN, BOOSTED_RULES_COLUMN,
-                BOOSTED_RISK_COLUMN, BOOSTED_RISK_NOVELTY_COLUMN)
+                BOOSTED_RISK_COLUMN, BOOSTED_RISK_NOVELTY_COLUMN, BLEND_NOVELTY_COLUMN)
 
 
 def run_table(gen_cfg: GeneratorConfig, out: Path, quick: bool, tiers_only: bool = False) -> int:

@@ -61,6 +61,8 @@ class _Fitted:
     excess: np.ndarray       # the novelty rule's t, on the test part
     review: float
     decline: float
+    p_cal: np.ndarray | None = None  # the fast model's, on its calibration slice (the training part's last rows)
+    y_cal: np.ndarray | None = None
 
 
 @dataclass
@@ -112,7 +114,8 @@ class Tiers:
             with torch.inference_mode():
                 p = module(torch.from_numpy(test.x)).double().numpy()
             excess = self.excess(train, test)
-            self._cache[key] = _Fitted(p, excess, thresholds["review"], thresholds["decline"])
+            self._cache[key] = _Fitted(p, excess, thresholds["review"], thresholds["decline"], info["p_cal"],
+                                       info["y_cal"])
         return self._cache[key]
 
     def method(self, name: str, rules: dict | None = None, novelty: bool = True) -> TierMethod:
@@ -211,3 +214,34 @@ class ProfileTierMethod:
             f = self.profile.tiers.fitted(train, test)
             p, review, decline = f.probability, f.review, f.decline
         return np.array([combined_score(pi, e, review, decline) for pi, e in zip(p.tolist(), t.tolist(), strict=True)])
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-7, 1 - 1e-7)
+    return np.log(p / (1 - p))
+
+
+@dataclass(frozen=True)
+class BlendTierMethod:
+    """Evaluation only: two fast models as one, the mean of their calibrated logits (e.g. the MLP and the boosted
+    trees, each with learned categorical risk), its review/decline thresholds chosen on the same blend of their
+    calibration slices (both learners calibrate on the same last rows of the training part), then the novelty
+    tier of ``a`` by the documented rule, as :class:`TierMethod` does.  Written down before its first leave-out
+    run; the live scorer serves one fast model."""
+
+    name: str
+    a: Tiers
+    b: Tiers
+    novelty: bool = True
+
+    def fit_predict(self, train: Part, test: Part) -> np.ndarray:
+        fa, fb = self.a.fitted(train, test), self.b.fitted(train, test)
+        if not np.array_equal(fa.y_cal, fb.y_cal):
+            raise ValueError("the two fast models calibrated on different rows")
+        p = 1 / (1 + np.exp(-(_logit(fa.probability) + _logit(fb.probability)) / 2))
+        if not self.novelty:
+            return p
+        p_cal = 1 / (1 + np.exp(-(_logit(fa.p_cal) + _logit(fb.p_cal)) / 2))
+        thresholds = choose_thresholds(p_cal, fa.y_cal, 0.01)
+        return np.array([combined_score(pi, t, thresholds["review"], thresholds["decline"])
+                         for pi, t in zip(p.tolist(), self.a.excess(train, test).tolist(), strict=True)])

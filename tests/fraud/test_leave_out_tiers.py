@@ -48,3 +48,22 @@ def test_profile_novelty_only_raises_the_supervised_score(fraud_data):
     raised = excess >= 0  # above the 0.998 legitimate quantile: at least a review, as the documented rule says
     assert raised.any() and (scores[raised] >= fitted.review).all()
     assert np.array_equal(scores[~raised], fitted.probability[~raised])
+
+
+def test_a_blend_of_a_model_with_itself_is_that_model_and_its_tier(fraud_data):
+    from npusuite.fraud.boosted_model import GbmTrainConfig
+    from npusuite.fraud.leave_out_tiers import BlendTierMethod
+
+    txs, inline = read_transactions(fraud_data.transactions)
+    labels = {**inline, **merge_labels([read_labels(fraud_data.labels)])}
+    train, test = split(txs, labels, txs[0].timestamp + timedelta(days=14), NONE)
+    tiers = Tiers(FastTrainConfig(epochs=2), NoveltyTrainConfig(epochs=2, hidden=16, bottleneck=4))
+    same = BlendTierMethod("same", tiers, tiers, novelty=False).fit_predict(train, test)
+    assert np.allclose(same, tiers.fitted(train, test).probability, rtol=1e-6, atol=1e-9)
+    tier = tiers.method("novelty").fit_predict(train, test)
+    assert np.allclose(BlendTierMethod("same", tiers, tiers).fit_predict(train, test), tier, rtol=1e-6, atol=1e-9)
+    boosted = Tiers(FastTrainConfig(epochs=2), boosted=GbmTrainConfig(max_iter=5), novelty_from=tiers)
+    mixed = BlendTierMethod("mixed", tiers, boosted, novelty=False).fit_predict(train, test)
+    lo = np.minimum(tiers.fitted(train, test).probability, boosted.fitted(train, test).probability)
+    hi = np.maximum(tiers.fitted(train, test).probability, boosted.fitted(train, test).probability)
+    assert ((mixed >= lo - 1e-9) & (mixed <= hi + 1e-9)).all() and not np.allclose(mixed, lo)
