@@ -38,6 +38,7 @@ Rules:
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 
@@ -83,6 +84,7 @@ def _attribute(z: np.ndarray, feature: np.ndarray, threshold: np.ndarray, childr
     return out
 
 
+@functools.cache  # per feature count, not per batch: read on the scoring path
 def _group_of(n_features: int) -> np.ndarray:
     group_of = np.full(n_features, -1, dtype=np.int64)
     for g, names in enumerate(REASON_GROUPS.values()):

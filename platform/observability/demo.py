@@ -51,7 +51,7 @@ def step(ctx: DemoContext) -> None:
     port = PROMETHEUS_PORT if port_is_free(PROMETHEUS_PORT) else free_port()
     prom = PrometheusServer(ctx.workdir / "prometheus", ctx.scrape_targets, scrape_interval_s=SCRAPE_INTERVAL_S,
                             rule_files=rules, port=port, binary=binary).start()
-    ctx.services.append(Service("prometheus", prom._proc, prom.url, prom._log))  # stopped with the others
+    ctx.services.append(Service("prometheus", prom.process, prom.url, prom.log_path))  # stopped with the others
     jobs = sorted({t.job for t in ctx.scrape_targets})
     health: dict[str, str] = {}
     deadline = time.monotonic() + FIRST_SCRAPE_TIMEOUT_S

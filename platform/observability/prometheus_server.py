@@ -102,6 +102,16 @@ class PrometheusServer:
         return f"http://127.0.0.1:{self.port}"
 
     @property
+    def process(self) -> subprocess.Popen | None:
+        """The ``prometheus`` process while it runs (None before :meth:`start` and after :meth:`stop`)."""
+        return self._proc
+
+    @property
+    def log_path(self) -> Path:
+        """Where the server's own log goes."""
+        return self._log
+
+    @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 

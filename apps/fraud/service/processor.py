@@ -142,7 +142,6 @@ def process_batch(records: Sequence[InRecord], store: AccountStore, scorer: Batc
     valid: list[tuple[InRecord, Transaction, AccountEntry]] = []
     seen_ids: set[tuple[int, str, str]] = set()
     next_offsets = out.next_offsets
-    partitions = store.partitions
 
     def dead(rec: InRecord, reason: str, kind: str) -> None:
         dead_letter(out, rec, reason, kind, topics, same_partitions)
@@ -161,8 +160,7 @@ def process_batch(records: Sequence[InRecord], store: AccountStore, scorer: Batc
             dead(rec, f"message key {rec.key!r} is not the account_id {account_id!r}", "key")
             continue
         seen = (partition, account_id, transaction_id)
-        # KeyError for a partition this process does not own, as AccountStore.entry raises.
-        entry = partitions[partition].get(account_id) or store.entry(partition, account_id)
+        entry = store.entry(partition, account_id)  # KeyError: a partition this process does not own
         if seen in seen_ids or transaction_id in entry.ids:
             dead(rec, f"duplicate transaction_id {transaction_id!r}: already scored", "duplicate")
             continue
