@@ -254,8 +254,10 @@ def tier_methods(seed: int) -> list:
             boosted.method(BOOSTED_RULES_COLUMN, EXAMPLE_RULES),
             boosted_risk.method(BOOSTED_RISK_COLUMN, novelty=False),
             boosted_risk.method(BOOSTED_RISK_NOVELTY_COLUMN),
-            BlendTierMethod(BLEND_NOVELTY_COLUMN, Tiers(FastTrainConfig(seed=seed), NoveltyTrainConfig(seed=seed),
-                                                        with_risk=True, novelty_from=tiers), boosted_risk)]
+            BlendTierMethod(BLEND_NOVELTY_COLUMN, mlp_risk := Tiers(FastTrainConfig(seed=seed),
+                                                                    NoveltyTrainConfig(seed=seed), with_risk=True,
+                                                                    novelty_from=tiers), boosted_risk),
+            BlendTierMethod(MAX_NOVELTY_COLUMN, mlp_risk, boosted_risk, rule="max")]
 
 
 @dataclass(frozen=True)
@@ -288,9 +290,11 @@ BOOSTED_RISK_COLUMN = "boosted + categorical risk"
 BOOSTED_RISK_NOVELTY_COLUMN = "boosted + categorical risk + novelty"
 #: Evaluation only: the MLP and the boosted trees (both with learned risk) blended, with novelty.
 BLEND_NOVELTY_COLUMN = "MLP + boosted blend, categorical risk + novelty (eval only)"
+#: Evaluation only: the larger of the two learners' probabilities (both with learned risk), with novelty.
+MAX_NOVELTY_COLUMN = "max(MLP, boosted), categorical risk + novelty (eval only)"
 TIER_COLUMNS = ("supervised", "supervised + novelty", "supervised + novelty + rules", PROFILE_COLUMN,
                 PROFILE_RISK_COLUMN, BOOSTED_COLUMN, BOOSTED_NOVELTY_COLUMN, BOOSTED_RULES_COLUMN,
-                BOOSTED_RISK_COLUMN, BOOSTED_RISK_NOVELTY_COLUMN, BLEND_NOVELTY_COLUMN)
+                BOOSTED_RISK_COLUMN, BOOSTED_RISK_NOVELTY_COLUMN, BLEND_NOVELTY_COLUMN, MAX_NOVELTY_COLUMN)
 
 
 def run_table(gen_cfg: GeneratorConfig, out: Path, quick: bool, tiers_only: bool = False) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import numpy as np
+import pytest
 
 from npusuite.fraud.datasets import merge_labels, read_labels, read_transactions
 from npusuite.fraud.fast_model import FastTrainConfig
@@ -67,3 +68,7 @@ def test_a_blend_of_a_model_with_itself_is_that_model_and_its_tier(fraud_data):
     lo = np.minimum(tiers.fitted(train, test).probability, boosted.fitted(train, test).probability)
     hi = np.maximum(tiers.fitted(train, test).probability, boosted.fitted(train, test).probability)
     assert ((mixed >= lo - 1e-9) & (mixed <= hi + 1e-9)).all() and not np.allclose(mixed, lo)
+    either = BlendTierMethod("max", tiers, boosted, novelty=False, rule="max").fit_predict(train, test)
+    assert np.array_equal(either, hi)
+    with pytest.raises(ValueError, match="unknown blend rule"):
+        BlendTierMethod("min", tiers, boosted, rule="min")
