@@ -157,8 +157,8 @@ def plot(result: dict, path: Path) -> None:
     ax.axhline(0.95, color="k", ls="--", lw=1)
     ax.set(xlabel="realised FRR on fresh good images (%)", ylabel="student recall at the threshold (mean of types)",
            title=f"Inspection calibration across {len(result['seeds'])} seeds (target FRR {TARGET:.0%}; pass: "
-                 "lower right of the dashed lines)")
-    ax.legend(fontsize=7, loc="lower left")
+                 "upper left of the dashed lines)")
+    ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
