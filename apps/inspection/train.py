@@ -131,6 +131,14 @@ class TrainConfig:
         return 2 ** (max(len(self.teacher_widths), len(self.student_widths)) - 1)
 
 
+def _calibration_images(folder: Path, shape: tuple[int, int]) -> np.ndarray:
+    paths = list_images(folder) if Path(folder).is_dir() else []
+    if not paths:
+        raise UserError(f"--calibration {folder}: no images there (it takes a folder of good images, used only "
+                        "for the threshold)")
+    return load_images(paths, shape)
+
+
 def good_folder(path: Path) -> Path:
     """``PRODUCT/`` (uses ``PRODUCT/train/good``) or any folder of good images."""
     if not path.is_dir():
@@ -262,11 +270,16 @@ def evaluation_split(good: Path) -> Path | None:
 
 
 def train(good: Path, out: Path, cfg: TrainConfig = TrainConfig(), product: str | None = None,
-          feedback: Path | None = None) -> dict:
+          feedback: Path | None = None, calibration: Path | None = None) -> dict:
     """Train teacher and student from the good images under ``good`` (plus QC's false rejects from
     ``feedback``); write the student to ``out`` and the teacher to ``out/teacher``.  Returns a summary
     dict (also in the model card; the feedback part in ``out/feedback.json``, the evaluation in
-    ``out/evaluation.json``)."""
+    ``out/evaluation.json``).
+
+    ``calibration``: a folder of more good images, used only to place the thresholds, beside the held-back
+    ones (never trained on).  With 80 held-back images a 1% false-reject target is a guess at the tail;
+    every image added narrows it (docs/inspection.md, "Calibration across seven seeds").  Raises UserError
+    when it holds no image."""
     t_start = time.perf_counter()
     folder = good_folder(good)
     product = product or _product_of(folder)
@@ -281,6 +294,7 @@ def train(good: Path, out: Path, cfg: TrainConfig = TrainConfig(), product: str 
     source, shape, crop = _frame(paths, cfg)
     images = load_images(paths, shape)
     defects = load_images([p for p, _ in fb.defects], shape) if fb and fb.defects else None
+    extra = _calibration_images(calibration, shape) if calibration is not None else None
     order = rng.permutation(len(images))
     n_hold = max(cfg.min_holdout, int(round(cfg.holdout_fraction * len(images))))
     hold, fit = images[order[:n_hold]], images[order[n_hold:]]
@@ -288,6 +302,11 @@ def train(good: Path, out: Path, cfg: TrainConfig = TrainConfig(), product: str 
     std = (fit.reshape(-1, 3).std(axis=0) + 1e-3).tolist()
     logger.info("training %s: %d good images (first %dx%d, working frame %dx%d, %d px crops), %d held back for "
                 "calibration", product, len(images), *source, *shape, crop, n_hold)
+    if extra is not None:
+        logger.info("calibrating on %d more good images from %s (never trained on)", len(extra), calibration)
+        hold_and_extra = np.concatenate([hold, extra])
+    else:
+        hold_and_extra = hold
 
     t0 = time.perf_counter()
     teacher = TeacherNet(list(cfg.teacher_widths), mean, std)
@@ -314,13 +333,14 @@ def train(good: Path, out: Path, cfg: TrainConfig = TrainConfig(), product: str 
     size_px = [int(shape[0]), int(shape[1])]
     trade_off = TRADE_OFF.format(crop=crop, w=shape[0], h=shape[1], sw=source[0], sh=source[1],
                                  ratio=max(source) / max(shape), fit=len(fit), hold=n_hold)
-    summary = {"product": product, "images": len(images), "holdout": n_hold, "size_px": size_px,
+    summary = {"product": product, "images": len(images), "holdout": n_hold,
+               "calibration_extra": 0 if extra is None else len(extra), "size_px": size_px,
                "source_size_px": list(source), "crop_px": crop, "trade_off": trade_off,
                "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()}}
     folders = {}
     for role, net, losses, secs, arch in (("teacher", teacher, t_losses, t_teacher, "inspection-teacher"),
                                           ("student", student, s_losses, t_student, "inspection-student")):
-        good_scores = score_batch(net, hold, cfg.smooth_px)
+        good_scores = score_batch(net, hold_and_extra, cfg.smooth_px)
         cal = calibrate(good_scores, cfg.target_frr, cfg.calibration_confidence, seed=cfg.seed)
         card = modelcard.ModelCard(
             role=role, product=product, threshold=cal.threshold, smooth_px=cfg.smooth_px, size_px=size_px,

@@ -107,6 +107,22 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str, cli):
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize("content", ["none", "empty", "unreadable"])
+def test_train_with_a_calibration_folder_it_cannot_use_is_one_line(content: str, small_data: Path, tmp_path: Path,
+                                                                   cli):
+    folder = tmp_path / "cal"
+    if content != "none":
+        folder.mkdir()
+    if content == "unreadable":
+        (folder / "a.png").write_bytes(b"not a png")
+    proc = cli("train", "--good", str(small_data / "washer"), "--out", str(tmp_path / "m"), "--calibration",
+               str(folder), "--teacher-steps", "1", "--student-steps", "1")
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-1500:])
+    err = [x for x in proc.stderr.strip().splitlines() if x.startswith("npusuite: error:")]
+    assert len(err) == 1 and ("--calibration" in err[0] or "a.png" in err[0]), proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "m").exists()
+
+
 def test_score_of_a_folder_where_nothing_is_readable_exits_2_with_a_line_per_file(tiny_model: Path, tmp_path: Path,
                                                                                   cli):
     """Issue 12 defect 10: this exited 0 with "scored 0 images" and wrote no line for the unreadable files."""

@@ -57,3 +57,15 @@ def test_the_nets_run_on_whole_frames_after_training_on_crops(small_data: Path, 
         out = model.net(torch.rand(2, 3, *reversed(model.card.size_px)))
     assert tuple(out.shape) == (2, 1, model.card.size_px[1], model.card.size_px[0])
     assert np.isfinite(out.numpy()).all()
+
+
+def test_a_calibration_folder_adds_good_images_to_the_thresholds_only(small_data: Path, tmp_path: Path):
+    extra = small_data / "washer" / "test" / "good"
+    n_extra = len(list(extra.glob("*.png")))
+    summary = train(small_data / "washer", tmp_path / "m", TrainConfig(crop_px=32, evaluate=False, **TINY),
+                    calibration=extra)
+    card = read_card(tmp_path / "m")
+    assert summary["calibration_extra"] == n_extra > 0
+    assert len(card.holdout_scores) == card.calibration.images == summary["holdout"] + n_extra
+    assert summary["images"] == 40  # trained on the training folder's images only
+    assert card.threshold >= calibrate_threshold(card.holdout_scores, HELDBACK_TOLERANCE * card.target_frr)
