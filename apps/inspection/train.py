@@ -304,9 +304,7 @@ def train(good: Path, out: Path, cfg: TrainConfig = TrainConfig(), product: str 
                 "calibration", product, len(images), *source, *shape, crop, n_hold)
     if extra is not None:
         logger.info("calibrating on %d more good images from %s (never trained on)", len(extra), calibration)
-        hold_and_extra = np.concatenate([hold, extra])
-    else:
-        hold_and_extra = hold
+    calibration_set = hold if extra is None else np.concatenate([hold, extra])
 
     t0 = time.perf_counter()
     teacher = TeacherNet(list(cfg.teacher_widths), mean, std)
@@ -340,7 +338,7 @@ def train(good: Path, out: Path, cfg: TrainConfig = TrainConfig(), product: str 
     folders = {}
     for role, net, losses, secs, arch in (("teacher", teacher, t_losses, t_teacher, "inspection-teacher"),
                                           ("student", student, s_losses, t_student, "inspection-student")):
-        good_scores = score_batch(net, hold_and_extra, cfg.smooth_px)
+        good_scores = score_batch(net, calibration_set, cfg.smooth_px)
         cal = calibrate(good_scores, cfg.target_frr, cfg.calibration_confidence, seed=cfg.seed)
         card = modelcard.ModelCard(
             role=role, product=product, threshold=cal.threshold, smooth_px=cfg.smooth_px, size_px=size_px,

@@ -119,7 +119,8 @@ def test_train_with_a_calibration_folder_it_cannot_use_is_one_line(content: str,
                str(folder), "--teacher-steps", "1", "--student-steps", "1")
     assert proc.returncode == 2, (proc.returncode, proc.stderr[-1500:])
     err = [x for x in proc.stderr.strip().splitlines() if x.startswith("npusuite: error:")]
-    assert len(err) == 1 and ("--calibration" in err[0] or "a.png" in err[0]), proc.stderr
+    expected = "a.png: not a PNG, JPEG, BMP or TIFF image" if content == "unreadable" else "--calibration"
+    assert len(err) == 1 and expected in err[0], proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "m").exists()
 
 
