@@ -16,7 +16,9 @@
    student exported by ``inspection export`` (ONNX, parity checked on its
    test images, int8 with the recall rule), then frames/s and p50/p99
    latency, one frame at a time, of the student on torch fp32, on ONNX
-   Runtime fp32 and int8, and the teacher on torch and ONNX Runtime; at 1
+   Runtime fp32 and int8, on OpenVINO fp32 and bf16 (the same ``model.onnx``;
+   bf16 only where the CPU offers it, with the export's ``--bf16`` decision:
+   torch's verdicts and the recall rule), and the teacher on torch and ONNX Runtime; at 1
    thread (the line's setting) and at all cores.  Two views each: the whole
    ``Inspector.inspect`` (resize, forward, heatmap, boxes: what a line gets)
    and the forward pass alone.  Ratios are against torch fp32 measured in the
@@ -180,7 +182,9 @@ def runtimes(product_root: Path, model_dir: Path, frames: list, iters: int, tag:
 
     out = OUT / f"inspection-onnx{tag}" / product_root.name
     shutil.rmtree(out, ignore_errors=True)
-    report = export(model_dir, out, ExportConfig(teacher=True, int8=True, images=product_root / "test"))
+    from npusuite.platform.runtime.openvino_session import supports
+
+    report = export(model_dir, out, ExportConfig(teacher=True, int8=True, bf16=True, images=product_root / "test"))
     int8_path = out / INT8_FILE
     tmp = None
     if not int8_path.is_file():  # dropped by the recall rule: quantise again, only to time it
@@ -206,6 +210,12 @@ def runtimes(product_root: Path, model_dir: Path, frames: list, iters: int, tag:
             "student_torch_fp32": student,
             "student_onnx_fp32": Inspector(LoadedModel(onnx_s, card, "student-onnx", out, "fp32")),
             "student_onnx_int8": Inspector(LoadedModel(onnx_q, card, "student-onnx-int8", out, "int8")),
+            "student_openvino_fp32": Inspector(LoadedModel(
+                OnnxModule(out / ONNX_FILE, cpu, threads, precision="fp32", engine="openvino"), card,
+                "student-openvino", out, "fp32")),
+            **({"student_openvino_bf16": Inspector(LoadedModel(
+                OnnxModule(out / ONNX_FILE, cpu, threads, precision="bf16", engine="openvino"), card,
+                "student-openvino-bf16", out, "bf16"))} if supports("bf16") else {}),
             "teacher_torch_fp32": teacher,
             "teacher_onnx_fp32": Inspector(LoadedModel(onnx_t, tcard, "teacher-onnx", out / "teacher", "fp32")),
         }
@@ -236,6 +246,12 @@ def runtimes(product_root: Path, model_dir: Path, frames: list, iters: int, tag:
     result["onnx_student_forward_ge_2x_torch"] = one["student_onnx_fp32"]["forward"] >= 2.0
     result["onnx_int8_student_fps_ge_2x_torch"] = one["student_onnx_int8"]["inspect"] >= 2.0
     result["goal_onnx_student_same_verdicts"] = (report.student.parity.same_verdicts == report.student.parity.images)
+    result["openvino_fp32_student_fps_ge_2x_torch"] = one["student_openvino_fp32"]["inspect"] >= 2.0
+    bf16 = report.student.bf16
+    result["bf16_kept_by_export"] = bool(bf16 and bf16.kept)
+    result["bf16_decision"] = bf16.reason if bf16 else None
+    if "student_openvino_bf16" in one:
+        result["openvino_bf16_student_fps_ge_2x_torch"] = one["student_openvino_bf16"]["inspect"] >= 2.0
     result["size_px"] = card.size_px
     result["onnx_fused_head"] = inspectors["student_onnx_fp32"].fused
     result["note"] = ("batch 1, frames from the product's test set; 'inspect' = the whole Inspector.inspect: resize, "

@@ -42,9 +42,10 @@ def agent(
     device: str = typer.Option("cpu", "--device", help="cpu, cuda[:N] or npu[:N]. An ONNX bundle runs with the "
                                "device's ONNX Runtime provider: CPU, CUDA (onnxruntime-gpu) or CANN "
                                "(onnxruntime-cann, Ascend 310B)."),
-    precision: str = typer.Option("fp32", "--precision", help="fp32, or int8: the bundle's int8 graph (kept by "
-                                  "`inspection export --int8` only where recall held; a bundle without one is "
-                                  "refused)."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32; int8: the bundle's int8 graph (kept by "
+                                  "`inspection export --int8` only where recall held); bf16: the bundle's graph on "
+                                  "OpenVINO at bf16 (Xeon AMX; kept by `inspection export --bf16` only where torch's "
+                                  "verdicts and recall held). A bundle without the variant is refused."),
     review_url: str | None = typer.Option(None, "--review-url", help="Upload results to this review app's "
                                           "POST /api/ingest/inspections."),
     ingest_token: str | None = typer.Option(None, "--ingest-token", help="Service token for the review ingest "

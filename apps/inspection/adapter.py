@@ -13,7 +13,9 @@ refuses the version with ``SwapError``; the serving version keeps inspecting):
    ``precision="int8"``, a torch net is quantised ONCE here with the calibration
    images stored in the version, and an ONNX version (``kind="onnx"``, run by
    ONNX Runtime) switches to the int8 graph its export kept (none kept:
-   refused); the result is an
+   refused); ``precision="bf16"`` switches an ONNX version to its bf16
+   variant (the graph on OpenVINO, kept by ``inspection export --bf16``) and
+   refuses a torch one; the result is an
    :class:`~npusuite.inspection.inspector.Inspector`;
 2. warm: inspect one calibration image (a blank grey frame when the version
    stores none) end to end; a non-finite score refuses the version.
@@ -43,7 +45,7 @@ from npusuite.platform.runtime.protocols import Runtime
 
 logger = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "int8")
+PRECISIONS = ("fp32", "int8", "bf16")
 
 
 class InspectionAdapter(AppAdapter[Inspector]):
@@ -51,7 +53,8 @@ class InspectionAdapter(AppAdapter[Inspector]):
 
     def __init__(self, precision: str = "fp32", min_box_area_px: int = 1) -> None:
         if precision not in PRECISIONS:
-            raise UserError(f"precision {precision!r}: inspection runs fp32 or int8")
+            raise UserError(f"precision {precision!r}: inspection runs fp32, int8 or bf16 (bf16: an exported ONNX "
+                            f"folder on OpenVINO)")
         self.precision = precision
         self.min_box_area_px = min_box_area_px
 
@@ -63,8 +66,11 @@ class InspectionAdapter(AppAdapter[Inspector]):
         net = require_tensor(runtime, version).module
         # the inspection U-Nets declare their down-sampling factor; a net without one takes any size
         _check_input(version, card.size_px, getattr(net, "multiple_px", 1))
-        if self.precision == "int8" and isinstance(net, OnnxModule):
-            net = net.variant("int8")  # the export's int8 graph, kept only where recall held (inspection export)
+        if self.precision in ("int8", "bf16") and isinstance(net, OnnxModule):
+            net = net.variant(self.precision)  # the export's variant, kept only where recall held (inspection export)
+        elif self.precision == "bf16":
+            raise UserError(f"{version.ref} is a torch model folder; bf16 runs an exported ONNX folder on OpenVINO "
+                            f"(`inspection export --bf16`)")
         elif self.precision == "int8":
             from npusuite.inspection.nets import quantize_int8
 

@@ -438,6 +438,9 @@ def export(
                                                     "calibrated on the stored good images), kept only if its recall "
                                                     "at the calibrated threshold is within 0.5 points of fp32 on "
                                                     "--images (needs defect images)."),
+    bf16: bool = typer.Option(False, "--bf16", help="Also offer a bf16 variant: model.onnx compiled by OpenVINO at "
+                                                    "bf16 (Xeon AMX), kept only if its verdicts equal torch's and "
+                                                    "its recall is within 0.5 points of fp32 on --images."),
     images: Path | None = typer.Option(None, "--images", help="Images to check parity (and int8 recall) on, e.g. "
                                                              "data/washer/test; folders named good hold good parts. "
                                                              "Default: the model's calibration images."),
@@ -457,7 +460,7 @@ def export(
     from npusuite.platform.repository import resolve_reference
 
     _threads(threads)
-    cfg = ExportConfig(format=fmt, teacher=teacher, int8=int8, images=images, soc_version=soc_version,
+    cfg = ExportConfig(format=fmt, teacher=teacher, int8=int8, bf16=bf16, images=images, soc_version=soc_version,
                        om_precision=om_precision)
     report = run(resolve_reference(model, model_root).path, out, cfg)
     for part in (report.student, report.teacher):
@@ -469,6 +472,8 @@ def export(
                    f"{p.same_verdicts}/{p.images} same verdicts")
         if part.int8 is not None:
             typer.echo(f"  int8 {'kept' if part.int8.kept else 'dropped'}: {part.int8.reason}")
+        if part.bf16 is not None:
+            typer.echo(f"  bf16 (OpenVINO) {'kept' if part.bf16.kept else 'dropped'}: {part.bf16.reason}")
         if part.atc is not None:
             typer.echo(f"  atc: {' '.join(part.atc.command)}\n  ({part.atc.note})")
     typer.echo(f"report: {out / 'export.json'}")

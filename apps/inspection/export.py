@@ -7,6 +7,8 @@ and what edge bundles carry)::
     model.onnx, onnx.json           the student, fp32, dynamic batch axis (input ``image`` N x 3 x H x W;
                                     outputs ``logits``, and ``heatmap`` + ``score`` from the fused scoring head)
     model.int8.onnx                 (--int8, only when kept: rule 5) static int8, QOperator
+                                    (--bf16, only when kept: rule 6) no new file: onnx.json's ``bf16`` variant
+                                    is model.onnx compiled by OpenVINO at bf16
     inspection.json                 the student's card, unchanged (threshold, smoothing, size)
     calibration.safetensors         the held-back good images the card was calibrated on
     export.json                     :class:`ExportReport`: parity, the int8 decision, the ``atc`` recipe
@@ -55,6 +57,16 @@ Rules, in order (a failure raises :class:`UserError`; nothing half-written is le
    (0.5 points) of the fp32 graph's; otherwise ``model.int8.onnx`` is not
    written and the report says why.  It needs ``--images`` with defects.
    Only the net is quantised; the fused head stays fp32 (rule 2).
+6. ``--bf16``: the fp32 graph compiled by OpenVINO at bf16 inference
+   precision (the AMX matrix units of Sapphire Rapids and later Xeons;
+   :mod:`npusuite.platform.runtime.openvino_session`).  It needs ``--images``
+   with defects and a CPU that offers bf16, and it is KEPT (``onnx.json``:
+   variant ``bf16`` -> ``model.onnx``, engine ``openvino``) only if its verdict
+   equals torch's on every image whose torch score is clear of the threshold
+   (the parity check of rule 3, without its heatmap bound: bf16 moves heatmaps
+   by ~1e-2) and its recall at the calibrated threshold is within
+   ``max_recall_drop`` of the fp32 graph's.  Otherwise the report says why and
+   ``onnx.json`` does not list it.
 """
 
 from __future__ import annotations
@@ -98,7 +110,8 @@ class ExportConfig:
     format: str = "onnx"
     teacher: bool = False
     int8: bool = False
-    #: images for the parity check and the int8 evaluation (None: the stored calibration images)
+    bf16: bool = False
+    #: images for the parity check and the int8/bf16 evaluation (None: the stored calibration images)
     images: Path | None = None
     max_heat_diff: float = 1e-3
     max_recall_drop: float = 0.005
@@ -112,6 +125,9 @@ class ExportConfig:
             raise UserError(f"--om-precision {self.om_precision!r}: choose {', '.join(OM_PRECISION_MODES)}")
         if self.int8 and self.images is None:
             raise UserError("--int8 is kept only if recall holds: pass --images with good/ and defect folders")
+        if self.bf16 and self.images is None:
+            raise UserError("--bf16 is kept only if verdicts and recall hold: pass --images with good/ and defect "
+                            "folders")
 
 
 class Parity(BaseModel):
@@ -140,6 +156,15 @@ class Int8Decision(BaseModel):
     parity: Parity
 
 
+class Bf16Decision(BaseModel):
+    kept: bool
+    reason: str
+    fp32: Quality | None = None
+    bf16: Quality | None = None
+    #: against the torch net (rule 3's comparison; its heatmap bound is not applied to bf16)
+    parity: Parity | None = None
+
+
 class AtcRecipe(BaseModel):
     command: list[str]
     soc_version: str
@@ -159,6 +184,7 @@ class RoleExport(BaseModel):
     export_seconds: float
     parity: Parity
     int8: Int8Decision | None = None
+    bf16: Bf16Decision | None = None
     atc: AtcRecipe | None = None
 
 
@@ -432,6 +458,11 @@ def _export_role(src: Path, out: Path, cfg: ExportConfig, role: str) -> RoleExpo
         if result.int8.kept:
             info.variants["int8"] = INT8_FILE
             info.optimization["int8"] = INT8_OPTIMIZATION
+    if cfg.bf16 and role == "student":
+        result.bf16 = _bf16(out, loaded, info, reference, exported, sample, cfg)
+        if result.bf16.kept:
+            info.variants["bf16"] = ONNX_FILE
+            info.engines["bf16"] = "openvino"
     write_info(out, info)
     if cfg.format == "om":
         op_types = [n.op_type for n in onnx.load(str(out / ONNX_FILE)).graph.node]
@@ -466,6 +497,36 @@ def _int8(out: Path, loaded, info, onnx_net, exported: list, sample: Sample, cfg
         candidate.unlink()
     logger.info("int8 student %s: %s", "kept" if kept else "dropped", reason)
     return Int8Decision(kept=kept, reason=reason, fp32=q32, int8=q8, parity=parity)
+
+
+def _bf16(out: Path, loaded, info, reference: list, exported: list, sample: Sample, cfg: ExportConfig) -> Bf16Decision:
+    """Rule 6: the fp32 graph on OpenVINO at bf16, kept only if torch's verdicts and the fp32 recall hold."""
+    from npusuite.inspection.inspector import Inspector
+    from npusuite.inspection.modelcard import LoadedModel
+    from npusuite.platform.runtime.devices import get_device
+    from npusuite.platform.runtime.onnx_runtime import ONNX_FILE, OnnxModule
+    from npusuite.platform.runtime.openvino_session import capabilities, supports
+
+    if not supports("bf16"):
+        offered = ", ".join(capabilities()) or "no OpenVINO"
+        return Bf16Decision(kept=False, reason=f"this CPU has no bf16 in OpenVINO ({offered}); not evaluated")
+    net = OnnxModule(out / ONNX_FILE, get_device("cpu"), info=info, precision="bf16", engine="openvino")
+    results = _inspect_all(Inspector(LoadedModel(net, loaded.card, loaded.ref, out, "bf16")), sample.frames)
+    q32, q16 = quality(exported, sample.defective), quality(results, sample.defective)
+    parity = compare(reference, results, loaded.card.threshold, cfg.max_heat_diff)
+    drop = abs(q32.recall - q16.recall) if q32.defects else float("nan")
+    if not q32.defects:
+        kept, reason = False, "no defect images under --images: recall cannot be checked"
+    elif parity.mismatches:
+        kept, reason = False, (f"verdicts differ from torch on {len(parity.mismatches)} image(s) clear of the "
+                               f"threshold, e.g. {parity.mismatches[:3]}")
+    else:
+        kept = drop <= cfg.max_recall_drop + 1e-12
+        reason = (f"{parity.same_verdicts}/{parity.images} verdicts as torch (max heatmap diff "
+                  f"{parity.max_heat_diff:.1e}); recall at the calibrated threshold {q16.recall:.2%} vs fp32 "
+                  f"{q32.recall:.2%} ({drop * 100:.2f} points; limit {cfg.max_recall_drop * 100:.1f})")
+    logger.info("bf16 student (OpenVINO) %s: %s", "kept" if kept else "dropped", reason)
+    return Bf16Decision(kept=kept, reason=reason, fp32=q32, bf16=q16, parity=parity)
 
 
 def export(model: str | Path, out: Path, cfg: ExportConfig = ExportConfig()) -> ExportReport:

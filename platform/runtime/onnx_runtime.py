@@ -32,6 +32,12 @@ Rules:
   ``extended`` or ``all``; default ``all``).  A level is per variant
   because the exporter measures it: ORT's layout transformers (level
   ``all``) speed up an fp32 graph and can slow down an int8 one.
+* Engines: every variant runs on ONNX Runtime unless ``onnx.json``'s
+  ``engines`` names ``"openvino"`` for it
+  (:mod:`npusuite.platform.runtime.openvino_session`): the ``bf16`` variant is
+  the fp32 ``model.onnx`` compiled by OpenVINO at bf16 on a CPU with AMX, which
+  ONNX Runtime's CPU provider cannot do.  A module's ``precision`` is its
+  variant's name, read from ``onnx.json``, not guessed from the file name.
 * :class:`OnnxModule` is callable like the torch module it replaces
   (``torch.Tensor`` in, ``torch.Tensor`` out, first input / first output),
   so apps that run ``runtime.module`` directly keep one post-processing path.
@@ -82,6 +88,8 @@ class OnnxInfo(BaseModel):
     variants: dict[str, str] = {"fp32": ONNX_FILE}
     #: precision -> ORT graph optimisation level for that variant (absent: "all")
     optimization: dict[str, Literal["basic", "extended", "all"]] = {}
+    #: precision -> the engine that runs the variant (absent: "onnxruntime"); "openvino" for "bf16"
+    engines: dict[str, Literal["onnxruntime", "openvino"]] = {}
     opset: int | None = None
     exporter: str | None = None
 
@@ -99,6 +107,11 @@ def read_info(folder: Path) -> OnnxInfo:
         if Path(name).name != name or not name.endswith(".onnx"):
             raise CorruptModelError(f"{path}: variant {precision!r} names {name!r}; variants are .onnx files "
                                     f"in the folder itself")
+    for precision, engine in info.engines.items():
+        if precision not in info.variants:
+            raise CorruptModelError(f"{path}: engines names {precision!r}, which is not one of its variants")
+        if engine == "openvino" and precision not in ("fp32", "bf16"):
+            raise CorruptModelError(f"{path}: OpenVINO runs the fp32 graph at fp32 or bf16, not {precision!r}")
     return info
 
 
@@ -183,20 +196,33 @@ class OnnxModule:
     info: OnnxInfo | None = None
     #: graph optimisation level; None: the one ``info`` names for this file's variant, else "all"
     optimization: str | None = None
+    #: the variant's name; None: the first of ``info``'s variants held in this file, else fp32 for
+    #: ``model.onnx`` and int8 for any other file
+    precision: str | None = None
+    #: "onnxruntime" or "openvino"; None: what ``info`` names for the variant, else "onnxruntime"
+    engine: str | None = None
     session: Any = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        variants = self.info.variants if self.info else {}
+        if self.precision is None:
+            held = next((p for p, f in variants.items() if f == self.path.name), None)
+            self.precision = held or ("fp32" if self.path.name == ONNX_FILE else "int8")
+        known = self.info is not None and self.precision in variants
         if self.optimization is None:
-            variants = self.info.variants if self.info else {}
-            variant = next((p for p, f in variants.items() if f == self.path.name), None)
-            self.optimization = self.info.optimization.get(variant, "all") if self.info and variant else "all"
-        self.session = open_session(self.path, self.device, self.intra_op_threads, self.optimization)
+            self.optimization = self.info.optimization.get(self.precision, "all") if known else "all"
+        if self.engine is None:
+            self.engine = self.info.engines.get(self.precision, "onnxruntime") if known else "onnxruntime"
+        if self.engine == "openvino":
+            from npusuite.platform.runtime.openvino_session import OpenVinoSession
+
+            self.session = OpenVinoSession(self.path, self.device, self.precision, self.intra_op_threads)
+        elif self.engine == "onnxruntime":
+            self.session = open_session(self.path, self.device, self.intra_op_threads, self.optimization)
+        else:
+            raise UserError(f"{self.path}: unknown engine {self.engine!r} (onnxruntime or openvino)")
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
-
-    @property
-    def precision(self) -> str:
-        return "int8" if self.path.name != ONNX_FILE else "fp32"
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         outs = self.session.run(self.output_names, inputs)
@@ -226,10 +252,11 @@ class OnnxModule:
         name = info.variants.get(precision)
         if name is None:
             raise UserError(f"{self.path.parent} holds no {precision} ONNX graph (has "
-                            f"{', '.join(sorted(info.variants))}); export it with `inspection export --int8`")
-        if name == self.path.name:
+                            f"{', '.join(sorted(info.variants))}); export it with `inspection export "
+                            f"--{precision}`")
+        if precision == self.precision:
             return self
-        return OnnxModule(self.path.parent / name, self.device, self.intra_op_threads, info)
+        return OnnxModule(self.path.parent / name, self.device, self.intra_op_threads, info, precision=precision)
 
 
 class OnnxServable:
@@ -272,5 +299,5 @@ def load_onnx(version: ModelVersion, device: Device, intra_op_threads: int = 0) 
     name = info.variants.get(precision)
     if name is None:
         raise UserError(f"{version.ref}: no {precision} ONNX graph (has {', '.join(sorted(info.variants))})")
-    module = OnnxModule(version.path / name, device, intra_op_threads, info)
+    module = OnnxModule(version.path / name, device, intra_op_threads, info, precision=precision)
     return OnnxServable(module, version)

@@ -193,6 +193,26 @@ def test_int8_is_kept_only_when_recall_holds(tiny_model, small_data, tmp_path):
     assert (info["optimization"].get("int8") == INT8_OPTIMIZATION) is decision.kept
 
 
+def test_bf16_on_openvino_is_kept_only_when_torchs_verdicts_and_recall_hold(tiny_model, small_data, tmp_path):
+    from npusuite.platform.runtime.onnx_runtime import read_info
+    from npusuite.platform.runtime.openvino_session import supports
+
+    report = export(tiny_model, tmp_path / "b", ExportConfig(bf16=True, images=small_data / "washer" / "test"))
+    decision = report.student.bf16
+    info = read_info(tmp_path / "b")
+    if not supports("bf16"):  # a CPU without AMX/AVX512-BF16: said, not evaluated, not listed
+        assert not decision.kept and "no bf16" in decision.reason and "bf16" not in info.variants
+        return
+    assert decision.fp32.defects > 0 and decision.parity.images == decision.fp32.defects + decision.fp32.good
+    drop = abs(decision.fp32.recall - decision.bf16.recall)
+    assert decision.kept is (not decision.parity.mismatches and drop <= 0.005 + 1e-12)
+    assert ("bf16" in info.variants) is decision.kept
+    if decision.kept:
+        assert info.variants["bf16"] == "model.onnx" and info.engines["bf16"] == "openvino"
+        assert not (tmp_path / "b" / INT8_FILE).exists()  # no new file: the fp32 graph at another precision
+        assert 0 < decision.parity.max_heat_diff < 0.05  # bf16 really computed, and close
+
+
 def test_the_int8_recipe_keeps_the_first_and_last_conv_and_the_resize_in_float(exported, tmp_path):
     """The measured recipe (export rule 5): QOperator QLinearConv inside, fp32 Conv at the 3-channel input and
     the 1-channel head, Resize on float tensors; the fused scoring head is still there; it runs at EXTENDED."""
@@ -220,6 +240,8 @@ def test_refusals_are_user_errors(tiny_model, tmp_path):
         ExportConfig(format="tflite")
     with pytest.raises(UserError, match="--images"):
         ExportConfig(int8=True)
+    with pytest.raises(UserError, match="--images"):
+        ExportConfig(bf16=True)
     with pytest.raises(UserError, match="--om-precision"):
         ExportConfig(format="om", om_precision="int4")
     busy = tmp_path / "busy"
