@@ -18,7 +18,8 @@ from npusuite.platform.runtime.openvino_session import OpenVinoSession, capabili
 from npusuite.platform.runtime.servable import load_version
 from tests.platform.runtime.test_onnx_runtime import _onnx_folder
 
-needs_bf16 = pytest.mark.skipif(not supports("bf16"), reason="this CPU offers no bf16 to OpenVINO (needs AMX/AVX512-BF16)")
+needs_bf16 = pytest.mark.skipif(not supports("bf16"),
+                                reason="this CPU offers no bf16 to OpenVINO (needs AMX or AVX512-BF16)")
 
 
 def _x(n: int = 4) -> np.ndarray:
