@@ -276,9 +276,12 @@ def runtimes_png(path: Path, rt: dict) -> None:
         ax.bar(idx + 0.2, [part["forward"][k]["fps"] for k in keys], 0.4, label="forward only")
         ax.set_xticks(idx, [k.replace("_", "\n", 1) for k in keys], fontsize=7)
         ax.set_ylabel("frames/s, batch 1")
-        r = part["fps_over_student_torch_fp32"]["student_onnx_fp32"]
-        ax.set_title(f"{threads} thread(s): ORT fp32 / torch = {r['inspect']:.2f}x inspect, "
-                     f"{r['forward']:.2f}x forward", fontsize=8)
+        ratios = part["fps_over_student_torch_fp32"]
+        r = ratios["student_onnx_fp32"]
+        title = f"{threads} thread(s): ORT fp32 / torch = {r['inspect']:.2f}x inspect, {r['forward']:.2f}x forward"
+        if "student_openvino_bf16" in ratios:
+            title += f"\nOpenVINO bf16 / torch = {ratios['student_openvino_bf16']['inspect']:.2f}x inspect"
+        ax.set_title(title, fontsize=8)
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -65,7 +65,9 @@ Rules, in order (a failure raises :class:`UserError`; nothing half-written is le
    equals torch's on every image whose torch score is clear of the threshold
    (the parity check of rule 3, without its heatmap bound: bf16 moves heatmaps
    by ~1e-2) and its recall at the calibrated threshold is within
-   ``max_recall_drop`` of the fp32 graph's.  Otherwise the report says why and
+   ``max_recall_drop`` of the fp32 graph's, and it rejects no more of the
+   stored calibration images (the good parts the threshold was placed on)
+   than the fp32 graph does.  Otherwise the report says why and
    ``onnx.json`` does not list it.
 """
 
@@ -163,6 +165,11 @@ class Bf16Decision(BaseModel):
     bf16: Quality | None = None
     #: against the torch net (rule 3's comparison; its heatmap bound is not applied to bf16)
     parity: Parity | None = None
+    #: the stored calibration images (held-back good parts): share rejected by the fp32 graph and by bf16,
+    #: and the largest score difference between them
+    calibration_frr_fp32: float | None = None
+    calibration_frr_bf16: float | None = None
+    calibration_max_score_diff: float | None = None
 
 
 class AtcRecipe(BaseModel):
@@ -510,23 +517,38 @@ def _bf16(out: Path, loaded, info, reference: list, exported: list, sample: Samp
     if not supports("bf16"):
         offered = ", ".join(capabilities()) or "no OpenVINO"
         return Bf16Decision(kept=False, reason=f"this CPU has no bf16 in OpenVINO ({offered}); not evaluated")
-    net = OnnxModule(out / ONNX_FILE, get_device("cpu"), info=info, precision="bf16", engine="openvino")
-    results = _inspect_all(Inspector(LoadedModel(net, loaded.card, loaded.ref, out, "bf16")), sample.frames)
+    from npusuite.inspection.samples import calibration_frames
+
+    cpu = get_device("cpu")
+    bf16 = Inspector(LoadedModel(OnnxModule(out / ONNX_FILE, cpu, info=info, precision="bf16", engine="openvino"),
+                                 loaded.card, loaded.ref, out, "bf16"))
+    fp32 = Inspector(LoadedModel(OnnxModule(out / ONNX_FILE, cpu, info=info), loaded.card, loaded.ref, out, "fp32"))
+    results = _inspect_all(bf16, sample.frames)
     q32, q16 = quality(exported, sample.defective), quality(results, sample.defective)
     parity = compare(reference, results, loaded.card.threshold, cfg.max_heat_diff)
     drop = abs(q32.recall - q16.recall) if q32.defects else float("nan")
+    held = calibration_frames(out) if (out / "calibration.safetensors").is_file() else []
+    held32, held16 = _inspect_all(fp32, held), _inspect_all(bf16, held)
+    frr32 = float(np.mean([r.defective for r in held32])) if held else float("nan")
+    frr16 = float(np.mean([r.defective for r in held16])) if held else float("nan")
+    held_diff = max((abs(a.score - b.score) for a, b in zip(held32, held16, strict=True)), default=float("nan"))
     if not q32.defects:
         kept, reason = False, "no defect images under --images: recall cannot be checked"
     elif parity.mismatches:
         kept, reason = False, (f"verdicts differ from torch on {len(parity.mismatches)} image(s) clear of the "
                                f"threshold, e.g. {parity.mismatches[:3]}")
+    elif held and frr16 > frr32:
+        kept, reason = False, (f"rejects {frr16:.1%} of the calibration images against fp32's {frr32:.1%}: the "
+                               f"card's threshold does not hold at bf16")
     else:
         kept = drop <= cfg.max_recall_drop + 1e-12
         reason = (f"{parity.same_verdicts}/{parity.images} verdicts as torch (max heatmap diff "
                   f"{parity.max_heat_diff:.1e}); recall at the calibrated threshold {q16.recall:.2%} vs fp32 "
-                  f"{q32.recall:.2%} ({drop * 100:.2f} points; limit {cfg.max_recall_drop * 100:.1f})")
+                  f"{q32.recall:.2%} ({drop * 100:.2f} points; limit {cfg.max_recall_drop * 100:.1f}); "
+                  f"calibration images rejected {frr16:.1%} vs {frr32:.1%} (max score diff {held_diff:.3f})")
     logger.info("bf16 student (OpenVINO) %s: %s", "kept" if kept else "dropped", reason)
-    return Bf16Decision(kept=kept, reason=reason, fp32=q32, bf16=q16, parity=parity)
+    return Bf16Decision(kept=kept, reason=reason, fp32=q32, bf16=q16, parity=parity, calibration_frr_fp32=frr32,
+                        calibration_frr_bf16=frr16, calibration_max_score_diff=held_diff)
 
 
 def export(model: str | Path, out: Path, cfg: ExportConfig = ExportConfig()) -> ExportReport:

@@ -145,3 +145,30 @@ def test_precision_int8_runs_the_int8_graph_the_export_kept(trained_onnx, tmp_pa
     frames, _ = load_samples(trained_onnx / "data" / "washer" / "test")
     assert 0.0 <= inspector.inspect(frames[0]).score <= 1.0
     assert InspectionFactory("cpu", "fp32")(folder).model.net.path.name == "model.onnx"
+
+
+def test_precision_bf16_runs_the_graph_on_openvino_where_the_export_kept_it(trained_onnx, tmp_path):
+    """`export --bf16` lists a bf16 variant (model.onnx on OpenVINO) only where torch's verdicts held: the
+    agent's factory at bf16 runs it there; a bundle without it, or a torch folder, is refused in one line."""
+    from npusuite.platform.runtime.onnx_runtime import read_info, write_info
+    from npusuite.platform.runtime.openvino_session import supports
+
+    with pytest.raises(UserError, match="no bf16 ONNX graph"):
+        InspectionFactory("cpu", "bf16")(trained_onnx / "onnx")
+    with pytest.raises(UserError, match="torch model folder"):
+        InspectionFactory("cpu", "bf16")(trained_onnx / "torch")
+    if not supports("bf16"):
+        pytest.skip("this CPU offers no bf16 to OpenVINO")
+    folder = tmp_path / "with-bf16"
+    shutil.copytree(trained_onnx / "onnx", folder)
+    info = read_info(folder)
+    info.variants["bf16"], info.engines["bf16"] = "model.onnx", "openvino"
+    write_info(folder, info)
+    inspector = InspectionFactory("cpu", "bf16")(folder)
+    net = inspector.model.net
+    assert net.engine == "openvino" and net.precision == "bf16" and inspector.fused
+    frames, _ = load_samples(trained_onnx / "data" / "washer" / "test")
+    fp32 = InspectionFactory("cpu", "fp32")(folder)
+    for frame in frames[:6]:
+        a, b = inspector.inspect(frame), fp32.inspect(frame)
+        assert abs(a.score - b.score) < 0.05 and a.heatmap.shape == b.heatmap.shape

@@ -205,7 +205,9 @@ def test_bf16_on_openvino_is_kept_only_when_torchs_verdicts_and_recall_hold(tiny
         return
     assert decision.fp32.defects > 0 and decision.parity.images == decision.fp32.defects + decision.fp32.good
     drop = abs(decision.fp32.recall - decision.bf16.recall)
-    assert decision.kept is (not decision.parity.mismatches and drop <= 0.005 + 1e-12)
+    holds = decision.calibration_frr_bf16 <= decision.calibration_frr_fp32
+    assert decision.kept is (not decision.parity.mismatches and holds and drop <= 0.005 + 1e-12)
+    assert 0 <= decision.calibration_max_score_diff < 0.1
     assert ("bf16" in info.variants) is decision.kept
     if decision.kept:
         assert info.variants["bf16"] == "model.onnx" and info.engines["bf16"] == "openvino"
