@@ -80,19 +80,29 @@ class Tiers:
     with_risk: bool = False
     novelty_from: Tiers | None = None
     _cache: dict[tuple[int, int], _Fitted] = field(default_factory=dict)
-    _novelty: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
+    _novelty: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
-    def excess(self, train: Part, test: Part) -> np.ndarray:
-        """The novelty rule's ``t`` on the test part (the novelty model fitted once per fold)."""
+    def _novelty_scores(self, train: Part, test: Part) -> tuple[np.ndarray, np.ndarray]:
+        """(``t`` of the documented rule, legitimate tail log-odds :func:`tail_log_odds`) on the test part, from
+        the novelty model fitted once per fold."""
         if self.novelty_from is not None:
-            return self.novelty_from.excess(train, test)
+            return self.novelty_from._novelty_scores(train, test)
         key = (id(train), id(test))
         if key not in self._novelty:
             self._novelty.clear()
             ae, card = train_novelty(train.x, train.y, self.novelty)
             novelty = NoveltyModel(ae, "fraud-novelty@leave-out", card, NoveltyConfig.from_card(card))
-            self._novelty[key] = novelty.config.excess(novelty.score(test.x)[0])
+            raw = novelty.score(test.x)[0]
+            self._novelty[key] = (novelty.config.excess(raw), tail_log_odds(raw, card["calibration"]["quantiles"]))
         return self._novelty[key]
+
+    def excess(self, train: Part, test: Part) -> np.ndarray:
+        """The novelty rule's ``t`` on the test part (the novelty model fitted once per fold)."""
+        return self._novelty_scores(train, test)[0]
+
+    def tail(self, train: Part, test: Part) -> np.ndarray:
+        """:func:`tail_log_odds` of the novelty score on the test part (the same model as :meth:`excess`)."""
+        return self._novelty_scores(train, test)[1]
 
     def fitted(self, train: Part, test: Part) -> _Fitted:
         key = (id(train), id(test))
@@ -259,3 +269,53 @@ class BlendTierMethod:
         thresholds = choose_thresholds(p_cal, fa.y_cal, 0.01)
         return np.array([combined_score(pi, t, thresholds["review"], thresholds["decline"])
                          for pi, t in zip(p.tolist(), self.a.excess(train, test).tolist(), strict=True)])
+
+
+#: :func:`tail_log_odds` never goes beyond a legitimate tail share of this (a score past the card's last
+#: quantile is extrapolated along the last segment up to here).
+TAIL_FLOOR = 1e-6
+
+
+def tail_log_odds(novelty: np.ndarray, quantiles: dict[str, float]) -> np.ndarray:
+    """``log(0.5 / q)`` where ``q`` is the share of legitimate transactions (the novelty card's calibration
+    quantiles, held-out legitimate rows) with at least this novelty; 0 at or below their median.  Piecewise
+    linear in the score between the card's quantiles, extrapolated along the last segment beyond them and
+    capped at ``q =`` :data:`TAIL_FLOOR`.  NaN counts as 0."""
+    levels = sorted((float(k), float(v)) for k, v in quantiles.items() if float(k) >= 0.5)
+    if len(levels) < 2:
+        raise ValueError(f"need the median and at least one higher quantile, got {sorted(quantiles)}")
+    scores = np.maximum.accumulate(np.array([v for _, v in levels]))
+    odds = np.log(0.5 / (1.0 - np.array([k for k, _ in levels])))
+    x = np.nan_to_num(np.asarray(novelty, dtype=np.float64), nan=-np.inf, posinf=np.finfo(np.float64).max)
+    out = np.interp(x, scores, odds, left=0.0, right=odds[-1])
+    slope = (odds[-1] - odds[-2]) / max(scores[-1] - scores[-2], 1e-12)
+    beyond = x > scores[-1]
+    out[beyond] = np.minimum(odds[-1] + slope * (x[beyond] - scores[-1]), np.log(0.5 / TAIL_FLOOR))
+    return out
+
+
+@dataclass(frozen=True)
+class EvidenceTierMethod:
+    """Evaluation only: novelty as evidence added to the supervised log-odds, not as a gate.
+
+    ``score = logit(p) + weight * tail_log_odds(novelty)``, ranked as is (the table measures ranking).  Where the
+    documented rule (:class:`~npusuite.fraud.novelty_rule.NoveltyRule`) lifts a transaction only above the
+    99.8% legitimate quantile, this lets moderately unusual behaviour add to a moderate supervised score.  The
+    argument for the form: against a fraud whose legitimate tail share ``u`` has density ``a u^(a-1)``, the
+    likelihood ratio is ``a u^(a-1)``, whose log is ``(1 - a) log(1/u)`` plus a constant; ``weight = 0.5``
+    (``a = 0.5``) was fixed before the first leave-out run (session 11, on the development seed 7), halfway
+    between ignoring novelty (``a = 1``) and trusting it fully (``a -> 0``).  ``p`` is ``a``'s fast model, or
+    with ``b`` the :class:`BlendTierMethod` combination ``rule`` of the two.  Not served."""
+
+    name: str
+    a: Tiers
+    b: Tiers | None = None
+    rule: str = "mean-logit"
+    weight: float = 0.5
+
+    def fit_predict(self, train: Part, test: Part) -> np.ndarray:
+        fa = self.a.fitted(train, test)
+        p = fa.probability
+        if self.b is not None:
+            p = BlendTierMethod("", self.a, self.b, rule=self.rule)._combine(p, self.b.fitted(train, test).probability)
+        return _logit(p) + self.weight * self.a.tail(train, test)

@@ -72,3 +72,34 @@ def test_a_blend_of_a_model_with_itself_is_that_model_and_its_tier(fraud_data):
     assert np.array_equal(either, hi)
     with pytest.raises(ValueError, match="unknown blend rule"):
         BlendTierMethod("min", tiers, boosted, rule="min")
+
+
+def test_tail_log_odds_reads_the_cards_legitimate_quantiles():
+    from npusuite.fraud.leave_out_tiers import TAIL_FLOOR, tail_log_odds
+
+    q = {"0.5": 1.0, "0.9": 2.0, "0.99": 3.0, "0.999": 4.0}
+    got = tail_log_odds(np.array([0.0, 1.0, 2.0, 2.5, 3.0, 4.0, 5.0, 1e9, np.nan]), q)
+    want_90, want_99, want_999 = np.log(0.5 / 0.1), np.log(0.5 / 0.01), np.log(0.5 / 0.001)
+    assert got[0] == 0.0 and got[1] == 0.0 and got[-1] == 0.0  # at or below the median, and NaN: no evidence
+    assert np.isclose(got[2], want_90) and np.isclose(got[3], (want_90 + want_99) / 2)
+    assert np.isclose(got[4], want_99) and np.isclose(got[5], want_999)
+    assert np.isclose(got[6], 2 * want_999 - want_99)  # beyond the last quantile: along the last segment
+    assert np.isclose(got[7], np.log(0.5 / TAIL_FLOOR))  # ... up to the floor
+    assert (np.diff(got[:8]) >= 0).all()
+    with pytest.raises(ValueError, match="median"):
+        tail_log_odds(np.zeros(2), {"0.99": 1.0})
+
+
+def test_the_evidence_method_adds_weighted_tail_odds_to_the_supervised_logit(fraud_data):
+    from npusuite.fraud.leave_out_tiers import EvidenceTierMethod, _logit
+
+    txs, inline = read_transactions(fraud_data.transactions)
+    labels = {**inline, **merge_labels([read_labels(fraud_data.labels)])}
+    train, test = split(txs, labels, txs[0].timestamp + timedelta(days=14), NONE)
+    tiers = Tiers(FastTrainConfig(epochs=2), NoveltyTrainConfig(epochs=2, hidden=16, bottleneck=4))
+    scores = EvidenceTierMethod("evidence", tiers).fit_predict(train, test)
+    p, tail = tiers.fitted(train, test).probability, tiers.tail(train, test)
+    assert np.allclose(scores, _logit(p) + 0.5 * tail)
+    assert (tail >= 0).all() and (tail > 0).any() and (tail == 0).any()
+    none = EvidenceTierMethod("no novelty", tiers, weight=0.0).fit_predict(train, test)
+    assert np.array_equal(np.argsort(-none, kind="stable"), np.argsort(-p, kind="stable"))
