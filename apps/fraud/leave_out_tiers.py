@@ -305,17 +305,28 @@ class EvidenceTierMethod:
     likelihood ratio is ``a u^(a-1)``, whose log is ``(1 - a) log(1/u)`` plus a constant; ``weight = 0.5``
     (``a = 0.5``) was fixed before the first leave-out run (session 11, on the development seed 7), halfway
     between ignoring novelty (``a = 1``) and trusting it fully (``a -> 0``).  ``p`` is ``a``'s fast model, or
-    with ``b`` the :class:`BlendTierMethod` combination ``rule`` of the two.  Not served."""
+    with ``b`` the :class:`BlendTierMethod` combination ``rule`` of the two.
+
+    ``gate=True`` (added after the first run on seed 7, where the evidence alone lost card testing: a strong
+    "legitimate" logit outweighs even the largest novelty evidence): the evidence-adjusted probability then goes
+    through the documented gate, so novelty above the 99.8% legitimate quantile still means at least a review,
+    on ``a``'s thresholds.  Not served."""
 
     name: str
     a: Tiers
     b: Tiers | None = None
     rule: str = "mean-logit"
     weight: float = 0.5
+    gate: bool = False
 
     def fit_predict(self, train: Part, test: Part) -> np.ndarray:
         fa = self.a.fitted(train, test)
         p = fa.probability
         if self.b is not None:
             p = BlendTierMethod("", self.a, self.b, rule=self.rule)._combine(p, self.b.fitted(train, test).probability)
-        return _logit(p) + self.weight * self.a.tail(train, test)
+        evidence = _logit(p) + self.weight * self.a.tail(train, test)
+        if not self.gate:
+            return evidence
+        q = 1.0 / (1.0 + np.exp(-evidence))
+        return np.array([combined_score(pi, t, fa.review, fa.decline)
+                         for pi, t in zip(q.tolist(), self.a.excess(train, test).tolist(), strict=True)])

@@ -103,3 +103,8 @@ def test_the_evidence_method_adds_weighted_tail_odds_to_the_supervised_logit(fra
     assert (tail >= 0).all() and (tail > 0).any() and (tail == 0).any()
     none = EvidenceTierMethod("no novelty", tiers, weight=0.0).fit_predict(train, test)
     assert np.array_equal(np.argsort(-none, kind="stable"), np.argsort(-p, kind="stable"))
+    gated = EvidenceTierMethod("gated", tiers, gate=True).fit_predict(train, test)
+    fitted, raised = tiers.fitted(train, test), tiers.excess(train, test) >= 0
+    assert raised.any() and (gated[raised] >= fitted.review).all()
+    below = ~raised & (gated < fitted.review)
+    assert below.any() and np.allclose(gated[below], 1 / (1 + np.exp(-scores[below])))
