@@ -233,6 +233,7 @@ def tier_methods(seed: int) -> list:
     from npusuite.fraud.leave_out_tiers import (
         EXAMPLE_RULES,
         BlendTierMethod,
+        EvidenceTierMethod,
         ProfileNovelty,
         ProfileTierMethod,
         Tiers,
@@ -257,7 +258,9 @@ def tier_methods(seed: int) -> list:
             BlendTierMethod(BLEND_NOVELTY_COLUMN, mlp_risk := Tiers(FastTrainConfig(seed=seed),
                                                                     NoveltyTrainConfig(seed=seed), with_risk=True,
                                                                     novelty_from=tiers), boosted_risk),
-            BlendTierMethod(MAX_NOVELTY_COLUMN, mlp_risk, boosted_risk, rule="max")]
+            BlendTierMethod(MAX_NOVELTY_COLUMN, mlp_risk, boosted_risk, rule="max"),
+            EvidenceTierMethod(EVIDENCE_COLUMN, boosted_risk),
+            EvidenceTierMethod(EVIDENCE_GATE_COLUMN, boosted_risk, gate=True)]
 
 
 @dataclass(frozen=True)
@@ -292,9 +295,14 @@ BOOSTED_RISK_NOVELTY_COLUMN = "boosted + categorical risk + novelty"
 BLEND_NOVELTY_COLUMN = "MLP + boosted blend, categorical risk + novelty (eval only)"
 #: Evaluation only: the larger of the two learners' probabilities (both with learned risk), with novelty.
 MAX_NOVELTY_COLUMN = "max(MLP, boosted), categorical risk + novelty (eval only)"
+#: Evaluation only: novelty as legitimate-tail log-odds added to the boosted model's logit, alone and then
+#: through the documented gate (npusuite.fraud.leave_out_tiers.EvidenceTierMethod).
+EVIDENCE_COLUMN = "boosted + categorical risk + novelty as evidence (eval only)"
+EVIDENCE_GATE_COLUMN = "boosted + categorical risk + novelty as evidence, then gated (eval only)"
 TIER_COLUMNS = ("supervised", "supervised + novelty", "supervised + novelty + rules", PROFILE_COLUMN,
                 PROFILE_RISK_COLUMN, BOOSTED_COLUMN, BOOSTED_NOVELTY_COLUMN, BOOSTED_RULES_COLUMN,
-                BOOSTED_RISK_COLUMN, BOOSTED_RISK_NOVELTY_COLUMN, BLEND_NOVELTY_COLUMN, MAX_NOVELTY_COLUMN)
+                BOOSTED_RISK_COLUMN, BOOSTED_RISK_NOVELTY_COLUMN, BLEND_NOVELTY_COLUMN, MAX_NOVELTY_COLUMN,
+                EVIDENCE_COLUMN, EVIDENCE_GATE_COLUMN)
 
 
 def run_table(gen_cfg: GeneratorConfig, out: Path, quick: bool, tiers_only: bool = False) -> int:
