@@ -156,25 +156,29 @@ def evaluate(
     out: Path = typer.Option(..., "--out", help="Folder for evaluation.json and evaluation.png."),
     model_root: Path | None = typer.Option(None, "--model-root", help="Platform model repository."),
     teacher: bool = typer.Option(True, "--teacher/--no-teacher", help="Also evaluate the model's teacher/ when it "
-                                                                      "has one."),
+                                                                      "has one (always at fp32)."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32, int8, or bf16 (an exported ONNX folder's "
+                                                              "variant on OpenVINO)."),
     threads: int = typer.Option(1, "--threads"),
 ) -> None:
     """Image AUROC, pixel AUROC, PRO, recall/precision/F1 at the calibrated threshold per defect type, and the
-    realised false-reject rate on test/good beside the target; exits 2 when an image could not be read."""
+    realised false-reject rate on test/good beside the target; exits 2 when an image could not be read.
+
+    MODEL may be a trained folder or one written by `inspection export` (the ONNX graph that ships)."""
     from npusuite.inspection.evaluate import evaluate_models
     from npusuite.inspection.modelcard import load
 
     _threads(threads)
     if not data.is_dir():
         raise UserError(f"--data {data}: no such folder")
-    student = load(model, model_root)
+    student = load(model, model_root, precision=precision, threads=threads)
     models = [student]
     if teacher and (student.path / "teacher" / "inspection.json").is_file():
-        models.append(load(student.path / "teacher"))
+        models.append(load(student.path / "teacher", threads=threads))
     report = evaluate_models(models, data, out)
     for m in report.models:
-        typer.echo(f"{m.role} {m.ref}: threshold {m.threshold:.4f}, false rejects {m.realised_frr:.2%} of "
-                   f"{m.good_images} good (target {m.target_frr:.2%})")
+        typer.echo(f"{m.role} {m.ref} ({m.runtime}): threshold {m.threshold:.4f}, false rejects "
+                   f"{m.realised_frr:.2%} of {m.good_images} good (target {m.target_frr:.2%})")
         for kind, k in m.per_defect.items():
             pix = (f", pixel AUROC {k.pixel_auroc:.3f}, PRO {k.pro:.3f}" if k.pro is not None else "")
             typer.echo(f"  {kind:<14} {k.images:>4} img  image AUROC {k.image_auroc:.3f}  recall {k.recall:.3f}  "
@@ -195,14 +199,17 @@ def score(
     out: Path = typer.Option(..., "--out", help="JSONL, one line per image file: image, score, defective, boxes, "
                                                 "model; or image, model, skipped: true, reason."),
     model_root: Path | None = typer.Option(None, "--model-root", help="Platform model repository."),
-    precision: str = typer.Option("fp32", "--precision", help="fp32 or int8 (static int8, CPU)."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32, int8 (static int8, CPU), or bf16 (an exported "
+                                                              "ONNX folder's variant on OpenVINO)."),
     batch: int = typer.Option(32, "--batch", help="Images per forward pass."),
     threads: int = typer.Option(1, "--threads"),
     save_heatmaps: Path | None = typer.Option(None, "--save-heatmaps", help=(
         "Also write each image's heatmap overlay here (DIR/<relative name>.png, at the image's own resolution, "
         "with a colour bar, the threshold outline and the score).")),
 ) -> None:
-    """Score every image under --images (score lines: docs/contracts.md); exits 2 when any file could not be scored."""
+    """Score every image under --images (score lines: docs/contracts.md); exits 2 when any file could not be scored.
+
+    MODEL may be a trained folder or one written by `inspection export` (its ONNX graph)."""
     from npusuite.inspection.heatmaps import save_overlay
     from npusuite.inspection.images import IMAGE_SUFFIXES, list_images, scan_folder
     from npusuite.inspection.inspector import Inspector
@@ -216,7 +223,7 @@ def score(
     paths = list_images(images)
     if not paths:
         raise UserError(f"--images {images} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-    inspector = Inspector.load(model, model_root, precision=precision)
+    inspector = Inspector.load(model, model_root, precision=precision, threads=threads)
     n = ng = 0
     skipped = []
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -66,6 +66,8 @@ class ModelEvaluation(BaseModel):
     good_images: int
     per_defect: dict[str, EvaluationMetrics]
     mean: EvaluationMetrics | None  # None when the split has no defect folder
+    #: what ran the net: "torch fp32", "torch int8", "onnxruntime fp32", "openvino bf16", ...
+    runtime: str = "torch fp32"
 
 
 class EvaluationReport(BaseModel):
@@ -274,10 +276,12 @@ def metrics(scored: Scored, split: TestSplit) -> ModelEvaluation:
                 p_auroc, p_pro = pixel_auroc(heat, masks), pro(heat, masks)
         per[kind] = EvaluationMetrics(images=int(idx.size), image_auroc=image_auroc(good, defect),
                                       pixel_auroc=p_auroc, pro=p_pro, recall=recall, precision=precision, f1=f1)
+    net = scored.model.net
+    runtime = f"{net.engine} {net.precision}" if hasattr(net, "engine") else f"torch {scored.model.precision}"
     return ModelEvaluation(ref=scored.model.ref, role=card.role, size_px=list(card.size_px),
                            threshold=card.threshold, target_frr=card.target_frr,
                            realised_frr=float((good >= card.threshold).mean()), good_images=int(good.size),
-                           per_defect=per, mean=_mean(per))
+                           per_defect=per, mean=_mean(per), runtime=runtime)
 
 
 def evaluate_models(models: list[LoadedModel], data: Path, out: Path | None = None,

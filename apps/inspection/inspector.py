@@ -55,9 +55,10 @@ class Inspector:
 
     @classmethod
     def load(cls, ref: str | Path, root: Path | None = None, precision: str = "fp32", device: str = "cpu",
-             **kwargs) -> Inspector:
-        """Load ``ref`` (a folder or ``name[@version|@alias]`` in ``root``).  Raises UserError."""
-        return cls(load(ref, root, precision=precision, device=device), **kwargs)
+             threads: int = 0, **kwargs) -> Inspector:
+        """Load ``ref`` (a folder or ``name[@version|@alias]`` in ``root``; a torch or an exported ONNX
+        folder).  Raises UserError."""
+        return cls(load(ref, root, precision=precision, device=device, threads=threads), **kwargs)
 
     @property
     def ref(self) -> str:

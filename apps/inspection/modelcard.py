@@ -19,6 +19,12 @@ Rules:
   for repository versions) then :func:`~npusuite.platform.runtime.modules.load_module`.
 * ``precision="int8"`` quantises the loaded float net statically with the
   stored calibration images (see :func:`npusuite.inspection.nets.quantize_int8`).
+* An exported folder (``inspection export``: ``model.onnx``, ``onnx.json``, the
+  same card) loads as its ONNX graph
+  (:class:`~npusuite.platform.runtime.onnx_runtime.OnnxModule`), so ``score``
+  and ``evaluate`` judge the artefact that ships; ``precision`` picks the
+  export's variant (fp32, int8, or bf16 on OpenVINO) and a variant the export
+  did not keep is refused in one line.  ``bf16`` exists only for exported folders.
 """
 
 from __future__ import annotations
@@ -128,23 +134,40 @@ def read_card(folder: Path) -> ModelCard:
         raise UserError(f"{folder}/{CARD} is unreadable: {str(exc).splitlines()[0]}") from None
 
 
-def load(ref: str | Path, root: Path | None = None, precision: str = "fp32", device: str = "cpu") -> LoadedModel:
+def load(ref: str | Path, root: Path | None = None, precision: str = "fp32", device: str = "cpu",
+         threads: int = 0) -> LoadedModel:
     """Resolve and load an inspection model.
 
     ``ref``: a model folder, or ``name[@version|@alias]`` in the repository at
-    ``root``.  Raises :class:`UserError` (unknown model, corrupt files, not an
-    inspection model, unsupported precision).
+    ``root``.  ``threads``: an ONNX graph's intra-op threads (0: the runtime's default).  Raises
+    :class:`UserError` (unknown model, corrupt files, not an inspection model, unsupported precision).
     """
     from npusuite.platform.repository import resolve_reference
     from npusuite.platform.runtime.devices import get_device
-    from npusuite.platform.runtime.modules import load_module
 
-    if precision not in ("fp32", "int8"):
-        raise UserError(f"precision {precision!r}: inspection models run as fp32 or int8")
+    if precision not in ("fp32", "int8", "bf16"):
+        raise UserError(f"precision {precision!r}: inspection models run as fp32, int8 or bf16")
     version = resolve_reference(ref, root)
     card = read_card(version.path)
     dev = get_device(device)
     dev.check()
+    name = version.ref if version.version != "local" else f"{card.product or version.name}-{card.role}@local"
+    if version.manifest.kind == "onnx":
+        from npusuite.platform.runtime.onnx_runtime import OnnxModule, read_info
+
+        info = read_info(version.path)
+        if precision not in info.variants:
+            raise UserError(f"{version.path} holds no {precision} ONNX graph (has {', '.join(sorted(info.variants))})"
+                            f"; export it with `inspection export --{precision}`")
+        net = OnnxModule(version.path / info.variants[precision], dev, threads, info, precision=precision)
+        logger.info("loaded inspection model %s (%s, ONNX %s on %s, threshold %.4f)", name, card.role, precision,
+                    net.engine, card.threshold)
+        return LoadedModel(net=net, card=card, ref=name, path=version.path, precision=precision)
+    if precision == "bf16":
+        raise UserError(f"{version.path} is a torch model folder; bf16 runs an exported ONNX folder on OpenVINO "
+                        f"(`inspection export --bf16`)")
+    from npusuite.platform.runtime.modules import load_module
+
     net = load_module(version.path, device=dev.torch_device() if precision == "fp32" else None)
     if precision == "int8":
         from safetensors.torch import load_file
@@ -157,6 +180,5 @@ def load(ref: str | Path, root: Path | None = None, precision: str = "fp32", dev
         if not calib_path.is_file():
             raise UserError(f"{version.path} has no {CALIBRATION}; cannot calibrate int8")
         net = quantize_int8(net, load_file(str(calib_path))["images"])
-    name = version.ref if version.version != "local" else f"{card.product or version.name}-{card.role}@local"
     logger.info("loaded inspection model %s (%s, %s, threshold %.4f)", name, card.role, precision, card.threshold)
     return LoadedModel(net=net, card=card, ref=name, path=version.path, precision=precision)

@@ -276,3 +276,31 @@ def test_cli_export_and_its_one_line_errors(tiny_model, tmp_path):
     (hostile / "model.safetensors").write_bytes(b"\x00" * 64)
     bad = cli(str(hostile), "--out", str(tmp_path / "o3"))
     assert bad.returncode != 0 and "Traceback" not in bad.stderr and not (tmp_path / "o3").exists()
+
+
+def test_score_and_evaluate_judge_the_exported_folder_itself(exported, tiny_model, small_data, tmp_path):
+    """`inspection score` / `evaluate` take an exported folder: its ONNX graph runs, with torch's verdicts; the
+    teacher/ beside it too; a variant the export did not keep, or bf16 on a torch folder, is refused in one line."""
+    from npusuite.inspection.evaluate import evaluate_models
+    from npusuite.inspection.inspector import Inspector
+    from npusuite.inspection.modelcard import load
+    from npusuite.inspection.samples import calibration_frames
+    from npusuite.platform.runtime.onnx_runtime import OnnxModule
+
+    out, _ = exported
+    onnx_student, torch_student = Inspector.load(out, threads=1), Inspector.load(tiny_model)
+    assert isinstance(onnx_student.model.net, OnnxModule) and onnx_student.fused
+    frames = calibration_frames(out, limit=8)
+    assert [onnx_student.inspect(f).defective for f in frames] == [torch_student.inspect(f).defective for f in frames]
+    report = evaluate_models([load(out), load(out / "teacher")], small_data / "washer", progress=False)
+    assert [m.runtime for m in report.models] == ["onnxruntime fp32", "onnxruntime fp32"]
+    assert report.models[0].mean is not None and report.models[0].mean.images > 0
+    assert evaluate_models([load(tiny_model)], small_data / "washer", progress=False).models[0].runtime == "torch fp32"
+    with pytest.raises(UserError, match="no int8 ONNX graph"):
+        load(out, precision="int8")
+    with pytest.raises(UserError, match="torch model folder"):
+        load(tiny_model, precision="bf16")
+    bad = subprocess.run([sys.executable, "-m", "npusuite.platform", "inspection", "score", "--model", str(out),
+                          "--images", str(small_data / "washer" / "test"), "--out", str(tmp_path / "s.jsonl"),
+                          "--precision", "int8"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0 and "no int8 ONNX graph" in bad.stderr and "Traceback" not in bad.stderr
