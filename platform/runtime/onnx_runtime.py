@@ -112,6 +112,9 @@ def read_info(folder: Path) -> OnnxInfo:
             raise CorruptModelError(f"{path}: engines names {precision!r}, which is not one of its variants")
         if engine == "openvino" and precision not in ("fp32", "bf16"):
             raise CorruptModelError(f"{path}: OpenVINO runs the fp32 graph at fp32 or bf16, not {precision!r}")
+    if "bf16" in info.variants and info.engines.get("bf16") != "openvino":
+        raise CorruptModelError(f"{path}: a bf16 variant runs on OpenVINO (engines: {{\"bf16\": \"openvino\"}}); ONNX "
+                                f"Runtime's CPU provider has no bf16 mode for an fp32 graph")
     return info
 
 
@@ -213,6 +216,8 @@ class OnnxModule:
             self.optimization = self.info.optimization.get(self.precision, "all") if known else "all"
         if self.engine is None:
             self.engine = self.info.engines.get(self.precision, "onnxruntime") if known else "onnxruntime"
+        if self.precision == "bf16" and self.engine != "openvino":
+            raise UserError(f"{self.path}: bf16 runs on OpenVINO, not {self.engine}")
         if self.engine == "openvino":
             from npusuite.platform.runtime.openvino_session import OpenVinoSession
 

@@ -98,6 +98,10 @@ def test_onnx_json_engines_that_cannot_hold_are_refused(tmp_path):
     write_info(folder, info)
     with pytest.raises(CorruptModelError, match="fp32 or bf16"):
         read_info(folder)
+    info.engines, info.variants = {}, {"fp32": ONNX_FILE, "bf16": ONNX_FILE}  # bf16 left to ONNX Runtime
+    write_info(folder, info)
+    with pytest.raises(CorruptModelError, match="bf16 variant runs on OpenVINO"):
+        read_info(folder)
 
 
 @pytest.mark.parametrize("payload", [b"", b"not a graph at all \x00\x01\x02", b"\x08\x07\x12\x03abc" * 50])
