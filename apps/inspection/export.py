@@ -510,6 +510,7 @@ def _bf16(out: Path, loaded, info, reference: list, exported: list, sample: Samp
     """Rule 6: the fp32 graph on OpenVINO at bf16, kept only if torch's verdicts and the fp32 recall hold."""
     from npusuite.inspection.inspector import Inspector
     from npusuite.inspection.modelcard import LoadedModel
+    from npusuite.inspection.samples import calibration_frames
     from npusuite.platform.runtime.devices import get_device
     from npusuite.platform.runtime.onnx_runtime import ONNX_FILE, OnnxModule
     from npusuite.platform.runtime.openvino_session import capabilities, supports
@@ -517,8 +518,6 @@ def _bf16(out: Path, loaded, info, reference: list, exported: list, sample: Samp
     if not supports("bf16"):
         offered = ", ".join(capabilities()) or "no OpenVINO"
         return Bf16Decision(kept=False, reason=f"this CPU has no bf16 in OpenVINO ({offered}); not evaluated")
-    from npusuite.inspection.samples import calibration_frames
-
     cpu = get_device("cpu")
     bf16 = Inspector(LoadedModel(OnnxModule(out / ONNX_FILE, cpu, info=info, precision="bf16", engine="openvino"),
                                  loaded.card, loaded.ref, out, "bf16"))
