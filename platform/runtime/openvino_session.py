@@ -36,6 +36,7 @@ Rules:
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import threading
@@ -61,7 +62,9 @@ class IoName:
     name: str
 
 
+@functools.cache
 def _core():
+    """One OpenVINO ``Core`` per process (it loads the CPU plugin once)."""
     try:
         import openvino as ov
     except ImportError:
@@ -118,7 +121,12 @@ class OpenVinoSession:
         if not supports(precision):
             raise DeviceUnavailableError(f"this CPU cannot run {precision} in OpenVINO (it offers "
                                          f"{', '.join(capabilities()) or 'nothing'}); use the fp32 variant")
+        from npusuite.platform.runtime.onnx_runtime import MAX_ONNX_BYTES
+
         try:
+            size = path.stat().st_size
+            if size > MAX_ONNX_BYTES:
+                raise CorruptModelError(f"{path}: {size} bytes is over the {MAX_ONNX_BYTES}-byte limit for a graph")
             data = path.read_bytes()
             _refuse_external_data(path, data)
             model = core.read_model(io.BytesIO(data))

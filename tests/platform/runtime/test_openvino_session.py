@@ -134,3 +134,12 @@ def test_openvino_settings_it_cannot_honour_are_refused(tmp_path):
         OpenVinoSession(folder / ONNX_FILE, get_device("cpu"), "int8")
     with pytest.raises(CorruptModelError, match="missing"):
         OpenVinoSession(folder / "nope.onnx", get_device("cpu"))
+
+
+def test_a_graph_over_the_size_limit_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    from npusuite.platform.runtime import onnx_runtime
+
+    folder, _ = _onnx_folder(tmp_path / "m")
+    monkeypatch.setattr(onnx_runtime, "MAX_ONNX_BYTES", 100)
+    with pytest.raises(CorruptModelError, match="over the 100-byte limit"):
+        OpenVinoSession(folder / ONNX_FILE, get_device("cpu"))
