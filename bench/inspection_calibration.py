@@ -20,6 +20,11 @@ distribution would do).  The pass line is the issue's: recall >= 0.95 and fresh 
 Beside the seeds, :func:`simulate` measures what each rule promises where held-back and fresh scores are
 exchangeable (80 held back, a Gumbel tail in logit space).
 
+Where this CPU offers bf16 to OpenVINO, each student is also exported (``inspection export``, fp32, parity
+checked) and its graph run on OpenVINO at bf16 through the inspector's fused-head path, the edge agent's
+``--precision bf16``; the row ``BF16`` judges the shipped threshold (the card's, placed on fp32 scores) on
+those bf16 scores: does the false-reject rate still hold when the edge runs bf16?
+
 Per-seed scores are cached in ``--work`` (``<seed>/scores.npz``; ``--fresh-run`` retrains).  Writes
 ``bench/out/inspection_calibration.json`` and ``.png`` (recall vs fresh FRR per rule and seed).  About 3.5
 minutes per seed on a quiet 2-core machine.
@@ -82,6 +87,7 @@ def gpd_rule(scores: np.ndarray, target: float, confidence: float = 0.75, bootst
 #: The shipped rule with this many more good images from ``--calibration`` (taken from the fresh ones).
 EXTRA = 200
 WITH_EXTRA = f"shipped + {EXTRA} images from --calibration (FRR on the other fresh images)"
+BF16 = "shipped, student on OpenVINO bf16 (the edge's --precision bf16)"
 #: rule name -> threshold from the held-back good scores.
 RULES: dict[str, Callable[[np.ndarray], float]] = {
     "shipped (exp tail, 75% bootstrap)": lambda h: calibrate(h, TARGET).threshold,
@@ -113,6 +119,41 @@ def scores_for(seed: int, work: Path, fresh: int, retrain: bool) -> dict:
            "test": score_split(model, test, progress=False).scores, "kinds": np.array(test.kinds),
            "fresh": score_split(model, load_split(root / "fresh" / "leather"), progress=False).scores,
            "seconds": np.array(time.perf_counter() - t0)}
+    np.savez(path, **out)
+    return out
+
+
+def bf16_scores(seed: int, work: Path) -> dict[str, np.ndarray] | None:
+    """The student's scores of the test split and the fresh images on OpenVINO bf16 (see the module docstring),
+    cached beside the torch scores; None where the CPU has no bf16."""
+    from npusuite.inspection.export import ExportConfig, export
+    from npusuite.inspection.inspector import Inspector
+    from npusuite.inspection.modelcard import LoadedModel
+    from npusuite.inspection.records import Frame
+    from npusuite.platform.runtime.devices import get_device
+    from npusuite.platform.runtime.onnx_runtime import ONNX_FILE, OnnxModule
+    from npusuite.platform.runtime.openvino_session import supports
+
+    if not supports("bf16"):
+        return None
+    root = work / str(seed)
+    path = root / "scores_bf16.npz"
+    if path.exists():
+        d = np.load(path)
+        return {k: d[k] for k in d.files}
+    if not (root / "onnx" / ONNX_FILE).is_file():
+        export(root / "model", root / "onnx", ExportConfig())
+    card = read_card(root / "onnx")
+    inspector = Inspector(LoadedModel(OnnxModule(root / "onnx" / ONNX_FILE, get_device("cpu"), 1, precision="bf16",
+                                                 engine="openvino"), card, f"leather-{seed}-bf16", root / "onnx",
+                                      "bf16"))
+
+    def scores(folder: Path) -> np.ndarray:
+        split = load_split(folder)
+        frames = [Frame(image=img, timestamp=0.0, source="bench", seq=i) for i, img in enumerate(split.images)]
+        return np.array([r.score for i in range(0, len(frames), 32) for r in inspector.inspect_batch(frames[i:i + 32])])
+
+    out = {"test": scores(root / "data" / "leather"), "fresh": scores(root / "fresh" / "leather")}
     np.savez(path, **out)
     return out
 
@@ -190,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
         more = calibrate(np.concatenate([d["holdout"], d["fresh"][:EXTRA]]), TARGET).threshold
         seeds[str(seed)][WITH_EXTRA] = judge({**d, "fresh": d["fresh"][EXTRA:]}, more)
         seeds[str(seed)]["oracle (fresh 99% quantile)"] = judge(d, float(np.quantile(d["fresh"], 1 - TARGET)))
+        bf16 = bf16_scores(seed, args.work)
+        if bf16 is not None:  # the card's threshold, placed on fp32 held-back scores, judged on bf16 scores
+            seeds[str(seed)][BF16] = judge({**d, **bf16}, RULES["shipped (exp tail, 75% bootstrap)"](d["holdout"]))
         for rule, r in seeds[str(seed)].items():
             logger.info("seed %d, %s: %s", seed, rule, r)
     rules = {rule: {"seeds": len(seeds), "passes": sum(s[rule]["passes"] for s in seeds.values()),
