@@ -25,7 +25,8 @@ Rules:
   Ascend run ONNX folders through ONNX Runtime's providers.
 * A graph whose tensors live in external-data files is refused before
   OpenVINO sees it: read from bytes, OpenVINO still resolves such references
-  against the process's working directory (a test shows it), so a graph could
+  against the process's working directory (seen while writing this module;
+  the test now asserts the refusal), so a graph could
   make it read files outside its folder.  A graph OpenVINO cannot read or
   compile is refused with :class:`CorruptModelError` naming the file, in one
   line.
