@@ -461,7 +461,9 @@ def export(
 
     The export is refused unless ONNX Runtime and torch give the same verdicts on every image and heatmaps
     within 1e-3.  The exported folder is a platform model (kind onnx): `npusuite edge release bundle` ships it
-    and the edge agent runs it with ONNX Runtime."""
+    and the edge agent runs it with ONNX Runtime (`--precision int8`: the kept int8 graph; `--precision bf16`: the
+    same graph on OpenVINO at bf16, where --bf16 kept it).  `inspection score` and `inspection evaluate` take the
+    exported folder too, to judge the artefact that ships."""
     from npusuite.inspection.export import ExportConfig
     from npusuite.inspection.export import export as run
     from npusuite.platform.repository import resolve_reference
