@@ -417,6 +417,15 @@ def wait_group_stable(bootstrap: str, group: str, members: int, timeout_s: float
     raise RuntimeError(f"group {group} not stable with {members} members within {timeout_s:.0f} s")
 
 
+def _windowed_p99(t: np.ndarray, lat_ms: np.ndarray, window_s: float) -> list[float | None]:
+    """p99 latency of the messages sent in each ``window_s`` window (by send time ``t``, seconds from the first)."""
+    if not len(t):
+        return []
+    idx = (t // window_s).astype(int)
+    return [round(float(np.percentile(lat_ms[idx == w], 99)), 1) if (idx == w).any() else None
+            for w in range(int(idx.max()) + 1)]
+
+
 def rate_result(kind: str, rate: float, sent: np.ndarray, recv: np.ndarray) -> dict:
     ok = ~np.isnan(recv)
     lat_ms = (recv[ok] - sent[ok]) * 1000.0
@@ -430,6 +439,8 @@ def rate_result(kind: str, rate: float, sent: np.ndarray, recv: np.ndarray) -> d
         "p50_ms": float(np.percentile(lat_ms, 50)) if len(lat_ms) else None,
         "p99_ms": float(np.percentile(lat_ms, 99)) if len(lat_ms) else None,
         "max_ms": float(lat_ms.max()) if len(lat_ms) else None,
+        # where a stall sits: p99 per 5 s of sending time (a p99 that moves with time, not with the rate)
+        "p99_ms_per_5s": _windowed_p99(sent[ok] - t0, lat_ms, 5.0),
     }
     result["sustained"] = bool(result["kept_up"] and result["p99_ms"] is not None and result["p99_ms"] < P99_GOAL_MS
                                and (result["send_rate_per_s"] or 0) >= 0.95 * rate)
