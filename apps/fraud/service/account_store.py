@@ -51,6 +51,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaTimeoutError
 
 from npusuite.platform.contracts.account_state import VALUE_HEADER as _HEADER
 
@@ -195,10 +196,14 @@ def rebuild(records: Iterable[tuple[bytes, bytes | None]], ring_size: int) -> di
 class ChangelogReader:
     """Reads changelog partitions back (read_committed) when this process gains them."""
 
-    def __init__(self, bootstrap: str, topic: str, ring_size: int, open_tx_timeout_s: float = 60.0):
+    def __init__(self, bootstrap: str, topic: str, ring_size: int, open_tx_timeout_s: float = 60.0,
+                 leader_timeout_s: float = 180.0):
         self.topic = topic
         self.ring_size = ring_size
         self.open_tx_timeout_s = open_tx_timeout_s
+        #: how long end-offset lookups are retried while a partition has no reachable leader (a broker died and
+        #: leadership is moving); each lookup itself waits up to the client's request timeout
+        self.leader_timeout_s = leader_timeout_s
         common = dict(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
                       max_partition_fetch_bytes=4 * 1024 * 1024, fetch_max_wait_ms=50)
         self._committed = KafkaConsumer(isolation_level="read_committed", **common)
@@ -208,9 +213,21 @@ class ChangelogReader:
         """Until the last stable offset reaches the high watermark (a crashed owner's
         transaction is committed or aborted by the broker), return the end offsets."""
         deadline = time.monotonic() + self.open_tx_timeout_s
+        leader_deadline = time.monotonic() + self.leader_timeout_s
         while True:
-            stable = self._committed.end_offsets(tps)
-            high = self._uncommitted.end_offsets(tps)
+            asked = time.monotonic()
+            try:
+                stable = self._committed.end_offsets(tps)
+                high = self._uncommitted.end_offsets(tps)
+            except KafkaTimeoutError as exc:  # no leader answered: a broker is down; the cluster moves leadership
+                if time.monotonic() > leader_deadline:
+                    raise TimeoutError(f"changelog {[tp.partition for tp in tps]}: no partition leader answered "
+                                       f"for {self.leader_timeout_s:.0f} s") from exc
+                deadline += time.monotonic() - asked  # a leaderless wait is not an open transaction's
+                logger.warning("changelog %s: end offsets timed out (%s); a broker may be down, retrying",
+                               [tp.partition for tp in tps], exc)
+                time.sleep(0.5)
+                continue
             if all(stable[tp] >= high[tp] for tp in tps):
                 return stable
             if time.monotonic() > deadline:
@@ -221,7 +238,8 @@ class ChangelogReader:
 
     def restore(self, partitions: list[int]) -> dict[int, dict[str, AccountEntry]]:
         """Rebuild the accounts of these partitions.  Raises TimeoutError if an open
-        transaction does not resolve within ``open_tx_timeout_s``."""
+        transaction does not resolve within ``open_tx_timeout_s``, or no leader answers the end-offset
+        lookup within ``leader_timeout_s`` (a timed-out lookup is retried until then)."""
         if not partitions:
             return {}
         started = time.monotonic()
