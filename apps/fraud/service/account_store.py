@@ -213,21 +213,9 @@ class ChangelogReader:
         """Until the last stable offset reaches the high watermark (a crashed owner's
         transaction is committed or aborted by the broker), return the end offsets."""
         deadline = time.monotonic() + self.open_tx_timeout_s
-        leader_deadline = time.monotonic() + self.leader_timeout_s
         while True:
-            asked = time.monotonic()
-            try:
-                stable = self._committed.end_offsets(tps)
-                high = self._uncommitted.end_offsets(tps)
-            except KafkaTimeoutError as exc:  # no leader answered: a broker is down; the cluster moves leadership
-                if time.monotonic() > leader_deadline:
-                    raise TimeoutError(f"changelog {[tp.partition for tp in tps]}: no partition leader answered "
-                                       f"for {self.leader_timeout_s:.0f} s") from exc
-                deadline += time.monotonic() - asked  # a leaderless wait is not an open transaction's
-                logger.warning("changelog %s: end offsets timed out (%s); a broker may be down, retrying",
-                               [tp.partition for tp in tps], exc)
-                time.sleep(0.5)
-                continue
+            stable = self._committed.end_offsets(tps)
+            high = self._uncommitted.end_offsets(tps)
             if all(stable[tp] >= high[tp] for tp in tps):
                 return stable
             if time.monotonic() > deadline:
@@ -239,9 +227,23 @@ class ChangelogReader:
     def restore(self, partitions: list[int]) -> dict[int, dict[str, AccountEntry]]:
         """Rebuild the accounts of these partitions.  Raises TimeoutError if an open
         transaction does not resolve within ``open_tx_timeout_s``, or no leader answers the end-offset
-        lookup within ``leader_timeout_s`` (a timed-out lookup is retried until then)."""
+        lookup within ``leader_timeout_s`` (a read that timed out is started again until then)."""
         if not partitions:
             return {}
+        leader_deadline = time.monotonic() + self.leader_timeout_s
+        while True:
+            try:
+                return self._restore_once(partitions)
+            except KafkaTimeoutError as exc:  # no leader answered: a broker is down and leadership is moving
+                self._committed.assign([])
+                if time.monotonic() > leader_deadline:
+                    raise TimeoutError(f"changelog {partitions}: no partition leader answered for "
+                                       f"{self.leader_timeout_s:.0f} s") from exc
+                logger.warning("changelog %s: reading timed out (%s); a broker may be down, reading again",
+                               partitions, exc)
+                time.sleep(0.5)
+
+    def _restore_once(self, partitions: list[int]) -> dict[int, dict[str, AccountEntry]]:
         started = time.monotonic()
         tps = [TopicPartition(self.topic, p) for p in partitions]
         end = self._wait_no_open_transaction(tps)
