@@ -466,7 +466,7 @@ def _export_role(src: Path, out: Path, cfg: ExportConfig, role: str) -> RoleExpo
             info.variants["int8"] = INT8_FILE
             info.optimization["int8"] = INT8_OPTIMIZATION
     if cfg.bf16 and role == "student":
-        result.bf16 = _bf16(out, loaded, info, reference, exported, sample, cfg)
+        result.bf16 = _bf16(out, loaded, info, onnx_net, reference, exported, sample, cfg)
         if result.bf16.kept:
             info.variants["bf16"] = ONNX_FILE
             info.engines["bf16"] = "openvino"
@@ -506,22 +506,21 @@ def _int8(out: Path, loaded, info, onnx_net, exported: list, sample: Sample, cfg
     return Int8Decision(kept=kept, reason=reason, fp32=q32, int8=q8, parity=parity)
 
 
-def _bf16(out: Path, loaded, info, reference: list, exported: list, sample: Sample, cfg: ExportConfig) -> Bf16Decision:
+def _bf16(out: Path, loaded, info, onnx_net, reference: list, exported: list, sample: Sample,
+          cfg: ExportConfig) -> Bf16Decision:
     """Rule 6: the fp32 graph on OpenVINO at bf16, kept only if torch's verdicts and the fp32 recall hold."""
     from npusuite.inspection.inspector import Inspector
     from npusuite.inspection.modelcard import LoadedModel
     from npusuite.inspection.samples import calibration_frames
-    from npusuite.platform.runtime.devices import get_device
     from npusuite.platform.runtime.onnx_runtime import ONNX_FILE, OnnxModule
     from npusuite.platform.runtime.openvino_session import capabilities, supports
 
     if not supports("bf16"):
         offered = ", ".join(capabilities()) or "no OpenVINO"
         return Bf16Decision(kept=False, reason=f"this CPU has no bf16 in OpenVINO ({offered}); not evaluated")
-    cpu = get_device("cpu")
-    bf16 = Inspector(LoadedModel(OnnxModule(out / ONNX_FILE, cpu, info=info, precision="bf16", engine="openvino"),
-                                 loaded.card, loaded.ref, out, "bf16"))
-    fp32 = Inspector(LoadedModel(OnnxModule(out / ONNX_FILE, cpu, info=info), loaded.card, loaded.ref, out, "fp32"))
+    bf16 = Inspector(LoadedModel(OnnxModule(out / ONNX_FILE, onnx_net.device, info=info, precision="bf16",
+                                            engine="openvino"), loaded.card, loaded.ref, out, "bf16"))
+    fp32 = Inspector(LoadedModel(onnx_net, loaded.card, loaded.ref, out, "fp32"))
     results = _inspect_all(bf16, sample.frames)
     q32, q16 = quality(exported, sample.defective), quality(results, sample.defective)
     parity = compare(reference, results, loaded.card.threshold, cfg.max_heat_diff)

@@ -153,13 +153,9 @@ def load(ref: str | Path, root: Path | None = None, precision: str = "fp32", dev
     dev.check()
     name = version.ref if version.version != "local" else f"{card.product or version.name}-{card.role}@local"
     if version.manifest.kind == "onnx":
-        from npusuite.platform.runtime.onnx_runtime import OnnxModule, read_info
+        from npusuite.platform.runtime.onnx_runtime import OnnxModule
 
-        info = read_info(version.path)
-        if precision not in info.variants:
-            raise UserError(f"{version.path} holds no {precision} ONNX graph (has {', '.join(sorted(info.variants))})"
-                            f"; export it with `inspection export --{precision}`")
-        net = OnnxModule(version.path / info.variants[precision], dev, threads, info, precision=precision)
+        net = OnnxModule.open_variant(version.path, dev, precision, threads)
         logger.info("loaded inspection model %s (%s, ONNX %s on %s, threshold %.4f)", name, card.role, precision,
                     net.engine, card.threshold)
         return LoadedModel(net=net, card=card, ref=name, path=version.path, precision=precision)

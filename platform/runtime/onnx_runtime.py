@@ -251,17 +251,23 @@ class OnnxModule:
     def eval(self) -> OnnxModule:
         return self
 
-    def variant(self, precision: str) -> OnnxModule:
-        """The same model at another precision, from the folder's ``onnx.json`` variants.  Raises UserError."""
-        info = self.info or read_info(self.path.parent)
+    @classmethod
+    def open_variant(cls, folder: Path, device: Device, precision: str, intra_op_threads: int = 0,
+                     info: OnnxInfo | None = None) -> OnnxModule:
+        """The folder's ``precision`` variant (``onnx.json``).  Raises UserError when the folder holds none."""
+        info = info or read_info(folder)
         name = info.variants.get(precision)
         if name is None:
-            raise UserError(f"{self.path.parent} holds no {precision} ONNX graph (has "
-                            f"{', '.join(sorted(info.variants))}); export it with `inspection export "
-                            f"--{precision}`")
+            hint = f"; export it with `inspection export --{precision}`" if precision in ("int8", "bf16") else ""
+            raise UserError(f"{folder} holds no {precision} ONNX graph (has {', '.join(sorted(info.variants))})"
+                            f"{hint}")
+        return cls(Path(folder) / name, device, intra_op_threads, info, precision=precision)
+
+    def variant(self, precision: str) -> OnnxModule:
+        """The same model at another precision, from the folder's ``onnx.json`` variants.  Raises UserError."""
         if precision == self.precision:
             return self
-        return OnnxModule(self.path.parent / name, self.device, self.intra_op_threads, info, precision=precision)
+        return OnnxModule.open_variant(self.path.parent, self.device, precision, self.intra_op_threads, self.info)
 
 
 class OnnxServable:
@@ -299,10 +305,5 @@ class OnnxServable:
 
 def load_onnx(version: ModelVersion, device: Device, intra_op_threads: int = 0) -> OnnxServable:
     """The loader for ``kind="onnx"``: the manifest's precision picks the variant (fp32 -> ``model.onnx``)."""
-    info = read_info(version.path)
-    precision = version.manifest.precision
-    name = info.variants.get(precision)
-    if name is None:
-        raise UserError(f"{version.ref}: no {precision} ONNX graph (has {', '.join(sorted(info.variants))})")
-    module = OnnxModule(version.path / name, device, intra_op_threads, info, precision=precision)
+    module = OnnxModule.open_variant(version.path, device, version.manifest.precision, intra_op_threads)
     return OnnxServable(module, version)

@@ -201,8 +201,8 @@ class ChangelogReader:
         self.topic = topic
         self.ring_size = ring_size
         self.open_tx_timeout_s = open_tx_timeout_s
-        #: how long end-offset lookups are retried while a partition has no reachable leader (a broker died and
-        #: leadership is moving); each lookup itself waits up to the client's request timeout
+        #: how long a restore is read again after kafka-python timed out for want of a partition leader (a broker
+        #: died and leadership is moving); each attempt itself waits up to the client's request timeout
         self.leader_timeout_s = leader_timeout_s
         common = dict(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
                       max_partition_fetch_bytes=4 * 1024 * 1024, fetch_max_wait_ms=50)
