@@ -14,18 +14,36 @@ Rules (the runner keeps them):
 * the next batch is scored on top of the in-flight batch's account state; if
   that commit then fails, both batches are rolled back together (the runner
   restores their partitions from the changelog and rewinds to the earlier
-  batch's first offsets), so nothing is applied twice and nothing is lost.
+  batch's first offsets, or to the group's committed offsets where a replaced
+  producer left the transaction's fate open), so nothing is applied twice and
+  nothing is lost.
+
+A commit that never returns is bounded too: librdkafka's
+``send_offsets_to_transaction`` can block past its own timeout while the
+group coordinator is down (librdkafka issues #5456 and #5511, open; seen in the
+broker-loss test).  :meth:`InFlightCommit.wait` gives up after ``limit_s`` and
+returns :class:`CommitStalled`; the runner then abandons that producer (its
+thread may stay blocked inside it) and starts a new one, whose
+``init_transactions`` settles the stalled transaction on the broker one way
+or the other.  Each commit runs in a daemon thread of its own, so a call that
+never returns cannot hold the process at exit.
 """
 
 from __future__ import annotations
 
+import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaException, Producer, TopicPartition
 
 from npusuite.fraud.service.processor import BatchOutcome
+
+
+class CommitStalled(Exception):
+    """The commit did not return within the runner's limit: the transaction's fate is unknown."""
 
 
 @dataclass
@@ -48,9 +66,18 @@ def _commit(producer: Producer, offsets: list[TopicPartition], group_metadata) -
     return {"offsets": sent - started, "commit": time.perf_counter() - sent}
 
 
+def _run(future: Future, call, *args) -> None:
+    if not future.set_running_or_notify_cancel():
+        return
+    try:
+        future.set_result(call(*args))
+    except BaseException as exc:  # handed to the waiting thread
+        future.set_exception(exc)
+
+
 class InFlightCommit:
-    def __init__(self) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fraud-commit")
+    def __init__(self, commit=_commit) -> None:
+        self._commit = commit
         self._pending: tuple[Future, SentBatch] | None = None
 
     @property
@@ -63,19 +90,22 @@ class InFlightCommit:
     def start(self, producer: Producer, offsets: list[TopicPartition], group_metadata, batch: SentBatch) -> None:
         if self._pending is not None:
             raise RuntimeError("a Kafka transaction is already in flight")
-        self._pending = (self._pool.submit(_commit, producer, offsets, group_metadata), batch)
+        future: Future = Future()
+        threading.Thread(target=_run, args=(future, self._commit, producer, offsets, group_metadata),
+                         name="fraud-commit", daemon=True).start()
+        self._pending = (future, batch)
 
-    def wait(self) -> tuple[SentBatch, KafkaException | None]:
-        """The in-flight batch (its phases completed) and the commit's error (None: committed)."""
+    def wait(self, limit_s: float | None = None) -> tuple[SentBatch, KafkaException | CommitStalled | None]:
+        """The in-flight batch (its phases completed) and the commit's error (None: committed;
+        :class:`CommitStalled`: no answer within ``limit_s``, the thread is left behind)."""
         if self._pending is None:
             raise RuntimeError("no Kafka transaction in flight")
         future, batch = self._pending
         self._pending = None
         try:
-            batch.phases.update(future.result())
+            batch.phases.update(future.result(limit_s))
+        except FutureTimeout:
+            return batch, CommitStalled(f"the Kafka transaction's commit did not return within {limit_s:g} s")
         except KafkaException as exc:
             return batch, exc
         return batch, None
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True)

@@ -48,6 +48,11 @@ class ServiceConfig(BaseModel):
     #: A crashed scorer's open transaction blocks its partitions until the
     #: broker aborts it after this long; keep it short.
     transaction_timeout_ms: int = Field(default=10_000, ge=1000)
+    #: A commit (``send_offsets_to_transaction`` + ``commit_transaction``) that has not returned after this
+    #: long is taken as stalled: its producer is abandoned, a new one settles the transaction, and the batches
+    #: are scored again from the group's committed offsets (see :mod:`.committer`).  It must exceed
+    #: ``transaction_timeout_ms``: a commit can be legitimately slow until the broker aborts the transaction.
+    commit_stall_ms: int = Field(default=40_000, ge=1_000)
     session_timeout_ms: int = Field(default=6_000, ge=6_000)
     heartbeat_interval_ms: int = Field(default=1_500, ge=100)
     #: Up to this many previous transactions per account travel with alerts.
@@ -77,6 +82,8 @@ class ServiceConfig(BaseModel):
     def _heartbeat_below_session(self) -> ServiceConfig:
         if self.heartbeat_interval_ms * 3 > self.session_timeout_ms:
             raise ValueError("heartbeat_interval_ms must be at most a third of session_timeout_ms")
+        if self.commit_stall_ms <= self.transaction_timeout_ms:
+            raise ValueError("commit_stall_ms must exceed transaction_timeout_ms")
         return self
 
     @property

@@ -31,6 +31,14 @@ is purged and closed, a new one with the same ``transactional.id`` calls
 old one are refused by the partition leaders) and aborts the old one's open
 transaction on the broker.  Nothing of that transaction becomes visible; the
 runner rolls the batch back as for any abort and scores it again.
+
+A **stalled** producer (a commit that never returned, :mod:`.committer`) is
+replaced the same way but not closed: a thread may still be blocked inside it,
+and destroying a librdkafka handle under a running call is not safe.  That
+thread holds the last reference; the handle goes when its call returns.  Its transaction may have been
+committed just before the stall (``EndTxn`` sent, the answer lost), so after
+a stall or any replacement the runner rewinds to the group's committed offsets,
+not to the batch's first ones (:attr:`TransactionalProducer.fate_unknown`).
 """
 
 from __future__ import annotations
@@ -101,6 +109,9 @@ class TransactionalProducer:
         self.replaced = 0
         self._clock = clock
         self._fences: deque[float] = deque()
+        #: True after a replacement: the old transaction was settled by ``init_transactions``, not by an abort
+        #: of ours, and may have committed.  The runner reads it and clears it (:meth:`take_fate_unknown`).
+        self.fate_unknown = False
         self.producer = self._start()
 
     def _start(self) -> Producer:
@@ -151,11 +162,27 @@ class TransactionalProducer:
                 self._fenced(abort_exc)
             self.replace(f"the abort failed: {abort_exc}")
 
+    def abandon(self, why: str) -> None:
+        """Start a new producer beside a stalled one, which is not touched again (a thread is inside it)."""
+        logger.warning("the Kafka producer is stalled (%s): leaving it to its blocked thread and starting a new "
+                       "producer with transactional id %s (init_transactions fences the old one and settles its "
+                       "transaction)", why, self.transactional_id)
+        self._renew()  # the blocked commit thread holds the old handle; it is destroyed once that call returns
+
+    def take_fate_unknown(self) -> bool:
+        """Whether a replacement happened since the last call (and clear it)."""
+        unknown, self.fate_unknown = self.fate_unknown, False
+        return unknown
+
     def replace(self, why: str) -> None:
         logger.warning("the Kafka producer's transactional state is broken (%s): closing it and starting a new "
                        "producer with transactional id %s (init_transactions fences the old one and aborts its "
                        "open transaction)", why, self.transactional_id)
         _discard(self.producer)
+        self._renew()
+
+    def _renew(self) -> None:
+        self.fate_unknown = True
         self.producer = self._start()
         self.replaced += 1
         logger.warning("new Kafka producer for %s ready: the rolled-back batches are scored again",

@@ -34,7 +34,12 @@ again; nothing becomes visible twice to ``read_committed`` readers.  If the
 producer's transactional state is broken instead (another fatal error, or the
 abort fails: a broker lost under load), the producer is replaced by a new one
 with the same transactional id (:mod:`.producer`) and the batches are rolled
-back the same way.  Being fenced by a newer instance with the same
+back the same way.  A commit that does not return within ``commit_stall_ms``
+(librdkafka can block past its own timeout while the group coordinator is
+down) is treated likewise, its producer abandoned to the blocked thread.  After
+any replacement the old transaction may have committed (its answer lost), so
+the consumer rewinds to the group's committed offsets, not to the batch's
+first ones.  Being fenced by a newer instance with the same
 transactional id stops the service with an error.  A rebalance callback that
 takes partitions away first waits for the in-flight commit, so their next
 owner starts after it.
@@ -61,6 +66,7 @@ which leaves the group so the others take its partitions at once.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import sys
 import time
@@ -69,7 +75,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 
 from npusuite.fraud.service import messages
 from npusuite.fraud.service.account_store import AccountStore, ChangelogReader
-from npusuite.fraud.service.committer import InFlightCommit, SentBatch
+from npusuite.fraud.service.committer import CommitStalled, InFlightCommit, SentBatch
 from npusuite.fraud.service.config import ServiceConfig
 from npusuite.fraud.service.isolation import is_infrastructure, isolate_poison
 from npusuite.fraud.service.metrics import ServiceMetrics
@@ -277,7 +283,6 @@ class FraudService:
                 if self._inflight.pending is not None:
                     self._settle()  # let the batch in flight commit (or abort) before leaving the group
             finally:
-                self._inflight.close()
                 consumer.close()
                 self._txn.close()
                 self._reader.close()
@@ -408,7 +413,7 @@ class FraudService:
         if self._inflight.pending is None:
             return {}
         started = time.perf_counter()
-        batch, error = self._inflight.wait()
+        batch, error = self._inflight.wait(self.config.commit_stall_ms / 1000)
         self._settle_wait_s += time.perf_counter() - started
         if error is None:
             self._committed(batch)
@@ -422,17 +427,25 @@ class FraudService:
         self._failures = 0
         self.gc.after_batch()
 
-    def _abort(self, exc: KafkaException, n: int) -> None:
-        """Abort (or, if the producer is broken, replace it); raises FencedError if another owner is live."""
+    def _abort(self, exc: KafkaException | CommitStalled, n: int) -> None:
+        """Abort (or, if the producer is broken or stalled, replace it); raises FencedError if another owner
+        is live."""
         self.metrics.aborts.inc()
         logger.warning("aborting the Kafka transaction of %d records; they will be scored again: %s", n, exc)
-        self._txn.abort(exc)
+        if isinstance(exc, CommitStalled):
+            self._txn.abandon(str(exc))
+        else:
+            self._txn.abort(exc)
 
     def _rollback(self, consumer: Consumer, first: dict[int, int], why: str) -> None:
         """Reload these partitions' committed state (the scorer updated it in place) and rewind them."""
         if not first:
             return
         owned = [p for p in sorted(first) if self.store.owns(p)]
+        if self._txn.take_fate_unknown():
+            # A replaced producer's transaction was settled by the new one's init_transactions and may have
+            # committed: the group's committed offsets say where scoring resumes.
+            first = {**first, **self._committed_offsets(consumer, owned)}
         logger.warning("%s: restoring partitions %s from the changelog and scoring again from offsets %s",
                        why, owned, {p: first[p] for p in owned})
         for p in first:
@@ -440,6 +453,20 @@ class FraudService:
         self._restore(owned)
         for p in owned:
             consumer.seek(TopicPartition(self.config.topics.transactions, p, first[p]))
+
+    def _committed_offsets(self, consumer: Consumer, partitions: list[int]) -> dict[int, int]:
+        """The group's committed offsets of these partitions (those with none are left out), asked until the
+        group coordinator answers: guessing could score a committed batch twice."""
+        topic = self.config.topics.transactions
+        for attempt in itertools.count():
+            try:
+                committed = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=10)
+                return {tp.partition: tp.offset for tp in committed if tp.offset >= 0}
+            except KafkaException as exc:
+                logger.warning("reading the committed offsets of partitions %s failed (%s); asking again",
+                               partitions, exc)
+                time.sleep(min(5.0, 0.2 * 2 ** attempt))
+        raise AssertionError("unreachable")
 
     def _restore(self, partitions: list[int]) -> None:
         """Replace these partitions' accounts with their committed state from the changelog."""

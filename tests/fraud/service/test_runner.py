@@ -184,3 +184,78 @@ def test_a_broken_producer_is_replaced_and_a_fenced_one_stops_the_scorer(caplog)
     txn = TransactionalProducer(lambda: make(fenced), "g-s0", clock=lambda: now[0])
     txn.abort(abortable)  # the abort itself is fenced: replaced too
     assert txn.replaced == 1 and made[-2].calls == ["init", "abort", "purge", "close"]
+
+
+class RewindConsumer:
+    """Records seeks; the group coordinator fails the first committed-offsets request, then answers."""
+
+    def __init__(self, committed: dict[int, int]):
+        self.offsets, self.asked, self.seeks = committed, 0, {}
+
+    def committed(self, tps, timeout=None):
+        from confluent_kafka import KafkaError, KafkaException, TopicPartition
+
+        self.asked += 1
+        if self.asked == 1:
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "coordinator not available"))
+        return [TopicPartition(tp.topic, tp.partition, self.offsets.get(tp.partition, -1001)) for tp in tps]
+
+    def seek(self, tp):
+        self.seeks[tp.partition] = tp.offset
+
+
+class StubReader:
+    def __init__(self):
+        self.restored: list[list[int]] = []
+
+    def restore(self, partitions):
+        self.restored.append(list(partitions))
+        return {p: {} for p in partitions}
+
+
+def test_a_stalled_commit_abandons_its_producer_and_resumes_from_the_committed_offsets(caplog):
+    """The broker-loss test hung: librdkafka's send_offsets_to_transaction blocked past its timeout with the
+    group coordinator down (librdkafka #5456/#5511), and the scorer waited for it for ever.  The wait is now
+    bounded: the stalled producer is left to its thread (never closed under it), a new one settles the
+    transaction, and, as the transaction may have committed, scoring resumes from the group's committed
+    offsets (partition 0: it did commit) or, where the group has none, from the batch's first offsets."""
+    import threading
+
+    from npusuite.fraud.service.committer import InFlightCommit, SentBatch
+    from npusuite.fraud.service.processor import BatchOutcome
+    from npusuite.fraud.service.producer import TransactionalProducer
+
+    made: list[StubProducer] = []
+
+    def make():
+        made.append(StubProducer())
+        return made[-1]
+
+    release = threading.Event()
+    svc = service(transaction_timeout_ms=1000, commit_stall_ms=1200)
+    svc._txn, svc._reader = TransactionalProducer(make, "g-s0"), StubReader()
+    svc._inflight = InFlightCommit(commit=lambda producer, offsets, meta: release.wait(30) and {})
+    for p in (0, 1, 2):
+        svc.store.set_partition(p, {})
+    svc._inflight.start(made[0], [], None, SentBatch(40, BatchOutcome(), {0: 100, 1: 50}))
+    with caplog.at_level(logging.WARNING, logger="npusuite.fraud.service.runner"):
+        aborted = svc._settle()
+        assert aborted == {0: 100, 1: 50}
+        assert made[0].calls == ["init"] and made[1].calls == ["init"] and svc._txn.producer is made[1]
+        consumer = RewindConsumer({0: 140})
+        svc._rollback(consumer, aborted, "the Kafka transaction aborted")
+    release.set()
+    assert consumer.seeks == {0: 140, 1: 50} and consumer.asked == 2 and svc._reader.restored == [[0, 1]]
+    assert any("producer is stalled" in r.getMessage() for r in caplog.records)
+    assert sample(svc, "npusuite_fraud_kafka_aborts_total") == 1
+    # an ordinary abort later (same producer, fate known) rewinds to the batch's first offsets, asking nobody
+    consumer = RewindConsumer({0: 999})
+    svc._rollback(consumer, {2: 7}, "producing failed")
+    assert consumer.seeks == {2: 7} and consumer.asked == 0
+
+
+def test_the_commit_stall_limit_must_exceed_the_transaction_timeout():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="commit_stall_ms must exceed transaction_timeout_ms"):
+        ServiceConfig(bootstrap="127.0.0.1:1", transaction_timeout_ms=10_000, commit_stall_ms=9_000)
