@@ -47,7 +47,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from kafka import KafkaConsumer, TopicPartition
@@ -197,7 +197,7 @@ class ChangelogReader:
     """Reads changelog partitions back (read_committed) when this process gains them."""
 
     def __init__(self, bootstrap: str, topic: str, ring_size: int, open_tx_timeout_s: float = 60.0,
-                 leader_timeout_s: float = 180.0):
+                 leader_timeout_s: float = 180.0, client: Callable[[str], KafkaConsumer] | None = None):
         self.topic = topic
         self.ring_size = ring_size
         self.open_tx_timeout_s = open_tx_timeout_s
@@ -206,8 +206,24 @@ class ChangelogReader:
         self.leader_timeout_s = leader_timeout_s
         common = dict(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
                       max_partition_fetch_bytes=4 * 1024 * 1024, fetch_max_wait_ms=50)
-        self._committed = KafkaConsumer(isolation_level="read_committed", **common)
-        self._uncommitted = KafkaConsumer(isolation_level="read_uncommitted", **common)
+        #: a new client for an isolation level (``read_committed`` / ``read_uncommitted``)
+        self._client = client or (lambda isolation: KafkaConsumer(isolation_level=isolation, **common))
+        self._open()
+
+    def _open(self) -> None:
+        self._committed = self._client("read_committed")
+        self._uncommitted = self._client("read_uncommitted")
+
+    def _reopen(self) -> None:
+        """New clients: after a broker came back, a kafka-python client that timed out while it was down can
+        keep timing out (seen in the broker-loss test: four 30 s timeouts in a row while a new client
+        answered at once), so each retry starts from fresh metadata and connections."""
+        for client in (self._committed, self._uncommitted):
+            try:
+                client.close(autocommit=False)
+            except Exception as exc:  # a client in a bad state is dropped anyway
+                logger.info("closing a changelog reader client: %s", exc)
+        self._open()
 
     def _wait_no_open_transaction(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
         """Until the last stable offset reaches the high watermark (a crashed owner's
@@ -235,7 +251,7 @@ class ChangelogReader:
             try:
                 return self._restore_once(partitions)
             except KafkaTimeoutError as exc:  # no leader answered: a broker is down and leadership is moving
-                self._committed.assign([])
+                self._reopen()
                 if time.monotonic() > leader_deadline:
                     raise TimeoutError(f"changelog {partitions}: no partition leader answered for "
                                        f"{self.leader_timeout_s:.0f} s") from exc

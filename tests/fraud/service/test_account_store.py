@@ -32,12 +32,22 @@ class FlakyEnds:
         return {tp: self.offset for tp in tps}
 
 
-def _reader(committed, uncommitted, leader_timeout_s: float) -> ChangelogReader:
-    reader = ChangelogReader.__new__(ChangelogReader)  # no broker: the consumers are the fakes
-    reader.topic, reader.ring_size, reader.open_tx_timeout_s = "state", 20, 60.0
-    reader.leader_timeout_s = leader_timeout_s
-    reader._committed, reader._uncommitted = committed, uncommitted
-    return reader
+    def close(self, autocommit=True) -> None:
+        self.closed = True
+
+
+def _reader(committed, uncommitted, leader_timeout_s: float, later=()) -> ChangelogReader:
+    """A reader whose first clients are these fakes (no broker); each reopening takes the next pair of ``later``
+    (or the same pair again)."""
+    pairs = iter([(committed, uncommitted), *later])
+    current: dict[str, object] = {}
+
+    def client(isolation: str):
+        if isolation == "read_committed":
+            current["pair"] = next(pairs, current.get("pair"))
+        return current["pair"][0 if isolation == "read_committed" else 1]
+
+    return ChangelogReader("127.0.0.1:1", "state", 20, leader_timeout_s=leader_timeout_s, client=client)
 
 
 def test_a_timed_out_read_is_started_again_until_a_leader_answers(monkeypatch):
@@ -46,6 +56,18 @@ def test_a_timed_out_read_is_started_again_until_a_leader_answers(monkeypatch):
     restored = _reader(committed, uncommitted, 180.0).restore([0, 3])
     assert restored == {0: {}, 3: {}}  # empty changelog partitions: nothing to rebuild, and no exception
     assert committed.calls == 3 and committed.assigned[-1] == []
+
+
+def test_a_client_that_stays_timed_out_after_the_broker_is_back_is_replaced(monkeypatch):
+    """Session 12's broker-loss run: the reader's kafka-python client timed out four times in a row (30 s each)
+    after the killed broker was back, while a new client answered at once.  Each retry opens new clients."""
+    monkeypatch.setattr("npusuite.fraud.service.account_store.time.sleep", lambda s: None)
+    stale, stale_ends = FlakyEnds(failures=10**9), FlakyEnds(failures=0)
+    fresh, fresh_ends = FlakyEnds(failures=0, offset=0), FlakyEnds(failures=0, offset=0)
+    reader = _reader(stale, stale_ends, 180.0, later=[(fresh, fresh_ends)])
+    assert reader.restore([2]) == {2: {}}
+    assert stale.calls == 1 and getattr(stale, "closed", False) and getattr(stale_ends, "closed", False)
+    assert fresh.calls == 1
 
 
 def test_no_leader_for_longer_than_the_bound_is_one_typed_error(monkeypatch):
