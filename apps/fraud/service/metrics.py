@@ -60,6 +60,10 @@ class ServiceMetrics:
             buckets=_LATENCY_BUCKETS_S, registry=r)
         self.lag = Gauge(N.FRAUD_CONSUMER_LAG, "Records behind the high watermark.", ["partition"], registry=r)
         self.aborts = Counter(_c(N.FRAUD_KAFKA_ABORTS), "Kafka transactions aborted.", registry=r)
+        self.producer_replacements = Counter(
+            _c(N.FRAUD_KAFKA_PRODUCER_REPLACEMENTS), "Transactional producers replaced by a new one with the same "
+            "transactional id, by reason: broken (a fatal error or a failed abort), fenced (an epoch bump), stalled "
+            "(a commit that did not return within commit_stall_ms).", ["reason"], registry=r)
         self.kafka_client_errors = Counter(_c(N.FRAUD_KAFKA_CLIENT_ERRORS), "Errors the Kafka clients reported "
                                            "(librdkafka's error callback and consume errors), by error name: "
                                            "_TRANSPORT and _ALL_BROKERS_DOWN while a broker is unreachable.",

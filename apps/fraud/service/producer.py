@@ -103,11 +103,13 @@ class TransactionalProducer:
     """Holds the current producer (``.producer``); ``make`` builds a new, not yet initialised one."""
 
     def __init__(self, make: Callable[[], Producer], transactional_id: str,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, on_renew: Callable[[str], None] | None = None):
         self._make = make
         self.transactional_id = transactional_id
         self.replaced = 0
         self._clock = clock
+        #: told the reason (``broken``, ``fenced``, ``stalled``) each time a new producer replaces the old one
+        self._on_renew = on_renew
         self._fences: deque[float] = deque()
         #: True after a replacement: the old transaction was settled by ``init_transactions``, not by an abort
         #: of ours, and may have committed.  The runner reads it and clears it (:meth:`take_fate_unknown`).
@@ -150,7 +152,7 @@ class TransactionalProducer:
         Raises FencedError when fences keep coming (a live twin with the same transactional id)."""
         if is_fenced(exc):
             self._fenced(exc)
-            self.replace(f"fenced: {exc}")
+            self.replace(f"fenced: {exc}", "fenced")
             return
         if is_broken(exc):
             self.replace(f"fatal error: {exc}")
@@ -158,31 +160,34 @@ class TransactionalProducer:
         try:
             self.producer.abort_transaction(60)
         except KafkaException as abort_exc:
-            if is_fenced(abort_exc):
+            fenced = is_fenced(abort_exc)
+            if fenced:
                 self._fenced(abort_exc)
-            self.replace(f"the abort failed: {abort_exc}")
+            self.replace(f"the abort failed: {abort_exc}", "fenced" if fenced else "broken")
 
     def abandon(self, why: str) -> None:
         """Start a new producer beside a stalled one, which is not touched again (a thread is inside it)."""
         logger.warning("the Kafka producer is stalled (%s): leaving it to its blocked thread and starting a new "
                        "producer with transactional id %s (init_transactions fences the old one and settles its "
                        "transaction)", why, self.transactional_id)
-        self._renew()  # the blocked commit thread holds the old handle; it is destroyed once that call returns
+        self._renew("stalled")  # the blocked commit thread holds the old handle; it is destroyed once that call returns
 
     def take_fate_unknown(self) -> bool:
         """Whether a replacement happened since the last call (and clear it)."""
         unknown, self.fate_unknown = self.fate_unknown, False
         return unknown
 
-    def replace(self, why: str) -> None:
+    def replace(self, why: str, reason: str = "broken") -> None:
         logger.warning("the Kafka producer's transactional state is broken (%s): closing it and starting a new "
                        "producer with transactional id %s (init_transactions fences the old one and aborts its "
                        "open transaction)", why, self.transactional_id)
         _discard(self.producer)
-        self._renew()
+        self._renew(reason)
 
-    def _renew(self) -> None:
+    def _renew(self, reason: str) -> None:
         self.fate_unknown = True
+        if self._on_renew is not None:
+            self._on_renew(reason)
         self.producer = self._start()
         self.replaced += 1
         logger.warning("new Kafka producer for %s ready: the rolled-back batches are scored again",

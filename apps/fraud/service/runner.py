@@ -170,6 +170,12 @@ class FraudService:
         return Producer(producer_config(self._client_config("producer"), c.transactional_id,
                                         c.transaction_timeout_ms))
 
+    def _transactional_producer(self, make) -> TransactionalProducer:
+        """The producer's lifecycle (:mod:`.producer`), each replacement counted by reason."""
+        replacements = self.metrics.producer_replacements
+        return TransactionalProducer(make, self.config.transactional_id,
+                                     on_renew=lambda reason: replacements.labels(reason=reason).inc())
+
     def _consumer(self) -> Consumer:
         c = self.config
         consumer = Consumer({
@@ -251,7 +257,7 @@ class FraudService:
         _, self._same_partitions = ensure_topics(c)
         self._reader = ChangelogReader(c.bootstrap, c.changelog_topic, c.recent_per_account,
                                        open_tx_timeout_s=c.transaction_timeout_ms / 1000 * 3 + 30)
-        self._txn = TransactionalProducer(self._producer, c.transactional_id)
+        self._txn = self._transactional_producer(self._producer)
         consumer = self._consumer()
         self.gc.install()
         switch_interval = sys.getswitchinterval()

@@ -223,8 +223,6 @@ def test_a_stalled_commit_abandons_its_producer_and_resumes_from_the_committed_o
 
     from npusuite.fraud.service.committer import InFlightCommit, SentBatch
     from npusuite.fraud.service.processor import BatchOutcome
-    from npusuite.fraud.service.producer import TransactionalProducer
-
     made: list[StubProducer] = []
 
     def make():
@@ -233,7 +231,7 @@ def test_a_stalled_commit_abandons_its_producer_and_resumes_from_the_committed_o
 
     release = threading.Event()
     svc = service(transaction_timeout_ms=1000, commit_stall_ms=1200)
-    svc._txn, svc._reader = TransactionalProducer(make, "g-s0"), StubReader()
+    svc._txn, svc._reader = svc._transactional_producer(make), StubReader()
     svc._inflight = InFlightCommit(commit=lambda producer, offsets, meta: release.wait(30) and {})
     for p in (0, 1, 2):
         svc.store.set_partition(p, {})
@@ -248,6 +246,7 @@ def test_a_stalled_commit_abandons_its_producer_and_resumes_from_the_committed_o
     assert consumer.seeks == {0: 140, 1: 50} and consumer.asked == 2 and svc._reader.restored == [[0, 1]]
     assert any("producer is stalled" in r.getMessage() for r in caplog.records)
     assert sample(svc, "npusuite_fraud_kafka_aborts_total") == 1
+    assert sample(svc, "npusuite_fraud_kafka_producer_replacements_total", reason="stalled") == 1
     # an ordinary abort later (same producer, fate known) rewinds to the batch's first offsets, asking nobody
     consumer = RewindConsumer({0: 999})
     svc._rollback(consumer, {2: 7}, "producing failed")
