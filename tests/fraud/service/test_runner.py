@@ -169,11 +169,12 @@ def test_a_broken_producer_is_replaced_and_a_fenced_one_stops_the_scorer(caplog)
     # loss looks the same; a fence that keeps coming (a live twin) stops the scorer, without a new producer
     from npusuite.fraud.service.producer import FENCE_REPLACEMENTS, FENCE_WINDOW_S
 
-    now = [0.0]
-    txn = TransactionalProducer(make, "g-s0", clock=lambda: now[0])
+    now, reasons = [0.0], []
+    txn = TransactionalProducer(make, "g-s0", clock=lambda: now[0], on_renew=reasons.append)
     for _ in range(FENCE_REPLACEMENTS):
         txn.abort(fenced)
-    assert txn.replaced == FENCE_REPLACEMENTS
+    assert txn.replaced == FENCE_REPLACEMENTS and reasons == ["fenced"] * FENCE_REPLACEMENTS
+    assert txn.take_fate_unknown() and not txn.take_fate_unknown()  # read once by the rollback that follows
     n = len(made)
     with pytest.raises(FencedError):
         txn.abort(fenced)
