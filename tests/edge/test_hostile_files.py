@@ -39,7 +39,7 @@ def _link(name: str, target: str, kind: bytes) -> tarfile.TarInfo:
 
 @pytest.mark.parametrize("member", [_file("../../escaped.txt"),
                                     _link("model/link", "../../../../escaped.txt", tarfile.SYMTYPE),
-                                    _link("model/hard", "/etc/passwd", tarfile.LNKTYPE)], ids=str)
+                                    _link("model/hard", "/etc/passwd", tarfile.LNKTYPE)], ids=lambda m: m.name)
 def test_a_bundle_member_escaping_the_slot_is_refused_and_the_slot_untouched(tmp_path: Path, member):
     box = tmp_path / "box"
     slots = SlotManager(box)
