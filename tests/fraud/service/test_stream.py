@@ -335,8 +335,12 @@ class FailingCommits:
     Such a producer is replaced by the runner; ``close`` is not passed on, so the real one keeps its open
     transaction, and only the new producer's ``init_transactions`` can end it."""
 
-    def __init__(self, producer, fail_on: set[int], broken_on: frozenset[int] = frozenset()):
+    def __init__(self, producer, fail_on: set[int], broken_on: frozenset[int] = frozenset(),
+                 stall_on: dict[int, str] | None = None, release=None):
         self._producer, self._fail_on, self._broken_on, self.calls = producer, fail_on, broken_on, 0
+        #: call -> "before" (blocks without committing) or "after" (commits, then blocks: the answer is lost),
+        #: until ``release`` is set: librdkafka's coordinator calls that ignore their timeout (#5456/#5511)
+        self._stall_on, self._release = stall_on or {}, release
         self.closed = False
 
     def __getattr__(self, name):
@@ -350,7 +354,14 @@ class FailingCommits:
             raise KafkaException(KafkaError(KafkaError._STATE, "injected commit failure", txn_requires_abort=True))
         if self.calls in self._broken_on:
             raise KafkaException(KafkaError(KafkaError.INVALID_TXN_STATE, "injected broken state", fatal=True))
-        return self._producer.commit_transaction(*args)
+        stall = self._stall_on.get(self.calls)
+        if stall == "before":
+            self._release.wait(120)
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "injected stall ended", fatal=True))
+        result = self._producer.commit_transaction(*args)
+        if stall == "after":
+            self._release.wait(120)
+        return result
 
     def close(self):
         self.closed = True
@@ -409,6 +420,54 @@ def test_aborted_transactions_and_a_failed_batch_are_scored_again_exactly_once(h
     assert len(wrappers) == 2 and wrappers[0].closed  # the broken producer was replaced, once
     aborts = service.metrics.registry.get_sample_value("npusuite_fraud_kafka_aborts_total")
     assert aborts == 3  # the three failed commits; the scoring failure happened before its transaction began
+
+
+def test_stalled_commits_are_abandoned_and_scoring_resumes_from_the_committed_offsets(harness, stream_transactions):
+    """Two commits never return (the broker-loss test's hang: librdkafka #5456/#5511): one after the broker
+    committed it (its answer lost), one before.  Each is given up after ``commit_stall_ms``, its producer left
+    to the blocked thread, and scoring resumes from the group's committed offsets: past the committed batch,
+    at the start of the other.  Every transaction has exactly one committed score and the state equals an
+    offline replay (rewinding to the batch's first offsets after the first stall would score it twice)."""
+    import threading
+
+    from npusuite.fraud.service.config import ModelConfig, ServiceConfig
+    from npusuite.fraud.service.runner import FraudService
+    from npusuite.fraud.service.scoring import build_live_scorer
+
+    h = harness
+    transactions = stream_transactions[:3000]
+    stream, bad = mixed_stream(transactions, n_bad=20, seed=11)
+    h.create_topics(partitions=4)
+    scorer = build_live_scorer(ModelConfig(model="fraud-fast", model_root=h.model_root))
+    config = ServiceConfig(bootstrap=h.bootstrap, group_id=h.group, topics=h.topics, instance_id="stall",
+                           max_poll_records=300, transaction_timeout_ms=5000, commit_stall_ms=6000)
+    service = FraudService(config, scorer)
+    real_producer, wrappers, release = service._producer, [], threading.Event()
+    stalls = [{3: "after"}, {2: "before"}]
+
+    def stalling_producer():
+        stall_on = stalls[len(wrappers)] if len(wrappers) < len(stalls) else {}
+        wrappers.append(FailingCommits(real_producer(), set(), stall_on=stall_on, release=release))
+        return wrappers[-1]
+
+    service._producer = stalling_producer
+    thread = threading.Thread(target=service.run, daemon=True)
+    h.produce(stream)
+    thread.start()
+    try:
+        scores = committed_scores(h, len(transactions))
+    finally:
+        service.stop()
+        thread.join(60)
+        release.set()
+        scorer.close()
+    assert not thread.is_alive()
+    assert_exactly_once(h, transactions, bad, scores)
+    assert_state_matches_offline_replay(h, transactions)
+    assert len(wrappers) == 3 and not wrappers[0].closed and not wrappers[1].closed  # abandoned, never closed
+    replaced = service.metrics.registry.get_sample_value("npusuite_fraud_kafka_producer_replacements_total",
+                                                         {"reason": "stalled"})
+    assert replaced == 2
 
 
 def poison_stream(transactions: list[dict], seed: int) -> tuple[list, list[dict], dict[bytes, str]]:
