@@ -216,7 +216,7 @@ class ChangelogReader:
 
     def _reopen(self) -> None:
         """New clients: after a broker came back, a kafka-python client that timed out while it was down can
-        keep timing out (seen in the broker-loss test: four 30 s timeouts in a row while a new client
+        keep timing out (seen in the broker-loss test: five 30 s timeouts in a row while a new client
         answered at once), so each retry starts from fresh metadata and connections."""
         for client in (self._committed, self._uncommitted):
             try:

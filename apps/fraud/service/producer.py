@@ -35,10 +35,11 @@ runner rolls the batch back as for any abort and scores it again.
 A **stalled** producer (a commit that never returned, :mod:`.committer`) is
 replaced the same way but not closed: a thread may still be blocked inside it,
 and destroying a librdkafka handle under a running call is not safe.  That
-thread holds the last reference; the handle goes when its call returns.  Its transaction may have been
-committed just before the stall (``EndTxn`` sent, the answer lost), so after
-a stall or any replacement the runner rewinds to the group's committed offsets,
-not to the batch's first ones (:attr:`TransactionalProducer.fate_unknown`).
+thread holds the last reference; the handle goes when its call returns.  Its
+transaction may have been committed just before the stall (``EndTxn`` sent,
+the answer lost), so after a stall or any replacement the runner rewinds to
+the group's committed offsets, not to the batch's first ones
+(:attr:`TransactionalProducer.fate_unknown`).
 """
 
 from __future__ import annotations

@@ -448,7 +448,7 @@ class FraudService:
         if not first:
             return
         owned = [p for p in sorted(first) if self.store.owns(p)]
-        if self._txn.take_fate_unknown():
+        if self._txn.take_fate_unknown() and owned:
             # A replaced producer's transaction was settled by the new one's init_transactions and may have
             # committed: the group's committed offsets say where scoring resumes.
             first = {**first, **self._committed_offsets(consumer, owned)}
@@ -462,9 +462,12 @@ class FraudService:
 
     def _committed_offsets(self, consumer: Consumer, partitions: list[int]) -> dict[int, int]:
         """The group's committed offsets of these partitions (those with none are left out), asked until the
-        group coordinator answers: guessing could score a committed batch twice."""
+        group coordinator answers: guessing could score a committed batch twice.  Stopping gives up ({}: the
+        service commits nothing more)."""
         topic = self.config.topics.transactions
         for attempt in itertools.count():
+            if self._stop:
+                return {}
             try:
                 committed = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=10)
                 return {tp.partition: tp.offset for tp in committed if tp.offset >= 0}
