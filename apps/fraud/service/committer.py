@@ -25,12 +25,14 @@ broker-loss test).  :meth:`InFlightCommit.wait` gives up after ``limit_s`` and
 returns :class:`CommitStalled`; the runner then abandons that producer (its
 thread may stay blocked inside it) and starts a new one, whose
 ``init_transactions`` settles the stalled transaction on the broker one way
-or the other.  Each commit runs in a daemon thread of its own, so a call that
-never returns cannot hold the process at exit.
+or the other.  Commits run in a daemon worker thread (a call that never
+returns cannot hold the process at exit); a stalled worker is left behind,
+told to exit once its call returns, and the next commit starts a new one.
 """
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from concurrent.futures import Future
@@ -75,10 +77,25 @@ def _run(future: Future, call, *args) -> None:
         future.set_exception(exc)
 
 
+def _serve(jobs: queue.SimpleQueue, commit) -> None:
+    """The commit worker: runs each job until it gets None."""
+    while (job := jobs.get()) is not None:
+        _run(job[0], commit, *job[1])
+
+
 class InFlightCommit:
     def __init__(self, commit=_commit) -> None:
         self._commit = commit
         self._pending: tuple[Future, SentBatch] | None = None
+        #: the live worker's job queue (None: start one at the next commit)
+        self._jobs: queue.SimpleQueue | None = None
+
+    def _worker(self) -> queue.SimpleQueue:
+        if self._jobs is None:
+            self._jobs = queue.SimpleQueue()
+            threading.Thread(target=_serve, args=(self._jobs, self._commit), name="fraud-commit",
+                             daemon=True).start()
+        return self._jobs
 
     @property
     def pending(self) -> SentBatch | None:
@@ -91,8 +108,7 @@ class InFlightCommit:
         if self._pending is not None:
             raise RuntimeError("a Kafka transaction is already in flight")
         future: Future = Future()
-        threading.Thread(target=_run, args=(future, self._commit, producer, offsets, group_metadata),
-                         name="fraud-commit", daemon=True).start()
+        self._worker().put((future, (producer, offsets, group_metadata)))
         self._pending = (future, batch)
 
     def wait(self, limit_s: float | None = None) -> tuple[SentBatch, KafkaException | CommitStalled | None]:
@@ -105,6 +121,8 @@ class InFlightCommit:
         try:
             batch.phases.update(future.result(limit_s))
         except FutureTimeout:
+            self._jobs.put(None)  # the stalled worker exits once its call returns; the next commit gets a new one
+            self._jobs = None
             return batch, CommitStalled(f"the Kafka transaction's commit did not return within {limit_s:g} s")
         except KafkaException as exc:
             return batch, exc

@@ -30,23 +30,26 @@ def test_the_commit_phases_and_errors_reach_the_waiting_thread():
 
 
 def test_a_commit_that_never_returns_is_given_up_on_and_its_thread_cannot_hold_the_process():
-    release, entered = threading.Event(), threading.Event()
+    release, entered, calls = threading.Event(), threading.Event(), []
 
-    def blocks(producer, offsets, meta):
-        entered.set()
-        release.wait(30)
+    def blocks_first(producer, offsets, meta):
+        calls.append(threading.current_thread())
+        if len(calls) == 1:
+            entered.set()
+            release.wait(30)
         return {}
 
-    inflight = InFlightCommit(commit=blocks)
+    inflight = InFlightCommit(commit=blocks_first)
     inflight.start(object(), [], None, batch())
     assert entered.wait(10)
     sent, error = inflight.wait(0.2)
     assert isinstance(error, CommitStalled) and "did not return within 0.2 s" in str(error)
     assert sent.first == {0: 10} and inflight.pending is None
-    stuck = [t for t in threading.enumerate() if t.name == "fraud-commit" and t.is_alive()]
-    assert stuck and all(t.daemon for t in stuck)
-    # the next transaction can start while the stalled thread is still blocked
-    inflight = InFlightCommit(commit=lambda producer, offsets, meta: {})
+    stalled = calls[0]
+    assert stalled.daemon and stalled.is_alive()
+    # the next transaction goes to a new worker while the stalled one is still blocked
     inflight.start(object(), [], None, batch())
-    assert inflight.wait(10)[1] is None
-    release.set()
+    assert inflight.wait(10)[1] is None and calls[1] is not stalled
+    release.set()  # the stalled worker's call returns: it exits instead of taking more work
+    stalled.join(10)
+    assert not stalled.is_alive()
