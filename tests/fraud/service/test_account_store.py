@@ -59,7 +59,7 @@ def test_a_timed_out_read_is_started_again_until_a_leader_answers(monkeypatch):
 
 
 def test_a_client_that_stays_timed_out_after_the_broker_is_back_is_replaced(monkeypatch):
-    """Session 12's broker-loss run: the reader's kafka-python client timed out four times in a row (30 s each)
+    """Session 12's broker-loss run: the reader's kafka-python client timed out five times in a row (30 s each)
     after the killed broker was back, while a new client answered at once.  Each retry opens new clients."""
     monkeypatch.setattr("npusuite.fraud.service.account_store.time.sleep", lambda s: None)
     stale, stale_ends = FlakyEnds(failures=10**9), FlakyEnds(failures=0)

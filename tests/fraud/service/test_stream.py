@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 import time
 from collections import Counter
 
@@ -329,6 +330,23 @@ def test_grey_band_goes_to_the_llm_and_falls_back_without_stalling(harness, llm_
     assert scorer.terminate() == 0, h.logs()
 
 
+def run_in_process(h, service, scorer, stream: list, expected: int, on_stop=lambda: None) -> list[dict]:
+    """Produce the stream, run the in-process ``service`` until ``expected`` scores are committed, stop it
+    (then ``on_stop``) and return the scores."""
+    thread = threading.Thread(target=service.run, daemon=True)
+    h.produce(stream)  # all waiting before the scorer starts: full batches, commits overlap scoring
+    thread.start()
+    try:
+        scores = committed_scores(h, expected)
+    finally:
+        service.stop()
+        thread.join(60)
+        on_stop()
+        scorer.close()
+    assert not thread.is_alive()
+    return scores
+
+
 class FailingCommits:
     """The real transactional producer, whose ``commit_transaction`` fails (abortable) on chosen calls, and
     with a fatal ``INVALID_TXN_STATE`` (a broken transactional state, as after a broker loss) on others.
@@ -373,8 +391,6 @@ def test_aborted_transactions_and_a_failed_batch_are_scored_again_exactly_once(h
     on top of them), a third with a fatal INVALID_TXN_STATE (the producer is replaced, issue 15), and one
     scoring call raises.  Every transaction still has exactly one committed score and every account's
     state equals an offline replay."""
-    import threading
-
     from npusuite.fraud.service.config import ModelConfig, ServiceConfig
     from npusuite.fraud.service.runner import FraudService
     from npusuite.fraud.service.scoring import build_live_scorer
@@ -404,16 +420,7 @@ def test_aborted_transactions_and_a_failed_batch_are_scored_again_exactly_once(h
         return wrappers[-1]
 
     service._producer = failing_producer
-    thread = threading.Thread(target=service.run, daemon=True)
-    h.produce(stream)  # all waiting before the scorer starts: full batches, commits overlap scoring
-    thread.start()
-    try:
-        scores = committed_scores(h, len(transactions))
-    finally:
-        service.stop()
-        thread.join(60)
-        scorer.close()
-    assert not thread.is_alive()
+    scores = run_in_process(h, service, scorer, stream, len(transactions))
     assert_exactly_once(h, transactions, bad, scores)
     assert_state_matches_offline_replay(h, transactions)
     assert wrappers[0].calls == 7 and calls["n"] >= 4
@@ -428,8 +435,6 @@ def test_stalled_commits_are_abandoned_and_scoring_resumes_from_the_committed_of
     to the blocked thread, and scoring resumes from the group's committed offsets: past the committed batch,
     at the start of the other.  Every transaction has exactly one committed score and the state equals an
     offline replay (rewinding to the batch's first offsets after the first stall would score it twice)."""
-    import threading
-
     from npusuite.fraud.service.config import ModelConfig, ServiceConfig
     from npusuite.fraud.service.runner import FraudService
     from npusuite.fraud.service.scoring import build_live_scorer
@@ -451,17 +456,7 @@ def test_stalled_commits_are_abandoned_and_scoring_resumes_from_the_committed_of
         return wrappers[-1]
 
     service._producer = stalling_producer
-    thread = threading.Thread(target=service.run, daemon=True)
-    h.produce(stream)
-    thread.start()
-    try:
-        scores = committed_scores(h, len(transactions))
-    finally:
-        service.stop()
-        thread.join(60)
-        release.set()
-        scorer.close()
-    assert not thread.is_alive()
+    scores = run_in_process(h, service, scorer, stream, len(transactions), on_stop=release.set)
     assert_exactly_once(h, transactions, bad, scores)
     assert_state_matches_offline_replay(h, transactions)
     assert len(wrappers) == 3 and not wrappers[0].closed and not wrappers[1].closed  # abandoned, never closed
