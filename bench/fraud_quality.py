@@ -260,7 +260,11 @@ def tier_methods(seed: int) -> list:
                                                                     novelty_from=tiers), boosted_risk),
             BlendTierMethod(MAX_NOVELTY_COLUMN, mlp_risk, boosted_risk, rule="max"),
             EvidenceTierMethod(EVIDENCE_COLUMN, boosted_risk),
-            EvidenceTierMethod(EVIDENCE_GATE_COLUMN, boosted_risk, gate=True)]
+            EvidenceTierMethod(EVIDENCE_GATE_COLUMN, boosted_risk, gate=True),
+            (profile_inputs := Tiers(FastTrainConfig(seed=seed), NoveltyTrainConfig(seed=seed),
+                                     boosted=GbmTrainConfig(seed=seed), with_risk=True, novelty_from=tiers,
+                                     profile_inputs=True)).method(PROFILE_INPUTS_COLUMN, novelty=False),
+            profile_inputs.method(PROFILE_INPUTS_NOVELTY_COLUMN)]
 
 
 @dataclass(frozen=True)
@@ -299,10 +303,13 @@ MAX_NOVELTY_COLUMN = "max(MLP, boosted), categorical risk + novelty (eval only)"
 #: through the documented gate (npusuite.fraud.leave_out_tiers.EvidenceTierMethod).
 EVIDENCE_COLUMN = "boosted + categorical risk + novelty as evidence (eval only)"
 EVIDENCE_GATE_COLUMN = "boosted + categorical risk + novelty as evidence, then gated (eval only)"
+#: Evaluation only: the boosted model with learned risk also reads the behavioural profile as inputs.
+PROFILE_INPUTS_COLUMN = "boosted + categorical risk + profile inputs (eval only)"
+PROFILE_INPUTS_NOVELTY_COLUMN = "boosted + categorical risk + profile inputs + novelty (eval only)"
 TIER_COLUMNS = ("supervised", "supervised + novelty", "supervised + novelty + rules", PROFILE_COLUMN,
                 PROFILE_RISK_COLUMN, BOOSTED_COLUMN, BOOSTED_NOVELTY_COLUMN, BOOSTED_RULES_COLUMN,
                 BOOSTED_RISK_COLUMN, BOOSTED_RISK_NOVELTY_COLUMN, BLEND_NOVELTY_COLUMN, MAX_NOVELTY_COLUMN,
-                EVIDENCE_COLUMN, EVIDENCE_GATE_COLUMN)
+                EVIDENCE_COLUMN, EVIDENCE_GATE_COLUMN, PROFILE_INPUTS_COLUMN, PROFILE_INPUTS_NOVELTY_COLUMN)
 
 
 def run_table(gen_cfg: GeneratorConfig, out: Path, quick: bool, tiers_only: bool = False) -> int:

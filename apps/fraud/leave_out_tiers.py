@@ -72,13 +72,17 @@ class Tiers:
     ``boosted``: the fast model is the boosted trees of :mod:`npusuite.fraud.boosted_model` (``fraud train
     --learner gbm``) instead of the MLP; ``with_risk``: with learned categorical risk (``--categorical-risk``).
     ``novelty_model``: another :class:`Tiers` whose novelty model (the same for the same training part) is
-    reused, so two fast learners share one novelty model per fold."""
+    reused, so two fast learners share one novelty model per fold.  ``profile_inputs`` (evaluation only): the
+    fast model also reads the behavioural profile (:mod:`npusuite.fraud.novelty_profile`, computed from the past
+    only: the training part, then the test part continuing its states) as inputs beside the streaming features;
+    the novelty model stays on the streaming features.  The live scorer does not carry the profile's state."""
 
     fast: FastTrainConfig = FastTrainConfig()
     novelty: NoveltyTrainConfig = NoveltyTrainConfig()
     boosted: GbmTrainConfig | None = None
     with_risk: bool = False
     novelty_from: Tiers | None = None
+    profile_inputs: bool = False
     _cache: dict[tuple[int, int], _Fitted] = field(default_factory=dict)
     _novelty: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
@@ -116,13 +120,20 @@ class Tiers:
                 from npusuite.fraud.training import Dataset, learn_risk
 
                 risk, _ = learn_risk(Dataset(train.transactions, train.y, list(train.types), train.x), RiskConfig())
+            x_train, x_test = train.x, test.x
+            if self.profile_inputs:
+                from npusuite.fraud.novelty_profile import ProfileBuilder
+
+                builder = ProfileBuilder()  # the train part, then the test part: states continue, past only
+                x_train = np.hstack([x_train, builder.matrix(train.transactions)]).astype(np.float32)
+                x_test = np.hstack([x_test, builder.matrix(test.transactions)]).astype(np.float32)
             if self.boosted is not None:
-                module, info = train_fast_gbm(train.x, train.y, self.boosted, risk=risk)
+                module, info = train_fast_gbm(x_train, train.y, self.boosted, risk=risk)
             else:
-                module, info = train_fast_model(train.x, train.y, self.fast, progress=False, risk=risk)
+                module, info = train_fast_model(x_train, train.y, self.fast, progress=False, risk=risk)
             thresholds = choose_thresholds(info["p_cal"], info["y_cal"], 0.01)
             with torch.inference_mode():
-                p = module(torch.from_numpy(test.x)).double().numpy()
+                p = module(torch.from_numpy(x_test)).double().numpy()
             excess = self.excess(train, test)
             self._cache[key] = _Fitted(p, excess, thresholds["review"], thresholds["decline"], info["p_cal"],
                                        info["y_cal"])

@@ -108,3 +108,22 @@ def test_the_evidence_method_adds_weighted_tail_odds_to_the_supervised_logit(fra
     assert raised.any() and (gated[raised] >= fitted.review).all()
     below = ~raised & (gated < fitted.review)
     assert below.any() and np.allclose(gated[below], 1 / (1 + np.exp(-scores[below])))
+
+
+def test_profile_inputs_feed_the_fast_model_and_novelty_only_raises_its_score(fraud_data):
+    from npusuite.fraud.boosted_model import GbmTrainConfig
+
+    txs, inline = read_transactions(fraud_data.transactions)
+    labels = {**inline, **merge_labels([read_labels(fraud_data.labels)])}
+    train, test = split(txs, labels, txs[0].timestamp + timedelta(days=14), NONE)
+    tiers = Tiers(FastTrainConfig(epochs=2), NoveltyTrainConfig(epochs=2, hidden=16, bottleneck=4))
+    plain = Tiers(FastTrainConfig(epochs=2), boosted=GbmTrainConfig(max_iter=5), novelty_from=tiers)
+    profiled = Tiers(FastTrainConfig(epochs=2), boosted=GbmTrainConfig(max_iter=5), novelty_from=tiers,
+                     profile_inputs=True)
+    p_plain, p_profiled = plain.fitted(train, test).probability, profiled.fitted(train, test).probability
+    assert p_profiled.shape == (len(test.y),) and np.isfinite(p_profiled).all()
+    assert not np.allclose(p_plain, p_profiled)  # the profile's columns reached the trees
+    tier = profiled.method("profile inputs + novelty").fit_predict(train, test)
+    assert (tier >= p_profiled).all()
+    raised = profiled.excess(train, test) >= 0
+    assert raised.any() and (tier[raised] >= profiled.fitted(train, test).review).all()
