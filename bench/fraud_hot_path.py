@@ -20,6 +20,12 @@ Two passes over the same stream (fresh account state each):
   own time attributed to a phase by where its code lives.  The profiler
   inflates Python-heavy phases, so the phase figures are shares, not times.
 
+Before them, one untimed pass hashes every record the batches would send
+(``output_sha256``: topics, keys, partitions, headers and values, the scoring
+time left out of the values).  Both feature implementations must give the same
+digest, and an optimisation of the path must not change it (run the bench
+before and after with the same ``--model-root``).
+
 ``--features both`` (the default) runs the compiled kernel and the Python
 reference (``fraud run --features python``) on the same stream, their timed
 passes interleaved, and reports the ratio of their CPU time per transaction
@@ -34,10 +40,12 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import hashlib
 import json
 import logging
 import os
 import pstats
+import re
 import statistics
 import sys
 import tempfile
@@ -88,9 +96,21 @@ def batches(msgs: list[tuple[bytes, bytes]], size: int, partitions: int):
         yield out
 
 
-def one_pass(scorer, msgs, size: int, partitions: int, profile: cProfile.Profile | None = None
-             ) -> tuple[float, float]:
-    """Wall and CPU seconds spent in process_batch over the whole stream (fresh account state)."""
+#: Score and alert values carry the scoring time; the digest leaves it out.
+_LATENCY = re.compile(rb'"latency_ms":[-+0-9.eE]+')
+
+
+def digest_outcome(digest, outcome) -> None:
+    """Fold every record the batch would send (topic, key, partition, headers, value without its latency)."""
+    for r in outcome.records:
+        digest.update(repr((r.topic, r.key, r.partition, r.headers)).encode())
+        digest.update(_LATENCY.sub(b"", r.value or b""))
+
+
+def one_pass(scorer, msgs, size: int, partitions: int, profile: cProfile.Profile | None = None,
+             digest=None) -> tuple[float, float]:
+    """Wall and CPU seconds spent in process_batch over the whole stream (fresh account state); ``digest``
+    (a hashlib object) takes every output record (:func:`digest_outcome`)."""
     from npusuite.fraud.service.account_store import AccountStore
     from npusuite.fraud.service.config import Topics
     from npusuite.fraud.service.processor import process_batch
@@ -107,9 +127,11 @@ def one_pass(scorer, msgs, size: int, partitions: int, profile: cProfile.Profile
         if profile is not None:
             profile.enable()
         t0, c0 = time.perf_counter(), time.thread_time()
-        process_batch(batch, store, scorer, topics, "changelog", same_partitions=True)
+        outcome = process_batch(batch, store, scorer, topics, "changelog", same_partitions=True)
         wall += time.perf_counter() - t0
         cpu += time.thread_time() - c0
+        if digest is not None:
+            digest_outcome(digest, outcome)
         if profile is not None:
             profile.disable()
         gc_policy.after_batch()
@@ -138,8 +160,11 @@ def top_functions(profile: cProfile.Profile, n: int) -> list[str]:
 
 def measure(scorers: dict, msgs, args) -> dict[str, dict]:
     """Per feature implementation: timed passes (interleaved across implementations), then one profiled pass."""
-    for scorer in scorers.values():
+    digests = {}
+    for name, scorer in scorers.items():
         one_pass(scorer, msgs[:4000], args.batch, args.partitions)  # warm: compile, caches
+        digests[name] = hashlib.sha256()
+        one_pass(scorer, msgs, args.batch, args.partitions, digest=digests[name])
     times: dict[str, list[tuple[float, float]]] = {name: [] for name in scorers}
     for _ in range(args.repeats):
         for name, scorer in scorers.items():
@@ -155,6 +180,7 @@ def measure(scorers: dict, msgs, args) -> dict[str, dict]:
                      "passes_wall_us_per_tx": [round(wall / args.n * 1e6, 2) for wall, _ in times[name]],
                      "phase_shares_profiled": shares,
                      "phase_us_per_tx_estimated": {k: round(v * total, 2) for k, v in shares.items()},
+                     "output_sha256": digests[name].hexdigest(),
                      "top_functions_profiled": top_functions(profile, args.top)}
     return out
 
