@@ -65,13 +65,23 @@ class _Fitted:
     y_cal: np.ndarray | None = None
 
 
+def with_profile(train: Part, test: Part) -> tuple[np.ndarray, np.ndarray]:
+    """Both parts' streaming feature rows with the behavioural profile (:mod:`npusuite.fraud.novelty_profile`)
+    appended, float32: the training part first, then the test part continuing its states (past only)."""
+    from npusuite.fraud.novelty_profile import ProfileBuilder
+
+    builder = ProfileBuilder()
+    return (np.hstack([train.x, builder.matrix(train.transactions)]).astype(np.float32),
+            np.hstack([test.x, builder.matrix(test.transactions)]).astype(np.float32))
+
+
 @dataclass
 class Tiers:
     """Fits the fast and novelty models once per training part, for every method built from it.
 
     ``boosted``: the fast model is the boosted trees of :mod:`npusuite.fraud.boosted_model` (``fraud train
     --learner gbm``) instead of the MLP; ``with_risk``: with learned categorical risk (``--categorical-risk``).
-    ``novelty_model``: another :class:`Tiers` whose novelty model (the same for the same training part) is
+    ``novelty_from``: another :class:`Tiers` whose novelty model (the same for the same training part) is
     reused, so two fast learners share one novelty model per fold.  ``profile_inputs`` (evaluation only): the
     fast model also reads the behavioural profile (:mod:`npusuite.fraud.novelty_profile`, computed from the past
     only: the training part, then the test part continuing its states) as inputs beside the streaming features;
@@ -120,13 +130,7 @@ class Tiers:
                 from npusuite.fraud.training import Dataset, learn_risk
 
                 risk, _ = learn_risk(Dataset(train.transactions, train.y, list(train.types), train.x), RiskConfig())
-            x_train, x_test = train.x, test.x
-            if self.profile_inputs:
-                from npusuite.fraud.novelty_profile import ProfileBuilder
-
-                builder = ProfileBuilder()  # the train part, then the test part: states continue, past only
-                x_train = np.hstack([x_train, builder.matrix(train.transactions)]).astype(np.float32)
-                x_test = np.hstack([x_test, builder.matrix(test.transactions)]).astype(np.float32)
+            x_train, x_test = with_profile(train, test) if self.profile_inputs else (train.x, test.x)
             if self.boosted is not None:
                 module, info = train_fast_gbm(x_train, train.y, self.boosted, risk=risk)
             else:
@@ -182,13 +186,10 @@ class ProfileNovelty:
 
             from npusuite.fraud.features import FEATURE_NAMES, KEY_FEATURES
             from npusuite.fraud.novelty_forest import fit_forest
-            from npusuite.fraud.novelty_profile import ProfileBuilder
             from npusuite.fraud.novelty_rule import NoveltyRule
 
             cfg = self.tiers.novelty
-            builder = ProfileBuilder()  # the train part, then the test part: states continue, past only
-            x_train = np.hstack([train.x, builder.matrix(train.transactions)])
-            x_test = np.hstack([test.x, builder.matrix(test.transactions)])
+            x_train, x_test = with_profile(train, test)
             columns = [j for j in range(x_train.shape[1]) if j >= len(FEATURE_NAMES)
                        or FEATURE_NAMES[j] not in KEY_FEATURES]
             legit = x_train[~train.y].astype(np.float32)
