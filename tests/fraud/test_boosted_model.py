@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -110,3 +112,37 @@ def test_an_unknown_learner_is_refused_in_one_line(capsys, fraud_data, tmp_path)
     line = one_line_error(capsys, "fraud", "train", "--data", str(fraud_data.transactions), "--labels",
                           str(fraud_data.labels), "--out", str(tmp_path / "m"), "--learner", "xgboost")
     assert line.startswith("npusuite: error:") and "--learner 'xgboost'" in line, line
+
+
+def test_fraud_train_gbm_flags_reach_the_trees_and_the_card(capsys, fraud_data, tmp_path):
+    from tests.fraud.test_cli import run
+
+    code, out, err = run(capsys, "fraud", "train", "--data", str(fraud_data.transactions), "--labels",
+                         str(fraud_data.labels), "--out", str(tmp_path / "m"), "--no-llm", "--learner", "gbm",
+                         "--gbm-leaves", "8", "--gbm-l2", "1", "--gbm-iterations", "20", "--gbm-learning-rate", "0.2")
+    assert code == 0, err
+    card = json.loads((tmp_path / "m" / "card.json").read_text())
+    training = card["training"]
+    assert (training["max_leaf_nodes"], training["l2_regularization"], training["max_iter"],
+            training["learning_rate"]) == (8, 1.0, 20, 0.2)
+    loaded = FastModel.load(tmp_path / "m" / "fast")
+    assert isinstance(loaded.module, FraudGBM)
+    assert 1 <= loaded.module.trees.feature.shape[0] <= 20  # one tree an iteration, early stopping may stop sooner
+    assert loaded.module.trees.feature.shape[1] <= 2 * 8 - 1  # 8 leaves: at most 15 nodes a tree
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--gbm-leaves", "8"], "--gbm-leaves: boosted-tree settings need --learner gbm"),
+    (["--learner", "gbm", "--gbm-leaves", "1"], "--gbm-leaves must be at least 2"),
+    (["--learner", "gbm", "--gbm-l2", "-1"], "--gbm-l2 must be zero or more"),
+    (["--learner", "gbm", "--gbm-l2", "nan"], "--gbm-l2 must be zero or more"),
+    (["--learner", "gbm", "--gbm-learning-rate", "nan"], "--gbm-learning-rate must be a positive number"),
+    (["--learner", "gbm", "--gbm-iterations", "0"], "--gbm-iterations must be a positive number"),
+])
+def test_bad_gbm_settings_are_refused_in_one_line(capsys, fraud_data, tmp_path, flags, message):
+    from tests.fraud.test_cli import one_line_error
+
+    line = one_line_error(capsys, "fraud", "train", "--data", str(fraud_data.transactions), "--labels",
+                          str(fraud_data.labels), "--out", str(tmp_path / "m"), *flags)
+    assert line.startswith("npusuite: error:") and message in line, line
+    assert not (tmp_path / "m").exists()
