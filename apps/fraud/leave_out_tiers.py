@@ -35,6 +35,7 @@ from npusuite.fraud.fast_model import FastTrainConfig, train_fast_model
 from npusuite.fraud.leave_out import Part
 from npusuite.fraud.novelty import NoveltyModel, NoveltyTrainConfig, train_novelty
 from npusuite.fraud.novelty_rule import NoveltyConfig, combined_score
+from npusuite.fraud.novelty_sequence import SequenceTrainConfig, fit_sequence_novelty, sequence_error
 from npusuite.fraud.rules import RuleSet, parse_rule_set
 from npusuite.fraud.training import choose_thresholds
 
@@ -94,10 +95,10 @@ class Tiers:
     novelty_from: Tiers | None = None
     profile_inputs: bool = False
     _cache: dict[tuple[int, int], _Fitted] = field(default_factory=dict)
-    _novelty: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    _novelty: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, NoveltyModel]] = field(default_factory=dict)
 
-    def _novelty_scores(self, train: Part, test: Part) -> tuple[np.ndarray, np.ndarray]:
-        """(``t`` of the documented rule, legitimate tail log-odds :func:`tail_log_odds`) on the test part, from
+    def _novelty_scores(self, train: Part, test: Part) -> tuple[np.ndarray, np.ndarray, NoveltyModel]:
+        """(``t`` of the documented rule, legitimate tail log-odds :func:`tail_log_odds`) on the test part, and
         the novelty model fitted once per fold."""
         if self.novelty_from is not None:
             return self.novelty_from._novelty_scores(train, test)
@@ -107,8 +108,13 @@ class Tiers:
             ae, card = train_novelty(train.x, train.y, self.novelty)
             novelty = NoveltyModel(ae, "fraud-novelty@leave-out", card, NoveltyConfig.from_card(card))
             raw = novelty.score(test.x)[0]
-            self._novelty[key] = (novelty.config.excess(raw), tail_log_odds(raw, card["calibration"]["quantiles"]))
+            self._novelty[key] = (novelty.config.excess(raw), tail_log_odds(raw, card["calibration"]["quantiles"]),
+                                  novelty)
         return self._novelty[key]
+
+    def novelty_model(self, train: Part, test: Part) -> NoveltyModel:
+        """The novelty model of this fold (fitted once, shared with :meth:`excess`)."""
+        return self._novelty_scores(train, test)[2]
 
     def excess(self, train: Part, test: Part) -> np.ndarray:
         """The novelty rule's ``t`` on the test part (the novelty model fitted once per fold)."""
@@ -281,6 +287,62 @@ class BlendTierMethod:
         thresholds = choose_thresholds(p_cal, fa.y_cal, 0.01)
         return np.array([combined_score(pi, t, thresholds["review"], thresholds["decline"])
                          for pi, t in zip(p.tolist(), self.a.excess(train, test).tolist(), strict=True)])
+
+
+def empirical_tail_log_odds(score: np.ndarray, calibration: np.ndarray) -> np.ndarray:
+    """``log(0.5 / q)``, ``q`` the share of ``calibration`` (legitimate scores) at least as high as ``score``;
+    0 where that share is half or more, and never beyond one calibration row (``q >= 1 / len(calibration)``)."""
+    ordered = np.sort(np.asarray(calibration, dtype=np.float64))
+    if not len(ordered):
+        raise ValueError("no calibration scores")
+    share = 1.0 - np.searchsorted(ordered, np.asarray(score, dtype=np.float64), side="left") / len(ordered)
+    return np.where(share >= 0.5, 0.0, np.log(0.5 / np.maximum(share, 1.0 / len(ordered))))
+
+
+@dataclass
+class SequenceTierMethod:
+    """Evaluation only: the novelty tier with the account's recent sequence (:mod:`npusuite.fraud.novelty_sequence`)
+    beside the forest.
+
+    Per fold, on the training part only: the sequence model on its legitimate rows, and its error's legitimate
+    tail evidence (:func:`empirical_tail_log_odds` on its calibration rows, the last 20% of those rows).  With
+    ``with_forest`` the evidence is the larger of that and the served forest's (:func:`tail_log_odds` of
+    ``tiers``' novelty model); without, the sequence's alone.  The evidence is gated like the served rule: ``t``
+    is 0 at its own 99.8% quantile on the calibration rows and 1 at the 99.99%, then
+    :func:`~npusuite.fraud.novelty_rule.combined_score` with the fast model of ``tiers``.  The settings and the
+    rule were fixed before the first run (docs/fraud-models.md, "A learned sequence model")."""
+
+    name: str
+    tiers: Tiers
+    config: SequenceTrainConfig = SequenceTrainConfig()
+    with_forest: bool = True
+    review_quantile: float = 0.998
+    scale_quantile: float = 0.9999
+    _cache: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
+
+    def excess(self, train: Part, test: Part) -> np.ndarray:
+        """``t`` on the test part (the sequence model fitted once per fold and method)."""
+        key = (id(train), id(test))
+        if key not in self._cache:
+            self._cache.clear()
+            transactions = [*train.transactions, *test.transactions]
+            x = np.vstack([train.x, test.x])
+            model, calibration = fit_sequence_novelty(train.transactions, train.x, train.y, self.config)
+            rows = np.concatenate([calibration, len(train.y) + np.arange(len(test.y))])
+            error = sequence_error(model, transactions, x, rows)
+            evidence = empirical_tail_log_odds(error, error[:len(calibration)])
+            if self.with_forest:
+                forest = self.tiers.novelty_model(train, test)
+                raw = forest.score(x[rows])[0]
+                evidence = np.maximum(evidence, tail_log_odds(raw, forest.card["calibration"]["quantiles"]))
+            review, scale = np.quantile(evidence[:len(calibration)], [self.review_quantile, self.scale_quantile])
+            self._cache[key] = (evidence[len(calibration):] - review) / max(scale - review, 1e-9)
+        return self._cache[key]
+
+    def fit_predict(self, train: Part, test: Part) -> np.ndarray:
+        f = self.tiers.fitted(train, test)
+        return np.array([combined_score(p, t, f.review, f.decline)
+                         for p, t in zip(f.probability.tolist(), self.excess(train, test).tolist(), strict=True)])
 
 
 #: :func:`tail_log_odds` never goes beyond a legitimate tail share of this (a score past the card's last

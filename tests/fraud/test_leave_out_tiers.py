@@ -127,3 +127,39 @@ def test_profile_inputs_feed_the_fast_model_and_novelty_only_raises_its_score(fr
     assert (tier >= p_profiled).all()
     raised = profiled.excess(train, test) >= 0
     assert raised.any() and (tier[raised] >= profiled.fitted(train, test).review).all()
+
+
+def test_empirical_tail_log_odds_reads_the_share_of_calibration_rows_above():
+    from npusuite.fraud.leave_out_tiers import empirical_tail_log_odds
+
+    calibration = np.arange(1000, dtype=float)  # 0 .. 999
+    odds = empirical_tail_log_odds(np.array([-5.0, 400.0, 990.0, 999.0, 1e9]), calibration)
+    assert odds[0] == 0.0 and odds[1] == 0.0  # at or below the median: no evidence
+    assert odds[2] == pytest.approx(np.log(0.5 / 0.010))  # 10 of 1000 rows at least as high
+    assert odds[3] == pytest.approx(np.log(0.5 / 0.001)) and odds[4] == pytest.approx(odds[3])  # never beyond one row
+    with pytest.raises(ValueError):
+        empirical_tail_log_odds(np.array([1.0]), np.array([]))
+
+
+def test_the_sequence_tier_only_raises_the_supervised_score(fraud_data):
+    from npusuite.fraud.leave_out_tiers import SequenceTierMethod
+    from npusuite.fraud.novelty_sequence import SequenceTrainConfig
+
+    txs, inline = read_transactions(fraud_data.transactions)
+    labels = {**inline, **merge_labels([read_labels(fraud_data.labels)])}
+    train, test = split(txs, labels, txs[0].timestamp + timedelta(days=14), NONE)
+    tiers = Tiers(FastTrainConfig(epochs=2), NoveltyTrainConfig(epochs=2, hidden=16, bottleneck=4))
+    config = SequenceTrainConfig(history=4, hidden=16, epochs=1)
+    both = SequenceTierMethod("sequence + forest", tiers, config)
+    alone = SequenceTierMethod("sequence", tiers, config, with_forest=False)
+    fitted = tiers.fitted(train, test)
+    for method in (both, alone):
+        scores = method.fit_predict(train, test)
+        t = method.excess(train, test)
+        assert scores.shape == fitted.probability.shape and np.isfinite(scores).all()
+        raised = t >= 0
+        assert raised.any() and (scores[raised] >= fitted.review).all()
+        assert np.array_equal(scores[~raised], fitted.probability[~raised])
+    # The larger of two evidences is gated at its own 99.8% line: the forest's rows above its line stay near it.
+    forest_t = tiers.excess(train, test)
+    assert (both.excess(train, test)[forest_t >= 0.5] >= 0).mean() > 0.5
