@@ -7,7 +7,13 @@ process, on the same batches:
 - ``mlp``: today's scorer (the MLP, no novelty tier);
 - ``mlp + novelty``: the MLP with the novelty tier (isolation forest + autoencoder reasons);
 - ``boosted``: the boosted fast model (``fraud train --learner gbm``) alone;
-- ``boosted + novelty``: the boosted fast model with the novelty tier.
+- ``boosted + novelty``: the boosted fast model with the novelty tier;
+- ``mlp + sequence novelty`` and ``boosted + sequence novelty``: the same with the novelty model of
+  ``fraud train-novelty --sequence`` (the forest and a GRU over each account's previous 8 feature rows, which
+  the scorer gathers from the account states only for such a model).
+
+Every variant's account states keep their last 8 feature rows (the sequence detector's input), so the
+baseline pays that too; ``bench/fraud_hot_path.py`` measures the per-transaction cost of the features.
 
 ``TieredScorer.score_batch`` on 500-row batches (features, fast model with reasons, novelty, decisions), account
 states warmed on the first two thirds, one torch thread, the variants interleaved in ``rounds`` rounds; the
@@ -36,6 +42,7 @@ from npusuite.fraud.features import FEATURE_NAMES, StreamFeaturizer
 from npusuite.fraud.generator import GeneratorConfig, generate
 from npusuite.fraud.novelty import NoveltyModel, NoveltyTrainConfig, train_novelty
 from npusuite.fraud.novelty_rule import NoveltyConfig
+from npusuite.fraud.novelty_sequence import SequenceTrainConfig
 from npusuite.fraud.replay import warm_up
 from npusuite.fraud.schema import Label, parse_transaction
 from npusuite.fraud.scorer import ScorerConfig, TieredScorer
@@ -67,6 +74,9 @@ def run_throughput(gen_cfg: GeneratorConfig, rounds: int, out: Path) -> int:
     boosted = _fast(*train_fast_gbm(x, y, GbmTrainConfig(seed=gen_cfg.seed)), "fraud-fast@gbm")
     ae, card = train_novelty(x, y, NoveltyTrainConfig(seed=gen_cfg.seed))
     novelty = NoveltyModel(ae, "fraud-novelty@bench", card, NoveltyConfig.from_card(card))
+    ae, card = train_novelty(x, y, NoveltyTrainConfig(seed=gen_cfg.seed, sequence=SequenceTrainConfig(
+        seed=gen_cfg.seed)), transactions=train_txs)
+    sequence = NoveltyModel(ae, "fraud-novelty@bench-sequence", card, NoveltyConfig.from_card(card))
     states: dict = {}
     warm_up(states, train_txs)
     batches = [[(tx, states.get(tx.account_id)) for tx in test_txs[i:i + BATCH]]
@@ -75,7 +85,11 @@ def run_throughput(gen_cfg: GeneratorConfig, rounds: int, out: Path) -> int:
                 "mlp + novelty": TieredScorer(mlp, None, ScorerConfig.from_card(mlp.card), novelty=novelty),
                 "boosted": TieredScorer(boosted, None, ScorerConfig.from_card(boosted.card)),
                 "boosted + novelty": TieredScorer(boosted, None, ScorerConfig.from_card(boosted.card),
-                                                  novelty=novelty)}
+                                                  novelty=novelty),
+                "mlp + sequence novelty": TieredScorer(mlp, None, ScorerConfig.from_card(mlp.card),
+                                                       novelty=sequence),
+                "boosted + sequence novelty": TieredScorer(boosted, None, ScorerConfig.from_card(boosted.card),
+                                                           novelty=sequence)}
     for scorer in variants.values():  # compile the tree walks and warm caches outside the timed rounds
         scorer.score_batch(batches[0])
     n = sum(len(b) for b in batches)
@@ -107,12 +121,12 @@ def _plot(path: Path, result: dict) -> None:
     import matplotlib.pyplot as plt
 
     names = list(result["tx_per_s_wall"])
-    fig, ax = plt.subplots(figsize=(7.5, 4))
+    fig, ax = plt.subplots(figsize=(10, 4.5))
     ax.bar(range(len(names)), [result["tx_per_s_wall"][n] for n in names], color="C0", alpha=0.7)
     for i, n in enumerate(names):
         ax.plot([i] * len(result["rounds_wall"][n]), result["rounds_wall"][n], "k.", ms=4)
         ax.text(i, result["tx_per_s_wall"][n], f"x{result['ratio_vs_mlp_wall'][n]:.2f}", ha="center", va="bottom")
-    ax.set_xticks(range(len(names)), names)
+    ax.set_xticks(range(len(names)), [n.replace(" + ", "\n+ ") for n in names], fontsize=8)
     ax.set(ylabel="score_batch transactions/s (median; dots: rounds)",
            title="Served fraud tiers, 500-row batches; ratio against today's MLP scorer")
     fig.tight_layout()

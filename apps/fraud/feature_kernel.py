@@ -25,7 +25,15 @@ back to an :class:`~npusuite.fraud.features.AccountState` are exact.  Rules:
   :func:`~npusuite.fraud.categorical.category_keys`;
 * snapshots are the reference's format (:meth:`KernelState.to_bytes` writes
   the same JSON document with orjson; the test checks the bytes are equal),
-  so a changelog written by either implementation restores in the other.
+  so a changelog written by either implementation restores in the other;
+* the history rows (the sequence novelty model's input; see the reference's
+  rules: the last 8 feature rows, 42 float32 each, at most 1,344 bytes per
+  account) are the reference's own bytes in the ``history`` attribute, not
+  one of the compiled arrays (:data:`_ARRAYS`): the kernel never reads them.
+  :func:`advance` appends the float32 of the same 42 values the reference
+  does (so the bytes are identical), and the batch
+  (:mod:`npusuite.fraud.feature_kernel_batch`) appends each row after its
+  compiled loop, in the batch's order.
 
 Partial: the interner only grows (one entry per distinct merchant, device,
 network, country and category the process has seen; a few MB per million).
@@ -42,9 +50,13 @@ import orjson
 
 from npusuite.fraud.categorical import category_keys
 from npusuite.fraud.features import (
+    _HISTORY_ROW,
     CARD_TESTING_WINDOW_S,
     CHANNELS,
     FRESH_S,
+    HISTORY_BYTES,
+    HISTORY_ROW_BYTES,
+    HISTORY_WIDTH,
     MAX_AMOUNT,
     MAX_SEEN,
     MAX_WINDOW,
@@ -55,7 +67,9 @@ from npusuite.fraud.features import (
     WINDOWS_S,
     AccountState,
     Features,
+    encode_history,
     ip_net,
+    rows_of,
 )
 from npusuite.fraud.schema import Transaction
 from npusuite.platform.errors import SchemaError
@@ -67,8 +81,9 @@ _HOURS = 18
 _RECENT = _HOURS + 24
 _RECENT_MAX = 50
 _SCALARS = _RECENT + _RECENT_MAX
-#: Features the kernel computes (the reference's, before the category keys).
+#: Features the kernel computes (the reference's, before the category keys): a history row's.
 N_COMPUTED = 42
+assert N_COMPUTED == HISTORY_WIDTH
 _MAX_LOG_RATIO = math.log(MAX_AMOUNT / MIN_AMOUNT)
 _W1M, _W1H, _W24H, _W7D = WINDOWS_S["1m"], WINDOWS_S["1h"], WINDOWS_S["24h"], WINDOWS_S["7d"]
 _DEG = math.pi / 180.0  # CPython's math.radians multiplies by this constant
@@ -127,9 +142,9 @@ _INITIAL_META = np.array([8 * start for start in _INITIAL_STARTS] + [rows for ro
 
 
 class KernelState:
-    """One account's state in typed arrays (see the module rules)."""
+    """One account's state in typed arrays (see the module rules), and its history rows' bytes (``history``)."""
 
-    __slots__ = (*_ARRAYS, "_meta")
+    __slots__ = (*_ARRAYS, "_meta", "history")
 
     def __init__(self) -> None:
         # One allocation for all seven arrays (views into it), so a new account costs one buffer and
@@ -142,13 +157,16 @@ class KernelState:
         meta = _INITIAL_META.copy()
         meta[:len(_ARRAYS)] += buf.ctypes.data
         object.__setattr__(self, "_meta", meta)
+        object.__setattr__(self, "history", b"")
 
     def __setattr__(self, name: str, value) -> None:
         # A new array must update the cached addresses (:meth:`addresses`): the batch kernel writes
-        # through them, so a stale one would write into freed memory.
+        # through them, so a stale one would write into freed memory.  ``history`` is no array.
         object.__setattr__(self, name, value)
+        if name == "history" or name == "_meta":
+            return
         meta = self._meta
-        if meta is None or name == "_meta":
+        if meta is None:
             return
         i = _ARRAYS.index(name)
         if value.dtype != np.float64 or not value.flags.c_contiguous:
@@ -160,13 +178,18 @@ class KernelState:
 
     def __reduce__(self):
         # Rebuilt through setattr, so a deep copy or an unpickled state never carries the original's addresses.
-        return _kernel_state, tuple(getattr(self, name) for name in _ARRAYS)
+        return _kernel_state, (*(getattr(self, name) for name in _ARRAYS), self.history)
 
     def copy(self) -> KernelState:
         out = KernelState()
         for name in _ARRAYS:
             setattr(out, name, getattr(self, name).copy())
+        out.history = self.history  # bytes: immutable, shared
         return out
+
+    def recent_rows(self) -> np.ndarray:
+        """(k, HISTORY_WIDTH) float32, read-only: the remembered feature rows, oldest first (as the reference's)."""
+        return rows_of(self.history)
 
     def addresses(self) -> np.ndarray:
         """int64: the data addresses of the arrays (:data:`_ARRAYS` order), then the row counts of the
@@ -210,15 +233,19 @@ class KernelState:
             ip_nets={strings[int(k)]: t for k, t in self.nets[:int(s[_N_NET])].tolist()},
             countries={strings[int(k)]: int(c) for k, c in self.countries[:int(s[_N_CTRY])].tolist()},
             mccs={strings[int(k)]: int(c) for k, c in self.mccs[:int(s[_N_MCC])].tolist()},
-            hours=s[_HOURS:_HOURS + 24].tolist())
+            hours=s[_HOURS:_HOURS + 24].tolist(), history=self.history)
 
     @classmethod
     def from_reference(cls, ref: AccountState, interner: Interner = INTERNER) -> KernelState:
         """Raises ValueError for a state the kernel cannot hold exactly (a count beyond 2**53, more than
-        MAX_WINDOW entries or MAX_SEEN keys, or more than 50 recent amounts)."""
+        MAX_WINDOW entries or MAX_SEEN keys, or more than 50 recent amounts), or with a history that is not
+        bytes of at most HISTORY_ROWS whole rows."""
         if (len(ref.window) > MAX_WINDOW or len(ref.recent_amounts) > _RECENT_MAX
                 or max(len(ref.merchants), len(ref.devices), len(ref.ip_nets)) > MAX_SEEN or ref.n > 2 ** 53):
             raise ValueError("account state beyond the kernel's bounds")
+        history = ref.history
+        if type(history) is not bytes or len(history) % HISTORY_ROW_BYTES or len(history) > HISTORY_BYTES:
+            raise ValueError("account state history is not bytes of at most HISTORY_ROWS rows")
         out = cls()
         s = out.s
         code = interner.code
@@ -240,6 +267,7 @@ class KernelState:
         for name, count in (("window", _N_WIN), ("merchants", _N_MER), ("devices", _N_DEV), ("nets", _N_NET),
                             ("countries", _N_CTRY), ("mccs", _N_MCC)):
             s[count] = len(getattr(ref, {"nets": "ip_nets"}.get(name, name)))
+        out.history = history
         return out
 
     def to_bytes(self, interner: Interner = INTERNER) -> bytes:
@@ -260,7 +288,7 @@ class KernelState:
             "ip_nets": {strings[int(k)]: t for k, t in self.nets[:n_net].tolist()},
             "countries": {strings[int(k)]: int(c) for k, c in self.countries[:n_ctry].tolist()},
             "mccs": {strings[int(k)]: int(c) for k, c in self.mccs[:n_mcc].tolist()},
-            "hours": s[_HOURS:_HOURS + 24].tolist()})
+            "hours": s[_HOURS:_HOURS + 24].tolist(), "history": encode_history(self.history)})
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> KernelState:
@@ -272,11 +300,15 @@ class KernelState:
             raise SchemaError(f"bad account state for the feature kernel: {exc}") from None
 
 
-def _kernel_state(*arrays: np.ndarray) -> KernelState:
-    """A KernelState holding these arrays (see ``KernelState.__reduce__``)."""
+def _kernel_state(*fields) -> KernelState:
+    """A KernelState holding these arrays (:data:`_ARRAYS` order), then its history bytes (see
+    ``KernelState.__reduce__``; a pickle from before the history has none: an empty history)."""
     out = KernelState()
-    for name, array in zip(_ARRAYS, arrays, strict=True):
+    n = len(_ARRAYS)
+    for name, array in zip(_ARRAYS, fields[:n], strict=True):
         setattr(out, name, array)
+    if len(fields) > n:
+        out.history = fields[n]
     return out
 
 
@@ -583,7 +615,10 @@ def advance(state: KernelState, tx: Transaction, interner: Interner = INTERNER) 
     while not _advance(state.s, state.window, state.merchants, state.devices, state.nets, state.countries,
                        state.mccs, out, *args):
         state._grow()
-    return Features(tuple(out.tolist())
+    computed = out.tolist()
+    # The reference's push: the same 42 doubles through the same float32 packing.
+    state.history = (state.history + _HISTORY_ROW.pack(*computed))[-HISTORY_BYTES:]
+    return Features(tuple(computed)
                     + category_keys(tx.merchant_category, tx.country, tx.channel, tx.merchant_id, tx.device_id))
 
 

@@ -19,7 +19,14 @@ state ends where the same calls one by one would leave it.  Rules, in order:
    for every later row of the batch) and the loop goes on from that row;
 4. the category keys are the reference's crc32 buckets
    (:func:`~npusuite.fraud.categorical.category_keys`), computed from each
-   interned string's crc32 (cached per string by the interner) with numpy.
+   interned string's crc32 (cached per string by the interner) with numpy;
+5. history rows (the sequence novelty model's input, see
+   :mod:`npusuite.fraud.features`): after the compiled loop the computed
+   matrix is converted to float32 once, and each row's bytes are appended to
+   its state's ``history`` in list order (an account's repeats in order), as
+   one call per transaction would.  :func:`advance_batch_with_history` also
+   returns each transaction's history *before* it (recorded in that same
+   loop) as :func:`~npusuite.fraud.features.history_block` arrays.
 
 ``tests/fraud/test_feature_kernel.py`` checks the batch rows and states against
 :func:`~npusuite.fraud.feature_kernel.advance` and the Python reference.
@@ -36,7 +43,15 @@ from numba.extending import intrinsic
 
 from npusuite.fraud.categorical import _SIZES
 from npusuite.fraud.feature_kernel import _NONE, _SCALARS, INTERNER, N_COMPUTED, Interner, KernelState, _advance
-from npusuite.fraud.features import MAX_AMOUNT, MIN_AMOUNT, N_FEATURES, ip_net
+from npusuite.fraud.features import (
+    HISTORY_BYTES,
+    HISTORY_ROW_BYTES,
+    MAX_AMOUNT,
+    MIN_AMOUNT,
+    N_FEATURES,
+    history_block_of_bytes,
+    ip_net,
+)
 from npusuite.fraud.schema import Transaction
 
 #: Columns of the transaction matrix.
@@ -104,7 +119,25 @@ def columns(transactions: Sequence[Transaction], interner: Interner = INTERNER) 
 def advance_batch(states: Sequence[KernelState], transactions: Sequence[Transaction],
                   interner: Interner = INTERNER) -> np.ndarray:
     """(n, N_FEATURES) float64: row i is ``feature_kernel.advance(states[i], transactions[i])``, in order,
-    every state updated in place (see the module rules)."""
+    every state updated in place, its history included (see the module rules)."""
+    return _run_batch(states, transactions, interner, None)
+
+
+def advance_batch_with_history(states: Sequence[KernelState], transactions: Sequence[Transaction],
+                               interner: Interner = INTERNER) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`advance_batch`'s matrix, and ``(rows, present)``: :func:`~npusuite.fraud.features.history_block`
+    of each transaction's history *before* it (its state's ``recent_rows()`` just before the one-by-one call,
+    so an account's second transaction in the batch sees its first one's row)."""
+    before: list[bytes] = []
+    matrix = _run_batch(states, transactions, interner, before)
+    rows, present = history_block_of_bytes(before)
+    return matrix, rows, present
+
+
+def _run_batch(states: Sequence[KernelState], transactions: Sequence[Transaction], interner: Interner,
+               before: list[bytes] | None) -> np.ndarray:
+    """:func:`advance_batch`; when ``before`` is a list, each transaction's history bytes before it are
+    appended to it."""
     n = len(transactions)
     out = np.empty((n, N_FEATURES))
     if not n:
@@ -129,7 +162,24 @@ def advance_batch(states: Sequence[KernelState], transactions: Sequence[Transact
         done = stopped
     out[:, :N_COMPUTED] = computed
     _category_keys(cols, interner, out[:, N_COMPUTED:])
+    _push_history(states, computed, before)
     return out
+
+
+def _push_history(states: Sequence[KernelState], computed: np.ndarray, before: list[bytes] | None) -> None:
+    """Append row i of ``computed`` (as little-endian float32, the reference's packing) to ``states[i]``'s history,
+    in order; record each history before its push into ``before`` (unless None)."""
+    packed = computed.astype("<f4").tobytes()
+    size = HISTORY_ROW_BYTES
+    if before is None:
+        for i, state in enumerate(states):
+            state.history = (state.history + packed[i * size:(i + 1) * size])[-HISTORY_BYTES:]
+        return
+    record = before.append
+    for i, state in enumerate(states):
+        history = state.history
+        record(history)
+        state.history = (history + packed[i * size:(i + 1) * size])[-HISTORY_BYTES:]
 
 
 def _category_keys(cols: np.ndarray, interner: Interner, out: np.ndarray) -> None:

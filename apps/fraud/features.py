@@ -36,13 +36,36 @@ Rules:
   suffix of it, found by bisection: the cost per transaction grows with the
   log of the window, not its length (accounts with thousands of weekly
   payments are common in business banking).
+- History rows: the state also remembers the feature rows of the account's
+  last :data:`HISTORY_ROWS` (8) transactions, the input of the sequence
+  novelty model (a GRU over the previous rows,
+  :mod:`npusuite.fraud.novelty_sequence`).  A row is the first
+  :data:`HISTORY_WIDTH` (42) features (everything before the category
+  keys) as little-endian float32, and ``AccountState.history`` is their
+  bytes, oldest first: at most 8 x 42 x 4 = 1,344 bytes per account (about
+  1.8 KB more per snapshot in base64).  :func:`advance` appends the row it
+  just returned (after the update, so it is part of the state *after* the
+  transaction) and keeps the last 8, so :func:`step`, replay and restore keep
+  it too.  The features never read it: they are unchanged.
+  :meth:`AccountState.recent_rows` gives it as a (k, 42) array and
+  :func:`history_block` stacks a batch of them for the model.
+- Snapshot format (:data:`STATE_VERSION` 2): ``to_bytes`` is one JSON object,
+  ``"v"`` then the fields in declaration order, ``"history"`` last as
+  standard base64 (with padding) of the history bytes.  ``from_bytes`` also
+  reads version 1 (the same object without ``"history"``: an empty history)
+  and refuses, with SchemaError, a history that is not base64 of whole rows,
+  holds more than 8 or any non-finite value.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import math
+import struct
 from bisect import bisect_left
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 
@@ -54,7 +77,9 @@ from npusuite.fraud.schema import Transaction
 from npusuite.fraud.world import haversine_km
 from npusuite.platform.errors import SchemaError
 
-STATE_VERSION = 1
+#: Version of the snapshot format :meth:`AccountState.to_bytes` writes (1: no ``history``, still read).
+STATE_VERSION = 2
+_READABLE_VERSIONS = (1, STATE_VERSION)
 MAX_WINDOW = 1000
 MAX_SEEN = 400
 WINDOWS_S = {"1m": 60.0, "1h": 3600.0, "24h": 86400.0, "7d": 7 * 86400.0}
@@ -85,6 +110,17 @@ FEATURE_NAMES: tuple[str, ...] = (
     *KEY_FEATURES,
 )
 N_FEATURES = len(FEATURE_NAMES)
+#: Feature rows the state remembers (the sequence novelty model's input), and the width of one: the features
+#: before the category keys.
+HISTORY_ROWS = 8
+HISTORY_WIDTH = 42
+assert FEATURE_NAMES[HISTORY_WIDTH:] == KEY_FEATURES
+#: Bytes of one remembered row (little-endian float32) and of a full history.
+HISTORY_ROW_BYTES = HISTORY_WIDTH * 4
+HISTORY_BYTES = HISTORY_ROWS * HISTORY_ROW_BYTES
+#: One row -> its bytes: the C cast of each double to float (round to nearest even), as numpy's ``astype``.
+_HISTORY_ROW = struct.Struct(f"<{HISTORY_WIDTH}f")
+_HISTORY_DTYPE = np.dtype("<f4")
 
 
 @dataclass
@@ -106,33 +142,109 @@ class AccountState:
     countries: dict[str, int] = field(default_factory=dict)           # country -> count
     mccs: dict[str, int] = field(default_factory=dict)                # mcc -> count
     hours: list[float] = field(default_factory=lambda: [0.0] * 24)
+    #: The last k <= HISTORY_ROWS feature rows, oldest first: k x HISTORY_WIDTH little-endian float32 (immutable).
+    history: bytes = b""
 
     def copy(self) -> AccountState:
         return AccountState(
             self.n, self.mean_log, self.m2_log, self.max_amount, self.max_transfer, list(self.recent_amounts),
             [list(w) for w in self.window], self.last_t, list(self.last_cp) if self.last_cp else None,
             {k: list(v) for k, v in self.merchants.items()}, dict(self.devices), dict(self.ip_nets),
-            dict(self.countries), dict(self.mccs), list(self.hours),
+            dict(self.countries), dict(self.mccs), list(self.hours), self.history,
         )
 
+    def recent_rows(self) -> np.ndarray:
+        """(k, HISTORY_WIDTH) float32, read-only: the remembered feature rows, oldest first (k <= HISTORY_ROWS)."""
+        return rows_of(self.history)
+
     def to_bytes(self) -> bytes:
-        """Compact UTF-8 JSON (pydantic-core's encoder: shortest round-trip floats, 5x the stdlib's speed)."""
-        return to_json({"v": STATE_VERSION, **self.__dict__})
+        """Compact UTF-8 JSON (pydantic-core's encoder: shortest round-trip floats, 5x the stdlib's speed);
+        the history last, in base64 (see the module rules)."""
+        return to_json({"v": STATE_VERSION, **self.__dict__, "history": encode_history(self.history)})
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> AccountState:
-        """Raises SchemaError when ``raw`` is not a state this version wrote."""
+        """Raises SchemaError when ``raw`` is not a state this version or version 1 wrote."""
         try:
             data = json.loads(raw)
-            if data.pop("v") != STATE_VERSION:
+            version = data.pop("v")
+            if type(version) is not int or version not in _READABLE_VERSIONS:
                 raise ValueError("unsupported state version")
-            state = cls(**data)
+            if version == 1:
+                if "history" in data:
+                    raise ValueError("a version-1 state has no history")
+                history = b""
+            else:
+                history = decode_history(data.pop("history"))
+            state = cls(**data, history=history)
             _clamp_window_times(state.window)
         # Only this code writes states, but the bytes come back from a Kafka topic: whatever they hold,
         # reading them is a SchemaError (RecursionError: nesting deeper than the parser's stack).
         except (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError) as exc:
             raise SchemaError(f"bad account state: {type(exc).__name__}: {str(exc)[:200]}") from None
         return state
+
+
+def rows_of(history: bytes) -> np.ndarray:
+    """History bytes as a read-only (k, HISTORY_WIDTH) float32 array (a view of the bytes)."""
+    return np.frombuffer(history, dtype=_HISTORY_DTYPE).reshape(-1, HISTORY_WIDTH)
+
+
+def push_history(history: bytes, row: bytes) -> bytes:
+    """``history`` with one row's bytes appended, keeping the last HISTORY_ROWS rows."""
+    return (history + row)[-HISTORY_BYTES:]
+
+
+def encode_history(history: bytes) -> str:
+    """A snapshot's ``"history"``: standard base64, with padding."""
+    return base64.b64encode(history).decode("ascii")
+
+
+def decode_history(value: object) -> bytes:
+    """The history bytes of a snapshot's ``"history"``.  Raises TypeError or ValueError (not a string, not
+    standard base64, not whole rows, more than HISTORY_ROWS rows, a non-finite value)."""
+    if not isinstance(value, str):
+        raise TypeError(f"history must be a base64 string, not {type(value).__name__}")
+    if len(value) > 4 * HISTORY_BYTES // 3 + 4:  # before decoding: never decode a huge string
+        raise ValueError("history longer than HISTORY_ROWS rows")
+    try:
+        history = base64.b64decode(value, validate=True)
+    except binascii.Error as exc:  # a ValueError already; named for the message
+        raise ValueError(f"history is not base64: {exc}") from None
+    if len(history) % HISTORY_ROW_BYTES:
+        raise ValueError(f"history of {len(history)} bytes is not whole rows of {HISTORY_ROW_BYTES}")
+    if len(history) > HISTORY_BYTES:
+        raise ValueError(f"history of {len(history) // HISTORY_ROW_BYTES} rows, at most {HISTORY_ROWS}")
+    if not np.isfinite(rows_of(history)).all():
+        raise ValueError("history holds a non-finite value")
+    return history
+
+
+def history_block(before: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Stack B histories of shape (k_i, HISTORY_WIDTH), k_i <= HISTORY_ROWS, oldest first, into ``rows``
+    (B, HISTORY_ROWS, HISTORY_WIDTH) float32, right-aligned (the most recent row last, missing rows first and
+    zero), and ``present`` (B, HISTORY_ROWS) bool.  Pure.  Raises ValueError for a history of another shape."""
+    rows = np.zeros((len(before), HISTORY_ROWS, HISTORY_WIDTH), dtype=np.float32)
+    present = np.zeros((len(before), HISTORY_ROWS), dtype=bool)
+    for i, h in enumerate(before):
+        h = np.asarray(h)
+        if h.ndim != 2 or h.shape[1] != HISTORY_WIDTH or h.shape[0] > HISTORY_ROWS:
+            raise ValueError(f"history {i} has shape {h.shape}, wanted (k <= {HISTORY_ROWS}, {HISTORY_WIDTH})")
+        k = h.shape[0]
+        if k:
+            rows[i, HISTORY_ROWS - k:] = h
+            present[i, HISTORY_ROWS - k:] = True
+    return rows, present
+
+
+def history_block_of_bytes(histories: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`history_block` of ``[rows_of(h) for h in histories]``, straight from the bytes (one join, one
+    conversion)."""
+    n = len(histories)
+    rows = np.frombuffer(b"".join(bytes(HISTORY_BYTES - len(h)) + h for h in histories), dtype=_HISTORY_DTYPE)
+    rows = rows.reshape(n, HISTORY_ROWS, HISTORY_WIDTH).astype(np.float32)  # a writable native copy
+    missing = HISTORY_ROWS - np.fromiter(map(len, histories), dtype=np.int64, count=n) // HISTORY_ROW_BYTES
+    return rows, np.arange(HISTORY_ROWS) >= missing[:, None]
 
 
 def _clamp_window_times(window: list[list]) -> None:
@@ -361,9 +473,11 @@ def advance(state: AccountState, tx: Transaction) -> Features:
     amount = tx.amount
     if not MIN_AMOUNT <= amount <= MAX_AMOUNT:  # a chained compare: the clamp costs nothing on real amounts
         amount = min(MAX_AMOUNT, max(MIN_AMOUNT, amount))
-    features = Features(_compute(state, tx, amount, t, net, hour)
+    computed = _compute(state, tx, amount, t, net, hour)
+    features = Features(computed
                         + category_keys(tx.merchant_category, tx.country, tx.channel, tx.merchant_id, tx.device_id))
     _update(state, tx, amount, t, net, hour)
+    state.history = (state.history + _HISTORY_ROW.pack(*computed))[-HISTORY_BYTES:]
     return features
 
 

@@ -26,7 +26,7 @@ rules" beside the supervised model alone.  Rules:
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -34,8 +34,14 @@ from npusuite.fraud.boosted_model import GbmTrainConfig, train_fast_gbm
 from npusuite.fraud.fast_model import FastTrainConfig, train_fast_model
 from npusuite.fraud.leave_out import Part
 from npusuite.fraud.novelty import NoveltyModel, NoveltyTrainConfig, train_novelty
-from npusuite.fraud.novelty_rule import NoveltyConfig, combined_score
-from npusuite.fraud.novelty_sequence import SequenceTrainConfig, fit_sequence_novelty, sequence_error
+from npusuite.fraud.novelty_rule import (  # noqa: F401  (re-exported: the table's helpers)
+    TAIL_FLOOR,
+    NoveltyConfig,
+    combined_score,
+    empirical_tail_log_odds,
+    tail_log_odds,
+)
+from npusuite.fraud.novelty_sequence import SequenceTrainConfig, offline_history
 from npusuite.fraud.rules import RuleSet, parse_rule_set
 from npusuite.fraud.training import choose_thresholds
 
@@ -289,83 +295,53 @@ class BlendTierMethod:
                          for pi, t in zip(p.tolist(), self.a.excess(train, test).tolist(), strict=True)])
 
 
-def empirical_tail_log_odds(score: np.ndarray, calibration: np.ndarray) -> np.ndarray:
-    """``log(0.5 / q)``, ``q`` the share of ``calibration`` (legitimate scores) at least as high as ``score``;
-    0 where that share is half or more, and never beyond one calibration row (``q >= 1 / len(calibration)``)."""
-    ordered = np.sort(np.asarray(calibration, dtype=np.float64))
-    if not len(ordered):
-        raise ValueError("no calibration scores")
-    share = 1.0 - np.searchsorted(ordered, np.asarray(score, dtype=np.float64), side="left") / len(ordered)
-    return np.where(share >= 0.5, 0.0, np.log(0.5 / np.maximum(share, 1.0 / len(ordered))))
-
-
 @dataclass
 class SequenceTierMethod:
-    """Evaluation only: the novelty tier with the account's recent sequence (:mod:`npusuite.fraud.novelty_sequence`)
-    beside the forest.
+    """The novelty tier with the account's recent sequence (:mod:`npusuite.fraud.novelty_sequence`) beside the
+    forest, as served: ``fraud train-novelty --sequence``.
 
-    Per fold, on the training part only: the sequence model on its legitimate rows, and its error's legitimate
-    tail evidence (:func:`empirical_tail_log_odds` on its calibration rows, the last 20% of those rows).  With
-    ``with_forest`` the evidence is the larger of that and the served forest's (:func:`tail_log_odds` of
-    ``tiers``' novelty model); without, the sequence's alone.  The evidence is gated like the served rule: ``t``
-    is 0 at its own 99.8% quantile on the calibration rows and 1 at the 99.99%, then
+    Per fold, on the training part only: :func:`~npusuite.fraud.novelty.train_novelty` with ``config`` as its
+    sequence detector (the forest's settings are ``tiers``' novelty model's, so its forest is the same one), then
+    :meth:`~npusuite.fraud.novelty.NoveltyModel.score` on the test part with each row's previous rows as a live
+    account state keeps them (:func:`~npusuite.fraud.novelty_sequence.offline_history`, the training part's rows
+    before the test part's).  The novelty is the larger of the forest's and the sequence's legitimate tail
+    evidence, gated by the card's rule (its own 99.8% and 99.99% on the calibration rows), then
     :func:`~npusuite.fraud.novelty_rule.combined_score` with the fast model of ``tiers``.  The settings and the
     rule were fixed before the first run (docs/fraud-models.md, "A learned sequence model")."""
 
     name: str
     tiers: Tiers
     config: SequenceTrainConfig = SequenceTrainConfig()
-    with_forest: bool = True
-    review_quantile: float = 0.998
-    scale_quantile: float = 0.9999
-    _cache: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
+    _cache: dict[tuple[int, int], tuple[NoveltyModel, np.ndarray]] = field(default_factory=dict)
 
-    def excess(self, train: Part, test: Part) -> np.ndarray:
-        """``t`` on the test part (the sequence model fitted once per fold and method)."""
+    def _fitted(self, train: Part, test: Part) -> tuple[NoveltyModel, np.ndarray]:
         key = (id(train), id(test))
         if key not in self._cache:
             self._cache.clear()
+            source = self.tiers
+            while source.novelty_from is not None:
+                source = source.novelty_from
+            ae, card = train_novelty(train.x, train.y, replace(source.novelty, sequence=self.config),
+                                     transactions=train.transactions)
+            model = NoveltyModel(ae, "fraud-novelty@leave-out", card, NoveltyConfig.from_card(card))
             transactions = [*train.transactions, *test.transactions]
-            x = np.vstack([train.x, test.x])
-            model, calibration = fit_sequence_novelty(train.transactions, train.x, train.y, self.config)
-            rows = np.concatenate([calibration, len(train.y) + np.arange(len(test.y))])
-            error = sequence_error(model, transactions, x, rows)
-            evidence = empirical_tail_log_odds(error, error[:len(calibration)])
-            if self.with_forest:
-                forest = self.tiers.novelty_model(train, test)
-                raw = forest.score(x[rows])[0]
-                evidence = np.maximum(evidence, tail_log_odds(raw, forest.card["calibration"]["quantiles"]))
-            review, scale = np.quantile(evidence[:len(calibration)], [self.review_quantile, self.scale_quantile])
-            self._cache[key] = (evidence[len(calibration):] - review) / max(scale - review, 1e-9)
+            rows = len(train.y) + np.arange(len(test.y))
+            history = offline_history(transactions, np.vstack([train.x, test.x]), rows)
+            self._cache[key] = (model, model.config.excess(model.score(test.x, history).novelty))
         return self._cache[key]
+
+    def novelty_model(self, train: Part, test: Part) -> NoveltyModel:
+        """The fold's novelty model with its sequence detector (fitted once per fold)."""
+        return self._fitted(train, test)[0]
+
+    def excess(self, train: Part, test: Part) -> np.ndarray:
+        """The card rule's ``t`` on the test part."""
+        return self._fitted(train, test)[1]
 
     def fit_predict(self, train: Part, test: Part) -> np.ndarray:
         f = self.tiers.fitted(train, test)
         return np.array([combined_score(p, t, f.review, f.decline)
                          for p, t in zip(f.probability.tolist(), self.excess(train, test).tolist(), strict=True)])
-
-
-#: :func:`tail_log_odds` never goes beyond a legitimate tail share of this (a score past the card's last
-#: quantile is extrapolated along the last segment up to here).
-TAIL_FLOOR = 1e-6
-
-
-def tail_log_odds(novelty: np.ndarray, quantiles: dict[str, float]) -> np.ndarray:
-    """``log(0.5 / q)`` where ``q`` is the share of legitimate transactions (the novelty card's calibration
-    quantiles, held-out legitimate rows) with at least this novelty; 0 at or below their median.  Piecewise
-    linear in the score between the card's quantiles, extrapolated along the last segment beyond them and
-    capped at ``q =`` :data:`TAIL_FLOOR`.  NaN counts as 0."""
-    levels = sorted((float(k), float(v)) for k, v in quantiles.items() if float(k) >= 0.5)
-    if len(levels) < 2:
-        raise ValueError(f"need the median and at least one higher quantile, got {sorted(quantiles)}")
-    scores = np.maximum.accumulate(np.array([v for _, v in levels]))
-    odds = np.log(0.5 / (1.0 - np.array([k for k, _ in levels])))
-    x = np.nan_to_num(np.asarray(novelty, dtype=np.float64), nan=-np.inf, posinf=np.finfo(np.float64).max)
-    out = np.interp(x, scores, odds, left=0.0, right=odds[-1])
-    slope = (odds[-1] - odds[-2]) / max(scores[-1] - scores[-2], 1e-12)
-    beyond = x > scores[-1]
-    out[beyond] = np.minimum(odds[-1] + slope * (x[beyond] - scores[-1]), np.log(0.5 / TAIL_FLOOR))
-    return out
 
 
 @dataclass(frozen=True)

@@ -48,8 +48,10 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -61,7 +63,15 @@ from npusuite.fraud.categorical import KEY_FEATURES
 from npusuite.fraud.fast_model import REASON_GROUPS
 from npusuite.fraud.features import FEATURE_NAMES, N_FEATURES, Features
 from npusuite.fraud.novelty_forest import ForestTensors, fit_forest
-from npusuite.fraud.novelty_rule import NoveltyConfig, NoveltyRule
+from npusuite.fraud.novelty_rule import NoveltyConfig, NoveltyRule, tail_log_odds
+from npusuite.fraud.novelty_sequence import (
+    SequenceNovelty,
+    SequenceScores,
+    SequenceTrainConfig,
+    fit_sequence_novelty,
+    live_scores,
+    sequence_error,
+)
 from npusuite.fraud.rules import decoded
 from npusuite.fraud.schema import Transaction
 from npusuite.platform.contracts.labels import ReasonCode
@@ -90,7 +100,8 @@ class NoveltyAE(nn.Module):
     """features (B, F) -> novelty (B,); :meth:`errors` also gives the per-group errors (B, G)."""
 
     def __init__(self, n_features: int = N_FEATURES, hidden: int = 32, bottleneck: int = 8, n_groups: int = 0,
-                 n_trees: int = 0, n_nodes: int = 1, n_columns: int = 1, depth: int = 1):
+                 n_trees: int = 0, n_nodes: int = 1, n_columns: int = 1, depth: int = 1, seq_history: int = 0,
+                 seq_hidden: int = 0, seq_calibration: int = 0):
         super().__init__()
         self.register_buffer("mean", torch.zeros(n_features))
         self.register_buffer("std", torch.ones(n_features))
@@ -100,6 +111,13 @@ class NoveltyAE(nn.Module):
         self.net = nn.Sequential(nn.Linear(n_features, hidden), nn.SiLU(), nn.Linear(hidden, bottleneck), nn.SiLU(),
                                  nn.Linear(bottleneck, hidden), nn.SiLU(), nn.Linear(hidden, n_features))
         self.forest = ForestTensors(n_trees, n_nodes, n_columns, depth) if n_trees > 0 else None
+        self.sequence = (SequenceNovelty(n_features, SequenceTrainConfig(history=seq_history, hidden=seq_hidden),
+                                         seq_calibration) if seq_history > 0 else None)
+
+    @property
+    def history(self) -> int:
+        """Previous feature rows per transaction its sequence detector reads (0: none)."""
+        return self.sequence.config.history if self.sequence is not None else 0
 
     def standardise(self, x: torch.Tensor) -> torch.Tensor:
         """Standardised features; those in no group (the key features) held at 0."""
@@ -120,6 +138,19 @@ class NoveltyAE(nn.Module):
         return self.errors(x)[0]
 
 
+class NoveltyScores(NamedTuple):
+    """One batch through the novelty model: ``novelty`` is what the card's rule reads; ``groups`` and
+    ``features`` are the autoencoder's per-group and per-feature errors (the reason); ``sequence`` is the
+    sequence detector's view, for a model that has one (then ``novelty`` is the larger of the forest's and
+    the sequence's legitimate tail evidence, ``forest`` the former)."""
+
+    novelty: np.ndarray
+    groups: np.ndarray
+    features: np.ndarray
+    sequence: SequenceScores | None = None
+    forest: np.ndarray | None = None
+
+
 @dataclass
 class NoveltyModel:
     """A loaded novelty model: the module, its reference, its card and its combination."""
@@ -135,15 +166,44 @@ class NoveltyModel:
         card = read_card(folder, ref)
         return cls(module, ref or card.get("ref") or f"{folder.name}@local", card, NoveltyConfig.from_card(card))
 
-    @torch.inference_mode()
-    def score(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(novelty, group errors, feature errors) of a feature matrix, one forward pass."""
-        novelty, groups, feats = self.module.errors(torch.from_numpy(np.asarray(x, dtype=np.float32)))
-        return novelty.double().numpy(), groups.numpy(), feats.numpy()
+    @property
+    def history(self) -> int:
+        """Previous feature rows per transaction the model reads (0: it reads the transaction alone)."""
+        return self.module.history
 
-    def reason(self, tx: Transaction, f: Features, group_errors: np.ndarray, feature_errors: np.ndarray
-               ) -> rs.Reason:
-        """Which part of the behaviour is unusual, against what legitimate history (one bounded phrase)."""
+    @torch.inference_mode()
+    def score(self, x: np.ndarray, history: tuple[np.ndarray, np.ndarray] | None = None) -> NoveltyScores:
+        """The novelty of a feature matrix, one forward pass.  A model with a sequence detector also needs
+        ``history``: each row's previous feature rows and their presence
+        (:func:`~npusuite.fraud.features.history_block`); raises ValueError without it."""
+        x = np.asarray(x, dtype=np.float32)
+        novelty, groups, feats = self.module.errors(torch.from_numpy(x))
+        novelty, groups, feats = novelty.double().numpy(), groups.numpy(), feats.numpy()
+        if self.module.sequence is None:
+            return NoveltyScores(novelty, groups, feats)
+        if history is None:
+            raise ValueError(f"{self.ref} reads the account's last {self.history} transactions: no history given")
+        rows, present = history
+        keep = self.history  # the states keep HISTORY_ROWS; the model may read fewer, the most recent
+        sequence = live_scores(self.module.sequence, x, rows[:, rows.shape[1] - keep:],
+                               present[:, present.shape[1] - keep:])
+        forest = tail_log_odds(novelty, self.card["calibration"]["forest_quantiles"])
+        return NoveltyScores(np.maximum(forest, sequence.evidence), groups, feats, sequence, forest)
+
+    def reason(self, tx: Transaction, f: Features, scores: NoveltyScores, i: int) -> rs.Reason:
+        """Which part of the behaviour is unusual, against what history (one bounded phrase): the sequence
+        detector's expectation when its evidence is the larger, else the autoencoder's most unusual group."""
+        seq = scores.sequence
+        if seq is not None and seq.evidence[i] > scores.forest[i]:
+            col = int(seq.column[i])
+            name = FEATURE_NAMES[col]
+            value, expected = decoded(name, np.array([f.values[col], seq.predicted[i]]))
+            share = 0.5 / np.exp(seq.evidence[i])
+            text = (f"novelty: unlike the account's last {int(seq.previous[i])} transactions (as unexpected as "
+                    f"{rs._number(100 * share)}% of legitimate); {name} {rs._number(float(value))} where they "
+                    f"predict {rs._number(float(expected))}")
+            return rs.Reason(ReasonCode.NOVELTY, rs._bounded(text))
+        group_errors, feature_errors = scores.groups[i], scores.features[i]
         names = list(NOVELTY_GROUPS)
         g = int(np.argmax(group_errors))
         group = names[g]
@@ -171,6 +231,9 @@ class NoveltyTrainConfig:
     #: 100 x 512 keeps the tier's cost within the scorer's throughput goal (bench/fraud_novelty.py).
     trees: int = 100
     tree_rows: int = 512
+    #: The sequence detector over the account's previous rows (None: none).  Its calibration fraction is this
+    #: config's, so both detectors are calibrated on the same held-out legitimate rows.
+    sequence: SequenceTrainConfig | None = None
 
 
 def _group_matrix() -> torch.Tensor:
@@ -182,11 +245,18 @@ def _group_matrix() -> torch.Tensor:
 
 
 def train_novelty(x: np.ndarray, y: np.ndarray, config: NoveltyTrainConfig = NoveltyTrainConfig(),
-                  rule: NoveltyRule = NoveltyRule()) -> tuple[NoveltyAE, dict]:
+                  rule: NoveltyRule = NoveltyRule(), transactions: Sequence[Transaction] | None = None
+                  ) -> tuple[NoveltyAE, dict]:
     """Train on the legitimate rows of the time-ordered ``x`` (``y`` true = fraud, left out).
 
+    With ``config.sequence``, also the sequence detector, which needs the ``transactions`` of ``x``'s rows (to
+    find each row's previous rows of the same account); the novelty the card calibrates is then the larger of
+    the forest's and the sequence's legitimate tail evidence on the same calibration rows.
+
     Returns the module and the card's ``calibration``, ``feature_ranges``, ``combination`` and ``training``.
-    Raises ValueError when there are too few legitimate rows."""
+    Raises ValueError when there are too few legitimate rows, or a sequence without transactions."""
+    if config.sequence is not None and (transactions is None or len(transactions) != len(x)):
+        raise ValueError("the sequence detector needs the transactions of every feature row")
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
     legit = np.asarray(x, dtype=np.float32)[~np.asarray(y, dtype=bool)]
@@ -219,20 +289,36 @@ def train_novelty(x: np.ndarray, y: np.ndarray, config: NoveltyTrainConfig = Nov
         per_group = (module.squared_errors(torch.from_numpy(fit)) @ module.groups).mean(dim=0)
         module.group_scale.copy_(per_group.clamp_min(1e-6))
         novelty = module(torch.from_numpy(cal)).double().numpy()
-    quantiles = {str(q): float(np.quantile(novelty, q)) for q in sorted({*CALIBRATION_QUANTILES,
-                                                                         rule.review_quantile, rule.scale_quantile})}
+    levels = sorted({*CALIBRATION_QUANTILES, rule.review_quantile, rule.scale_quantile})
+    quantiles = {str(q): float(np.quantile(novelty, q)) for q in levels}
+    calibration: dict = {"rows": len(cal), "quantiles": quantiles}
+    sequence_card = None
+    if config.sequence is not None:
+        seq_config = replace(config.sequence, calibration_fraction=config.calibration_fraction)
+        module.sequence, rows = fit_sequence_novelty(transactions, x, y, seq_config)
+        errors = sequence_error(module.sequence, transactions, np.asarray(x, dtype=np.float32), rows)
+        module.sequence.set_calibration(errors)
+        evidence = np.maximum(tail_log_odds(novelty, quantiles), module.sequence.evidence(errors))
+        calibration = {"rows": len(cal), "quantiles": {str(q): float(np.quantile(evidence, q)) for q in levels},
+                       "forest_quantiles": quantiles, "sequence_rows": len(errors)}
+        sequence_card = {"history": seq_config.history, "hidden": seq_config.hidden, "epochs": seq_config.epochs,
+                         "learning_rate": seq_config.learning_rate, "batch": seq_config.batch,
+                         "seed": seq_config.seed, "calibration_errors_kept": int(module.sequence.calibration.numel()),
+                         "error_median": float(np.median(errors))}
     ranges = {}
     for j, name in enumerate(FEATURE_NAMES):
         lo, hi = np.quantile(decoded(name, legit[:, j]), [0.05, 0.95])
         ranges[name] = [round(float(lo), 4), round(float(hi), 4)]
     logger.info("novelty model trained on %d legitimate rows (final loss %.4f); calibrated on %d: %s", len(fit),
                 float(loss.detach()), len(cal), quantiles)
-    return module, {"calibration": {"rows": len(cal), "quantiles": quantiles}, "feature_ranges": ranges,
+    return module, {"calibration": calibration, "feature_ranges": ranges,
                     "combination": rule.model_dump(), "groups": {g: list(v) for g, v in NOVELTY_GROUPS.items()},
                     "training": {"rows_fit": len(fit), "final_loss": round(float(loss.detach()), 5),
                                  "hidden": config.hidden, "bottleneck": config.bottleneck, "epochs": config.epochs,
                                  "trees": config.trees, "tree_rows": config.tree_rows, "seed": config.seed},
-                    "detector": "isolation-forest" if config.trees > 0 else "autoencoder"}
+                    "detector": ("isolation-forest" if config.trees > 0 else "autoencoder")
+                    + ("+sequence" if sequence_card else ""),
+                    **({"sequence": sequence_card} if sequence_card else {})}
 
 
 def save_novelty_model(module: NoveltyAE, out_dir: Path, card: dict) -> Path:
@@ -240,7 +326,11 @@ def save_novelty_model(module: NoveltyAE, out_dir: Path, card: dict) -> Path:
                                         "hidden": module.net[0].out_features,
                                         "bottleneck": module.net[2].out_features,
                                         "n_groups": int(module.group_scale.numel()),
-                                        **(module.forest.config if module.forest is not None else {})},
+                                        **(module.forest.config if module.forest is not None else {}),
+                                        **({"seq_history": module.sequence.config.history,
+                                            "seq_hidden": module.sequence.config.hidden,
+                                            "seq_calibration": int(module.sequence.calibration.numel())}
+                                           if module.sequence is not None else {})},
                 inputs=[{"name": "features", "datatype": "FP32", "shape": [-1, int(module.mean.numel())]}],
                 outputs=[{"name": "novelty", "datatype": "FP32", "shape": [-1]}])
     (out_dir / CARD).write_text(json.dumps(card, indent=2) + "\n")

@@ -3,8 +3,9 @@
 Replays the labelled stream through the streaming features (``fraud train``'s
 :func:`~npusuite.fraud.training.load_dataset`), drops every transaction
 labelled fraud (the model must know legitimate behaviour, not any typology),
-trains :mod:`npusuite.fraud.novelty`'s isolation forest (the novelty score) and
-autoencoder (the reasons) and writes ``OUT`` (the
+trains :mod:`npusuite.fraud.novelty`'s isolation forest (the novelty score),
+autoencoder (the reasons) and, with ``--sequence``, the sequence detector over
+the account's previous transactions, and writes ``OUT`` (the
 module, ``card.json``).  With ``--model-root`` it is added as a version of
 ``NAME-novelty`` (the first version becomes ``production``; ``--promote``
 moves it for later ones), which ``fraud run --novelty-model NAME-novelty``
@@ -41,6 +42,13 @@ def train_novelty(
         "Novelty above this quantile of legitimate behaviour is at least reviewed (the card's combination).")),
     scale_quantile: float = typer.Option(0.9999, "--scale-quantile", help=(
         "Novelty at this quantile gets half the way from the review to the decline threshold.")),
+    sequence: bool = typer.Option(False, "--sequence", help=(
+        "Add the sequence detector: a GRU that reads the account's previous 8 transactions' features and "
+        "predicts this one (legitimate rows only). The novelty is then the larger of the forest's and the "
+        "sequence's legitimate tail evidence; in the leave-one-typology-out table it caught more of the "
+        "typologies left out of training on four seeds (docs/fraud-models.md, \"A learned sequence model\"). "
+        "It costs scoring time (bench/fraud_quality.py --throughput).")),
+    sequence_epochs: int = typer.Option(4, "--sequence-epochs", help="Sequence detector training epochs."),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Train the novelty tier on legitimate transactions only (an isolation forest and an autoencoder over the
@@ -58,11 +66,16 @@ def train_novelty(
     from npusuite.fraud.novelty import NoveltyTrainConfig, save_novelty_model
     from npusuite.fraud.novelty import train_novelty as run_training
     from npusuite.fraud.novelty_rule import NoveltyRule
+    from npusuite.fraud.novelty_sequence import SequenceTrainConfig
     from npusuite.fraud.training import load_dataset
     from npusuite.platform.repository import ModelRepository
 
     if epochs < 1:
         raise UserError(f"--epochs must be positive (got {epochs})")
+    if not 1 <= sequence_epochs <= 100:
+        raise UserError(f"--sequence-epochs must be between 1 and 100 (got {sequence_epochs})")
+    if sequence_epochs != 4 and not sequence:
+        raise UserError("--sequence-epochs needs --sequence")
     if not 0 <= trees <= 1000:
         raise UserError(f"--trees must be between 0 and 1000 (got {trees})")
     try:
@@ -71,7 +84,9 @@ def train_novelty(
         raise UserError(f"--review-quantile/--scale-quantile: {exc.errors()[0]['msg']}") from None
     ds = load_dataset(data, labels, analyst_files=extra_labels)
     try:
-        module, info = run_training(ds.x, ds.y, NoveltyTrainConfig(epochs=epochs, seed=seed, trees=trees), rule)
+        config = NoveltyTrainConfig(epochs=epochs, seed=seed, trees=trees, sequence=SequenceTrainConfig(
+            epochs=sequence_epochs, seed=seed) if sequence else None)
+        module, info = run_training(ds.x, ds.y, config, rule, ds.transactions)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     repo = ModelRepository(model_root) if model_root is not None else None

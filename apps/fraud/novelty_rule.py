@@ -77,3 +77,38 @@ def combined_score(p: float, t: float, review: float, decline: float) -> float:
     if t < 0:
         return p
     return max(p, review + (decline - review) * (t / (1.0 + t)))
+
+
+#: :func:`tail_log_odds` never goes beyond a legitimate tail share of this (a score past the card's last
+#: quantile is extrapolated along the last segment up to here).
+TAIL_FLOOR = 1e-6
+
+
+def tail_log_odds(novelty: np.ndarray, quantiles: dict[str, float]) -> np.ndarray:
+    """``log(0.5 / q)`` where ``q`` is the share of legitimate transactions (the novelty card's calibration
+    quantiles, held-out legitimate rows) with at least this novelty; 0 at or below their median.  Piecewise
+    linear in the score between the card's quantiles, extrapolated along the last segment beyond them and
+    capped at ``q =`` :data:`TAIL_FLOOR`.  NaN counts as 0."""
+    levels = sorted((float(k), float(v)) for k, v in quantiles.items() if float(k) >= 0.5)
+    if len(levels) < 2:
+        raise ValueError(f"need the median and at least one higher quantile, got {sorted(quantiles)}")
+    scores = np.maximum.accumulate(np.array([v for _, v in levels]))
+    odds = np.log(0.5 / (1.0 - np.array([k for k, _ in levels])))
+    x = np.nan_to_num(np.asarray(novelty, dtype=np.float64), nan=-np.inf, posinf=np.finfo(np.float64).max)
+    out = np.interp(x, scores, odds, left=0.0, right=odds[-1])
+    slope = (odds[-1] - odds[-2]) / max(scores[-1] - scores[-2], 1e-12)
+    beyond = x > scores[-1]
+    out[beyond] = np.minimum(odds[-1] + slope * (x[beyond] - scores[-1]), np.log(0.5 / TAIL_FLOOR))
+    return out
+
+
+def empirical_tail_log_odds(score: np.ndarray, calibration: np.ndarray, assume_sorted: bool = False) -> np.ndarray:
+    """``log(0.5 / q)``, ``q`` the share of ``calibration`` (legitimate scores) at least as high as ``score``;
+    0 where that share is half or more, and never beyond one calibration row (``q >= 1 / len(calibration)``).
+    ``assume_sorted``: ``calibration`` is already in ascending order (a served model keeps it so)."""
+    ordered = np.asarray(calibration, dtype=np.float64)
+    ordered = ordered if assume_sorted else np.sort(ordered)
+    if not len(ordered):
+        raise ValueError("no calibration scores")
+    share = 1.0 - np.searchsorted(ordered, np.asarray(score, dtype=np.float64), side="left") / len(ordered)
+    return np.where(share >= 0.5, 0.0, np.log(0.5 / np.maximum(share, 1.0 / len(ordered))))

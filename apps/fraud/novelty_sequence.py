@@ -20,9 +20,12 @@ Rules:
   account, by time.
 - Deterministic for a given seed and data.
 
-Evaluation only: the live scorer does not keep the last rows per account yet, so this is a leave-out method
-(:class:`~npusuite.fraud.leave_out_tiers.SequenceTierMethod`), not a served model.  The measurements and the
-rule it is judged by: ``docs/fraud-models.md``, "A learned sequence model".
+Served (since session 15) as the novelty model's second detector: ``fraud train-novelty --sequence`` puts a
+:class:`SequenceNovelty` inside the :class:`~npusuite.fraud.novelty.NoveltyAE`, with the sorted errors of its
+calibration rows (:meth:`SequenceNovelty.set_calibration`); the live scorer reads each account's last
+:data:`~npusuite.fraud.features.HISTORY_ROWS` feature rows from its state (:func:`live_scores`).  The same
+model scores the leave-out table (:class:`~npusuite.fraud.leave_out_tiers.SequenceTierMethod`).  The
+measurements and the rule it is judged by: ``docs/fraud-models.md``, "A learned sequence model".
 """
 
 from __future__ import annotations
@@ -30,13 +33,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
 
 from npusuite.fraud.categorical import KEY_FEATURES
-from npusuite.fraud.features import FEATURE_NAMES
+from npusuite.fraud.features import FEATURE_NAMES, HISTORY_ROWS, HISTORY_WIDTH
+from npusuite.fraud.novelty_rule import empirical_tail_log_odds
 from npusuite.platform.contracts.transaction import Transaction
 
 logger = logging.getLogger(__name__)
@@ -82,12 +87,17 @@ def previous_rows(transactions: Sequence[Transaction], history: int,
 class SequenceNovelty(nn.Module):
     """A GRU over the account's previous rows that predicts the current one; carries its standardisation."""
 
-    def __init__(self, n_features: int, config: SequenceTrainConfig) -> None:
+    #: At most this many calibration errors are kept (evenly spaced order statistics beyond it).
+    MAX_CALIBRATION = 65536
+
+    def __init__(self, n_features: int, config: SequenceTrainConfig, n_calibration: int = 0) -> None:
         super().__init__()
         self.config = config
         self.register_buffer("mean", torch.zeros(n_features))
         self.register_buffer("scale", torch.ones(n_features))
         self.register_buffer("keep", torch.from_numpy(_KEEP.copy()))
+        #: Sorted errors of the legitimate calibration rows (the tail evidence reads its share above a score).
+        self.register_buffer("calibration", torch.zeros(n_calibration, dtype=torch.float64))
         self.rnn = nn.GRU(n_features + 1, config.hidden, batch_first=True)
         self.head = nn.Linear(config.hidden, n_features)
 
@@ -101,12 +111,78 @@ class SequenceNovelty(nn.Module):
         _, last = self.rnn(histories)
         return self.head(last[-1])
 
+    def set_calibration(self, errors: np.ndarray) -> None:
+        """Keep the sorted legitimate calibration errors (at most :attr:`MAX_CALIBRATION`, evenly spaced)."""
+        ordered = np.sort(np.asarray(errors, dtype=np.float64))
+        if len(ordered) > self.MAX_CALIBRATION:
+            ordered = np.quantile(ordered, np.linspace(0.0, 1.0, self.MAX_CALIBRATION))
+        self.calibration = torch.from_numpy(ordered)
+
+    def evidence(self, errors: np.ndarray) -> np.ndarray:
+        """Legitimate tail log-odds of ``errors`` against the calibration
+        (:func:`~npusuite.fraud.novelty_rule.empirical_tail_log_odds`)."""
+        return empirical_tail_log_odds(errors, self.calibration.numpy(), assume_sorted=True)
+
+
+class SequenceScores(NamedTuple):
+    """The sequence detector's view of a batch: its error and tail evidence, and per row the feature it
+    expected least (a column of :data:`~npusuite.fraud.features.FEATURE_NAMES`) with the value the history
+    predicted for it, in the feature's own unit."""
+
+    error: np.ndarray
+    evidence: np.ndarray
+    column: np.ndarray
+    predicted: np.ndarray
+    previous: np.ndarray
+
+
+def _score_histories(model: SequenceNovelty, histories: torch.Tensor, z: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(error, column, predicted raw value) of standardised current rows ``z`` given their histories."""
+    keep = model.keep.numpy()
+    predicted = model(histories).numpy()
+    squared = (predicted - z) ** 2
+    error = squared[:, keep].mean(1)
+    squared[:, ~keep] = -1.0
+    column = squared.argmax(1)
+    rows = np.arange(len(z))
+    raw = predicted[rows, column] * model.scale.numpy()[column] + model.mean.numpy()[column]
+    return error, column, raw
+
+
+@torch.inference_mode()
+def live_scores(model: SequenceNovelty, x: np.ndarray, rows: np.ndarray, present: np.ndarray) -> SequenceScores:
+    """Score the batch ``x`` (B, F) from each transaction's previous rows as the live state keeps them
+    (:func:`~npusuite.fraud.features.history_block`: ``rows`` (B, H, W) with the first W features, the most
+    recent last; ``present`` (B, H)).  The key columns beyond W are zero, as :meth:`SequenceNovelty.standardise`
+    holds them anyway.  Raises ValueError when the history is not the model's length."""
+    n, history = len(x), model.config.history
+    if rows.shape[:2] != (n, history) or present.shape != (n, history):
+        raise ValueError(f"the sequence model reads {history} previous rows per transaction; got a history of "
+                         f"shape {tuple(rows.shape)} for {n} transactions")
+    full = np.zeros((n * history, x.shape[1]), dtype=np.float32)
+    full[:, :rows.shape[2]] = rows.reshape(n * history, -1)
+    past = model.standardise(full).reshape(n, history, -1) * present[..., None]
+    histories = torch.from_numpy(np.concatenate([past, present[..., None].astype(np.float32)], axis=2))
+    error, column, predicted = _score_histories(model, histories, model.standardise(np.asarray(x, np.float32)))
+    return SequenceScores(error, model.evidence(error), column, predicted, present.sum(1))
+
 
 def _histories(z: np.ndarray, previous: np.ndarray, rows: np.ndarray) -> torch.Tensor:
     index = previous[rows]
     present = index >= 0
     past = z[np.where(present, index, 0)] * present[..., None]
     return torch.from_numpy(np.concatenate([past, present[..., None].astype(np.float32)], axis=2))
+
+
+def offline_history(transactions: Sequence[Transaction], x: np.ndarray, rows: np.ndarray,
+                    history: int = HISTORY_ROWS) -> tuple[np.ndarray, np.ndarray]:
+    """What a live account state would hold before each of ``rows``: its previous ``history`` feature rows
+    among ``transactions`` (``x``'s rows), in :func:`~npusuite.fraud.features.history_block`'s layout (the first
+    :data:`~npusuite.fraud.features.HISTORY_WIDTH` features, the most recent last, absent rows zero)."""
+    index = previous_rows(transactions, history)[rows]
+    present = index >= 0
+    past = np.asarray(x, dtype=np.float32)[np.where(present, index, 0), :HISTORY_WIDTH] * present[..., None]
+    return past.astype(np.float32), present
 
 
 def fit_sequence_novelty(transactions: Sequence[Transaction], x: np.ndarray, y: np.ndarray,
@@ -148,11 +224,9 @@ def sequence_error(model: SequenceNovelty, transactions: Sequence[Transaction], 
     ``transactions`` count as history, as live)."""
     z = model.standardise(x)
     previous = previous_rows(transactions, model.config.history)
-    keep = model.keep.numpy()
     out = np.empty(len(rows))
     with torch.inference_mode():
         for start in range(0, len(rows), 4096):
             batch = rows[start:start + 4096]
-            predicted = model(_histories(z, previous, batch)).numpy()
-            out[start:start + len(batch)] = ((predicted - z[batch]) ** 2)[:, keep].mean(1)
+            out[start:start + len(batch)] = _score_histories(model, _histories(z, previous, batch), z[batch])[0]
     return out

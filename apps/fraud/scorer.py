@@ -24,7 +24,9 @@ Rules:
 - ``model`` is the fast model's ``name@version``; when the LLM decided, its
   reference is added after a ``+`` (``fraud-fast@3+fraud-llm@2``).
 - Novelty tier (optional, :mod:`npusuite.fraud.novelty`): one forward pass
-  per batch on the same feature rows.  Where novelty exceeds the card's
+  per batch on the same feature rows; a novelty model with a sequence
+  detector also reads each transaction's previous feature rows, gathered
+  from the account states as the batch advances them (only then).  Where novelty exceeds the card's
   ``review_quantile`` of legitimate behaviour, the decision is at least
   ``review``, the score is raised per the card's combination rule
   (:class:`~npusuite.fraud.novelty.NoveltyRule`), the reason ``novelty``
@@ -44,18 +46,25 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from npusuite.fraud import reasons as rs
-from npusuite.fraud.features import FEATURE_NAMES, AccountState, Features, advance
+from npusuite.fraud.features import FEATURE_NAMES, AccountState, Features, advance, history_block
 from npusuite.fraud.novelty_rule import NoveltyConfig, combined_score
 from npusuite.fraud.rules import Rule
 from npusuite.fraud.schema import Transaction
 from npusuite.platform.contracts.labels import ReasonCode
 from npusuite.platform.contracts.score import MAX_RULES_FIRED, FraudScore, ScoreFields, score_fields
 from npusuite.platform.errors import UserError
+
+if TYPE_CHECKING:  # the novelty model's module imports torch; this one stays pure
+    from npusuite.fraud.novelty import NoveltyScores
+
+#: Each transaction's previous feature rows (B, H, W) and their presence (B, H):
+#: :func:`~npusuite.fraud.features.history_block`.
+History = tuple[np.ndarray, np.ndarray]
 
 logger = logging.getLogger(__name__)
 
@@ -82,11 +91,12 @@ class NoveltyScorer(Protocol):
 
     ref: str
     config: NoveltyConfig
+    #: Previous feature rows per transaction it reads (0: the transaction alone).
+    history: int
 
-    def score(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+    def score(self, x: np.ndarray, history: History | None = None) -> NoveltyScores: ...
 
-    def reason(self, tx: Transaction, f: Features, group_errors: np.ndarray,
-               feature_errors: np.ndarray) -> rs.Reason: ...
+    def reason(self, tx: Transaction, f: Features, scores: NoveltyScores, i: int) -> rs.Reason: ...
 
 
 class RuleEvaluator(Protocol):
@@ -171,29 +181,38 @@ class TieredScorer:
     def ref(self) -> str:
         return self.fast.ref
 
+    @property
+    def history(self) -> int:
+        """Previous feature rows per transaction the novelty tier reads (0: none, so none are gathered)."""
+        return getattr(self.novelty, "history", 0) if self.novelty is not None else 0
+
     def featurise(self, items: Sequence[tuple[Transaction, AccountState | None]]
-                  ) -> tuple[list[Features], list[AccountState]]:
-        """Features and new states, chaining states for repeated accounts."""
+                  ) -> tuple[list[Features], list[AccountState], History | None]:
+        """Features and new states, chaining states for repeated accounts; with a sequence novelty tier also
+        each transaction's previous feature rows (:func:`~npusuite.fraud.features.history_block`)."""
         latest: dict[str, AccountState] = {}
-        feats, states = [], []
+        feats, states, before = [], [], []
+        keep_history = self.history > 0
         for tx, state in items:
             prior = latest.get(tx.account_id, state)
             new_state = prior.copy() if prior is not None else AccountState()
+            if keep_history:
+                before.append(new_state.recent_rows())
             feats.append(advance(new_state, tx))
             latest[tx.account_id] = new_state
             states.append(new_state)
-        return feats, states
+        return feats, states, history_block(before) if keep_history else None
 
     def score_batch(self, items: Sequence[tuple[Transaction, AccountState | None]]) -> list[ScoredTransaction]:
         """Score a batch in order.  Never raises on an LLM failure (falls back)."""
         if not items:
             return []
         started = self.clock()
-        feats, states = self.featurise(items)
+        feats, states, history = self.featurise(items)
         x = np.array([f.values for f in feats], dtype=np.float32)
         probs, contrib = self.fast.contributions(x)
         txs = [tx for tx, _ in items]
-        novelty = self._novelty(x)
+        novelty = self._novelty(x, history)
         hits = self._rule_hits(txs, x)
         cfg = self.config
         probs_list = np.asarray(probs).tolist()
@@ -217,6 +236,7 @@ class TieredScorer:
                   else np.zeros((len(items), 0)))
         reasons = rs.explain_batch_coded(txs, feats, groups, matrix, cfg.max_reasons)
         grey_set = set(grey)
+        excess = self.novelty.config.excess(novelty.novelty) if novelty is not None else None
         thresholds = {"review": cfg.review, "decline": cfg.decline}
         out = []
         for i, tx in enumerate(txs):
@@ -238,13 +258,13 @@ class TieredScorer:
                 if fallback and i in grey_set:
                     why = [*why, rs.LLM_FALLBACK]
             fired: list[str] = []
-            if novelty is not None and novelty[0][i] >= 0:
-                raised = combined_score(score, float(novelty[0][i]), cfg.review, cfg.decline)
+            if novelty is not None and excess[i] >= 0:
+                raised = combined_score(score, float(excess[i]), cfg.review, cfg.decline)
                 if raised > score:
                     score, model = raised, f"{model}+{self.novelty.ref}"
                 decision = decision if _RANK[decision] else "review"
                 why = [*(w for w in why if w.code is not ReasonCode.NO_RISK),
-                       self.novelty.reason(tx, feats[i], novelty[1][i], novelty[2][i])]
+                       self.novelty.reason(tx, feats[i], novelty, i)]
             if hits is not None and hits[i].any():
                 rules = [r for r, hit in zip(self.rules.rules, hits[i].tolist(), strict=True) if hit]
                 decision = max([decision, *(r.action for r in rules)], key=_RANK.__getitem__)
@@ -259,13 +279,12 @@ class TieredScorer:
                                          thresholds=thresholds))
         return out
 
-    def _novelty(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """(excess t, group errors, feature errors), or None without a novelty tier or when it failed."""
+    def _novelty(self, x: np.ndarray, history: History | None) -> NoveltyScores | None:
+        """The novelty tier's scores of the batch, or None without a novelty tier or when it failed."""
         if self.novelty is None:
             return None
         try:
-            values, groups, features = self.novelty.score(x)
-            return self.novelty.config.excess(values), groups, features
+            return self.novelty.score(x, history)
         except Exception as exc:  # like the LLM tier, the novelty tier must never stop scoring
             logger.warning("novelty model %s failed on %d transactions, scoring without it: %s", self.novelty.ref,
                            len(x), exc)

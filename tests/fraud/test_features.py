@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import dataclasses
+import json
 import math
 from datetime import UTC, datetime, timedelta
 
@@ -9,7 +12,19 @@ import numpy as np
 import pytest
 
 from npusuite.fraud.datasets import read_transactions
-from npusuite.fraud.features import FEATURE_NAMES, AccountState, StreamFeaturizer, advance, step
+from npusuite.fraud.features import (
+    FEATURE_NAMES,
+    HISTORY_ROWS,
+    HISTORY_WIDTH,
+    KEY_FEATURES,
+    STATE_VERSION,
+    AccountState,
+    StreamFeaturizer,
+    advance,
+    history_block,
+    history_block_of_bytes,
+    step,
+)
 from npusuite.fraud.schema import Transaction
 from npusuite.platform.errors import SchemaError
 
@@ -52,6 +67,144 @@ def test_state_bytes_round_trip_exactly():
         AccountState.from_bytes(b'{"v": 99}')
 
 
+# -- the history rows (the sequence novelty model's input) --------------------------------------
+def test_history_width_is_the_features_before_the_category_keys():
+    assert HISTORY_ROWS == 8 and HISTORY_WIDTH == 42
+    assert FEATURE_NAMES[HISTORY_WIDTH:] == KEY_FEATURES
+
+
+def test_state_remembers_the_last_8_feature_rows_oldest_first():
+    state, returned = AccountState(), []
+    assert state.history == b"" and state.recent_rows().shape == (0, HISTORY_WIDTH)
+    for i, t in enumerate(history(13)):
+        returned.append(advance(state, t).values)
+        k = min(i + 1, HISTORY_ROWS)
+        rows = state.recent_rows()
+        assert rows.shape == (k, HISTORY_WIDTH) and rows.dtype == np.float32
+        assert len(state.history) == k * HISTORY_WIDTH * 4
+        # Exactly the float32 of the first 42 values advance returned, oldest first: bit for bit.
+        want = np.array([v[:HISTORY_WIDTH] for v in returned[-k:]], dtype=np.float32)
+        assert rows.tobytes() == want.tobytes()
+        assert np.frombuffer(state.history, dtype="<f4").tobytes() == want.astype("<f4").tobytes()
+    with pytest.raises(ValueError):  # read-only: the bytes are the state
+        state.recent_rows()[0, 0] = 1.0
+
+
+def test_step_copy_and_featurizer_keep_the_history():
+    state = AccountState()
+    for t in history(5):
+        advance(state, t)
+    before = state.history
+    features, new_state = step(state, tx(99, 5 * 600.0 + 5, amount=400.0))
+    assert state.history == before  # step is pure
+    assert new_state.history[:-HISTORY_WIDTH * 4] == before
+    assert new_state.recent_rows()[-1].tobytes() == np.float32(features.values[:HISTORY_WIDTH]).tobytes()
+    copied = new_state.copy()
+    assert copied == new_state and copied.history == new_state.history
+    featurizer = StreamFeaturizer()
+    matrix = featurizer.matrix(history(11))
+    assert featurizer.states["A1"].recent_rows().tobytes() == matrix[-HISTORY_ROWS:, :HISTORY_WIDTH].tobytes()
+
+
+def test_history_block_right_aligns_and_masks():
+    rng = np.random.default_rng(0)
+    full = rng.normal(size=(HISTORY_ROWS, HISTORY_WIDTH)).astype(np.float32)
+    three = rng.normal(size=(3, HISTORY_WIDTH)).astype(np.float32)
+    empty = np.zeros((0, HISTORY_WIDTH), dtype=np.float32)
+    rows, present = history_block([empty, three, full, three[:1]])
+    assert rows.shape == (4, HISTORY_ROWS, HISTORY_WIDTH) and rows.dtype == np.float32
+    assert present.shape == (4, HISTORY_ROWS) and present.dtype == bool
+    assert not present[0].any() and not rows[0].any()
+    assert present[1].tolist() == [False] * 5 + [True] * 3
+    assert not rows[1, :5].any() and np.array_equal(rows[1, 5:], three)  # the most recent row at index 7
+    assert present[2].all() and np.array_equal(rows[2], full)
+    assert present[3].tolist() == [False] * 7 + [True] and np.array_equal(rows[3, 7], three[0])
+    assert history_block([])[0].shape == (0, HISTORY_ROWS, HISTORY_WIDTH)
+    # From the bytes of the states' histories: the same arrays.
+    by_bytes = history_block_of_bytes([h.astype("<f4").tobytes() for h in (empty, three, full, three[:1])])
+    assert np.array_equal(by_bytes[0], rows) and np.array_equal(by_bytes[1], present)
+    for bad in (np.zeros((HISTORY_ROWS + 1, HISTORY_WIDTH)), np.zeros((2, HISTORY_WIDTH + 1)), np.zeros(HISTORY_WIDTH)):
+        with pytest.raises(ValueError):
+            history_block([bad])
+
+
+def test_state_bytes_round_trip_with_history():
+    state = AccountState()
+    for t in history(12):
+        advance(state, t)
+    raw = state.to_bytes()
+    doc = json.loads(raw)
+    assert doc["v"] == STATE_VERSION == 2
+    assert list(doc) == ["v", *(f.name for f in dataclasses.fields(AccountState))] and list(doc)[-1] == "history"
+    assert base64.b64decode(doc["history"], validate=True) == state.history
+    again = AccountState.from_bytes(raw)
+    assert again == state and again.history == state.history and again.to_bytes() == raw
+    assert AccountState.from_bytes(AccountState().to_bytes()) == AccountState()
+
+
+def _v1_snapshot(state: AccountState) -> bytes:
+    """The snapshot version 1 wrote: today's JSON without the history."""
+    doc = json.loads(state.to_bytes())
+    del doc["history"]
+    doc["v"] = 1
+    return json.dumps(doc).encode()
+
+
+def test_version_1_snapshot_restores_with_an_empty_history():
+    state = AccountState()
+    for t in history(12):
+        advance(state, t)
+    restored = AccountState.from_bytes(_v1_snapshot(state))
+    assert restored.history == b"" and restored.recent_rows().shape == (0, HISTORY_WIDTH)
+    without = state.copy()
+    without.history = b""
+    assert restored == without
+    # It goes on as any state would, its history filling from the next transaction.
+    advance(restored, tx(50, 12 * 600.0 + 60))
+    assert restored.recent_rows().shape == (1, HISTORY_WIDTH)
+    v1_with_history = json.loads(_v1_snapshot(state))
+    v1_with_history["history"] = ""
+    with pytest.raises(SchemaError):
+        AccountState.from_bytes(json.dumps(v1_with_history).encode())
+
+
+def _hostile_histories() -> dict[str, object]:
+    row = np.ones(HISTORY_WIDTH, dtype="<f4")
+    nan = row.copy()
+    nan[5] = np.nan
+    inf = row.copy()
+    inf[0] = -np.inf
+    b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
+    slashes = b64(b"\xff\xff\xff\xbf" * HISTORY_WIDTH)  # -1.9999999 (finite), "////v///..." in base64
+    assert "/" in slashes
+    urlsafe = slashes.replace("/", "_").replace("+", "-")
+    return {
+        "not base64": "not base64!!",
+        "urlsafe alphabet": urlsafe,
+        "not whole rows": b64(row.tobytes()[:-4]),
+        "nine rows": b64(np.tile(row, HISTORY_ROWS + 1).tobytes()),
+        "nan": b64(nan.tobytes()),
+        "infinity": b64(inf.tobytes()),
+        "a number": 12,
+        "a list": [1.0] * HISTORY_WIDTH,
+        "null": None,
+        "missing": ...,
+        "huge": "A" * 10_000_000,
+    }
+
+
+@pytest.mark.parametrize("case", list(_hostile_histories()))
+def test_hostile_history_in_a_snapshot_is_a_schema_error(case):
+    value = _hostile_histories()[case]
+    doc = json.loads(AccountState().to_bytes())
+    if value is ...:
+        del doc["history"]
+    else:
+        doc["history"] = value
+    with pytest.raises(SchemaError, match="bad account state"):
+        AccountState.from_bytes(json.dumps(doc).encode())
+
+
 def test_whole_replay_equals_replay_resumed_from_serialised_state(fraud_data):
     txs, _ = read_transactions(fraud_data.transactions)
     whole = StreamFeaturizer().matrix(txs)
@@ -62,6 +215,10 @@ def test_whole_replay_equals_replay_resumed_from_serialised_state(fraud_data):
     resumed = StreamFeaturizer({k: AccountState.from_bytes(v) for k, v in saved.items()})
     tail = resumed.matrix(txs[half:])
     np.testing.assert_allclose(np.vstack([head, tail]), whole, rtol=0, atol=1e-6)
+    # The histories too: resumed from the snapshots, each account's last 8 rows are the whole replay's.
+    whole_states = StreamFeaturizer()
+    whole_states.matrix(txs)
+    assert {k: v.history for k, v in resumed.states.items()} == {k: v.history for k, v in whole_states.states.items()}
 
 
 def test_new_device_network_and_amount_against_history():

@@ -141,25 +141,36 @@ def test_empirical_tail_log_odds_reads_the_share_of_calibration_rows_above():
         empirical_tail_log_odds(np.array([1.0]), np.array([]))
 
 
-def test_the_sequence_tier_only_raises_the_supervised_score(fraud_data):
+def test_the_sequence_tier_only_raises_the_supervised_score_and_is_the_studys_rule(fraud_data):
     from npusuite.fraud.leave_out_tiers import SequenceTierMethod
-    from npusuite.fraud.novelty_sequence import SequenceTrainConfig
+    from npusuite.fraud.novelty_rule import empirical_tail_log_odds, tail_log_odds
+    from npusuite.fraud.novelty_sequence import SequenceTrainConfig, fit_sequence_novelty, sequence_error
 
     txs, inline = read_transactions(fraud_data.transactions)
     labels = {**inline, **merge_labels([read_labels(fraud_data.labels)])}
     train, test = split(txs, labels, txs[0].timestamp + timedelta(days=14), NONE)
     tiers = Tiers(FastTrainConfig(epochs=2), NoveltyTrainConfig(epochs=2, hidden=16, bottleneck=4))
     config = SequenceTrainConfig(history=4, hidden=16, epochs=1)
-    both = SequenceTierMethod("sequence + forest", tiers, config)
-    alone = SequenceTierMethod("sequence", tiers, config, with_forest=False)
+    method = SequenceTierMethod("sequence + forest", tiers, config)
     fitted = tiers.fitted(train, test)
-    for method in (both, alone):
-        scores = method.fit_predict(train, test)
-        t = method.excess(train, test)
-        assert scores.shape == fitted.probability.shape and np.isfinite(scores).all()
-        raised = t >= 0
-        assert raised.any() and (scores[raised] >= fitted.review).all()
-        assert np.array_equal(scores[~raised], fitted.probability[~raised])
+    scores = method.fit_predict(train, test)
+    t = method.excess(train, test)
+    assert scores.shape == fitted.probability.shape and np.isfinite(scores).all()
+    raised = t >= 0
+    assert raised.any() and (scores[raised] >= fitted.review).all()
+    assert np.array_equal(scores[~raised], fitted.probability[~raised])
+    # The served model's forest is the tiers' own, and its rule is the study's (session 14), computed here the
+    # study's way: the sequence model fitted alone, its empirical tail on its calibration rows, the larger of that
+    # and the forest's tail, gated at that evidence's own 99.8% and 99.99% on the calibration rows.
+    forest = tiers.novelty_model(train, test)
+    model, calibration = fit_sequence_novelty(train.transactions, train.x, train.y, config)
+    transactions, x = [*train.transactions, *test.transactions], np.vstack([train.x, test.x])
+    rows = np.concatenate([calibration, len(train.y) + np.arange(len(test.y))])
+    error = sequence_error(model, transactions, x, rows)
+    evidence = np.maximum(empirical_tail_log_odds(error, error[:len(calibration)]),
+                          tail_log_odds(forest.score(x[rows]).novelty, forest.card["calibration"]["quantiles"]))
+    review, scale = np.quantile(evidence[:len(calibration)], [0.998, 0.9999])
+    assert np.allclose(t, (evidence[len(calibration):] - review) / (scale - review), atol=1e-6)
     # The larger of two evidences is gated at its own 99.8% line: the forest's rows above its line stay near it.
     forest_t = tiers.excess(train, test)
-    assert (both.excess(train, test)[forest_t >= 0.5] >= 0).mean() > 0.5
+    assert (t[forest_t >= 0.5] >= 0).mean() > 0.5

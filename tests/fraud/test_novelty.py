@@ -47,7 +47,7 @@ def test_the_card_calibrates_on_legitimate_data_and_an_outlier_exceeds_it(config
     model = NoveltyModel(module, "fraud-novelty@1", card, NoveltyConfig.from_card(card))
     outlier = np.zeros((2, N_FEATURES), dtype=np.float32)
     outlier[1, extreme] = 40.0
-    novelty, groups, feats = model.score(outlier)
+    novelty, groups, feats, _, _ = model.score(outlier)
     t = model.config.excess(novelty)
     assert t[0] < 0 <= t[1] and groups.shape[0] == 2 and feats.shape == (2, N_FEATURES)
 

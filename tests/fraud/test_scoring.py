@@ -119,3 +119,53 @@ def test_a_model_trained_on_other_features_is_refused(fraud_model):
     old = FastModel(fast.module, fast.ref, {**fast.card, "features": fast.card["features"][:-2]})
     with pytest.raises(UserError, match="different feature set"):
         TieredScorer(old)
+
+
+@pytest.fixture(scope="module")
+def sequence_novelty(fraud_data):
+    """A novelty model with its sequence detector, trained small on the session's stream."""
+    from npusuite.fraud.novelty import NoveltyModel, NoveltyTrainConfig, train_novelty
+    from npusuite.fraud.novelty_rule import NoveltyConfig
+    from npusuite.fraud.novelty_sequence import SequenceTrainConfig
+    from npusuite.fraud.training import load_dataset
+
+    ds = load_dataset(fraud_data.transactions, [fraud_data.labels], progress=False)
+    config = NoveltyTrainConfig(epochs=1, hidden=8, bottleneck=2, trees=20, tree_rows=128,
+                                sequence=SequenceTrainConfig(hidden=16, epochs=1))
+    module, card = train_novelty(ds.x, ds.y, config, transactions=ds.transactions)
+    return NoveltyModel(module, "fraud-novelty@seq", card, NoveltyConfig.from_card(card))
+
+
+def test_a_sequence_novelty_tier_scores_the_same_whole_resumed_and_on_either_feature_implementation(
+        fraud_model, transactions, sequence_novelty):
+    """The sequence detector reads each account's previous rows from its state: they survive a snapshot, a
+    repeated account's earlier row in the same batch counts, and the kernel batch gives the reference's scores."""
+    from npusuite.fraud.service.scoring import FEATURE_IMPLEMENTATIONS
+
+    model_dir, _ = fraud_model
+    scorer = load_scorer(model_dir)
+    scorer.novelty = sequence_novelty
+    txs = transactions[:3000]
+    whole = replay(scorer, txs, {}, batch_size=200)
+    half = len(txs) // 2
+    states: dict[str, AccountState] = {}
+    head = replay(scorer, txs[:half], states, batch_size=200)
+    resumed = {k: AccountState.from_bytes(v.to_bytes()) for k, v in states.items()}
+    got = head + replay(scorer, txs[half:], resumed, batch_size=137)  # other batches: float32 sums may differ
+    np.testing.assert_allclose([r.fields["score"] for r in got], [r.fields["score"] for r in whole], atol=1e-6,
+                               rtol=0)
+    for field in ("decision", "reason_codes", "model"):
+        assert [r.fields[field] for r in got] == [r.fields[field] for r in whole], field
+    sequence_reasons = [r for r in whole if any("unlike the account's last" in p for p in r.fields["reasons"])]
+    assert sequence_reasons, "the sequence detector should raise some transactions"
+    for kind in ("python", "kernel"):
+        state_type, tiered = FEATURE_IMPLEMENTATIONS[kind]
+        live = tiered(scorer.fast, scorer.llm, scorer.config, novelty=sequence_novelty)
+        live_states: dict[str, object] = {}
+        out = []
+        for start in range(0, len(txs), 200):
+            batch = txs[start:start + 200]
+            items = [(tx, live_states.setdefault(tx.account_id, state_type())) for tx in batch]
+            out += live.score_batch(items)
+        assert [r.fields for r in out] == [{**r.fields, "latency_ms": o.fields["latency_ms"]}
+                                           for r, o in zip(whole, out, strict=True)], kind

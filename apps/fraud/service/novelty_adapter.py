@@ -10,8 +10,12 @@ the scorer runs the model on the batch's feature rows under an engine lease
    taking this code's feature count; the card's ``features`` must equal
    :data:`~npusuite.fraud.features.FEATURE_NAMES` (names and order); its
    ``calibration`` and ``combination`` must resolve
-   (:meth:`~npusuite.fraud.novelty_rule.NoveltyConfig.from_card`);
-2. warm: one synthetic transaction on a blank account gives a finite novelty.
+   (:meth:`~npusuite.fraud.novelty_rule.NoveltyConfig.from_card`); a model
+   with a sequence detector must read the history the states keep (at most
+   :data:`~npusuite.fraud.features.HISTORY_ROWS` rows), carry its
+   calibration errors, and its card the forest's own quantiles;
+2. warm: one synthetic transaction on a blank account, and (with a sequence
+   detector) the same transaction after it, give a finite novelty.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import math
 
 import numpy as np
 
-from npusuite.fraud.features import FEATURE_NAMES, AccountState, advance
+from npusuite.fraud.features import FEATURE_NAMES, HISTORY_ROWS, HISTORY_WIDTH, AccountState, advance, history_block
 from npusuite.fraud.novelty import NoveltyAE, NoveltyModel
 from npusuite.fraud.novelty_rule import NoveltyConfig
 from npusuite.fraud.service.adapters import card_of, synthetic_transaction
@@ -53,10 +57,22 @@ class FraudNoveltyAdapter(AppAdapter[NoveltyModel]):
             config = NoveltyConfig.from_card(card)
         except ValueError as exc:
             raise UserError(f"{version.ref}: {exc} (train it with `npusuite fraud train-novelty`)") from None
+        if module.sequence is not None:
+            if not 0 < module.history <= HISTORY_ROWS:
+                raise UserError(f"{version.ref} reads {module.history} previous transactions; the account states "
+                                f"keep {HISTORY_ROWS}")
+            if not module.sequence.calibration.numel() or "forest_quantiles" not in card.get("calibration", {}):
+                raise UserError(f"{version.ref} has a sequence detector without its calibration: retrain it with "
+                                f"`npusuite fraud train-novelty --sequence`")
         return NoveltyModel(module, version.ref, card, config)
 
     def warm(self, app: NoveltyModel) -> None:
         tx = synthetic_transaction()
-        values, groups, _ = app.score(np.array([advance(AccountState(), tx).values], dtype=np.float32))
-        if not all(math.isfinite(v) for v in [*values.tolist(), *groups.ravel().tolist()]):
+        state = AccountState()
+        rows, before = [advance(state, tx).values], [state.recent_rows()]
+        rows.append(advance(state, tx).values)
+        x = np.array(rows if app.history else rows[:1], dtype=np.float32)
+        history = history_block([np.zeros((0, HISTORY_WIDTH), np.float32), *before]) if app.history else None
+        scores = app.score(x, history)
+        if not all(math.isfinite(v) for v in [*scores.novelty.tolist(), *scores.groups.ravel().tolist()]):
             raise UserError(f"{app.ref} gives a non-finite novelty on a plain purchase")

@@ -52,8 +52,8 @@ import numpy as np
 
 from npusuite.fraud import feature_kernel
 from npusuite.fraud.feature_kernel import KernelState
-from npusuite.fraud.feature_kernel_batch import advance_batch
-from npusuite.fraud.features import AccountState, Features, advance
+from npusuite.fraud.feature_kernel_batch import advance_batch, advance_batch_with_history
+from npusuite.fraud.features import AccountState, Features, advance, history_block
 from npusuite.fraud.schema import Transaction, parse_transaction
 from npusuite.fraud.scorer import ScoredTransaction, TieredScorer
 from npusuite.fraud.service.adapters import FastApp, FraudFastAdapter, FraudVerdictAdapter, card_of
@@ -74,11 +74,14 @@ class _InPlaceTieredScorer(TieredScorer):
 
     def featurise(self, items):
         step = self.advance
-        feats, states = [], []
+        feats, states, before = [], [], []
+        keep_history = self.history > 0
         for tx, state in items:
+            if keep_history:
+                before.append(state.recent_rows())
             feats.append(step(state, tx))
             states.append(state)
-        return feats, states
+        return feats, states, history_block(before) if keep_history else None
 
 
 class _KernelTieredScorer(_InPlaceTieredScorer):
@@ -89,8 +92,13 @@ class _KernelTieredScorer(_InPlaceTieredScorer):
 
     def featurise(self, items):
         states = [state for _, state in items]
-        matrix = advance_batch(states, [tx for tx, _ in items])
-        return [Features(row) for row in map(tuple, matrix.tolist())], states
+        txs = [tx for tx, _ in items]
+        history = None
+        if self.history > 0:
+            matrix, *history = advance_batch_with_history(states, txs)
+        else:
+            matrix = advance_batch(states, txs)
+        return [Features(row) for row in map(tuple, matrix.tolist())], states, history
 
 
 #: features= -> (state type, tiered scorer).

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from kafka.errors import KafkaTimeoutError
 
-from npusuite.fraud.service.account_store import ChangelogReader
+from npusuite.fraud.service.account_store import AccountStore, ChangelogReader, PendingState, rebuild
 
 
 class FlakyEnds:
@@ -75,3 +75,34 @@ def test_no_leader_for_longer_than_the_bound_is_one_typed_error(monkeypatch):
     reader = _reader(FlakyEnds(failures=10**9), FlakyEnds(failures=0), leader_timeout_s=0.0)
     with pytest.raises(TimeoutError, match=r"changelog \[1\]: no partition leader answered"):
         reader.restore([1])
+
+
+@pytest.mark.parametrize("features", ["kernel", "python"])
+def test_a_state_rebuilt_from_the_changelog_keeps_its_feature_rows(fraud_data, features):
+    """Records as the processor writes them (a snapshot every R/2 transactions, at a batch's last record of the
+    account), rebuilt and restored: the account's history is the last 8 rows of the uninterrupted stream."""
+    import json
+
+    from npusuite.fraud.features import HISTORY_ROWS
+    from npusuite.fraud.service.scoring import LiveScorer
+
+    lines = [line for line in fraud_data.transactions.read_bytes().splitlines() if line.strip()]
+    account = json.loads(lines[0])["account_id"]
+    raw = [line for line in lines if json.loads(line)["account_id"] == account][:37]
+    assert len(raw) >= 20
+    scorer, store = LiveScorer(None, features=features), AccountStore(ring_size=10)
+    store.set_partition(0, {})
+    entry, state, records = store.entry(0, account), None, []
+    for start in range(0, len(raw), 3):  # batches of three transactions of this account
+        batch = raw[start:start + 3]
+        for i, line in enumerate(batch):
+            state = scorer.restore_state(scorer.encode_state(state) if state is not None else None, [line])
+            due = store.snapshot_due(entry) and i == len(batch) - 1
+            records.append(store.record(entry, account, json.loads(line)["transaction_id"], state,
+                                        scorer.encode_state(state) if due else None, line))
+    pending = rebuild(records, store.ring_size)[account].state
+    assert isinstance(pending, PendingState) and pending.snapshot and pending.transactions
+    restored = scorer.restore_state(pending.snapshot, pending.transactions)
+    assert len(restored.recent_rows()) == HISTORY_ROWS
+    assert restored.history == state.history
+    assert scorer.encode_state(restored) == scorer.encode_state(state)
