@@ -267,7 +267,8 @@ def tier_methods(seed: int) -> list:
                                      boosted=GbmTrainConfig(seed=seed), with_risk=True, novelty_from=tiers,
                                      profile_inputs=True)).method(PROFILE_INPUTS_COLUMN, novelty=False),
             profile_inputs.method(PROFILE_INPUTS_NOVELTY_COLUMN),
-            SequenceTierMethod(SEQUENCE_NOVELTY_COLUMN, boosted_risk, SequenceTrainConfig(seed=seed))]
+            sequence := SequenceTierMethod(SEQUENCE_NOVELTY_COLUMN, boosted_risk, SequenceTrainConfig(seed=seed)),
+            SequenceTierMethod(MLP_SEQUENCE_NOVELTY_COLUMN, tiers, sequence_from=sequence)]
 
 
 @dataclass(frozen=True)
@@ -309,14 +310,16 @@ EVIDENCE_GATE_COLUMN = "boosted + categorical risk + novelty as evidence, then g
 #: Evaluation only: the boosted model with learned risk also reads the behavioural profile as inputs.
 PROFILE_INPUTS_COLUMN = "boosted + categorical risk + profile inputs (eval only)"
 PROFILE_INPUTS_NOVELTY_COLUMN = "boosted + categorical risk + profile inputs + novelty (eval only)"
-#: Evaluation only: the novelty evidence is the larger of the forest's and a GRU's over the account's previous
-#: transactions (npusuite.fraud.novelty_sequence), gated at its own 99.8% legitimate line.
-SEQUENCE_NOVELTY_COLUMN = "boosted + categorical risk + sequence and forest novelty (eval only)"
+#: The novelty model of `fraud train-novelty --sequence`: the evidence is the larger of the forest's and a GRU's
+#: over the account's previous transactions (npusuite.fraud.novelty_sequence), gated at its own 99.8% legitimate
+#: line; one sequence model per fold for both fast learners.
+SEQUENCE_NOVELTY_COLUMN = "boosted + categorical risk + sequence novelty"
+MLP_SEQUENCE_NOVELTY_COLUMN = "supervised + sequence novelty"
 TIER_COLUMNS = ("supervised", "supervised + novelty", "supervised + novelty + rules", PROFILE_COLUMN,
                 PROFILE_RISK_COLUMN, BOOSTED_COLUMN, BOOSTED_NOVELTY_COLUMN, BOOSTED_RULES_COLUMN,
                 BOOSTED_RISK_COLUMN, BOOSTED_RISK_NOVELTY_COLUMN, BLEND_NOVELTY_COLUMN, MAX_NOVELTY_COLUMN,
                 EVIDENCE_COLUMN, EVIDENCE_GATE_COLUMN, PROFILE_INPUTS_COLUMN, PROFILE_INPUTS_NOVELTY_COLUMN,
-                SEQUENCE_NOVELTY_COLUMN)
+                SEQUENCE_NOVELTY_COLUMN, MLP_SEQUENCE_NOVELTY_COLUMN)
 
 
 def run_table(gen_cfg: GeneratorConfig, out: Path, quick: bool, tiers_only: bool = False) -> int:

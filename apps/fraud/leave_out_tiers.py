@@ -312,9 +312,14 @@ class SequenceTierMethod:
     name: str
     tiers: Tiers
     config: SequenceTrainConfig = SequenceTrainConfig()
+    #: Another method whose novelty model (the same for the same fold) is reused: two fast learners, one
+    #: sequence model per fold.
+    sequence_from: SequenceTierMethod | None = None
     _cache: dict[tuple[int, int], tuple[NoveltyModel, np.ndarray]] = field(default_factory=dict)
 
     def _fitted(self, train: Part, test: Part) -> tuple[NoveltyModel, np.ndarray]:
+        if self.sequence_from is not None:
+            return self.sequence_from._fitted(train, test)
         key = (id(train), id(test))
         if key not in self._cache:
             self._cache.clear()
