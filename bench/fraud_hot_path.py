@@ -31,6 +31,12 @@ reference (``fraud run --features python``) on the same stream, their timed
 passes interleaved, and reports the ratio of their CPU time per transaction
 (the baseline in the same run).
 
+``--novelty`` adds, on the compiled kernel, the live scorer with the novelty
+tier (``fraud train-novelty``: ``kernel + novelty``) and with the sequence
+novelty model (``fraud train-novelty --sequence``: ``kernel + sequence
+novelty``), trained on the same data as the fast model, and reports each
+one's throughput as a ratio to ``kernel`` (today's scorer: no novelty tier).
+
 Writes ``bench/out/fraud_hot_path.json`` and ``fraud_hot_path.png`` (µs per
 transaction by phase, per feature implementation).  Run it niced on a shared
 machine: ``nice -n 10 .venv/bin/python bench/fraud_hot_path.py``.
@@ -220,9 +226,13 @@ def main() -> None:
     ap.add_argument("--features", choices=("both", "kernel", "python"), default="both",
                     help="feature implementation(s); both: the kernel against the Python reference in one run")
     ap.add_argument("--model-root", type=Path, default=None, help="a repository with fraud-fast (default: train one)")
+    ap.add_argument("--novelty", action="store_true", help="also the kernel with the novelty tier and with the "
+                    "sequence novelty model, as throughput ratios to the kernel alone")
     ap.add_argument("--top", type=int, default=25, help="functions listed by own time (profiled pass)")
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
+    if args.novelty and args.model_root is not None:
+        ap.error("--novelty trains its novelty models beside the fast model: leave out --model-root")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
 
     from npusuite.fraud.service.config import ModelConfig
@@ -237,7 +247,13 @@ def main() -> None:
             train_model(root)
         days = 10
         msgs = messages(base_transactions(args.accounts, days, seed=1), args.n, "hot", days)
-        scorers = {m: build_live_scorer(ModelConfig(model="fraud-fast", model_root=root, features=m)) for m in modes}
+        configs = {m: ModelConfig(model="fraud-fast", model_root=root, features=m) for m in modes}
+        if args.novelty:
+            logger.info("training the novelty models into %s", root)
+            configs.update({f"kernel + {name}": ModelConfig(model="fraud-fast", model_root=root, features="kernel",
+                                                            novelty_model=ref)
+                            for name, ref in train_novelty_models(root).items()})
+        scorers = {m: build_live_scorer(config) for m, config in configs.items()}
         try:
             results = measure(scorers, msgs, args)
         finally:
@@ -248,6 +264,10 @@ def main() -> None:
     if len(modes) == 2:
         report["ratio_kernel_vs_python_cpu"] = round(results["kernel"]["total_us_per_tx"]
                                                      / results["python"]["total_us_per_tx"], 3)
+    if "kernel" in results:
+        # Throughput is the inverse of CPU time per transaction: kernel's time over each mode's.
+        report["throughput_ratio_vs_kernel_cpu"] = {m: round(results["kernel"]["total_us_per_tx"]
+                                                             / r["total_us_per_tx"], 3) for m, r in results.items()}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "fraud_hot_path.json").write_text(json.dumps(report, indent=2) + "\n")
     plot(report, args.out / "fraud_hot_path.png")
@@ -255,6 +275,23 @@ def main() -> None:
                      indent=2))
     if "ratio_kernel_vs_python_cpu" in report:
         print(f"kernel / python CPU per transaction: {report['ratio_kernel_vs_python_cpu']}")
+    if args.novelty:
+        print(f"throughput against the kernel alone: {report['throughput_ratio_vs_kernel_cpu']}")
+
+
+def train_novelty_models(root: Path) -> dict[str, str]:
+    """``fraud train-novelty`` with and without ``--sequence`` on :func:`train_model`'s data, into ``root``."""
+    import subprocess
+
+    work, out = root.parent, {}
+    for name, extra in (("novelty", []), ("sequence novelty", ["--sequence"])):
+        model = "fraud-seq" if extra else "fraud"
+        subprocess.run([sys.executable, "-m", "npusuite.platform", "fraud", "train-novelty", "--data",
+                        str(work / "data" / "transactions.jsonl"), "--labels", str(work / "data" / "labels.jsonl"),
+                        "--out", str(work / model.replace("fraud", "novelty")), "--model-root", str(root), "--name",
+                        model, *extra], check=True, capture_output=True)
+        out[name] = f"{model}-novelty"
+    return out
 
 
 if __name__ == "__main__":

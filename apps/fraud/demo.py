@@ -2,8 +2,10 @@
 
 1. ``fraud generate`` (300 accounts, 20 days, 2% fraud so both splits hold some) and ``fraud train`` into the
    demo's model repository (once; skipped when ``fraud-fast`` exists there);
-2. ``fraud run`` consuming ``transactions`` (metrics on port 9400, or a free one);
-3. the feed (:mod:`npusuite.fraud.service.feed`) producing the generated
+2. ``fraud train-novelty --sequence`` (once): the novelty tier, an isolation forest and a GRU over each
+   account's previous 8 transactions, trained on the legitimate transactions only, as ``fraud-novelty``;
+3. ``fraud run --novelty-model fraud-novelty`` consuming ``transactions`` (metrics on port 9400, or a free one);
+4. the feed (:mod:`npusuite.fraud.service.feed`) producing the generated
    transactions to ``transactions`` at 50/s, forever, keyed by account_id.
 
 Scores land in ``fraud-scores``, alerts in ``fraud-alerts`` (the review app
@@ -40,10 +42,16 @@ def step(ctx: DemoContext) -> None:
                 "fraud", "train", "--data", str(data / "transactions.jsonl"), "--labels", str(data / "labels.jsonl"),
                 "--out", str(work / "model"), "--model-root", str(ctx.model_root), "--llm-steps", "30",
                 "--epochs", "4")
+    ctx.prepare("fraud: train the novelty tier (forest + sequence, legitimate transactions only)",
+                ctx.model_root / "fraud-novelty",
+                "fraud", "train-novelty", "--data", str(data / "transactions.jsonl"), "--labels",
+                str(data / "labels.jsonl"), "--out", str(work / "novelty"), "--model-root", str(ctx.model_root),
+                "--sequence")
     port = 9400 if port_is_free(9400) else free_port()
     metrics = f"http://127.0.0.1:{port}/metrics"
     ctx.start("fraud-scorer", "fraud", "run", "--bootstrap", ctx.bootstrap, "--model", "fraud-fast",
-              "--model-root", str(ctx.model_root), "--instance-id", "demo-0", "--metrics-port", str(port),
+              "--model-root", str(ctx.model_root), "--novelty-model", "fraud-novelty", "--instance-id", "demo-0",
+              "--metrics-port", str(port),
               url=metrics, ready=lambda: _serving(metrics))
     ctx.expose_metrics("npusuite-fraud", metrics)
     log = ctx.workdir / "logs" / "fraud-feed.log"
@@ -52,5 +60,5 @@ def step(ctx: DemoContext) -> None:
                             cwd=ctx.workdir, stdin=subprocess.DEVNULL, stdout=log.open("ab"),
                             stderr=subprocess.STDOUT)
     ctx.services.append(Service("fraud-feed", proc, None, log))
-    ctx.notes.append(f"fraud        {FEED_RATE_PER_S} tx/s -> transactions -> fraud run -> fraud-scores, "
-                     f"fraud-alerts; metrics {metrics}")
+    ctx.notes.append(f"fraud        {FEED_RATE_PER_S} tx/s -> transactions -> fraud run (+ novelty tier with the "
+                     f"account's sequence) -> fraud-scores, fraud-alerts; metrics {metrics}")

@@ -41,6 +41,15 @@ behaviour does not produce.  Rules:
   scorer applies; see ``docs/fraud-models.md``.
 - Reasons are readable: the group with the largest error, its feature with the
   largest error, this transaction's value against the legitimate range.
+- Optional third detector, the account's recent sequence (``fraud train-novelty --sequence``,
+  :mod:`npusuite.fraud.novelty_sequence`): a GRU that reads the account's previous
+  :data:`~npusuite.fraud.features.HISTORY_ROWS` feature rows (kept in its state) and predicts this one,
+  trained on the same legitimate rows and calibrated on the same held-out ones (their sorted errors are a
+  buffer of the module).  The novelty is then the larger of two legitimate tail log-odds, the forest's (its
+  quantiles: the card's ``calibration.forest_quantiles``) and the sequence's (the share of calibration errors
+  at least as high), and the card's ``calibration.quantiles`` are that evidence's, so the rule and the scorer
+  are unchanged.  The reason then quotes the feature the history predicted worst, e.g. "novelty:
+  country_share 0.00 where the account's last 8 predict 0.97 (top 0.02% of legitimate)".  It costs scoring time: ``bench/fraud_hot_path.py --novelty``.
 - :func:`train_novelty` is deterministic for a given seed and data.
 """
 
@@ -199,9 +208,8 @@ class NoveltyModel:
             name = FEATURE_NAMES[col]
             value, expected = decoded(name, np.array([f.values[col], seq.predicted[i]]))
             share = 0.5 / np.exp(seq.evidence[i])
-            text = (f"novelty: unlike the account's last {int(seq.previous[i])} transactions (as unexpected as "
-                    f"{rs._number(100 * share)}% of legitimate); {name} {rs._number(float(value))} where they "
-                    f"predict {rs._number(float(expected))}")
+            text = (f"novelty: {name} {rs._number(float(value))} where the account's last {int(seq.previous[i])} "
+                    f"predict {rs._number(float(expected))} (top {rs._number(100 * share)}% of legitimate)")
             return rs.Reason(ReasonCode.NOVELTY, rs._bounded(text))
         group_errors, feature_errors = scores.groups[i], scores.features[i]
         names = list(NOVELTY_GROUPS)

@@ -12,6 +12,10 @@ tiered scorer can apply it without importing torch.  Rules:
   ``review``, score ``max(p, review + (decline - review) * t / (1 + t))`` on
   the fast card's thresholds.  ``t < 0``: nothing changes.  Novelty alone
   never declines.
+- :func:`tail_log_odds` and :func:`empirical_tail_log_odds` turn a detector's
+  score into legitimate tail evidence, ``log(0.5 / q)``; a novelty model with
+  a sequence detector takes the larger of its two detectors' evidence as its
+  novelty (:mod:`npusuite.fraud.novelty`), which the rule reads as any other.
 """
 
 from __future__ import annotations

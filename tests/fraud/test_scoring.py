@@ -156,7 +156,7 @@ def test_a_sequence_novelty_tier_scores_the_same_whole_resumed_and_on_either_fea
                                rtol=0)
     for field in ("decision", "reason_codes", "model"):
         assert [r.fields[field] for r in got] == [r.fields[field] for r in whole], field
-    sequence_reasons = [r for r in whole if any("unlike the account's last" in p for p in r.fields["reasons"])]
+    sequence_reasons = [r for r in whole if any("where the account's last" in p for p in r.fields["reasons"])]
     assert sequence_reasons, "the sequence detector should raise some transactions"
     for kind in ("python", "kernel"):
         state_type, tiered = FEATURE_IMPLEMENTATIONS[kind]
