@@ -49,7 +49,8 @@ behaviour does not produce.  Rules:
   quantiles: the card's ``calibration.forest_quantiles``) and the sequence's (the share of calibration errors
   at least as high), and the card's ``calibration.quantiles`` are that evidence's, so the rule and the scorer
   are unchanged.  The reason then quotes the feature the history predicted worst, e.g. "novelty:
-  country_share 0.00 where the account's last 8 predict 0.97 (top 0.02% of legitimate)".  It costs scoring time: ``bench/fraud_hot_path.py --novelty``.
+  country_share 0.00 where the account's last 8 predict 1.03 (top 0.02% of legitimate)".  It costs
+  scoring time: ``bench/fraud_hot_path.py --novelty``.
 - :func:`train_novelty` is deterministic for a given seed and data.
 """
 

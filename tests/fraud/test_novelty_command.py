@@ -136,7 +136,8 @@ def test_the_novelty_engine_hot_swaps_to_a_sequence_model_and_refuses_one_withou
     ds = load_dataset(fraud_data.transactions, [fraud_data.labels], progress=False)
     repo = ModelRepository(tmp_path / "models")
     for i, sequence in enumerate((None, SequenceTrainConfig(history=4, hidden=8, epochs=1),
-                                  SequenceTrainConfig(history=4, hidden=8, epochs=1)), start=1):
+                                  SequenceTrainConfig(history=4, hidden=8, epochs=1),
+                                  SequenceTrainConfig(history=HISTORY_ROWS + 1, hidden=8, epochs=1)), start=1):
         config = NoveltyTrainConfig(epochs=1, hidden=8, bottleneck=2, trees=10, tree_rows=128, sequence=sequence)
         module, info = train_novelty(ds.x, ds.y, config, transactions=ds.transactions)
         card = {"ref": f"fraud-novelty@{i}", "features": list(FEATURE_NAMES), **info}
@@ -158,6 +159,8 @@ def test_the_novelty_engine_hot_swaps_to_a_sequence_model_and_refuses_one_withou
             assert np.isfinite(scores.novelty).all() and scores.sequence.previous.tolist() == [0, 1, 4]
         with pytest.raises(SwapError, match="without its calibration"):
             engine.load("3")
+        with pytest.raises(SwapError, match=f"reads {HISTORY_ROWS + 1} previous transactions"):
+            engine.load("4")
         assert engine.ref == "fraud-novelty@2"
     finally:
         engine.close()
