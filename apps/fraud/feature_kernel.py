@@ -50,7 +50,6 @@ import orjson
 
 from npusuite.fraud.categorical import category_keys
 from npusuite.fraud.features import (
-    _HISTORY_ROW,
     CARD_TESTING_WINDOW_S,
     CHANNELS,
     FRESH_S,
@@ -69,6 +68,7 @@ from npusuite.fraud.features import (
     Features,
     encode_history,
     ip_net,
+    pack_row,
     rows_of,
 )
 from npusuite.fraud.schema import Transaction
@@ -617,7 +617,7 @@ def advance(state: KernelState, tx: Transaction, interner: Interner = INTERNER) 
         state._grow()
     computed = out.tolist()
     # The reference's push: the same 42 doubles through the same float32 packing.
-    state.history = (state.history + _HISTORY_ROW.pack(*computed))[-HISTORY_BYTES:]
+    state.history = (state.history + pack_row(computed))[-HISTORY_BYTES:]
     return Features(tuple(computed)
                     + category_keys(tx.merchant_category, tx.country, tx.channel, tx.merchant_id, tx.device_id))
 

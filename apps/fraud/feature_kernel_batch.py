@@ -169,7 +169,8 @@ def _run_batch(states: Sequence[KernelState], transactions: Sequence[Transaction
 def _push_history(states: Sequence[KernelState], computed: np.ndarray, before: list[bytes] | None) -> None:
     """Append row i of ``computed`` (as little-endian float32, the reference's packing) to ``states[i]``'s history,
     in order; record each history before its push into ``before`` (unless None)."""
-    packed = computed.astype("<f4").tobytes()
+    with np.errstate(over="ignore"):  # beyond float32: infinite, as the reference's pack_row
+        packed = computed.astype("<f4").tobytes()
     size = HISTORY_ROW_BYTES
     if before is None:
         for i, state in enumerate(states):

@@ -53,8 +53,12 @@ Rules:
   ``"v"`` then the fields in declaration order, ``"history"`` last as
   standard base64 (with padding) of the history bytes.  ``from_bytes`` also
   reads version 1 (the same object without ``"history"``: an empty history)
-  and refuses, with SchemaError, a history that is not base64 of whole rows,
-  holds more than 8 or any non-finite value.
+  and refuses, with SchemaError, a history that is not base64 of whole rows
+  or holds more than 8.  Any float32 value is kept: a row is the float32
+  cast of the features (a finite value beyond float32 becomes infinite, as
+  numpy's cast; only states written before amounts were clamped give one),
+  so a state the scorer wrote always restores; the sequence model sanitises
+  what it reads (:func:`~npusuite.fraud.novelty_sequence.live_scores`).
 """
 
 from __future__ import annotations
@@ -121,6 +125,7 @@ HISTORY_BYTES = HISTORY_ROWS * HISTORY_ROW_BYTES
 #: One row -> its bytes: the C cast of each double to float (round to nearest even), as numpy's ``astype``.
 _HISTORY_ROW = struct.Struct(f"<{HISTORY_WIDTH}f")
 _HISTORY_DTYPE = np.dtype("<f4")
+_ONE_F32 = struct.Struct("<f")
 
 
 @dataclass
@@ -185,6 +190,22 @@ class AccountState:
         return state
 
 
+def pack_row(computed: Sequence[float]) -> bytes:
+    """One history row's bytes: the float32 cast of each value, little-endian; a finite value beyond float32
+    becomes infinite, as numpy's ``astype`` makes it (struct refuses it)."""
+    try:
+        return _HISTORY_ROW.pack(*computed)
+    except OverflowError:
+        return b"".join(_pack_one(v) for v in computed)
+
+
+def _pack_one(value: float) -> bytes:
+    try:
+        return _ONE_F32.pack(value)
+    except OverflowError:
+        return _ONE_F32.pack(math.copysign(math.inf, value))
+
+
 def rows_of(history: bytes) -> np.ndarray:
     """History bytes as a read-only (k, HISTORY_WIDTH) float32 array (a view of the bytes)."""
     return np.frombuffer(history, dtype=_HISTORY_DTYPE).reshape(-1, HISTORY_WIDTH)
@@ -202,7 +223,7 @@ def encode_history(history: bytes) -> str:
 
 def decode_history(value: object) -> bytes:
     """The history bytes of a snapshot's ``"history"``.  Raises TypeError or ValueError (not a string, not
-    standard base64, not whole rows, more than HISTORY_ROWS rows, a non-finite value)."""
+    standard base64, not whole rows, more than HISTORY_ROWS rows); any float32 value is kept (see the rules)."""
     if not isinstance(value, str):
         raise TypeError(f"history must be a base64 string, not {type(value).__name__}")
     if len(value) > 4 * HISTORY_BYTES // 3 + 4:  # before decoding: never decode a huge string
@@ -215,8 +236,6 @@ def decode_history(value: object) -> bytes:
         raise ValueError(f"history of {len(history)} bytes is not whole rows of {HISTORY_ROW_BYTES}")
     if len(history) > HISTORY_BYTES:
         raise ValueError(f"history of {len(history) // HISTORY_ROW_BYTES} rows, at most {HISTORY_ROWS}")
-    if not np.isfinite(rows_of(history)).all():
-        raise ValueError("history holds a non-finite value")
     return history
 
 
@@ -477,7 +496,7 @@ def advance(state: AccountState, tx: Transaction) -> Features:
     features = Features(computed
                         + category_keys(tx.merchant_category, tx.country, tx.channel, tx.merchant_id, tx.device_id))
     _update(state, tx, amount, t, net, hour)
-    state.history = (state.history + _HISTORY_ROW.pack(*computed))[-HISTORY_BYTES:]
+    state.history = (state.history + pack_row(computed))[-HISTORY_BYTES:]
     return features
 
 

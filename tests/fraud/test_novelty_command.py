@@ -68,6 +68,11 @@ def test_train_novelty_with_sequence_serves_what_the_offline_path_computes(capsy
                        rtol=1e-5, atol=1e-7)
     assert np.array_equal(scores.novelty, np.maximum(scores.forest, scores.sequence.evidence))
     assert (scores.sequence.evidence >= 0).all() and (scores.sequence.evidence > 0).any()
+    # A restored history may hold any float32 (NaN, infinities): the novelty stays finite.
+    poisoned_rows = live[0].copy()
+    poisoned_rows[:, -1, :3] = [np.nan, np.inf, -np.inf]
+    poisoned = model.score(ds.x[rows], (poisoned_rows, live[1]))
+    assert np.isfinite(poisoned.novelty).all() and np.isfinite(poisoned.sequence.error).all()
 
 
 @pytest.mark.parametrize("args, message", [
