@@ -52,10 +52,12 @@ _KEEP = np.array([name not in KEY_FEATURES for name in FEATURE_NAMES])
 
 @dataclass(frozen=True)
 class SequenceTrainConfig:
-    """The settings measured in docs/fraud-models.md (fixed before the first run)."""
+    """The settings measured in docs/fraud-models.md (fixed before the first run).  ``hidden`` was 64 in the
+    study; 32 (a third of the scoring cost) met the rule written before its run on seeds 7 and 42 (recall and
+    AP within 0.005 and 0.003 of 64's), so it is the default."""
 
     history: int = 8
-    hidden: int = 64
+    hidden: int = 32
     epochs: int = 4
     learning_rate: float = 1e-3
     batch: int = 1024

@@ -44,11 +44,12 @@ def test_train_novelty_with_sequence_serves_what_the_offline_path_computes(capsy
 
     code, out, err = _run(capsys, "--data", str(fraud_data.transactions), "--labels", str(fraud_data.labels),
                           "--out", str(tmp_path / "nov"), "--epochs", "1", "--trees", "20", "--sequence",
-                          "--sequence-epochs", "1")
+                          "--sequence-epochs", "1", "--sequence-hidden", "16")
     assert code == 0, err
     model = NoveltyModel.load(tmp_path / "nov")
     assert model.card["detector"] == "isolation-forest+sequence" and model.history == HISTORY_ROWS
-    assert model.card["sequence"]["epochs"] == 1 and model.module.sequence.calibration.numel() > 100
+    assert model.card["sequence"]["epochs"] == 1 and model.card["sequence"]["hidden"] == 16
+    assert model.module.sequence.rnn.hidden_size == 16 and model.module.sequence.calibration.numel() > 100
     ds = load_dataset(fraud_data.transactions, [fraud_data.labels], progress=False)
     rows = np.arange(len(ds.y) - 400, len(ds.y))
     with pytest.raises(ValueError, match="no history given"):
@@ -79,7 +80,9 @@ def test_train_novelty_with_sequence_serves_what_the_offline_path_computes(capsy
     (["--trees", "-1"], "--trees must be between 0 and 1000"),
     (["--trees", "5000"], "--trees must be between 0 and 1000"),
     (["--epochs", "0"], "--epochs must be positive"),
-    (["--sequence-epochs", "2"], "--sequence-epochs needs --sequence"),
+    (["--sequence-epochs", "2"], "--sequence-epochs and --sequence-hidden need --sequence"),
+    (["--sequence-hidden", "64"], "--sequence-epochs and --sequence-hidden need --sequence"),
+    (["--sequence", "--sequence-hidden", "2"], "--sequence-hidden must be between 4 and 512"),
     (["--sequence", "--sequence-epochs", "0"], "--sequence-epochs must be between 1 and 100"),
 ])
 def test_bad_options_are_one_line_refusals(capsys, tmp_path, fraud_data, args, message):
