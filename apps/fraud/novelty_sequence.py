@@ -164,10 +164,13 @@ def live_scores(model: SequenceNovelty, x: np.ndarray, rows: np.ndarray, present
     full = np.zeros((n * history, x.shape[1]), dtype=np.float32)
     # A history row is whatever the state holds (a restored one included): NaN reads as 0; an infinite value
     # is clipped by the standardisation, as any value beyond 10 scales.
-    full[:, :rows.shape[2]] = np.nan_to_num(rows.reshape(n * history, -1), nan=0.0)
+    full[:, :rows.shape[2]] = rows.reshape(n * history, -1)
+    full[np.isnan(full)] = 0.0
     past = model.standardise(full).reshape(n, history, -1) * present[..., None]
     histories = torch.from_numpy(np.concatenate([past, present[..., None].astype(np.float32)], axis=2))
-    current = model.standardise(np.nan_to_num(np.asarray(x, np.float32), nan=0.0))
+    current = np.array(x, dtype=np.float32)
+    current[np.isnan(current)] = 0.0
+    current = model.standardise(current)
     error, column, predicted = _score_histories(model, histories, current)
     return SequenceScores(error, model.evidence(error), column, predicted, present.sum(1))
 
