@@ -65,7 +65,7 @@ def run(
     novelty_model: str | None = typer.Option(None, "--novelty-model", metavar="NAME[@ALIAS]", help=(
         "Novelty tier (`npusuite fraud train-novelty`), e.g. fraud-novelty: transactions far from legitimate "
         "behaviour are at least reviewed, with a reason saying what is unusual.  A model trained with "
-        "--sequence also reads each account's previous 8 transactions, which its state keeps (about 15 us a "
+        "--sequence also reads each account's previous 8 transactions, which its state keeps (about 13 us a "
         "transaction more).  Followed through its alias; a version that does not fit is refused before the "
         "switch.")),
     rules: str | None = typer.Option(None, "--rules", metavar="NAME[@ALIAS]", help=(
