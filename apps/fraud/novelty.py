@@ -209,8 +209,11 @@ class NoveltyModel:
             name = FEATURE_NAMES[col]
             value, expected = decoded(name, np.array([f.values[col], seq.predicted[i]]))
             share = 0.5 / np.exp(seq.evidence[i])
-            text = (f"novelty: {name} {rs._number(float(value))} where the account's last {int(seq.previous[i])} "
-                    f"predict {rs._number(float(expected))} (top {rs._number(100 * share)}% of legitimate)")
+            k = int(seq.previous[i])
+            who = (f"the account's last {k} predict" if k > 1 else "the account's last one predicts" if k == 1
+                   else "an account's first payments predict")
+            text = (f"novelty: {name} {rs._number(float(value))} where {who} {rs._number(float(expected))} "
+                    f"(top {rs._number(100 * share)}% of legitimate)")
             return rs.Reason(ReasonCode.NOVELTY, rs._bounded(text))
         group_errors, feature_errors = scores.groups[i], scores.features[i]
         names = list(NOVELTY_GROUPS)

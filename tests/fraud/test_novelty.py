@@ -88,3 +88,24 @@ def test_key_features_are_hash_buckets_that_neither_enter_nor_count():
     other[:, [FEATURE_NAMES.index(n) for n in KEY_FEATURES]] = np.random.default_rng(1).integers(1, 1 << 18, (200, 5))
     assert np.array_equal(model.score(x[:200])[0], model.score(other)[0])
 
+
+
+def test_the_sequence_reason_names_the_feature_the_history_predicted_worst_and_how_much_history():
+    from npusuite.fraud.features import FEATURE_NAMES, Features
+    from npusuite.fraud.novelty import NoveltyScores
+    from npusuite.fraud.novelty_sequence import SequenceScores
+
+    x, y = _data(n=2000)
+    module, info = train_novelty(x, y, SMALL)
+    model = NoveltyModel(module, "fraud-novelty@1", info, NoveltyConfig.from_card(info))
+    col = FEATURE_NAMES.index("country_share")
+    sequence = SequenceScores(error=np.array([9.0] * 3), evidence=np.array([7.0] * 3), column=np.array([col] * 3),
+                              predicted=np.array([0.97] * 3), previous=np.array([8, 1, 0]))
+    scores = NoveltyScores(np.array([7.0] * 3), np.zeros((3, 13)), np.zeros((3, N_FEATURES)), sequence,
+                           forest=np.array([1.0] * 3))
+    values = np.zeros(N_FEATURES)
+    texts = [model.reason(None, Features(tuple(values)), scores, i).text for i in range(3)]
+    assert texts[0] == ("novelty: country_share 0.00 where the account's last 8 predict 0.97 "
+                        f"(top {100 * 0.5 / np.exp(7.0):.2f}% of legitimate)")
+    assert "the account's last one predicts 0.97" in texts[1] and "an account's first payments predict" in texts[2]
+    assert all(len(t) <= 120 for t in texts)
