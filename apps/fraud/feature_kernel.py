@@ -69,6 +69,7 @@ from npusuite.fraud.features import (
     encode_history,
     ip_net,
     pack_row,
+    push_history,
     rows_of,
 )
 from npusuite.fraud.schema import Transaction
@@ -617,7 +618,7 @@ def advance(state: KernelState, tx: Transaction, interner: Interner = INTERNER) 
         state._grow()
     computed = out.tolist()
     # The reference's push: the same 42 doubles through the same float32 packing.
-    state.history = (state.history + pack_row(computed))[-HISTORY_BYTES:]
+    state.history = push_history(state.history, pack_row(computed))
     return Features(tuple(computed)
                     + category_keys(tx.merchant_category, tx.country, tx.channel, tx.merchant_id, tx.device_id))
 

@@ -44,13 +44,13 @@ from numba.extending import intrinsic
 from npusuite.fraud.categorical import _SIZES
 from npusuite.fraud.feature_kernel import _NONE, _SCALARS, INTERNER, N_COMPUTED, Interner, KernelState, _advance
 from npusuite.fraud.features import (
-    HISTORY_BYTES,
     HISTORY_ROW_BYTES,
     MAX_AMOUNT,
     MIN_AMOUNT,
     N_FEATURES,
-    history_block_of_bytes,
+    history_block,
     ip_net,
+    push_history,
 )
 from npusuite.fraud.schema import Transaction
 
@@ -130,7 +130,7 @@ def advance_batch_with_history(states: Sequence[KernelState], transactions: Sequ
     so an account's second transaction in the batch sees its first one's row)."""
     before: list[bytes] = []
     matrix = _run_batch(states, transactions, interner, before)
-    rows, present = history_block_of_bytes(before)
+    rows, present = history_block(before)
     return matrix, rows, present
 
 
@@ -172,15 +172,11 @@ def _push_history(states: Sequence[KernelState], computed: np.ndarray, before: l
     with np.errstate(over="ignore"):  # beyond float32: infinite, as the reference's pack_row
         packed = computed.astype("<f4").tobytes()
     size = HISTORY_ROW_BYTES
-    if before is None:
-        for i, state in enumerate(states):
-            state.history = (state.history + packed[i * size:(i + 1) * size])[-HISTORY_BYTES:]
-        return
-    record = before.append
     for i, state in enumerate(states):
         history = state.history
-        record(history)
-        state.history = (history + packed[i * size:(i + 1) * size])[-HISTORY_BYTES:]
+        if before is not None:
+            before.append(history)
+        state.history = push_history(history, packed[i * size:(i + 1) * size])
 
 
 def _category_keys(cols: np.ndarray, interner: Interner, out: np.ndarray) -> None:

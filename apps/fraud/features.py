@@ -48,7 +48,7 @@ Rules:
   transaction) and keeps the last 8, so :func:`step`, replay and restore keep
   it too.  The features never read it: they are unchanged.
   :meth:`AccountState.recent_rows` gives it as a (k, 42) array and
-  :func:`history_block` stacks a batch of them for the model.
+  :func:`history_block` stacks a batch of them (their bytes) for the model.
 - Snapshot format (:data:`STATE_VERSION` 2): ``to_bytes`` is one JSON object,
   ``"v"`` then the fields in declaration order, ``"history"`` last as
   standard base64 (with padding) of the history bytes.  ``from_bytes`` also
@@ -239,30 +239,20 @@ def decode_history(value: object) -> bytes:
     return history
 
 
-def history_block(before: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Stack B histories of shape (k_i, HISTORY_WIDTH), k_i <= HISTORY_ROWS, oldest first, into ``rows``
+def history_block(histories: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """Stack B states' ``history`` bytes (k_i <= HISTORY_ROWS rows each, oldest first) into ``rows``
     (B, HISTORY_ROWS, HISTORY_WIDTH) float32, right-aligned (the most recent row last, missing rows first and
-    zero), and ``present`` (B, HISTORY_ROWS) bool.  Pure.  Raises ValueError for a history of another shape."""
-    rows = np.zeros((len(before), HISTORY_ROWS, HISTORY_WIDTH), dtype=np.float32)
-    present = np.zeros((len(before), HISTORY_ROWS), dtype=bool)
-    for i, h in enumerate(before):
-        h = np.asarray(h)
-        if h.ndim != 2 or h.shape[1] != HISTORY_WIDTH or h.shape[0] > HISTORY_ROWS:
-            raise ValueError(f"history {i} has shape {h.shape}, wanted (k <= {HISTORY_ROWS}, {HISTORY_WIDTH})")
-        k = h.shape[0]
-        if k:
-            rows[i, HISTORY_ROWS - k:] = h
-            present[i, HISTORY_ROWS - k:] = True
-    return rows, present
-
-
-def history_block_of_bytes(histories: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`history_block` of ``[rows_of(h) for h in histories]``, straight from the bytes (one join, one
-    conversion)."""
+    zero), and ``present`` (B, HISTORY_ROWS) bool: one join, one conversion.  Pure.  Raises ValueError for a
+    history that is not whole rows or holds more than HISTORY_ROWS."""
     n = len(histories)
+    sizes = np.fromiter(map(len, histories), dtype=np.int64, count=n)
+    bad = np.flatnonzero((sizes % HISTORY_ROW_BYTES != 0) | (sizes > HISTORY_BYTES))
+    if len(bad):
+        raise ValueError(f"history {bad[0]} has {sizes[bad[0]]} bytes, wanted whole rows of {HISTORY_ROW_BYTES} "
+                         f"and at most {HISTORY_ROWS}")
     rows = np.frombuffer(b"".join(bytes(HISTORY_BYTES - len(h)) + h for h in histories), dtype=_HISTORY_DTYPE)
     rows = rows.reshape(n, HISTORY_ROWS, HISTORY_WIDTH).astype(np.float32)  # a writable native copy
-    missing = HISTORY_ROWS - np.fromiter(map(len, histories), dtype=np.int64, count=n) // HISTORY_ROW_BYTES
+    missing = HISTORY_ROWS - sizes // HISTORY_ROW_BYTES
     return rows, np.arange(HISTORY_ROWS) >= missing[:, None]
 
 
@@ -496,7 +486,7 @@ def advance(state: AccountState, tx: Transaction) -> Features:
     features = Features(computed
                         + category_keys(tx.merchant_category, tx.country, tx.channel, tx.merchant_id, tx.device_id))
     _update(state, tx, amount, t, net, hour)
-    state.history = (state.history + pack_row(computed))[-HISTORY_BYTES:]
+    state.history = push_history(state.history, pack_row(computed))
     return features
 
 

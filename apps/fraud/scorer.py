@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from npusuite.fraud import reasons as rs
-from npusuite.fraud.features import FEATURE_NAMES, AccountState, Features, advance, history_block_of_bytes
+from npusuite.fraud.features import FEATURE_NAMES, AccountState, Features, advance, history_block
 from npusuite.fraud.novelty_rule import NoveltyConfig, combined_score
 from npusuite.fraud.rules import Rule
 from npusuite.fraud.schema import Transaction
@@ -201,7 +201,7 @@ class TieredScorer:
             feats.append(advance(new_state, tx))
             latest[tx.account_id] = new_state
             states.append(new_state)
-        return feats, states, history_block_of_bytes(before) if keep_history else None
+        return feats, states, history_block(before) if keep_history else None
 
     def score_batch(self, items: Sequence[tuple[Transaction, AccountState | None]]) -> list[ScoredTransaction]:
         """Score a batch in order.  Never raises on an LLM failure (falls back)."""

@@ -171,7 +171,7 @@ def _replay_in_batches(txs: list[Transaction], batch: int, states: dict[str, Ker
         before = []
         for i, (tx, row) in enumerate(zip(chunk, got.tolist(), strict=True)):
             ref = refs.setdefault(tx.account_id, features.AccountState())
-            before.append(ref.recent_rows().copy())
+            before.append(ref.history)
             expected = features.advance(ref, tx).values
             # Bit for bit: the repr of a float is exact (== would pass 0.0 for -0.0).
             assert list(map(repr, row)) == list(map(repr, expected)), f"transaction {start + i}"
@@ -201,7 +201,7 @@ def test_batch_with_history_chains_an_accounts_repeats_in_list_order():
     expected_before, expected_rows = [], []
     for tx in txs:
         state = one_by_one[tx.account_id]
-        expected_before.append(state.recent_rows().copy())
+        expected_before.append(state.history)
         expected_rows.append(feature_kernel.advance(state, tx).values)
     states = [a if tx.account_id == "A" else b for tx in txs]
     matrix, rows, present = advance_batch_with_history(states, txs)

@@ -37,7 +37,7 @@ def test_train_novelty_writes_a_forest_model_that_loads_and_scores(capsys, tmp_p
 def test_train_novelty_with_sequence_serves_what_the_offline_path_computes(capsys, tmp_path, fraud_data):
     """`--sequence`: the saved model reloads with its GRU and calibration; given the previous rows a live account
     state keeps, it scores what the offline index computes, and refuses to score without them."""
-    from npusuite.fraud.features import HISTORY_ROWS, HISTORY_WIDTH, StreamFeaturizer, history_block
+    from npusuite.fraud.features import HISTORY_ROWS, StreamFeaturizer, history_block
     from npusuite.fraud.novelty import NoveltyModel
     from npusuite.fraud.novelty_sequence import offline_history, sequence_error
     from npusuite.fraud.training import load_dataset
@@ -60,7 +60,7 @@ def test_train_novelty_with_sequence_serves_what_the_offline_path_computes(capsy
     for i, tx in enumerate(ds.transactions):
         if i in wanted:
             state = featuriser.states.get(tx.account_id)
-            before.append(state.recent_rows() if state else np.zeros((0, HISTORY_WIDTH), np.float32))
+            before.append(state.history if state else b"")
         featuriser.advance(tx)
     live = history_block(before)
     assert np.array_equal(live[0], history[0]) and np.array_equal(live[1], history[1])

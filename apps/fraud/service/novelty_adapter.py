@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from npusuite.fraud.features import FEATURE_NAMES, HISTORY_ROWS, HISTORY_WIDTH, AccountState, advance, history_block
+from npusuite.fraud.features import FEATURE_NAMES, HISTORY_ROWS, AccountState, advance, history_block
 from npusuite.fraud.novelty import NoveltyAE, NoveltyModel
 from npusuite.fraud.novelty_rule import NoveltyConfig
 from npusuite.fraud.service.adapters import card_of, synthetic_transaction
@@ -69,10 +69,10 @@ class FraudNoveltyAdapter(AppAdapter[NoveltyModel]):
     def warm(self, app: NoveltyModel) -> None:
         tx = synthetic_transaction()
         state = AccountState()
-        rows, before = [advance(state, tx).values], [state.recent_rows()]
+        rows, before = [advance(state, tx).values], [b"", state.history]
         rows.append(advance(state, tx).values)
         x = np.array(rows if app.history else rows[:1], dtype=np.float32)
-        history = history_block([np.zeros((0, HISTORY_WIDTH), np.float32), *before]) if app.history else None
+        history = history_block(before) if app.history else None
         scores = app.score(x, history)
         if not all(math.isfinite(v) for v in [*scores.novelty.tolist(), *scores.groups.ravel().tolist()]):
             raise UserError(f"{app.ref} gives a non-finite novelty on a plain purchase")

@@ -53,7 +53,7 @@ import numpy as np
 from npusuite.fraud import feature_kernel
 from npusuite.fraud.feature_kernel import KernelState
 from npusuite.fraud.feature_kernel_batch import advance_batch, advance_batch_with_history
-from npusuite.fraud.features import AccountState, Features, advance, history_block_of_bytes
+from npusuite.fraud.features import AccountState, Features, advance, history_block
 from npusuite.fraud.schema import Transaction, parse_transaction
 from npusuite.fraud.scorer import ScoredTransaction, TieredScorer
 from npusuite.fraud.service.adapters import FastApp, FraudFastAdapter, FraudVerdictAdapter, card_of
@@ -81,7 +81,7 @@ class _InPlaceTieredScorer(TieredScorer):
                 before.append(state.history)
             feats.append(step(state, tx))
             states.append(state)
-        return feats, states, history_block_of_bytes(before) if keep_history else None
+        return feats, states, history_block(before) if keep_history else None
 
 
 class _KernelTieredScorer(_InPlaceTieredScorer):
