@@ -138,10 +138,13 @@ class NoveltyAE(nn.Module):
         z = self.standardise(x)
         return (self.net(z) - z) ** 2
 
-    def errors(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(novelty (B,), group errors (B, G), feature errors (B, F)) in one pass."""
+    def errors(self, x: torch.Tensor, novelty: bool = True) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
+        """(novelty (B,), group errors (B, G), feature errors (B, F)) in one pass; without ``novelty``, the
+        first is None (the forest is not walked)."""
         e = self.squared_errors(x)
         g = (e @ self.groups) / self.group_scale
+        if not novelty:
+            return None, g, e
         return (g.mean(dim=1) if self.forest is None else self.forest(x)), g, e
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -150,7 +153,8 @@ class NoveltyAE(nn.Module):
 
 class NoveltyScores(NamedTuple):
     """One batch through the novelty model: ``novelty`` is what the card's rule reads; ``groups`` and
-    ``features`` are the autoencoder's per-group and per-feature errors (the reason); ``sequence`` is the
+    ``features`` are the autoencoder's per-group and per-feature errors (the reason; beside a forest, only on
+    the rows the rule flags, see :meth:`NoveltyModel.score`); ``sequence`` is the
     sequence detector's view, for a model that has one (then ``novelty`` is the larger of the forest's and
     the sequence's legitimate tail evidence, ``forest`` the former)."""
 
@@ -182,23 +186,40 @@ class NoveltyModel:
         return self.module.history
 
     @torch.inference_mode()
-    def score(self, x: np.ndarray, history: tuple[np.ndarray, np.ndarray] | None = None) -> NoveltyScores:
+    def score(self, x: np.ndarray, history: tuple[np.ndarray, np.ndarray] | None = None,
+              explain_all: bool = False) -> NoveltyScores:
         """The novelty of a feature matrix, one forward pass.  A model with a sequence detector also needs
         ``history``: each row's previous feature rows and their presence
-        (:func:`~npusuite.fraud.features.history_block`); raises ValueError without it."""
+        (:func:`~npusuite.fraud.features.history_block`); raises ValueError without it.
+
+        With a forest, the autoencoder's errors (``groups``, ``features``: the reason) are computed only for
+        the rows the card's rule flags (``t >= 0``), zero elsewhere: only those rows get a novelty reason, and
+        the autoencoder on every row cost a tenth of the tier (bench/fraud_hot_path.py).  ``explain_all``
+        computes them for every row."""
         x = np.asarray(x, dtype=np.float32)
-        novelty, groups, feats = self.module.errors(torch.from_numpy(x))
-        novelty, groups, feats = novelty.double().numpy(), groups.numpy(), feats.numpy()
-        if self.module.sequence is None:
-            return NoveltyScores(novelty, groups, feats)
-        if history is None:
-            raise ValueError(f"{self.ref} reads the account's last {self.history} transactions: no history given")
-        rows, present = history
-        keep = self.history  # the states keep HISTORY_ROWS; the model may read fewer, the most recent
-        sequence = live_scores(self.module.sequence, x, rows[:, rows.shape[1] - keep:],
-                               present[:, present.shape[1] - keep:])
-        forest = tail_log_odds(novelty, self.card["calibration"]["forest_quantiles"])
-        return NoveltyScores(np.maximum(forest, sequence.evidence), groups, feats, sequence, forest)
+        module = self.module
+        if module.forest is None:  # the autoencoder's error is the novelty: it runs on every row anyway
+            novelty, groups, feats = module.errors(torch.from_numpy(x))
+            return NoveltyScores(novelty.double().numpy(), groups.numpy(), feats.numpy())
+        forest = module.forest(torch.from_numpy(x)).double().numpy()
+        sequence = None
+        novelty = forest
+        if module.sequence is not None:
+            if history is None:
+                raise ValueError(f"{self.ref} reads the account's last {self.history} transactions: no history given")
+            rows, present = history
+            keep = self.history  # the states keep HISTORY_ROWS; the model may read fewer, the most recent
+            sequence = live_scores(module.sequence, x, rows[:, rows.shape[1] - keep:],
+                                   present[:, present.shape[1] - keep:])
+            forest = tail_log_odds(forest, self.card["calibration"]["forest_quantiles"])
+            novelty = np.maximum(forest, sequence.evidence)
+        explain = slice(None) if explain_all else np.flatnonzero(self.config.excess(novelty) >= 0)
+        groups = np.zeros((len(x), module.group_scale.numel()), dtype=np.float32)
+        feats = np.zeros_like(x)
+        if explain_all or len(explain):
+            _, g, e = module.errors(torch.from_numpy(x[explain]), novelty=False)
+            groups[explain], feats[explain] = g.numpy(), e.numpy()
+        return NoveltyScores(novelty, groups, feats, sequence, forest if sequence is not None else None)
 
     def reason(self, tx: Transaction, f: Features, scores: NoveltyScores, i: int) -> rs.Reason:
         """Which part of the behaviour is unusual, against what history (one bounded phrase): the sequence

@@ -32,21 +32,41 @@ import numpy as np
 import torch
 from torch import nn
 
+#: Rows walked together through one tree by :func:`_walk`: independent chains of loads that the CPU overlaps.
+LANES = 8
+
 
 @numba.njit(cache=False, nogil=True)
 def _walk(z: np.ndarray, feature: np.ndarray, threshold: np.ndarray, children: np.ndarray,
           leaf_length: np.ndarray, depths: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
     """Sum over trees of the leaf's value, per row.  Branch-free: ``children[t, node, go_right]``, and a
     leaf is its own child, so every row takes exactly ``depths[t]`` steps in tree ``t`` (no unpredictable
-    branch; a tree's own depth, so one deep tree does not lengthen the walk of the others)."""
-    out = np.zeros(z.shape[0])
-    for t in range(feature.shape[0]):  # one tree at a time: its nodes stay in cache for the whole batch
+    branch; a tree's own depth, so one deep tree does not lengthen the walk of the others).
+
+    One tree at a time (its nodes stay in cache for the whole batch), :data:`LANES` rows at a time: one row's
+    step waits for its previous step's loads (node, feature, value, child), so a row alone leaves the core
+    idle; eight interleaved chains keep it busy (2.2-2.7x faster on an AVX2 EPYC, bench/fraud_hot_path.py).
+    Each row's trees are still added in tree order, so the sums are the same to the bit."""
+    n = z.shape[0]
+    out = np.zeros(n)
+    nodes = np.zeros(LANES, np.int32)
+    whole = n - n % LANES
+    for t in range(feature.shape[0]):
         depth = depths[t]
-        for b in range(z.shape[0]):
+        ft, th, ch, ll = feature[t], threshold[t], children[t], leaf_length[t]
+        for b0 in range(0, whole, LANES):
+            nodes[:] = 0
+            for _ in range(depth):
+                for j in range(LANES):
+                    node = nodes[j]
+                    nodes[j] = ch[node, np.int32(z[b0 + j, ft[node]] > th[node])]
+            for j in range(LANES):
+                out[b0 + j] += ll[nodes[j]]
+        for b in range(whole, n):
             node = 0
             for _ in range(depth):
-                node = children[t, node, np.int32(z[b, feature[t, node]] > threshold[t, node])]
-            out[b] += leaf_length[t, node]
+                node = ch[node, np.int32(z[b, ft[node]] > th[node])]
+            out[b] += ll[node]
     return out
 
 

@@ -104,8 +104,10 @@ class SequenceNovelty(nn.Module):
         self.head = nn.Linear(config.hidden, n_features)
 
     def standardise(self, x: np.ndarray) -> np.ndarray:
-        z = np.clip((x - self.mean.numpy()) / self.scale.numpy(), -10.0, 10.0).astype(np.float32)
-        z[:, ~self.keep.numpy()] = 0.0
+        """Standardised rows (any leading shape); a last axis of W < n_features is the first W features."""
+        width = x.shape[-1]
+        z = np.clip((x - self.mean.numpy()[:width]) / self.scale.numpy()[:width], -10.0, 10.0).astype(np.float32)
+        z[..., ~self.keep.numpy()[:width]] = 0.0
         return z
 
     def forward(self, histories: torch.Tensor) -> torch.Tensor:
@@ -161,13 +163,18 @@ def live_scores(model: SequenceNovelty, x: np.ndarray, rows: np.ndarray, present
     if rows.shape[:2] != (n, history) or present.shape != (n, history):
         raise ValueError(f"the sequence model reads {history} previous rows per transaction; got a history of "
                          f"shape {tuple(rows.shape)} for {n} transactions")
-    full = np.zeros((n * history, x.shape[1]), dtype=np.float32)
+    width = rows.shape[2]
+    if model.keep[width:].any():
+        raise ValueError(f"a history of {width} features leaves out features the sequence model reads")
     # A history row is whatever the state holds (a restored one included): NaN reads as 0; an infinite value
-    # is clipped by the standardisation, as any value beyond 10 scales.
-    full[:, :rows.shape[2]] = rows.reshape(n * history, -1)
-    full[np.isnan(full)] = 0.0
-    past = model.standardise(full).reshape(n, history, -1) * present[..., None]
-    histories = torch.from_numpy(np.concatenate([past, present[..., None].astype(np.float32)], axis=2))
+    # is clipped by the standardisation, as any value beyond 10 scales.  The key columns beyond the width
+    # stay 0, as the standardisation holds them anyway.
+    past = rows.astype(np.float32)
+    past[np.isnan(past)] = 0.0
+    histories = np.zeros((n, history, x.shape[1] + 1), dtype=np.float32)
+    histories[..., :width] = model.standardise(past) * present[..., None]
+    histories[..., -1] = present
+    histories = torch.from_numpy(histories)
     current = np.array(x, dtype=np.float32)
     current[np.isnan(current)] = 0.0
     current = model.standardise(current)

@@ -8,7 +8,7 @@ from sklearn.ensemble import IsolationForest
 
 from npusuite.fraud.features import N_FEATURES
 from npusuite.fraud.novelty import NoveltyTrainConfig, save_novelty_model, train_novelty
-from npusuite.fraud.novelty_forest import fit_forest
+from npusuite.fraud.novelty_forest import LANES, fit_forest
 from npusuite.platform.runtime.modules import load_module
 
 
@@ -33,6 +33,20 @@ def test_scores_equal_scikit_learn_on_the_selected_columns():
     assert np.allclose(compiled, expected, atol=1e-6), np.abs(compiled - expected).max()
     assert np.array_equal(compiled, gathered)
     assert not np.allclose(compiled, compiled.mean())  # scores that say something
+
+
+def test_every_batch_size_walks_like_one_row_at_a_time():
+    """The compiled walk takes rows in groups of LANES; a batch of any size, its remainder included, gives each
+    row the same leaf sum as scoring the row alone (so a row's score never depends on its neighbours)."""
+    train, test = _rows(3000, 3), _rows(2 * LANES + 3, 4, scale=2.0)
+    module = fit_forest(train, list(range(12)), n_trees=30, max_samples=256, seed=1)
+    with torch.inference_mode():
+        alone = np.array([module.leaf_sum(torch.from_numpy(test[i:i + 1])).item() for i in range(len(test))])
+        for size in (1, LANES - 1, LANES, LANES + 1, len(test)):
+            got = module.leaf_sum(torch.from_numpy(test[:size])).numpy()
+            assert np.array_equal(got, alone[:size]), size
+        assert np.array_equal(module.gathered(torch.from_numpy(test)).numpy(), alone)
+    assert len(set(alone.tolist())) > len(test) // 2  # rows that reach different leaves
 
 
 def test_a_threshold_stored_in_float32_decides_like_the_float64_one():

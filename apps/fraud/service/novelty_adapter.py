@@ -73,6 +73,6 @@ class FraudNoveltyAdapter(AppAdapter[NoveltyModel]):
         rows.append(advance(state, tx).values)
         x = np.array(rows if app.history else rows[:1], dtype=np.float32)
         history = history_block(before) if app.history else None
-        scores = app.score(x, history)
+        scores = app.score(x, history, explain_all=True)
         if not all(math.isfinite(v) for v in [*scores.novelty.tolist(), *scores.groups.ravel().tolist()]):
             raise UserError(f"{app.ref} gives a non-finite novelty on a plain purchase")
