@@ -35,6 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import numba
 import numpy as np
 import torch
 from torch import nn
@@ -104,10 +105,8 @@ class SequenceNovelty(nn.Module):
         self.head = nn.Linear(config.hidden, n_features)
 
     def standardise(self, x: np.ndarray) -> np.ndarray:
-        """Standardised rows (any leading shape); a last axis of W < n_features is the first W features."""
-        width = x.shape[-1]
-        z = np.clip((x - self.mean.numpy()[:width]) / self.scale.numpy()[:width], -10.0, 10.0).astype(np.float32)
-        z[..., ~self.keep.numpy()[:width]] = 0.0
+        z = np.clip((x - self.mean.numpy()) / self.scale.numpy(), -10.0, 10.0).astype(np.float32)
+        z[:, ~self.keep.numpy()] = 0.0
         return z
 
     def forward(self, histories: torch.Tensor) -> torch.Tensor:
@@ -153,6 +152,31 @@ def _score_histories(model: SequenceNovelty, histories: torch.Tensor, z: np.ndar
     return error, column, raw
 
 
+@numba.njit(cache=False, nogil=True)
+def _history_inputs(rows: np.ndarray, present: np.ndarray, mean: np.ndarray, scale: np.ndarray, keep: np.ndarray,
+                    n_features: int) -> np.ndarray:  # pragma: no cover - compiled
+    """The GRU's input (B, H, n_features + 1) from the live history (B, H, W), in one pass: each present row
+    standardised as :meth:`SequenceNovelty.standardise` does (NaN reads as 0, an infinite value clips to 10
+    as any value beyond 10 scales, the key columns and those beyond W are 0), then the presence flag; absent
+    rows are all 0.  The same values as the NumPy expression it replaced, without its eight passes over the
+    batch (3 µs per transaction at 2,000 rows, bench/fraud_hot_path.py)."""
+    n, steps, width = rows.shape
+    out = np.zeros((n, steps, n_features + 1), np.float32)
+    low, high = np.float32(-10.0), np.float32(10.0)
+    for b in range(n):
+        for s in range(steps):
+            if not present[b, s]:
+                continue
+            for c in range(width):
+                if keep[c]:
+                    v = rows[b, s, c]
+                    if np.isnan(v):
+                        v = np.float32(0.0)
+                    out[b, s, c] = min(max((v - mean[c]) / scale[c], low), high)
+            out[b, s, n_features] = 1.0
+    return out
+
+
 @torch.inference_mode()
 def live_scores(model: SequenceNovelty, x: np.ndarray, rows: np.ndarray, present: np.ndarray) -> SequenceScores:
     """Score the batch ``x`` (B, F) from each transaction's previous rows as the live state keeps them
@@ -166,15 +190,8 @@ def live_scores(model: SequenceNovelty, x: np.ndarray, rows: np.ndarray, present
     width = rows.shape[2]
     if model.keep[width:].any():
         raise ValueError(f"a history of {width} features leaves out features the sequence model reads")
-    # A history row is whatever the state holds (a restored one included): NaN reads as 0; an infinite value
-    # is clipped by the standardisation, as any value beyond 10 scales.  The key columns beyond the width
-    # stay 0, as the standardisation holds them anyway.
-    past = rows.astype(np.float32)
-    past[np.isnan(past)] = 0.0
-    histories = np.zeros((n, history, x.shape[1] + 1), dtype=np.float32)
-    histories[..., :width] = model.standardise(past) * present[..., None]
-    histories[..., -1] = present
-    histories = torch.from_numpy(histories)
+    histories = torch.from_numpy(_history_inputs(rows, present, model.mean.numpy(), model.scale.numpy(),
+                                                 model.keep.numpy(), x.shape[1]))
     current = np.array(x, dtype=np.float32)
     current[np.isnan(current)] = 0.0
     current = model.standardise(current)

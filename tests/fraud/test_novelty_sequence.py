@@ -7,9 +7,11 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import torch
 
-from npusuite.fraud.features import N_FEATURES
+from npusuite.fraud.features import HISTORY_ROWS, HISTORY_WIDTH, N_FEATURES
 from npusuite.fraud.novelty_sequence import (
+    SequenceNovelty,
     SequenceTrainConfig,
+    _history_inputs,
     fit_sequence_novelty,
     previous_rows,
     sequence_error,
@@ -88,3 +90,28 @@ def test_a_break_in_the_accounts_own_pattern_scores_higher_than_its_continuation
     assert errors[1] > 10 * errors[0], errors
     legitimate = sequence_error(model, txs, x, calibration)
     assert np.isfinite(legitimate).all() and errors[1] > np.quantile(legitimate, 0.99)
+
+
+def test_the_compiled_history_inputs_equal_the_numpy_standardisation():
+    """The GRU's live input, built in one compiled pass, is the reference expression: NaN reads as 0, infinities
+    and huge values clip to +-10, key columns and absent rows are 0, the last column is the presence flag."""
+    rng = np.random.default_rng(3)
+    model = SequenceNovelty(N_FEATURES, SequenceTrainConfig())
+    model.mean.copy_(torch.from_numpy(rng.normal(size=N_FEATURES).astype(np.float32)))
+    model.scale.copy_(torch.from_numpy(rng.uniform(0.1, 3.0, N_FEATURES).astype(np.float32)))
+    n = 50
+    rows = (rng.normal(size=(n, HISTORY_ROWS, HISTORY_WIDTH)) * 5).astype(np.float32)
+    rows[0, 3, 0], rows[1, 7, 5], rows[2, 0, 9], rows[3, 2, 4] = np.nan, np.inf, -np.inf, 3e38
+    present = rng.random((n, HISTORY_ROWS)) < 0.7
+    present[0, 3] = present[1, 7] = present[2, 0] = present[3, 2] = True
+    got = _history_inputs(rows, present, model.mean.numpy(), model.scale.numpy(), model.keep.numpy(), N_FEATURES)
+    full = np.zeros((n * HISTORY_ROWS, N_FEATURES), dtype=np.float32)
+    full[:, :HISTORY_WIDTH] = rows.reshape(n * HISTORY_ROWS, -1)
+    full[np.isnan(full)] = 0.0
+    past = model.standardise(full).reshape(n, HISTORY_ROWS, -1) * present[..., None]
+    expected = np.concatenate([past, present[..., None].astype(np.float32)], axis=2)
+    assert got.dtype == np.float32 and got.shape == (n, HISTORY_ROWS, N_FEATURES + 1)
+    assert np.array_equal(got, expected)
+    assert got[0, 3, 0] == np.float32(-model.mean[0] / model.scale[0]) or got[0, 3, 0] in (-10, 10)
+    assert got[1, 7, 5] == 10 and got[2, 0, 9] == -10 and got[3, 2, 4] == 10
+    assert not got[~present].any()
