@@ -66,8 +66,8 @@ def run(
         "Novelty tier (`npusuite fraud train-novelty`), e.g. fraud-novelty: transactions far from legitimate "
         "behaviour are at least reviewed, with a reason saying what is unusual.  A model trained with "
         "--sequence also reads each account's previous 8 transactions, which its state keeps (about 7-8 us a "
-        "transaction more than the forest alone).  Followed through its alias; a version that does not fit is refused before the "
-        "switch.")),
+        "transaction more than the forest alone).  Followed through its alias; a version that does not fit is "
+        "refused before the switch.")),
     rules: str | None = typer.Option(None, "--rules", metavar="NAME[@ALIAS]", help=(
         "Analysts' rules (`npusuite fraud rules add`), e.g. fraud-rules: each rule that fires raises the "
         "decision to its action and is named in rules_fired.  Followed through its alias: a promoted rule set "
