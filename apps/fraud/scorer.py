@@ -187,9 +187,11 @@ class TieredScorer:
         return getattr(self.novelty, "history", 0) if self.novelty is not None else 0
 
     def featurise(self, items: Sequence[tuple[Transaction, AccountState | None]]
-                  ) -> tuple[list[Features], list[AccountState], History | None]:
+                  ) -> tuple[list[Features], list[AccountState], History | None, np.ndarray]:
         """Features and new states, chaining states for repeated accounts; with a sequence novelty tier also
-        each transaction's previous feature rows (:func:`~npusuite.fraud.features.history_block`)."""
+        each transaction's previous feature rows (:func:`~npusuite.fraud.features.history_block`); and the
+        features as a float32 matrix (the models' input: an implementation that computes one returns it
+        rather than rebuilding it from the tuples)."""
         latest: dict[str, AccountState] = {}
         feats, states, before = [], [], []
         keep_history = self.history > 0
@@ -201,15 +203,15 @@ class TieredScorer:
             feats.append(advance(new_state, tx))
             latest[tx.account_id] = new_state
             states.append(new_state)
-        return feats, states, history_block(before) if keep_history else None
+        return (feats, states, history_block(before) if keep_history else None,
+                np.array([f.values for f in feats], dtype=np.float32))
 
     def score_batch(self, items: Sequence[tuple[Transaction, AccountState | None]]) -> list[ScoredTransaction]:
         """Score a batch in order.  Never raises on an LLM failure (falls back)."""
         if not items:
             return []
         started = self.clock()
-        feats, states, history = self.featurise(items)
-        x = np.array([f.values for f in feats], dtype=np.float32)
+        feats, states, history, x = self.featurise(items)
         probs, contrib = self.fast.contributions(x)
         txs = [tx for tx, _ in items]
         novelty = self._novelty(x, history)

@@ -81,7 +81,8 @@ class _InPlaceTieredScorer(TieredScorer):
                 before.append(state.history)
             feats.append(step(state, tx))
             states.append(state)
-        return feats, states, history_block(before) if keep_history else None
+        return (feats, states, history_block(before) if keep_history else None,
+                np.array([f.values for f in feats], dtype=np.float32))
 
 
 class _KernelTieredScorer(_InPlaceTieredScorer):
@@ -98,7 +99,9 @@ class _KernelTieredScorer(_InPlaceTieredScorer):
             matrix, *history = advance_batch_with_history(states, txs)
         else:
             matrix = advance_batch(states, txs)
-        return [Features(row) for row in map(tuple, matrix.tolist())], states, history
+        # The same float32 values as rebuilding the matrix from the tuples (each is the float64 value, rounded
+        # once), without the rebuild (1.3 µs a transaction at 2,000).
+        return [Features(row) for row in map(tuple, matrix.tolist())], states, history, matrix.astype(np.float32)
 
 
 #: features= -> (state type, tiered scorer).
