@@ -154,9 +154,9 @@ class NoveltyAE(nn.Module):
 class NoveltyScores(NamedTuple):
     """One batch through the novelty model: ``novelty`` is what the card's rule reads; ``groups`` and
     ``features`` are the autoencoder's per-group and per-feature errors (the reason; beside a forest, only on
-    the rows the rule flags, see :meth:`NoveltyModel.score`); ``sequence`` is the
-    sequence detector's view, for a model that has one (then ``novelty`` is the larger of the forest's and
-    the sequence's legitimate tail evidence, ``forest`` the former)."""
+    the rows the rule flags, see :meth:`NoveltyModel.score`); ``sequence`` is the sequence detector's view, for
+    a model that has one (then ``novelty`` is the larger of the forest's and the sequence's legitimate tail
+    evidence, ``forest`` the former)."""
 
     novelty: np.ndarray
     groups: np.ndarray
