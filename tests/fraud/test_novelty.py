@@ -52,6 +52,22 @@ def test_the_card_calibrates_on_legitimate_data_and_an_outlier_exceeds_it(config
     assert t[0] < 0 <= t[1] and groups.shape[0] == 2 and feats.shape == (2, N_FEATURES)
 
 
+def test_the_reason_errors_are_computed_for_the_flagged_rows_only_and_equal_the_full_pass_there():
+    x, y = _data()
+    module, info = train_novelty(x, y, SMALL)
+    model = NoveltyModel(module, "fraud-novelty@1", info, NoveltyConfig.from_card(info))
+    batch = x[:200].copy()
+    batch[[3, 77, 150]] = 40.0  # flagged (the outlier test above), among ordinary rows
+    lazy, full = model.score(batch), model.score(batch, explain_all=True)
+    flagged = model.config.excess(lazy.novelty) >= 0
+    assert flagged[[3, 77, 150]].all() and flagged.sum() < len(batch) // 2
+    assert np.array_equal(lazy.novelty, full.novelty)
+    # The same rows through a smaller matrix product: equal up to float32 rounding, as any batch size gives.
+    np.testing.assert_allclose(lazy.groups[flagged], full.groups[flagged], rtol=1e-5)
+    np.testing.assert_allclose(lazy.features[flagged], full.features[flagged], rtol=1e-5, atol=1e-6)
+    assert not lazy.groups[~flagged].any() and full.groups[~flagged].any()
+
+
 def test_the_combination_rule_is_monotone_reviews_and_never_declines():
     review, decline = 0.2, 0.9
     assert combined_score(0.05, -0.1, review, decline) == 0.05
