@@ -1,4 +1,4 @@
-"""Sequence novelty (evaluation only): how far a transaction is from what the account's recent transactions predict.
+"""Sequence novelty: how far a transaction is from what the account's recent transactions predict.
 
 Issue 19 names "a sequence model of the account's recent transactions" as a novelty detector.  The served
 novelty forest (:mod:`npusuite.fraud.novelty`) reads one transaction's features, which already put it against
