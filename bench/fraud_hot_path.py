@@ -72,7 +72,7 @@ PHASES: tuple[tuple[str, tuple[str, ...]], ...] = (
                "model_validate_json", "parse_transaction")),
     ("features", ("feature_kernel.py", "feature_kernel_batch.py", "features.py", "categorical.py", "featurise",
                   "numba")),
-    ("model", ("fast_model.py", "torch", "module.py", "contributions")),
+    ("model", ("fast_model.py", "torch", "module.py", "contributions", "novelty", "boosted_model.py")),
     ("reasons", ("reasons.py",)),
     ("encode", ("contracts/score.py", "messages.py", "to_json", "score_value")),
     ("changelog", ("account_store.py",)),
@@ -233,18 +233,23 @@ def plot(report: dict, path: Path) -> None:
 
     modes = list(report["modes"])
     phases = sorted({p for m in modes for p in report["modes"][m]["phase_us_per_tx_estimated"]})
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(8.5, 4))
     bottom = [0.0] * len(modes)
     for j, phase in enumerate(phases):
         values = [report["modes"][m]["phase_us_per_tx_estimated"].get(phase, 0.0) for m in modes]
         ax.bar(modes, values, bottom=bottom, label=phase, color=f"C{j}")
         bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    ratios = report.get("throughput_ratio_vs_kernel_cpu", {})
     for i, m in enumerate(modes):
-        ax.text(i, bottom[i], f"{report['modes'][m]['total_us_per_tx']:.1f} µs", ha="center", va="bottom")
+        label = f"{report['modes'][m]['total_us_per_tx']:.1f} µs"
+        if m != "kernel" and m in ratios:
+            label += f"\n{ratios[m]:.2f}x kernel's throughput"
+        ax.text(i, bottom[i], label, ha="center", va="bottom", fontsize=8)
+    ax.set_ylim(top=max(bottom) * 1.2)
     ratio = report.get("ratio_kernel_vs_python_cpu")
     ax.set(ylabel="CPU µs per transaction (phases: profiled shares)",
            title="process_batch per transaction" + (f"; kernel / python = {ratio:.2f}" if ratio else ""))
-    ax.legend(fontsize=7, loc="upper right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
