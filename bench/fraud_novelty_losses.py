@@ -67,11 +67,7 @@ class Recorded:
 def losses(score: np.ndarray, t: np.ndarray, probability: np.ndarray, review: float, test: lo.Part,
            typology: str, budget: float) -> dict:
     """The split of one fold's left-out typology (see the module docstring).  Pure."""
-    k = lo._top_k(len(score), budget)
-    top = np.zeros(len(score), dtype=bool)
-    top[np.argsort(-score, kind="stable")[:k]] = True
-    alone = np.zeros(len(score), dtype=bool)
-    alone[np.argsort(-probability, kind="stable")[:k]] = True
+    top, alone = lo.alerted(score, budget), lo.alerted(probability, budget)
     mine, flagged = test.types == typology, t >= 0
 
     def share(mask: np.ndarray) -> float:
@@ -80,7 +76,7 @@ def losses(score: np.ndarray, t: np.ndarray, probability: np.ndarray, review: fl
     return {"left_out_test_fraud": int(mine.sum()), "caught": share(top), "supervised_alone": share(alone),
             "flagged": share(flagged), "caught_and_flagged": share(top & flagged),
             "caught_not_flagged": share(top & ~flagged), "flagged_not_caught": share(flagged & ~top),
-            "not_flagged_not_caught": share(~flagged & ~top), "budget": k,
+            "not_flagged_not_caught": share(~flagged & ~top), "budget": int(top.sum()),
             "budget_legitimate": int((top & ~test.y).sum()),
             "budget_raised_by_novelty": int((top & flagged & (probability < review)).sum()),
             "legitimate_flagged": int((flagged & ~test.y).sum()), "test": len(score)}

@@ -133,17 +133,22 @@ def _top_k(n: int, budget: float) -> int:
     return max(1, int(np.ceil(budget * n)))
 
 
+def alerted(p: np.ndarray, budget: float) -> np.ndarray:
+    """The rows a ``budget`` share of alerts reaches: the highest scores, ties in row order."""
+    out = np.zeros(len(p), dtype=bool)
+    out[np.argsort(-p, kind="stable")[:_top_k(len(p), budget)]] = True
+    return out
+
+
 def measure(p: np.ndarray, test: Part, left_out: str, budget: float) -> dict:
     """Overall AP and recall at the budget, the left-out typology's recall, recall per typology."""
     from sklearn.metrics import average_precision_score
 
-    k = _top_k(len(p), budget)
-    alerted = np.zeros(len(p), dtype=bool)
-    alerted[np.argsort(-p, kind="stable")[:k]] = True
+    caught = alerted(p, budget)
     y = test.y
-    by_type = {str(t): round(float(alerted[test.types == t].mean()), 4) for t in sorted(set(test.types[y]) - {""})}
+    by_type = {str(t): round(float(caught[test.types == t].mean()), 4) for t in sorted(set(test.types[y]) - {""})}
     out = {"average_precision": round(float(average_precision_score(y, p)), 4) if 0 < y.sum() < len(y) else None,
-           "recall_at_budget": round(float(alerted[y].sum() / max(1, y.sum())), 4),
+           "recall_at_budget": round(float(caught[y].sum() / max(1, y.sum())), 4),
            "left_out_recall_at_budget": by_type.get(left_out) if left_out != NONE else None,
            "left_out_test_fraud": int((test.types == left_out).sum()) if left_out != NONE else 0,
            "recall_by_type_at_budget": by_type}

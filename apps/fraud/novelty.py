@@ -138,13 +138,14 @@ class NoveltyAE(nn.Module):
         z = self.standardise(x)
         return (self.net(z) - z) ** 2
 
-    def errors(self, x: torch.Tensor, novelty: bool = True) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
-        """(novelty (B,), group errors (B, G), feature errors (B, F)) in one pass; without ``novelty``, the
-        first is None (the forest is not walked)."""
+    def group_errors(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(group errors (B, G), feature errors (B, F)): the autoencoder's view, which names the reason."""
         e = self.squared_errors(x)
-        g = (e @ self.groups) / self.group_scale
-        if not novelty:
-            return None, g, e
+        return (e @ self.groups) / self.group_scale, e
+
+    def errors(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(novelty (B,), group errors (B, G), feature errors (B, F)) in one pass."""
+        g, e = self.group_errors(x)
         return (g.mean(dim=1) if self.forest is None else self.forest(x)), g, e
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -217,7 +218,7 @@ class NoveltyModel:
         groups = np.zeros((len(x), module.group_scale.numel()), dtype=np.float32)
         feats = np.zeros_like(x)
         if explain_all or len(explain):
-            _, g, e = module.errors(torch.from_numpy(x[explain]), novelty=False)
+            g, e = module.group_errors(torch.from_numpy(x[explain]))
             groups[explain], feats[explain] = g.numpy(), e.numpy()
         return NoveltyScores(novelty, groups, feats, sequence, forest if sequence is not None else None)
 

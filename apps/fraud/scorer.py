@@ -69,6 +69,11 @@ History = tuple[np.ndarray, np.ndarray]
 logger = logging.getLogger(__name__)
 
 
+def feature_matrix(feats: Sequence[Features]) -> np.ndarray:
+    """The models' input: the feature vectors as one float32 matrix."""
+    return np.array([f.values for f in feats], dtype=np.float32)
+
+
 class VerdictModel(Protocol):
     """What the scorer needs from the LLM tier (see :mod:`npusuite.fraud.llm_verdict`)."""
 
@@ -203,8 +208,7 @@ class TieredScorer:
             feats.append(advance(new_state, tx))
             latest[tx.account_id] = new_state
             states.append(new_state)
-        return (feats, states, history_block(before) if keep_history else None,
-                np.array([f.values for f in feats], dtype=np.float32))
+        return feats, states, history_block(before) if keep_history else None, feature_matrix(feats)
 
     def score_batch(self, items: Sequence[tuple[Transaction, AccountState | None]]) -> list[ScoredTransaction]:
         """Score a batch in order.  Never raises on an LLM failure (falls back)."""

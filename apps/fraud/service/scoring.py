@@ -55,7 +55,7 @@ from npusuite.fraud.feature_kernel import KernelState
 from npusuite.fraud.feature_kernel_batch import advance_batch, advance_batch_with_history
 from npusuite.fraud.features import AccountState, Features, advance, history_block
 from npusuite.fraud.schema import Transaction, parse_transaction
-from npusuite.fraud.scorer import ScoredTransaction, TieredScorer
+from npusuite.fraud.scorer import ScoredTransaction, TieredScorer, feature_matrix
 from npusuite.fraud.service.adapters import FastApp, FraudFastAdapter, FraudVerdictAdapter, card_of
 from npusuite.fraud.service.config import ModelConfig
 from npusuite.fraud.service.metrics import ServiceMetrics
@@ -81,8 +81,7 @@ class _InPlaceTieredScorer(TieredScorer):
                 before.append(state.history)
             feats.append(step(state, tx))
             states.append(state)
-        return (feats, states, history_block(before) if keep_history else None,
-                np.array([f.values for f in feats], dtype=np.float32))
+        return feats, states, history_block(before) if keep_history else None, feature_matrix(feats)
 
 
 class _KernelTieredScorer(_InPlaceTieredScorer):
