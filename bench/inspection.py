@@ -18,7 +18,9 @@
    latency, one frame at a time, of the student on torch fp32, on ONNX
    Runtime fp32 and int8, on OpenVINO fp32 and bf16 (the same ``model.onnx``;
    bf16 only where the CPU offers it, with the export's ``--bf16`` decision:
-   torch's verdicts and the recall rule), and the teacher on torch and ONNX Runtime; at 1
+   torch's verdicts and the recall rule), on OpenVINO int8 (a second export,
+   ``--int8 --int8-engine openvino``: the QDQ graph, with its keep decision
+   and verdicts), and the teacher on torch and ONNX Runtime; at 1
    thread (the line's setting) and at all cores.  Two views each: the whole
    ``Inspector.inspect`` (resize, forward, heatmap, boxes: what a line gets)
    and the forward pass alone.  Ratios are against torch fp32 measured in the
@@ -185,13 +187,21 @@ def runtimes(product_root: Path, model_dir: Path, frames: list, iters: int, tag:
     from npusuite.platform.runtime.openvino_session import supports
 
     report = export(model_dir, out, ExportConfig(teacher=True, int8=True, bf16=True, images=product_root / "test"))
-    int8_path = out / INT8_FILE
-    tmp = None
+    # the int8 graph written for OpenVINO (--int8-engine openvino), a second export of the same student
+    ov_out = out.with_name(f"{out.name}-openvino-int8")
+    shutil.rmtree(ov_out, ignore_errors=True)
+    ov_report = (export(model_dir, ov_out, ExportConfig(int8=True, int8_engine="openvino",
+                                                        images=product_root / "test"))
+                 if supports("int8") else None)
+    tmp = Path(tempfile.mkdtemp())
+    calib = calibration_images(model_dir).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+    int8_path, ov_int8_path = out / INT8_FILE, ov_out / INT8_FILE
     if not int8_path.is_file():  # dropped by the recall rule: quantise again, only to time it
-        tmp = Path(tempfile.mkdtemp())
         int8_path = tmp / INT8_FILE
-        calib = calibration_images(model_dir).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
         quantize_int8(out / ONNX_FILE, int8_path, calib, "image")
+    if ov_report is not None and not ov_int8_path.is_file():
+        ov_int8_path = tmp / f"openvino-{INT8_FILE}"
+        quantize_int8(out / ONNX_FILE, ov_int8_path, calib, "image", engine="openvino")
     cpu = get_device("cpu")
     student = Inspector.load(model_dir)
     teacher = Inspector.load(model_dir / "teacher")
@@ -216,6 +226,9 @@ def runtimes(product_root: Path, model_dir: Path, frames: list, iters: int, tag:
             **({"student_openvino_bf16": Inspector(LoadedModel(
                 OnnxModule(out / ONNX_FILE, cpu, threads, precision="bf16", engine="openvino"), card,
                 "student-openvino-bf16", out, "bf16"))} if supports("bf16") else {}),
+            **({"student_openvino_int8": Inspector(LoadedModel(
+                OnnxModule(ov_int8_path, cpu, threads, precision="int8", engine="openvino"), card,
+                "student-openvino-int8", ov_out, "int8"))} if ov_report is not None else {}),
             "teacher_torch_fp32": teacher,
             "teacher_onnx_fp32": Inspector(LoadedModel(onnx_t, tcard, "teacher-onnx", out / "teacher", "fp32")),
         }
@@ -239,8 +252,7 @@ def runtimes(product_root: Path, model_dir: Path, frames: list, iters: int, tag:
         logger.info("runtimes at %d thread(s): %s", threads,
                     {n: (whole[n]["fps"], fwd[n]["fps"]) for n in inspectors})
     torch.set_num_threads(1)
-    if tmp is not None:
-        shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(tmp, ignore_errors=True)
     one = result["threads"]["1"]["fps_over_student_torch_fp32"]
     result["goal_onnx_student_fps_ge_2x_torch"] = one["student_onnx_fp32"]["inspect"] >= 2.0
     result["onnx_student_forward_ge_2x_torch"] = one["student_onnx_fp32"]["forward"] >= 2.0
@@ -252,6 +264,14 @@ def runtimes(product_root: Path, model_dir: Path, frames: list, iters: int, tag:
     result["bf16_decision"] = bf16.reason if bf16 else None
     if "student_openvino_bf16" in one:
         result["openvino_bf16_student_fps_ge_2x_torch"] = one["student_openvino_bf16"]["inspect"] >= 2.0
+    if ov_report is not None:
+        ov = ov_report.student.int8
+        result["openvino_int8_export"] = ov.model_dump(mode="json")
+        result["openvino_int8_kept_by_export"] = ov.kept
+        # its verdicts against the fp32 graph's, which equal torch's (goal_onnx_student_same_verdicts)
+        result["openvino_int8_same_verdicts"] = bool(ov.parity and ov.parity.same_verdicts == ov.parity.images
+                                                     and result["goal_onnx_student_same_verdicts"])
+        result["openvino_int8_student_fps_ge_2x_torch"] = one["student_openvino_int8"]["inspect"] >= 2.0
     result["size_px"] = card.size_px
     result["onnx_fused_head"] = inspectors["student_onnx_fp32"].fused
     result["note"] = ("batch 1, frames from the product's test set; 'inspect' = the whole Inspector.inspect: resize, "
@@ -279,8 +299,10 @@ def runtimes_png(path: Path, rt: dict) -> None:
         ratios = part["fps_over_student_torch_fp32"]
         r = ratios["student_onnx_fp32"]
         title = f"{threads} thread(s): ORT fp32 / torch = {r['inspect']:.2f}x inspect, {r['forward']:.2f}x forward"
-        if "student_openvino_bf16" in ratios:
-            title += f"\nOpenVINO bf16 / torch = {ratios['student_openvino_bf16']['inspect']:.2f}x inspect"
+        extra = [f"OpenVINO {p} / torch = {ratios[f'student_openvino_{p}']['inspect']:.2f}x"
+                 for p in ("bf16", "int8") if f"student_openvino_{p}" in ratios]
+        if extra:
+            title += "\n" + ", ".join(extra) + " inspect"
         ax.set_title(title, fontsize=8)
         ax.legend(fontsize=7)
     fig.tight_layout()

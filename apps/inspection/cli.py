@@ -445,6 +445,10 @@ def export(
                                                     "calibrated on the stored good images), kept only if its recall "
                                                     "at the calibrated threshold is within 0.5 points of fp32 on "
                                                     "--images (needs defect images)."),
+    int8_engine: str = typer.Option("onnxruntime", "--int8-engine",
+                                    help="The engine --int8 writes its graph for: onnxruntime (QOperator; any "
+                                         "device) or openvino (QDQ, run by OpenVINO on the CPU; on AVX-512 VNNI "
+                                         "or AMX CPUs about 2x ONNX Runtime fp32 for the student)."),
     bf16: bool = typer.Option(False, "--bf16", help="Also offer a bf16 variant: model.onnx compiled by OpenVINO at "
                                                     "bf16 (Xeon AMX), kept only if its verdicts equal torch's and "
                                                     "its recall is within 0.5 points of fp32 on --images."),
@@ -461,8 +465,9 @@ def export(
 
     The export is refused unless ONNX Runtime and torch give the same verdicts on every image and heatmaps
     within 1e-3.  The exported folder is a platform model (kind onnx): `npusuite edge release bundle` ships it
-    and the edge agent runs it with ONNX Runtime (`--precision int8`: the kept int8 graph; `--precision bf16`: the
-    same graph on OpenVINO at bf16, where --bf16 kept it).  `inspection score` and `inspection evaluate` take the
+    and the edge agent runs it with ONNX Runtime (`--precision int8`: the kept int8 graph, on OpenVINO when it was
+    written with --int8-engine openvino; `--precision bf16`: the same graph on OpenVINO at bf16, where --bf16 kept
+    it).  `inspection score` and `inspection evaluate` take the
     exported folder too, to judge the artefact that ships."""
     from npusuite.inspection.export import ExportConfig
     from npusuite.inspection.export import export as run
@@ -470,7 +475,7 @@ def export(
 
     _threads(threads)
     cfg = ExportConfig(format=fmt, teacher=teacher, int8=int8, bf16=bf16, images=images, soc_version=soc_version,
-                       om_precision=om_precision)
+                       om_precision=om_precision, int8_engine=int8_engine)
     report = run(resolve_reference(model, model_root).path, out, cfg)
     for part in (report.student, report.teacher):
         if part is None:
@@ -480,7 +485,7 @@ def export(
                    f"({part.bytes} bytes); parity on {p.images} images: max heatmap diff {p.max_heat_diff:.1e}, "
                    f"{p.same_verdicts}/{p.images} same verdicts")
         if part.int8 is not None:
-            typer.echo(f"  int8 {'kept' if part.int8.kept else 'dropped'}: {part.int8.reason}")
+            typer.echo(f"  int8 ({part.int8.engine}) {'kept' if part.int8.kept else 'dropped'}: {part.int8.reason}")
         if part.bf16 is not None:
             typer.echo(f"  bf16 (OpenVINO) {'kept' if part.bf16.kept else 'dropped'}: {part.bf16.reason}")
         if part.atc is not None:

@@ -36,7 +36,8 @@ Rules:
   ``engines`` names ``"openvino"`` for it
   (:mod:`npusuite.platform.runtime.openvino_session`): the ``bf16`` variant is
   the fp32 ``model.onnx`` compiled by OpenVINO at bf16 on a CPU with AMX, which
-  ONNX Runtime's CPU provider cannot do.  A module's ``precision`` is its
+  ONNX Runtime's CPU provider cannot do; an ``int8`` variant may be a QDQ
+  graph written for OpenVINO, which runs its convolutions on VNNI/AMX.  A module's ``precision`` is its
   variant's name, read from ``onnx.json``, not guessed from the file name.
 * :class:`OnnxModule` is callable like the torch module it replaces
   (``torch.Tensor`` in, ``torch.Tensor`` out, first input / first output),
@@ -110,8 +111,9 @@ def read_info(folder: Path) -> OnnxInfo:
     for precision, engine in info.engines.items():
         if precision not in info.variants:
             raise CorruptModelError(f"{path}: engines names {precision!r}, which is not one of its variants")
-        if engine == "openvino" and precision not in ("fp32", "bf16"):
-            raise CorruptModelError(f"{path}: OpenVINO runs the fp32 graph at fp32 or bf16, not {precision!r}")
+        if engine == "openvino" and precision not in ("fp32", "bf16", "int8"):
+            raise CorruptModelError(f"{path}: OpenVINO runs a variant at fp32, bf16 or int8 (a QDQ graph), not "
+                                    f"{precision!r}")
     if "bf16" in info.variants and info.engines.get("bf16") != "openvino":
         raise CorruptModelError(f"{path}: a bf16 variant runs on OpenVINO (engines: {{\"bf16\": \"openvino\"}}); ONNX "
                                 f"Runtime's CPU provider has no bf16 mode for an fp32 graph")

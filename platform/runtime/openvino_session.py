@@ -21,6 +21,13 @@ Rules:
   the CPU has it, which would silently change an fp32 model's numbers).
   ``bf16`` where the CPU lacks it is refused with
   :class:`DeviceUnavailableError`: no silent fall-back to another precision.
+* ``int8``: a graph quantised with QuantizeLinear/DequantizeLinear pairs
+  (QDQ; ``inspection export --int8 --int8-engine openvino``).  OpenVINO's
+  low-precision transformations run each quantised convolution in int8 (VNNI
+  on AVX-512 or AVX-VNNI CPUs, AMX where present); what is left unquantised
+  computes in f32 (the hint is f32, so nothing silently becomes bf16).  The
+  quantisation is in the graph, so an fp32 graph opened as ``int8`` runs in
+  f32.  Refused where the CPU plugin offers no ``INT8``.
 * CPU only: OpenVINO is offered for the ``cpu`` device class.  CUDA and
   Ascend run ONNX folders through ONNX Runtime's providers.
 * A graph whose tensors live in external-data files is refused before
@@ -53,7 +60,7 @@ from npusuite.platform.runtime.devices import Device, DeviceUnavailableError
 logger = logging.getLogger(__name__)
 
 #: precision variant -> OpenVINO INFERENCE_PRECISION_HINT
-PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16"}
+PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
 
 
 @dataclass(frozen=True)
@@ -104,8 +111,8 @@ def capabilities() -> list[str]:
 
 
 def supports(precision: str) -> bool:
-    """Whether OpenVINO can run ``precision`` (``fp32``/``bf16``) on this machine's CPU."""
-    want = {"fp32": "FP32", "bf16": "BF16"}.get(precision)
+    """Whether OpenVINO can run ``precision`` (``fp32``/``bf16``/``int8``) on this machine's CPU."""
+    want = {"fp32": "FP32", "bf16": "BF16", "int8": "INT8"}.get(precision)
     return want is not None and want in capabilities()
 
 
@@ -115,7 +122,7 @@ class OpenVinoSession:
     def __init__(self, path: Path, device: Device, precision: str = "fp32", threads: int = 0) -> None:
         if device.kind != "cpu":
             raise DeviceUnavailableError(f"OpenVINO runs ONNX models on the cpu device here, not {device.name}; "
-                                         f"use the fp32 or int8 variant (ONNX Runtime) there")
+                                         f"use a variant ONNX Runtime runs there (fp32, or int8 exported for onnxruntime)")
         if precision not in PRECISION_HINTS:
             raise DeviceUnavailableError(f"OpenVINO precision {precision!r}: one of {', '.join(PRECISION_HINTS)}")
         core = _core()

@@ -215,6 +215,46 @@ def test_bf16_on_openvino_is_kept_only_when_torchs_verdicts_and_recall_hold(tiny
         assert 0 < decision.parity.max_heat_diff < 0.05  # bf16 really computed, and close
 
 
+def test_int8_for_openvino_is_a_qdq_graph_run_by_openvino_under_the_same_rule(tiny_model, small_data, tmp_path):
+    """--int8-engine openvino: QDQ pairs (OpenVINO does not read QOperator nodes), every conv quantised but the
+    output conv's weights, onnx.json names OpenVINO for the int8 variant, and the platform opens it there."""
+    import onnx
+
+    from npusuite.platform.runtime.devices import get_device
+    from npusuite.platform.runtime.onnx_runtime import OnnxModule, read_info
+    from npusuite.platform.runtime.openvino_session import supports
+
+    out = tmp_path / "ov"
+    report = export(tiny_model, out, ExportConfig(int8=True, int8_engine="openvino",
+                                                  images=small_data / "washer" / "test"))
+    decision = report.student.int8
+    assert decision.engine == "openvino"
+    info = read_info(out)
+    if not supports("int8"):
+        assert not decision.kept and "no int8" in decision.reason and "int8" not in info.variants
+        return
+    drop = abs(decision.fp32.recall - decision.int8.recall)
+    assert decision.kept is (drop <= 0.005 + 1e-12)
+    calib = np.random.default_rng(0).random((2, 3, 64, 64), dtype=np.float32)
+    candidate = out / INT8_FILE if decision.kept else tmp_path / INT8_FILE
+    if not decision.kept:  # the rule dropped it on this tiny model: the recipe is still checked
+        quantize_int8(out / "model.onnx", candidate, calib, "image", engine="openvino")
+    nodes = onnx.load(str(candidate)).graph.node
+    ops = [n.op_type for n in nodes]
+    assert "QLinearConv" not in ops and "QuantizeLinear" in ops and "DequantizeLinear" in ops
+    convs = [n for n in nodes if n.op_type == "Conv"]
+    dequantized = {n.output[0] for n in nodes if n.op_type == "DequantizeLinear"}
+    assert convs[-1].input[1] not in dequantized  # the output conv keeps its float weights
+    assert all(set(c.input[:2]) <= dequantized for c in convs[:-1])  # every other conv is quantised
+    if decision.kept:
+        assert info.variants["int8"] == INT8_FILE and info.engines["int8"] == "openvino"
+        assert "int8" not in info.optimization  # an ONNX Runtime setting, not OpenVINO's
+        net = OnnxModule.open_variant(out, get_device("cpu"), "int8", 1)
+        assert net.engine == "openvino" and net.session.get_providers() == ["OpenVINO CPU (int8)"]
+        heat, score = net.outputs(calib, ["heatmap", "score"])
+        assert heat.shape == (2, 64, 64) and np.allclose(score, heat.reshape(2, -1).max(axis=1))
+
+
 def test_the_int8_recipe_keeps_the_first_and_last_conv_and_the_resize_in_float(exported, tmp_path):
     """The measured recipe (export rule 5): QOperator QLinearConv inside, fp32 Conv at the 3-channel input and
     the 1-channel head, Resize on float tensors; the fused scoring head is still there; it runs at EXTENDED."""
@@ -246,6 +286,8 @@ def test_refusals_are_user_errors(tiny_model, tmp_path):
         ExportConfig(bf16=True)
     with pytest.raises(UserError, match="--om-precision"):
         ExportConfig(format="om", om_precision="int4")
+    with pytest.raises(UserError, match="--int8-engine"):
+        ExportConfig(int8=True, images=tmp_path, int8_engine="tensorrt")
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "keep.txt").write_text("x")

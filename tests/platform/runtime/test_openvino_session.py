@@ -93,11 +93,14 @@ def test_onnx_json_engines_that_cannot_hold_are_refused(tmp_path):
     write_info(folder, info)
     with pytest.raises(CorruptModelError, match="not one of its variants"):
         read_info(folder)
-    info.engines = {"int8": "openvino"}
-    info.variants["int8"] = "model.int8.onnx"
+    info.engines = {"fp16": "openvino"}
+    info.variants["fp16"] = "model.fp16.onnx"
     write_info(folder, info)
-    with pytest.raises(CorruptModelError, match="fp32 or bf16"):
+    with pytest.raises(CorruptModelError, match="fp32, bf16 or int8"):
         read_info(folder)
+    info.engines, info.variants = {"int8": "openvino"}, {"fp32": ONNX_FILE, "int8": "model.int8.onnx"}
+    write_info(folder, info)
+    assert read_info(folder).engines == {"int8": "openvino"}  # an int8 QDQ graph for OpenVINO is allowed
     info.engines, info.variants = {}, {"fp32": ONNX_FILE, "bf16": ONNX_FILE}  # bf16 left to ONNX Runtime
     write_info(folder, info)
     with pytest.raises(CorruptModelError, match="bf16 variant runs on OpenVINO"):
@@ -130,8 +133,8 @@ def test_openvino_settings_it_cannot_honour_are_refused(tmp_path):
     folder, _ = _onnx_folder(tmp_path / "m")
     with pytest.raises(DeviceUnavailableError, match="cpu device"):
         OpenVinoSession(folder / ONNX_FILE, SimpleNamespace(kind="cuda", name="cuda:0"))
-    with pytest.raises(DeviceUnavailableError, match="precision 'int8'"):
-        OpenVinoSession(folder / ONNX_FILE, get_device("cpu"), "int8")
+    with pytest.raises(DeviceUnavailableError, match="precision 'fp16'"):
+        OpenVinoSession(folder / ONNX_FILE, get_device("cpu"), "fp16")
     with pytest.raises(CorruptModelError, match="missing"):
         OpenVinoSession(folder / "nope.onnx", get_device("cpu"))
 
