@@ -294,7 +294,7 @@ def runtimes_png(path: Path, rt: dict) -> None:
         idx = np.arange(len(keys))
         ax.bar(idx - 0.2, [part["inspect"][k]["fps"] for k in keys], 0.4, label="whole inspect")
         ax.bar(idx + 0.2, [part["forward"][k]["fps"] for k in keys], 0.4, label="forward only")
-        ax.set_xticks(idx, [k.replace("_", "\n", 1) for k in keys], fontsize=7)
+        ax.set_xticks(idx, [k.replace("_", "\n") for k in keys], fontsize=7)
         ax.set_ylabel("frames/s, batch 1")
         ratios = part["fps_over_student_torch_fp32"]
         r = ratios["student_onnx_fp32"]

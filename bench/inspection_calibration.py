@@ -23,7 +23,9 @@ exchangeable (80 held back, a Gumbel tail in logit space).
 Where this CPU offers bf16 to OpenVINO, each student is also exported (``inspection export``, fp32, parity
 checked) and its graph run on OpenVINO at bf16 through the inspector's fused-head path, the edge agent's
 ``--precision bf16``; the row ``BF16`` judges the shipped threshold (the card's, placed on fp32 scores) on
-those bf16 scores: does the false-reject rate still hold when the edge runs bf16?
+those bf16 scores: does the false-reject rate still hold when the edge runs bf16?  The row ``INT8`` does the same
+for the int8 graph written for OpenVINO (``export --int8 --int8-engine openvino``, calibrated on the stored good
+images), where OpenVINO offers int8.
 
 Per-seed scores are cached in ``--work`` (``<seed>/scores.npz``; ``--fresh-run`` retrains).  Writes
 ``bench/out/inspection_calibration.json`` and ``.png`` (recall vs fresh FRR per rule and seed).  About 3.5
@@ -88,6 +90,7 @@ def gpd_rule(scores: np.ndarray, target: float, confidence: float = 0.75, bootst
 EXTRA = 200
 WITH_EXTRA = f"shipped + {EXTRA} images from --calibration (FRR on the other fresh images)"
 BF16 = "shipped, student on OpenVINO bf16 (the edge's --precision bf16)"
+INT8 = "shipped, student on OpenVINO int8 (export --int8 --int8-engine openvino)"
 #: rule name -> threshold from the held-back good scores.
 RULES: dict[str, Callable[[np.ndarray], float]] = {
     "shipped (exp tail, 75% bootstrap)": lambda h: calibrate(h, TARGET).threshold,
@@ -123,10 +126,12 @@ def scores_for(seed: int, work: Path, fresh: int, retrain: bool) -> dict:
     return out
 
 
-def bf16_scores(seed: int, work: Path) -> dict[str, np.ndarray] | None:
-    """The student's scores of the test split and the fresh images on OpenVINO bf16 (see the module docstring),
-    cached beside the torch scores; None where the CPU has no bf16."""
-    from npusuite.inspection.export import ExportConfig, export
+def openvino_scores(seed: int, work: Path, precision: str) -> dict[str, np.ndarray] | None:
+    """The student's scores of the test split and the fresh images on OpenVINO at ``precision`` (see the module
+    docstring): ``bf16``, the fp32 graph at bf16; ``int8``, the QDQ graph ``export --int8 --int8-engine openvino``
+    writes (quantised here whatever its keep rule would say, so every seed is judged).  Cached beside the torch
+    scores; None where the CPU does not offer the precision."""
+    from npusuite.inspection.export import INT8_FILE, ExportConfig, export, quantize_int8
     from npusuite.inspection.inspector import Inspector
     from npusuite.inspection.modelcard import LoadedModel
     from npusuite.inspection.records import Frame
@@ -134,19 +139,26 @@ def bf16_scores(seed: int, work: Path) -> dict[str, np.ndarray] | None:
     from npusuite.platform.runtime.onnx_runtime import ONNX_FILE, OnnxModule
     from npusuite.platform.runtime.openvino_session import supports
 
-    if not supports("bf16"):
+    if not supports(precision):
         return None
     root = work / str(seed)
-    path = root / "scores_bf16.npz"
+    path = root / f"scores_{precision}.npz"
     if path.exists():
         d = np.load(path)
         return {k: d[k] for k in d.files}
     if not (root / "onnx" / ONNX_FILE).is_file():
         export(root / "model", root / "onnx", ExportConfig())
+    graph = root / "onnx" / ONNX_FILE
+    if precision == "int8":
+        from npusuite.inspection.samples import calibration_images
+
+        graph = root / "onnx" / f"openvino-{INT8_FILE}"
+        calib = calibration_images(root / "onnx").transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+        quantize_int8(root / "onnx" / ONNX_FILE, graph, calib, "image", engine="openvino")
     card = read_card(root / "onnx")
-    inspector = Inspector(LoadedModel(OnnxModule(root / "onnx" / ONNX_FILE, get_device("cpu"), 1, precision="bf16",
-                                                 engine="openvino"), card, f"leather-{seed}-bf16", root / "onnx",
-                                      "bf16"))
+    inspector = Inspector(LoadedModel(OnnxModule(graph, get_device("cpu"), 1, precision=precision,
+                                                 engine="openvino"), card, f"leather-{seed}-{precision}",
+                                      root / "onnx", precision))
 
     def scores(folder: Path) -> np.ndarray:
         split = load_split(folder)
@@ -231,9 +243,10 @@ def main(argv: list[str] | None = None) -> int:
         more = calibrate(np.concatenate([d["holdout"], d["fresh"][:EXTRA]]), TARGET).threshold
         seeds[str(seed)][WITH_EXTRA] = judge({**d, "fresh": d["fresh"][EXTRA:]}, more)
         seeds[str(seed)]["oracle (fresh 99% quantile)"] = judge(d, float(np.quantile(d["fresh"], 1 - TARGET)))
-        bf16 = bf16_scores(seed, args.work)
-        if bf16 is not None:  # the card's threshold, placed on fp32 held-back scores, judged on bf16 scores
-            seeds[str(seed)][BF16] = judge({**d, **bf16}, RULES["shipped (exp tail, 75% bootstrap)"](d["holdout"]))
+        for precision, row in (("bf16", BF16), ("int8", INT8)):
+            low = openvino_scores(seed, args.work, precision)
+            if low is not None:  # the card's threshold, placed on fp32 held-back scores, judged on these scores
+                seeds[str(seed)][row] = judge({**d, **low}, RULES["shipped (exp tail, 75% bootstrap)"](d["holdout"]))
         for rule, r in seeds[str(seed)].items():
             logger.info("seed %d, %s: %s", seed, rule, r)
     rules = {rule: {"seeds": len(seeds), "passes": sum(s[rule]["passes"] for s in seeds.values()),
