@@ -122,7 +122,8 @@ class OpenVinoSession:
     def __init__(self, path: Path, device: Device, precision: str = "fp32", threads: int = 0) -> None:
         if device.kind != "cpu":
             raise DeviceUnavailableError(f"OpenVINO runs ONNX models on the cpu device here, not {device.name}; "
-                                         f"use a variant ONNX Runtime runs there (fp32, or int8 exported for onnxruntime)")
+                                         f"use a variant ONNX Runtime runs there (fp32, or an int8 exported for "
+                                         f"onnxruntime)")
         if precision not in PRECISION_HINTS:
             raise DeviceUnavailableError(f"OpenVINO precision {precision!r}: one of {', '.join(PRECISION_HINTS)}")
         core = _core()

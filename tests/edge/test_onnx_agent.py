@@ -147,6 +147,21 @@ def test_precision_int8_runs_the_int8_graph_the_export_kept(trained_onnx, tmp_pa
     assert InspectionFactory("cpu", "fp32")(folder).model.net.path.name == "model.onnx"
 
 
+def _on_openvino(folder: Path, precision: str, graph: str, trained_onnx: Path):
+    """List ``graph`` as the folder's ``precision`` variant on OpenVINO, as the export does; the agent's factory
+    at that precision and at fp32, and the test frames."""
+    from npusuite.platform.runtime.onnx_runtime import read_info, write_info
+
+    info = read_info(folder)
+    info.variants[precision], info.engines[precision] = graph, "openvino"
+    write_info(folder, info)
+    inspector = InspectionFactory("cpu", precision)(folder)
+    net = inspector.model.net
+    assert net.engine == "openvino" and net.precision == precision and inspector.fused
+    frames, _ = load_samples(trained_onnx / "data" / "washer" / "test")
+    return inspector, InspectionFactory("cpu", "fp32")(folder), frames
+
+
 def test_precision_int8_runs_an_int8_graph_written_for_openvino_on_openvino(trained_onnx, tmp_path):
     """`export --int8 --int8-engine openvino` lists the QDQ graph with engine openvino: the agent's factory at
     int8 runs it there, close to the fp32 graph."""
@@ -154,7 +169,6 @@ def test_precision_int8_runs_an_int8_graph_written_for_openvino_on_openvino(trai
 
     from npusuite.inspection.export import INT8_FILE, quantize_int8
     from npusuite.inspection.samples import calibration_images
-    from npusuite.platform.runtime.onnx_runtime import read_info, write_info
     from npusuite.platform.runtime.openvino_session import supports
 
     if not supports("int8"):
@@ -163,14 +177,7 @@ def test_precision_int8_runs_an_int8_graph_written_for_openvino_on_openvino(trai
     shutil.copytree(trained_onnx / "onnx", folder)
     calib = calibration_images(folder).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
     quantize_int8(folder / "model.onnx", folder / INT8_FILE, calib, "image", engine="openvino")
-    info = read_info(folder)
-    info.variants["int8"], info.engines["int8"] = INT8_FILE, "openvino"
-    write_info(folder, info)
-    inspector = InspectionFactory("cpu", "int8")(folder)
-    net = inspector.model.net
-    assert net.engine == "openvino" and net.precision == "int8" and inspector.fused
-    frames, _ = load_samples(trained_onnx / "data" / "washer" / "test")
-    fp32 = InspectionFactory("cpu", "fp32")(folder)
+    inspector, fp32, frames = _on_openvino(folder, "int8", INT8_FILE, trained_onnx)
     diffs = [abs(inspector.inspect(f).score - fp32.inspect(f).score) for f in frames[:8]]
     assert max(diffs) < 0.2 and any(d > 0 for d in diffs)  # int8 really computed, and close
 
@@ -178,7 +185,6 @@ def test_precision_int8_runs_an_int8_graph_written_for_openvino_on_openvino(trai
 def test_precision_bf16_runs_the_graph_on_openvino_where_the_export_kept_it(trained_onnx, tmp_path):
     """`export --bf16` lists a bf16 variant (model.onnx on OpenVINO) only where torch's verdicts held: the
     agent's factory at bf16 runs it there; a bundle without it, or a torch folder, is refused in one line."""
-    from npusuite.platform.runtime.onnx_runtime import read_info, write_info
     from npusuite.platform.runtime.openvino_session import supports
 
     with pytest.raises(UserError, match="no bf16 ONNX graph"):
@@ -189,14 +195,7 @@ def test_precision_bf16_runs_the_graph_on_openvino_where_the_export_kept_it(trai
         pytest.skip("this CPU offers no bf16 to OpenVINO")
     folder = tmp_path / "with-bf16"
     shutil.copytree(trained_onnx / "onnx", folder)
-    info = read_info(folder)
-    info.variants["bf16"], info.engines["bf16"] = "model.onnx", "openvino"
-    write_info(folder, info)
-    inspector = InspectionFactory("cpu", "bf16")(folder)
-    net = inspector.model.net
-    assert net.engine == "openvino" and net.precision == "bf16" and inspector.fused
-    frames, _ = load_samples(trained_onnx / "data" / "washer" / "test")
-    fp32 = InspectionFactory("cpu", "fp32")(folder)
+    inspector, fp32, frames = _on_openvino(folder, "bf16", "model.onnx", trained_onnx)
     for frame in frames[:6]:
         a, b = inspector.inspect(frame), fp32.inspect(frame)
         assert abs(a.score - b.score) < 0.05 and a.heatmap.shape == b.heatmap.shape
