@@ -139,6 +139,8 @@ class ExportConfig:
             raise UserError(f"--om-precision {self.om_precision!r}: choose {', '.join(OM_PRECISION_MODES)}")
         if self.int8_engine not in INT8_ENGINES:
             raise UserError(f"--int8-engine {self.int8_engine!r}: choose {' or '.join(INT8_ENGINES)}")
+        if self.int8_engine != "onnxruntime" and not self.int8:
+            raise UserError("--int8-engine chooses the engine of the int8 graph: add --int8")
         if self.int8 and self.images is None:
             raise UserError("--int8 is kept only if recall holds: pass --images with good/ and defect folders")
         if self.bf16 and self.images is None:

@@ -37,8 +37,9 @@ Rules:
   (:mod:`npusuite.platform.runtime.openvino_session`): the ``bf16`` variant is
   the fp32 ``model.onnx`` compiled by OpenVINO at bf16 on a CPU with AMX, which
   ONNX Runtime's CPU provider cannot do; an ``int8`` variant may be a QDQ
-  graph written for OpenVINO, which runs its convolutions on VNNI/AMX.  A module's ``precision`` is its
-  variant's name, read from ``onnx.json``, not guessed from the file name.
+  graph written for OpenVINO, which runs its convolutions on VNNI/AMX.  A
+  module's ``precision`` is its variant's name, read from ``onnx.json``, not
+  guessed from the file name.
 * :class:`OnnxModule` is callable like the torch module it replaces
   (``torch.Tensor`` in, ``torch.Tensor`` out, first input / first output),
   so apps that run ``runtime.module`` directly keep one post-processing path.

@@ -288,6 +288,8 @@ def test_refusals_are_user_errors(tiny_model, tmp_path):
         ExportConfig(format="om", om_precision="int4")
     with pytest.raises(UserError, match="--int8-engine"):
         ExportConfig(int8=True, images=tmp_path, int8_engine="tensorrt")
+    with pytest.raises(UserError, match="add --int8"):
+        ExportConfig(int8_engine="openvino")
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "keep.txt").write_text("x")
