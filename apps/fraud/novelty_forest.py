@@ -45,7 +45,7 @@ def _walk(z: np.ndarray, feature: np.ndarray, threshold: np.ndarray, children: n
 
     One tree at a time (its nodes stay in cache for the whole batch), :data:`LANES` rows at a time: one row's
     step waits for its previous step's loads (node, feature, value, child), so a row alone leaves the core
-    idle; eight interleaved chains keep it busy (2.2-2.7x faster on an AVX2 EPYC, bench/fraud_hot_path.py).
+    idle; eight interleaved chains keep it busy (2.2-2.7x faster on a 2-vCPU AMD EPYC, bench/fraud_hot_path.py).
     Each row's trees are still added in tree order, so the sums are the same to the bit."""
     n = z.shape[0]
     out = np.zeros(n)

@@ -3,6 +3,7 @@ agent that runs it with ONNX Runtime."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import time
@@ -45,6 +46,11 @@ def _run_step(ctx: DemoContext) -> None:
     assert (slot / "model.onnx").is_file() and not (slot / "model.safetensors").exists()  # the ONNX student shipped
     log = (ctx.workdir / "logs" / "edge-agent.log").read_text()
     assert "model.onnx on cpu (CPUExecutionProvider, optimisation" in log  # ONNX Runtime ran it
+    # the export judged the int8 graph for OpenVINO: kept (listed for OpenVINO), dropped, or "not evaluated"
+    int8 = json.loads((ctx.workdir / "edge" / "model-onnx" / "export.json").read_text())["student"]["int8"]
+    info = json.loads((slot / "onnx.json").read_text())
+    assert int8["engine"] == "openvino" and int8["reason"]
+    assert ("int8" in info["variants"]) is int8["kept"] and (info["engines"].get("int8") == "openvino") is int8["kept"]
 
 
 def test_demo_step_rolls_the_trained_onnx_student_out_to_the_agent(tmp_path, trained_onnx):

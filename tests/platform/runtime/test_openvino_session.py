@@ -107,12 +107,15 @@ def test_onnx_json_engines_that_cannot_hold_are_refused(tmp_path):
         read_info(folder)
 
 
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
 @pytest.mark.parametrize("payload", [b"", b"not a graph at all \x00\x01\x02", b"\x08\x07\x12\x03abc" * 50])
-def test_a_corrupt_graph_is_refused_by_openvino_in_one_line(tmp_path, payload):
+def test_a_corrupt_graph_is_refused_by_openvino_in_one_line(tmp_path, payload, precision):
+    if not supports(precision):
+        pytest.skip(f"this CPU offers no {precision} to OpenVINO")
     path = tmp_path / ONNX_FILE
     path.write_bytes(payload)
     with pytest.raises(CorruptModelError) as err:
-        OpenVinoSession(path, get_device("cpu"))
+        OpenVinoSession(path, get_device("cpu"), precision)
     assert str(path) in str(err.value) and "\n" not in str(err.value)
 
 
