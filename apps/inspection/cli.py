@@ -93,7 +93,7 @@ def train(
     out: Path = typer.Option(..., "--out", help="Model folder to write (student; the teacher goes to OUT/teacher)."),
     target_frr: float = typer.Option(0.01, "--target-frr", help=(
         "False-reject rate the threshold is calibrated to, on the 40% of good images held back from training (an "
-        "exponential fit to the top 30% of their scores with a 75% bootstrap bound, never below the plain quantile "
+        "exponential fit to the top 30% of their scores with a 90% bootstrap bound, never below the plain quantile "
         "at 1.5x the target), so the rate holds on fresh good parts too.")),
     size_px: int = typer.Option(128, "--size", help=(
         "Working resolution: the longer image side in pixels, aspect ratio kept; every image (any size) is "

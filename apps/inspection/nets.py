@@ -39,6 +39,8 @@ logger = logging.getLogger(__name__)
 
 #: the normalised logit is ``z - NORM_OFFSET``: z = 5 standard deviations above a good pixel is heat 0.5.
 NORM_OFFSET = 5.0
+#: the smallest per-pixel standard deviation the normaliser divides by.
+MIN_STD = 1e-3
 
 
 def _cbr(c_in: int, c_out: int) -> list[nn.Module]:
@@ -85,7 +87,8 @@ class _UNet(nn.Module):
             raise ValueError("pix_mean and pix_std must be H x W tensors of the same shape")
         self.norm_hw = [int(pix_mean.shape[0]), int(pix_mean.shape[1])]
         self.register_buffer("pix_mean", pix_mean.detach().float().reshape(1, 1, *self.norm_hw).clone())
-        self.register_buffer("pix_std", pix_std.detach().float().clamp_min(1e-3).reshape(1, 1, *self.norm_hw).clone())
+        self.register_buffer("pix_std",
+                             pix_std.detach().float().clamp_min(MIN_STD).reshape(1, 1, *self.norm_hw).clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = (x - self.mean) / self.std

@@ -70,19 +70,25 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from npusuite.inspection import modelcard
-from npusuite.inspection.calibration import calibrate
+from npusuite.inspection.calibration import CONFIDENCE, calibrate
 from npusuite.inspection.feedback import Feedback, read_feedback
 from npusuite.inspection.images import list_images, read_image, to_working, working_shape
-from npusuite.inspection.nets import StudentNet, TeacherNet, count_parameters
+from npusuite.inspection.nets import MIN_STD, StudentNet, TeacherNet, count_parameters
 from npusuite.inspection.scoring import heatmaps, image_scores
 from npusuite.inspection.synth import synthesize
 from npusuite.platform.errors import UserError
 
 logger = logging.getLogger(__name__)
 
+#: the normaliser's edge correction (:func:`edge_ring_factors`): the tail quantile compared ring by ring, and the
+#: distance from the frame edge from which rings count as interior.
+RING_QUANTILE = 0.999
+INTERIOR_RING_PX = 16
+
 TRADE_OFF = ("trained on {crop}x{crop} px crops of a {w}x{h} px working frame (source {sw}x{sh} px): defects thinner "
              "than {ratio:.1f} source px lose contrast, and each crop sees {crop} px of context only; heat is "
-             "normalised per pixel by {fit} training good images, so a frame must be framed like them; the "
+             "normalised per pixel by {fit} training good images (wider near the frame edge, where good texture "
+             "scores higher), so a frame must be framed like them; the "
              "threshold is calibrated on {hold} held-back good images (not trained on) with an exponential tail "
              "fit, so fewer good images for training")
 
@@ -105,9 +111,11 @@ class TrainConfig:
     holdout_fraction: float = 0.4
     min_holdout: int = 10
     smooth_px: int = 3
+    #: widen the per-pixel normaliser near the frame edge (:func:`edge_ring_factors`).
+    edge_rings: bool = True
     p_anomaly: float = 0.6
     #: calibration: upper confidence of the fitted quantile (see npusuite.inspection.calibration).
-    calibration_confidence: float = 0.75
+    calibration_confidence: float = CONFIDENCE
     #: evaluate on PRODUCT/test after training when it holds defect folders.
     evaluate: bool = True
     seed: int = 0
@@ -201,13 +209,39 @@ def _to_tensor(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
 
 
+def edge_ring_factors(z: np.ndarray, quantile: float = RING_QUANTILE, interior_px: int = INTERIOR_RING_PX
+                      ) -> np.ndarray:
+    """``H x W`` factors >= 1 that widen the normaliser near the frame edge, from ``z`` (``N x H x W`` per-pixel
+    z-scores of good frames).
+
+    A ring is the set of pixels at one distance from the nearest frame edge.  Near the edge the nets see half
+    their context, and their z-scores on good parts are heavier-tailed than inside: a texture cloud cut by the
+    edge scores like a defect (docs/inspection.md, "The frame edge").  Per ring, ``q_d`` is the ``quantile`` of
+    all its z-scores (a ring pools hundreds of pixels per frame, so a 0.999 quantile is stable where a
+    per-pixel one would not be); the reference is the median ``q_d`` over the interior rings (distance >=
+    ``interior_px``, or half the largest distance on small frames); a ring's factor is ``max(1, q_d / ref)``.
+    Dividing z by it puts each ring's good tail where the interior's is, so one threshold fits the frame."""
+    h, w = z.shape[1:]
+    yy, xx = np.mgrid[0:h, 0:w]
+    ring = np.minimum(np.minimum(yy, xx), np.minimum(h - 1 - yy, w - 1 - xx))
+    q = np.array([np.quantile(z[:, ring == d], quantile) for d in range(int(ring.max()) + 1)])
+    ref = float(np.median(q[min(interior_px, int(ring.max()) // 2):]))
+    if not ref > 0:  # a degenerate net (constant logits): leave the normaliser alone
+        return np.ones((h, w), np.float32)
+    return np.maximum(1.0, q / ref)[ring].astype(np.float32)
+
+
 @torch.inference_mode()
-def fit_normaliser(net: torch.nn.Module, images: np.ndarray, batch: int = 32) -> None:
+def fit_normaliser(net: torch.nn.Module, images: np.ndarray, batch: int = 32, edge_rings: bool = True) -> None:
     """Store in ``net`` the per-pixel mean and standard deviation of its raw logits on ``images`` (good whole
-    working frames; see :mod:`npusuite.inspection.nets`)."""
+    working frames; see :mod:`npusuite.inspection.nets`), the deviation widened near the frame edge by
+    :func:`edge_ring_factors` unless ``edge_rings`` is False."""
     net.eval()
     logits = torch.cat([net(_to_tensor(images[i:i + batch]))[:, 0].float() for i in range(0, len(images), batch)])
-    net.set_normaliser(logits.mean(0), logits.std(0))
+    mean, std = logits.mean(0), logits.std(0).clamp_min(MIN_STD)
+    if edge_rings:
+        std = std * torch.from_numpy(edge_ring_factors(((logits - mean) / std).numpy()))
+    net.set_normaliser(mean, std)
 
 
 @torch.inference_mode()
@@ -326,7 +360,7 @@ def train(good: Path, out: Path, cfg: TrainConfig = TrainConfig(), product: str 
                     crop)
     t_student = time.perf_counter() - t0
     for net in (teacher, student):  # after distillation: the student learnt the teacher's raw logits
-        fit_normaliser(net, fit)
+        fit_normaliser(net, fit, edge_rings=cfg.edge_rings)
 
     size_px = [int(shape[0]), int(shape[1])]
     trade_off = TRADE_OFF.format(crop=crop, w=shape[0], h=shape[1], sw=source[0], sh=source[1],
