@@ -41,7 +41,7 @@ def test_good_frames_come_out_as_z_scores_per_pixel_and_the_buffers_reload(tmp_p
 
 def test_edge_rings_widen_the_normaliser_only_where_good_tails_are_heavier():
     """A frame whose two outer rings have a heavy good tail (every 100th value large) and a Gaussian inside:
-    the factors are > 1 on those rings, exactly 1 inside, and dividing by them brings the rings' 0.999 quantile
+    the factors are > 1 on those rings, about 1 inside, and dividing by them brings the rings' 0.999 quantile
     to the interior's."""
     rng = np.random.default_rng(0)
     z = rng.normal(size=(200, 40, 48)).astype(np.float32)
