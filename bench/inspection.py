@@ -178,7 +178,7 @@ def runtimes(product_root: Path, model_dir: Path, frames: list, iters: int, tag:
 
     from npusuite.inspection.export import INT8_FILE, INT8_OPTIMIZATION, ExportConfig, export, quantize_int8
     from npusuite.inspection.modelcard import LoadedModel
-    from npusuite.inspection.samples import calibration_images
+    from npusuite.inspection.samples import calibration_batch
     from npusuite.platform.runtime.devices import get_device
     from npusuite.platform.runtime.onnx_runtime import ONNX_FILE, OnnxModule
 
@@ -194,7 +194,7 @@ def runtimes(product_root: Path, model_dir: Path, frames: list, iters: int, tag:
                                                         images=product_root / "test"))
                  if supports("int8") else None)
     tmp = Path(tempfile.mkdtemp())
-    calib = calibration_images(model_dir).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+    calib = calibration_batch(model_dir)
     int8_path, ov_int8_path = out / INT8_FILE, ov_out / INT8_FILE
     if not int8_path.is_file():  # dropped by the recall rule: quantise again, only to time it
         int8_path = tmp / INT8_FILE

@@ -152,10 +152,10 @@ def openvino_scores(seed: int, work: Path, precision: str) -> dict[str, np.ndarr
         export(root / "model", root / "onnx", ExportConfig())
     graph = root / "onnx" / ONNX_FILE
     if precision == "int8":
-        from npusuite.inspection.samples import calibration_images
+        from npusuite.inspection.samples import calibration_batch
 
         graph = root / "onnx" / f"openvino-{INT8_FILE}"
-        calib = calibration_images(root / "onnx").transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+        calib = calibration_batch(root / "onnx")
         quantize_int8(root / "onnx" / ONNX_FILE, graph, calib, "image", engine="openvino")
     card = read_card(root / "onnx")
     inspector = Inspector(LoadedModel(OnnxModule(graph, get_device("cpu"), 1, precision=precision,

@@ -513,7 +513,7 @@ def _export_role(src: Path, out: Path, cfg: ExportConfig, role: str) -> RoleExpo
 def _int8(out: Path, loaded, info, onnx_net, exported: list, sample: Sample, cfg: ExportConfig) -> Int8Decision:
     from npusuite.inspection.inspector import Inspector
     from npusuite.inspection.modelcard import LoadedModel
-    from npusuite.inspection.samples import calibration_images
+    from npusuite.inspection.samples import calibration_batch
     from npusuite.platform.runtime.onnx_runtime import OnnxModule
 
     engine = cfg.int8_engine
@@ -525,7 +525,7 @@ def _int8(out: Path, loaded, info, onnx_net, exported: list, sample: Sample, cfg
             return Int8Decision(kept=False, reason=f"this CPU has no int8 in OpenVINO ({offered}); not evaluated",
                                 engine=engine)
     # the nets' input: float N x 3 x H x W in [0, 1], from the stored good images
-    calib = calibration_images(loaded.path).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+    calib = calibration_batch(loaded.path)
     candidate = out / INT8_FILE
     quantize_int8(out / info.variants["fp32"], candidate, calib, info.inputs[0].name, engine)
     int8_net = (OnnxModule(candidate, onnx_net.device, info=info, precision="int8", engine="openvino")

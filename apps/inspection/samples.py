@@ -4,8 +4,9 @@
 tensor ``N x 3 x H x W``: float32 in [0, 1] (what the nets take), or uint8.
 :func:`calibration_images` returns them as uint8 BGR ``N x H x W x 3`` (what
 cameras give), :func:`calibration_frames` as :class:`~npusuite.inspection.records.Frame`
-records.  The export's parity check and int8 calibration, and the edge
-agent's default health-check samples, read them here.  A missing, corrupt
+records, :func:`calibration_batch` as the nets' float input.  The export's
+parity check and int8 calibration, and the edge agent's default health-check
+samples, read them here.  A missing, corrupt
 or misshapen file raises :class:`UserError` naming it.
 """
 
@@ -48,3 +49,8 @@ def calibration_frames(folder: Path, limit: int | None = None) -> list:
 
     return [Frame(image=img, timestamp=0.0, source=str(folder), seq=i, name=f"calibration-{i:03d}")
             for i, img in enumerate(calibration_images(folder, limit))]
+
+
+def calibration_batch(folder: Path, limit: int | None = None) -> np.ndarray:
+    """The stored good images as the nets' input: float32 ``N x 3 x H x W`` in [0, 1] (int8 calibration)."""
+    return calibration_images(folder, limit).transpose(0, 3, 1, 2).astype(np.float32) / 255.0

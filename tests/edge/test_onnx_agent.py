@@ -127,15 +127,14 @@ def test_bundle_samples_refuse_a_model_without_good_images(tmp_path: Path):
 def test_precision_int8_runs_the_int8_graph_the_export_kept(trained_onnx, tmp_path):
     """An exported folder whose onnx.json lists an int8 variant (as `export --int8` writes it when recall holds):
     the agent's factory at int8 runs that graph through the same adapter."""
-    import numpy as np
 
     from npusuite.inspection.export import INT8_FILE, quantize_int8
-    from npusuite.inspection.samples import calibration_images
+    from npusuite.inspection.samples import calibration_batch
     from npusuite.platform.runtime.onnx_runtime import read_info, write_info
 
     folder = tmp_path / "with-int8"
     shutil.copytree(trained_onnx / "onnx", folder)
-    calib = calibration_images(folder).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+    calib = calibration_batch(folder)
     quantize_int8(folder / "model.onnx", folder / INT8_FILE, calib, "image")
     info = read_info(folder)
     info.variants["int8"] = INT8_FILE
@@ -165,17 +164,16 @@ def _on_openvino(folder: Path, precision: str, graph: str, trained_onnx: Path):
 def test_precision_int8_runs_an_int8_graph_written_for_openvino_on_openvino(trained_onnx, tmp_path):
     """`export --int8 --int8-engine openvino` lists the QDQ graph with engine openvino: the agent's factory at
     int8 runs it there, close to the fp32 graph."""
-    import numpy as np
 
     from npusuite.inspection.export import INT8_FILE, quantize_int8
-    from npusuite.inspection.samples import calibration_images
+    from npusuite.inspection.samples import calibration_batch
     from npusuite.platform.runtime.openvino_session import supports
 
     if not supports("int8"):
         pytest.skip("this CPU offers no int8 to OpenVINO")
     folder = tmp_path / "with-openvino-int8"
     shutil.copytree(trained_onnx / "onnx", folder)
-    calib = calibration_images(folder).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+    calib = calibration_batch(folder)
     quantize_int8(folder / "model.onnx", folder / INT8_FILE, calib, "image", engine="openvino")
     inspector, fp32, frames = _on_openvino(folder, "int8", INT8_FILE, trained_onnx)
     diffs = [abs(inspector.inspect(f).score - fp32.inspect(f).score) for f in frames[:8]]

@@ -328,13 +328,16 @@ def test_score_and_evaluate_judge_the_exported_folder_itself(exported, tiny_mode
     from npusuite.inspection.evaluate import evaluate_models
     from npusuite.inspection.inspector import Inspector
     from npusuite.inspection.modelcard import load
-    from npusuite.inspection.samples import calibration_frames
+    from npusuite.inspection.samples import calibration_batch, calibration_frames
     from npusuite.platform.runtime.onnx_runtime import OnnxModule
 
     out, _ = exported
     onnx_student, torch_student = Inspector.load(out, threads=1), Inspector.load(tiny_model)
     assert isinstance(onnx_student.model.net, OnnxModule) and onnx_student.fused
     frames = calibration_frames(out, limit=8)
+    batch = calibration_batch(out, limit=8)  # the same images as the nets' float input
+    assert batch.dtype == np.float32 and batch.shape[:2] == (8, 3)
+    assert np.array_equal(np.rint(batch * 255).astype(np.uint8).transpose(0, 2, 3, 1), [f.image for f in frames])
     assert [onnx_student.inspect(f).defective for f in frames] == [torch_student.inspect(f).defective for f in frames]
     report = evaluate_models([load(out), load(out / "teacher")], small_data / "washer", progress=False)
     assert [m.runtime for m in report.models] == ["onnxruntime fp32", "onnxruntime fp32"]
